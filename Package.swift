@@ -1,0 +1,44 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "chpki",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "chpki", targets: ["chpki"]),
+        .library(name: "ChpkiCore", targets: ["ChpkiCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+    ],
+    targets: [
+        // OpenSSL 3 from libssl-dev; the only C the project links besides SQLite.
+        .systemLibrary(
+            name: "CChpkiOpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .target(
+            name: "ChpkiCore",
+            dependencies: [
+                "CChpkiOpenSSL",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .executableTarget(
+            name: "chpki",
+            dependencies: [
+                "ChpkiCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "ChpkiCoreTests",
+            dependencies: ["ChpkiCore"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

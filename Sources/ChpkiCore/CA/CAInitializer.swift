@@ -1,0 +1,211 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Creates the offline root CA (SPEC §6): everything is built in memory first, then written into a
+/// staging directory inside the CA directory under the directory lock, then renamed into place with
+/// `ca.db` last. A refusal or failure leaves the directory exactly as it was.
+public enum CAInitializer {
+    public struct Request: Sendable {
+        public var directory: CADirectory
+        public var subject: DistinguishedName
+        public var keyType: KeyType
+        public var validity: Period
+        public var nameConstraints: NameConstraints?
+        public var intermediate: Bool
+        /// nil stores the keys unencrypted (only with an explicit `--no-passphrase`).
+        public var passphrase: Passphrase?
+        public var protection: KeyProtection
+        public var now: Date
+
+        public init(directory: CADirectory, subject: DistinguishedName, keyType: KeyType, validity: Period,
+                    nameConstraints: NameConstraints?, intermediate: Bool, passphrase: Passphrase?,
+                    protection: KeyProtection = .scryptDefault, now: Date) {
+            self.directory = directory
+            self.subject = subject
+            self.keyType = keyType
+            self.validity = validity
+            self.nameConstraints = nameConstraints
+            self.intermediate = intermediate
+            self.passphrase = passphrase
+            self.protection = protection
+            self.now = now
+        }
+    }
+
+    public struct Result: Sendable {
+        public var root: Certificate
+        public var intermediate: Certificate?
+        public var keyEncrypted: Bool
+        public var files: [String]
+    }
+
+    /// How far back a CA's notBefore is set, so nodes with a slow clock accept it at once.
+    public static let backdating: TimeInterval = 3600
+    /// An intermediate lives at most this long (and never past the root).
+    public static let intermediateValidity = Period(amount: 5, unit: .years)
+
+    public static func create(_ request: Request, waitingForLock: () -> Void = {}) throws -> Result {
+        let directory = request.directory
+        try checkTarget(directory)
+
+        // Everything that can fail for a reason other than the file system happens before any write.
+        let materials = try buildMaterials(request)
+
+        let createdDirectory = try makeDirectoryIfMissing(directory.path)
+        var placed: [String] = []
+        var staging: String?
+        do {
+            let lock = try DirectoryLock(directory: directory.path, waiting: waitingForLock)
+            defer { withExtendedLifetime(lock) {} }
+            // Checked again under the lock: a concurrent init-ca may have won the race.
+            let existing = directory.existingAuthorityFiles()
+            guard existing.isEmpty else { throw alreadyExists(directory, existing) }
+
+            let stagingPath = directory.file(".init-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString.prefix(8))")
+            guard mkdir(stagingPath, 0o700) == 0 else { throw POSIXFailure.last("cannot write in \(directory.path)") }
+            staging = stagingPath
+            for (name, data) in materials.files {
+                try AtomicFile.write(data, to: Path.join(stagingPath, name), mode: 0o600)
+            }
+            try writeDatabase(materials, to: Path.join(stagingPath, CADatabase.fileName), now: request.now)
+
+            for name in materials.files.map(\.name) + [CADatabase.fileName] {
+                let from = Path.join(stagingPath, name)
+                guard rename(from, directory.file(name)) == 0 else { throw POSIXFailure.last("cannot move \(name) into \(directory.path)") }
+                placed.append(name)
+            }
+            AtomicFile.syncDirectory(directory.path)
+            rmdir(stagingPath)
+            staging = nil
+            chmod(directory.path, 0o700)
+        } catch {
+            for name in placed { unlink(directory.file(name)) }
+            if let staging { try? FileManager.default.removeItem(atPath: staging) }
+            if createdDirectory { rmdir(directory.path) }
+            if let failure = error as? POSIXFailure { throw ChpkiError.input(file: directory.path, field: nil, failure.message) }
+            throw error
+        }
+        return Result(root: materials.root, intermediate: materials.intermediate, keyEncrypted: request.passphrase != nil,
+                      files: materials.files.map(\.name) + [CADatabase.fileName])
+    }
+
+    // MARK: - Steps
+
+    /// The CA directory may be missing (its parent must exist) or a directory without CA files.
+    static func checkTarget(_ directory: CADirectory) throws {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else {
+                throw ChpkiError.input(file: directory.path, field: "--ca-dir", "exists and is not a directory")
+            }
+            let existing = directory.existingAuthorityFiles()
+            guard existing.isEmpty else { throw alreadyExists(directory, existing) }
+            guard access(directory.path, W_OK | X_OK) == 0 else {
+                throw ChpkiError.input(file: directory.path, field: "--ca-dir", "the directory is not writable")
+            }
+        } else {
+            let parentPath = Path.parent(of: directory.path)
+            guard FileManager.default.fileExists(atPath: parentPath, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw ChpkiError.input(file: directory.path, field: "--ca-dir", "its parent \(parentPath) does not exist or is not a directory")
+            }
+            guard access(parentPath, W_OK | X_OK) == 0 else {
+                throw ChpkiError.input(file: directory.path, field: "--ca-dir", "cannot create it: \(parentPath) is not writable")
+            }
+        }
+    }
+
+    static func alreadyExists(_ directory: CADirectory, _ files: [String]) -> ChpkiError {
+        ChpkiError.input(file: directory.path, field: nil,
+                         "a CA already exists here (\(files.joined(separator: ", "))); init-ca never overwrites one")
+    }
+
+    struct Materials {
+        var root: Certificate
+        var rootKey: PrivateKey
+        var intermediate: Certificate?
+        var intermediateKey: PrivateKey?
+        var files: [(name: String, data: Data)]
+    }
+
+    static func buildMaterials(_ request: Request) throws -> Materials {
+        let notBefore = request.now.addingTimeInterval(-backdating)
+        let rootNotAfter = request.validity.after(request.now)
+        let rootKey = try PrivateKey.generate(request.keyType)
+        let rootTemplate = CertificateTemplate(
+            subject: request.subject, serial: try SerialNumber.random(), notBefore: notBefore, notAfter: rootNotAfter,
+            certificateAuthority: .init(pathLength: nil), keyUsage: [.keyCertSign, .cRLSign],
+            nameConstraints: request.nameConstraints)
+        let root = try rootTemplate.sign(publicKeyOf: rootKey, by: Signer(certificate: nil, key: rootKey))
+        var files: [(String, Data)] = [
+            (CADirectory.rootKey, try protect(rootKey, request)),
+            (CADirectory.rootCertificate, try root.pemEncoded()),
+        ]
+
+        var intermediate: Certificate?
+        var intermediateKey: PrivateKey?
+        var crlSigner = Signer(certificate: root, key: rootKey)
+        if request.intermediate {
+            let key = try PrivateKey.generate(request.keyType)
+            var subject = request.subject
+            if let index = subject.attributes.lastIndex(where: { $0.type == "CN" }) {
+                subject.attributes[index].value = String((subject.attributes[index].value + " Intermediate").prefix(64))
+            }
+            let template = CertificateTemplate(
+                subject: subject, serial: try SerialNumber.random(), notBefore: notBefore,
+                notAfter: min(intermediateValidity.after(request.now), rootNotAfter),
+                certificateAuthority: .init(pathLength: 0), keyUsage: [.keyCertSign, .cRLSign])
+            let certificate = try template.sign(publicKeyOf: key, by: crlSigner)
+            files.append((CADirectory.intermediateKey, try protect(key, request)))
+            files.append((CADirectory.intermediateCertificate, try certificate.pemEncoded()))
+            intermediate = certificate
+            intermediateKey = key
+            crlSigner = Signer(certificate: certificate, key: key)
+        }
+
+        let crl = try CertificateRevocationList.sign(
+            entries: [], number: 1, thisUpdate: notBefore, nextUpdate: CRLPolicy.nextUpdate(after: request.now),
+            issuer: crlSigner.certificate!, key: crlSigner.key)
+        files.append((CADirectory.crl, try crl.pemEncoded()))
+        files.append((OpenSSLIndex.fileName, Data()))
+        files.append((OpenSSLIndex.attributesFileName, Data(OpenSSLIndex.attributes.utf8)))
+        return Materials(root: root, rootKey: rootKey, intermediate: intermediate, intermediateKey: intermediateKey,
+                         files: files.map { (name: $0.0, data: $0.1) })
+    }
+
+    static func protect(_ key: PrivateKey, _ request: Request) throws -> Data {
+        guard let passphrase = request.passphrase else { return try key.pkcs8PEM() }
+        return try key.encryptedPKCS8PEM(passphrase: passphrase, protection: request.protection)
+    }
+
+    static func writeDatabase(_ materials: Materials, to path: String, now: Date) throws {
+        let database = try CADatabase(path: path)
+        try database.change { db in
+            var root = try CertificateRecord(certificate: materials.root, kind: .root, issuerSerial: nil, privateKeyPEM: nil, createdAt: now)
+            try root.insert(db)
+            if let intermediate = materials.intermediate {
+                var record = try CertificateRecord(certificate: intermediate, kind: .intermediate,
+                                                   issuerSerial: materials.root.serial.hex, privateKeyPEM: nil, createdAt: now)
+                try record.insert(db)
+            }
+            try CADatabase.setMeta(db, "crl_number", "1")
+            try CADatabase.setMeta(db, "created_at", RFC3339.format(now))
+        }
+        try database.close()
+    }
+
+    /// Creates the CA directory (0700) when missing; true if this call created it.
+    static func makeDirectoryIfMissing(_ path: String) throws -> Bool {
+        if mkdir(path, 0o700) == 0 { return true }
+        if errno == EEXIST { return false }
+        throw ChpkiError.input(file: path, field: "--ca-dir", POSIXFailure.last("cannot create the CA directory").message)
+    }
+}
+
+/// How long a CRL is valid before it must be re-signed.
+public enum CRLPolicy {
+    public static let validity = Period(amount: 30, unit: .days)
+
+    public static func nextUpdate(after now: Date) -> Date { validity.after(now) }
+}

@@ -1,0 +1,34 @@
+/// An error chpki reports to the operator: one line, naming the file, field and reason.
+///
+/// `exitCode` follows SPEC §1: 2 for bad input or a refusal, 1 for a failed check.
+public struct ChpkiError: Error, CustomStringConvertible, Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        /// Bad input or a refused command (exit 2): nothing was changed.
+        case refused
+        /// A check that ran and failed (exit 1): verify, expiring.
+        case checkFailed
+    }
+
+    public var kind: Kind
+    public var message: String
+
+    public init(_ kind: Kind = .refused, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    /// `file: field: reason`, the shape every input error takes.
+    public static func input(file: String?, line: Int? = nil, field: String?, _ reason: String) -> ChpkiError {
+        var location = ""
+        if let file {
+            location = file
+            if let line { location += ":\(line)" }
+            location += ": "
+        }
+        if let field, !field.isEmpty { location += "\(field): " }
+        return ChpkiError(.refused, location + reason)
+    }
+
+    public var exitCode: Int32 { kind == .refused ? 2 : 1 }
+    public var description: String { message }
+}

@@ -1,0 +1,47 @@
+import Foundation
+
+/// A certificate serial number: big-endian, positive, as SPEC §3 wants it — random, 18 octets
+/// (inside the 16–20 range), top bit clear so DER needs no sign byte.
+public struct SerialNumber: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public let bytes: [UInt8]
+
+    public init(bytes: [UInt8]) {
+        var trimmed = bytes[...]
+        while trimmed.count > 1, trimmed.first == 0 { trimmed = trimmed.dropFirst() }
+        self.bytes = Array(trimmed)
+    }
+
+    public static let length = 18
+
+    /// A fresh random serial; the first octet is 0x01–0x7F so the encoding is exactly `length` octets.
+    public static func random() throws -> SerialNumber {
+        var bytes = try randomBytes(length)
+        bytes[0] = bytes[0] & 0x7F
+        if bytes[0] == 0 { bytes[0] = 0x01 }
+        return SerialNumber(bytes: bytes)
+    }
+
+    /// Parses hex as `openssl` prints it, with or without colons and `0x`.
+    public init?(hex: String) {
+        var digits = hex.lowercased().replacingOccurrences(of: ":", with: "")
+        if digits.hasPrefix("0x") { digits.removeFirst(2) }
+        guard !digits.isEmpty, digits.count <= 42, digits.allSatisfy(\.isHexDigit) else { return nil }
+        if digits.count % 2 == 1 { digits = "0" + digits }
+        var bytes: [UInt8] = []
+        var index = digits.startIndex
+        while index < digits.endIndex {
+            let next = digits.index(index, offsetBy: 2)
+            bytes.append(UInt8(digits[index..<next], radix: 16)!)
+            index = next
+        }
+        self.init(bytes: bytes)
+    }
+
+    /// Upper-case hex, even length, no separators: the form `index.txt` and `chpki list` use.
+    public var hex: String { bytes.map { String(format: "%02X", $0) }.joined() }
+    public var description: String { hex }
+
+    public static func < (lhs: SerialNumber, rhs: SerialNumber) -> Bool {
+        lhs.bytes.count != rhs.bytes.count ? lhs.bytes.count < rhs.bytes.count : lhs.bytes.lexicographicallyPrecedes(rhs.bytes)
+    }
+}

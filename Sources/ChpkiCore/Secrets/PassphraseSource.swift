@@ -1,0 +1,96 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where the CA passphrase comes from, in SPEC §1's order: `--passphrase-file`, then
+/// `CHPKI_CA_PASSPHRASE`, then a no-echo prompt on the terminal. Never from argv.
+public struct PassphraseSource: Sendable {
+    public static let environmentVariable = "CHPKI_CA_PASSPHRASE"
+    /// The shortest passphrase chpki accepts for a key it encrypts.
+    public static let minimumNewLength = 8
+
+    public var file: String?
+    public var environment: [String: String]
+
+    public init(file: String?, environment: [String: String] = ProcessInfo.processInfo.environment) {
+        self.file = file
+        self.environment = environment
+    }
+
+    /// The passphrase for a key chpki is about to encrypt: asked twice at a prompt, and at least
+    /// `minimumNewLength` characters from any source.
+    public func newPassphrase(purpose: String) throws -> Passphrase {
+        let (passphrase, field) = try obtain(prompt: "Passphrase for \(purpose): ", confirm: true)
+        guard passphrase.bytes.count >= Self.minimumNewLength else {
+            throw ChpkiError.input(file: nil, field: field, "the passphrase must be at least \(Self.minimumNewLength) characters")
+        }
+        return passphrase
+    }
+
+    /// The passphrase that opens an existing key.
+    public func existingPassphrase(purpose: String) throws -> Passphrase {
+        try obtain(prompt: "Passphrase for \(purpose): ", confirm: false).0
+    }
+
+    private func obtain(prompt: String, confirm: Bool) throws -> (Passphrase, String) {
+        if let file {
+            return (try Self.read(file: file), "--passphrase-file")
+        }
+        if let value = environment[Self.environmentVariable] {
+            return (try Passphrase(bytes: Array(value.utf8), source: Self.environmentVariable), Self.environmentVariable)
+        }
+        let first = try Terminal.readSecret(prompt: prompt)
+        if confirm {
+            let second = try Terminal.readSecret(prompt: "Repeat the passphrase: ")
+            guard first == second else { throw ChpkiError.input(file: nil, field: "passphrase", "the two passphrases differ") }
+        }
+        return (try Passphrase(bytes: first, source: "passphrase prompt"), "passphrase prompt")
+    }
+
+    /// The first line of `file`, without its line ending (as `openssl -passin file:` reads it).
+    static func read(file: String) throws -> Passphrase {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory) else {
+            throw ChpkiError.input(file: file, field: "--passphrase-file", "no such file")
+        }
+        guard !isDirectory.boolValue else { throw ChpkiError.input(file: file, field: "--passphrase-file", "is a directory") }
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw ChpkiError.input(file: file, field: "--passphrase-file", "cannot read the file")
+        }
+        var line = Array(data.prefix(while: { $0 != UInt8(ascii: "\n") }))
+        if line.last == UInt8(ascii: "\r") { line.removeLast() }
+        guard !line.isEmpty else { throw ChpkiError.input(file: file, field: "--passphrase-file", "the passphrase is empty") }
+        return try Passphrase(bytes: line, source: "--passphrase-file \(file)")
+    }
+}
+
+/// The controlling terminal, for the one thing chpki asks interactively: a passphrase, never echoed.
+enum Terminal {
+    static func readSecret(prompt: String) throws -> [UInt8] {
+        let descriptor = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            throw ChpkiError.input(file: nil, field: "passphrase",
+                "no passphrase given and no terminal to ask on: use --passphrase-file FILE or \(PassphraseSource.environmentVariable) (or --no-passphrase for init-ca)")
+        }
+        defer { close(descriptor) }
+        var original = termios()
+        guard tcgetattr(descriptor, &original) == 0 else { throw POSIXFailure.last("cannot read terminal settings") }
+        var silent = original
+        silent.c_lflag &= ~tcflag_t(ECHO)
+        silent.c_lflag |= tcflag_t(ICANON)
+        _ = prompt.withCString { write(descriptor, $0, strlen($0)) }
+        guard tcsetattr(descriptor, TCSAFLUSH, &silent) == 0 else { throw POSIXFailure.last("cannot turn off echo") }
+        defer {
+            tcsetattr(descriptor, TCSAFLUSH, &original)
+            _ = write(descriptor, "\n", 1)
+        }
+        var bytes: [UInt8] = []
+        var byte: UInt8 = 0
+        while read(descriptor, &byte, 1) == 1, byte != UInt8(ascii: "\n") {
+            bytes.append(byte)
+        }
+        if bytes.last == UInt8(ascii: "\r") { bytes.removeLast() }
+        return bytes
+    }
+}

@@ -1,0 +1,17 @@
+import ArgumentParser
+
+struct Chpki: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chpki",
+        abstract: "An offline X.509 PKI and secrets toolkit for Cinc/Chef Infra Server clusters.",
+        discussion: """
+            One declarative file (cluster.yml) describes the cluster; chpki keeps an offline root CA, \
+            issues every certificate the cluster needs, and lays the files out where each service \
+            expects them. Start with 'chpki demo', then 'chpki init-ca'.
+
+            Exit status: 0 success, 1 a check failed, 2 bad input or refusal (nothing was changed).
+            """,
+        version: "0.1.0",
+        subcommands: [InitCA.self, Inspect.self, Demo.self]
+    )
+}

@@ -1,0 +1,39 @@
+import ArgumentParser
+import ChpkiCore
+import Foundation
+
+/// Parses, runs, and maps every failure to SPEC §1's exit codes: 2 with one line on stderr for bad
+/// input or a refusal, 1 for a failed check, 0 otherwise.
+@main
+enum Entrypoint {
+    static func main() {
+        // Everything chpki creates is private unless a bundle asks for another mode explicitly.
+        umask(0o077)
+        do {
+            var command = try Chpki.parseAsRoot()
+            try command.run()
+        } catch let error as ChpkiError {
+            fail(error.message, code: error.exitCode)
+        } catch let error as OpenSSLError {
+            fail(error.description, code: 2)
+        } catch let error as POSIXFailure {
+            fail(error.description, code: 2)
+        } catch {
+            let code = Chpki.exitCode(for: error)
+            if code == .success {
+                print(Chpki.fullMessage(for: error))
+                exit(0)
+            }
+            if error is ExitCode { exit(code.rawValue) }
+            // A usage error from the argument parser: one line, and where to read more.
+            let message = Chpki.message(for: error).split(separator: "\n")
+                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: " ")
+            fail("\(message) (see 'chpki help')", code: 2)
+        }
+    }
+
+    static func fail(_ message: String, code: Int32) -> Never {
+        FileHandle.standardError.write(Data("chpki: error: \(message)\n".utf8))
+        exit(code)
+    }
+}

@@ -1,0 +1,59 @@
+import ArgumentParser
+import ChpkiCore
+
+struct InitCA: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "init-ca",
+        abstract: "Create the offline root CA, its key encrypted at rest.",
+        discussion: """
+            Writes root.pem, root.key (PKCS#8, PBES2/scrypt unless --no-passphrase), ca.db, index.txt and \
+            crl.pem into the CA directory (created 0700; files 0600). Refuses, changing nothing, if a CA \
+            is already there. With an inventory present, the root is name-constrained to the cluster's \
+            domain, host short names, IP networks (/24, /64) and loopback (--name-constraints none to skip).
+
+            The passphrase comes from --passphrase-file, else CHPKI_CA_PASSPHRASE, else a prompt without \
+            echo; it must be at least 8 characters. It is never accepted on the command line.
+
+            Example: chpki init-ca --subject "CN=Cinc Root CA,O=MyCompany,C=US" --passphrase-file ~/.chpki-pass
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(help: ArgumentHelp("Root subject, RFC 4514 (\"CN=Root,O=Acme,C=US\") or OpenSSL form (\"/C=US/O=Acme/CN=Root\"). Default: the inventory's ca.common_name with its O and C, or CN=chpki Root CA.", valueName: "dn"))
+    var subject: String?
+
+    @Option(help: ArgumentHelp("Root key type: \(KeyType.allNames). Default: the inventory's ca.key, or ec-p384.", valueName: "type"))
+    var key: KeyType?
+
+    @Option(help: ArgumentHelp("Root lifetime, e.g. 10y or 3650d. Default: the inventory's ca.validity, or 10y.", valueName: "period"))
+    var validity: String?
+
+    @Option(name: .customLong("name-constraints"), help: "auto: constrain the root to the inventory's names and networks when an inventory exists; none: no constraints.")
+    var nameConstraints: InitCACommand.NameConstraintsMode = .auto
+
+    @Flag(help: "Also create an intermediate CA that signs the leaves, so root.key can stay offline.")
+    var intermediate = false
+
+    @Option(name: .customLong("passphrase-file"), help: ArgumentHelp("Read the passphrase from the first line of this file.", valueName: "file"))
+    var passphraseFile: String?
+
+    @Flag(name: .customLong("no-passphrase"), help: "Store the CA key unencrypted (explicit; not recommended).")
+    var noPassphrase = false
+
+    @Option(help: "Key-encryption KDF: scrypt (N=16384 r=8 p=5) or pbkdf2 (HMAC-SHA256, 600,000 iterations).")
+    var kdf: InitCACommand.Options.KDF = .scrypt
+
+    func run() throws {
+        var options = InitCACommand.Options()
+        options.subject = subject
+        options.key = key
+        options.validity = validity
+        options.nameConstraints = nameConstraints
+        options.intermediate = intermediate
+        options.passphraseFile = passphraseFile
+        options.noPassphrase = noPassphrase
+        options.kdf = kdf
+        try InitCACommand.run(options, settings: global.settings, reporter: global.makeReporter())
+    }
+}

@@ -1,0 +1,81 @@
+import Foundation
+import Testing
+@testable import ChpkiCore
+
+@Suite("Names, periods and paths")
+struct ModelTests {
+    @Test("RFC 4514 and OpenSSL subjects parse to encoding order")
+    func subjectParsing() throws {
+        let rfc = try DistinguishedName(parsing: "CN=Cinc Root CA,O=Acme\\, Inc.,C=US", field: "--subject")
+        #expect(rfc.attributes == [.init("C", "US"), .init("O", "Acme, Inc."), .init("CN", "Cinc Root CA")])
+        #expect(rfc.rfc4514 == "CN=Cinc Root CA,O=Acme\\, Inc.,C=US")
+        let slash = try DistinguishedName(parsing: "/C=US/O=Acme/CN=Root", field: "--subject")
+        #expect(slash.attributes == [.init("C", "US"), .init("O", "Acme"), .init("CN", "Root")])
+        #expect(try DistinguishedName(parsing: "cn=x,c=de", field: "f").attributes == [.init("C", "de"), .init("CN", "x")])
+    }
+
+    @Test("malformed subjects are refused naming the option", arguments: [
+        ("", "empty"), ("CN", "not TYPE=value"), ("XX=foo,CN=a", "unknown attribute 'XX'"), ("CN=a,C=USA", "two-letter"),
+        ("CN=a,,O=b", "empty RDN"), ("CN=,O=b", "empty value"), ("O=b", "needs a CN"), ("CN=a+OU=b", "multi-valued"),
+        ("CN=a\\", "lone backslash"), ("CN=" + String(repeating: "x", count: 65), "longer than 64"),
+    ])
+    func badSubjects(text: String, reason: String) {
+        do {
+            _ = try DistinguishedName(parsing: text, field: "--subject")
+            Issue.record("'\(text)' was accepted")
+        } catch let error as ChpkiError {
+            #expect(error.message.hasPrefix("--subject: "))
+            #expect(error.message.contains(reason), "\(error.message)")
+            #expect(error.exitCode == 2)
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+    }
+
+    @Test("RFC 4514 escaping of special characters")
+    func escaping() {
+        #expect(DistinguishedName.escape("a,b+c\"d\\e<f>g;h") == "a\\,b\\+c\\\"d\\\\e\\<f\\>g\\;h")
+        #expect(DistinguishedName.escape("#lead") == "\\#lead")
+        #expect(DistinguishedName.escape(" pad ") == "\\ pad\\ ")
+        #expect(DistinguishedName.escape("mid#dle") == "mid#dle")
+    }
+
+    @Test("periods")
+    func periods() throws {
+        let start = try #require(RFC3339.parse("2026-11-22T00:00:00Z"))
+        #expect(Period("10y")?.after(start) == RFC3339.parse("2036-11-22T00:00:00Z"))
+        #expect(Period("397d")?.after(start) == start.addingTimeInterval(397 * 86400))
+        #expect(Period("30")?.unit == .days)
+        #expect(Period("2w")?.after(start) == start.addingTimeInterval(14 * 86400))
+        for bad in ["", "d", "-1d", "0d", "1.5y", "10x", "1e3d"] { #expect(Period(bad) == nil, "\(bad)") }
+    }
+
+    @Test("path arithmetic")
+    func paths() {
+        #expect(Path.parent(of: "x") == ".")
+        #expect(Path.parent(of: "a/b") == "a")
+        #expect(Path.parent(of: "/b") == "/")
+        #expect(Path.parent(of: "a/b/") == "a")
+        #expect(Path.name(of: "a/b") == "b")
+        #expect(Path.join("a", "b", "c") == "a/b/c")
+        #expect(Path.join("a/", "b") == "a/b")
+    }
+
+    @Test("the demo's built-in inventory is examples/reference-000.yml")
+    func embeddedExample() throws {
+        let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("examples/reference-000.yml")
+        #expect(try String(contentsOf: file, encoding: .utf8) == ExampleInventory.reference000)
+        let inventory = try Inventory.parse(yaml: ExampleInventory.reference000, path: "reference-000.yml")
+        #expect(inventory.hosts.count == 8)
+    }
+
+    @Test("name constraints cover the domain, short names, /24 networks and loopback")
+    func constraintsPolicy() throws {
+        let inventory = try Inventory.parse(yaml: ExampleInventory.reference000, path: "reference-000.yml")
+        let permitted = NameConstraintsPolicy.constraints(for: inventory).permitted.map(\.description)
+        #expect(permitted == ["DNS:example.com", "DNS:localhost", "DNS:backend-1", "DNS:backend-2", "DNS:backend-3",
+                              "DNS:backend-4", "DNS:frontend-1", "DNS:frontend-2", "DNS:haproxy-1", "DNS:haproxy-2",
+                              "IP:10.0.0.0/24", "IP:127.0.0.0/8", "IP:::1/128"])
+    }
+}

@@ -1,0 +1,528 @@
+"""Shared helpers for the chpki end-to-end tests.
+
+Everything here checks chpki's artefacts with code chpki did not write: the `openssl` CLI,
+Python's `cryptography`, `sqlite3`, and a few lines of DER parsing.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import hashlib
+import ipaddress
+import os
+import re
+import sqlite3
+import stat
+import subprocess
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+PASSPHRASE = "correct horse battery staple"
+
+# The CA files SPEC §6 and the init-ca contract require.
+CA_FILES = ("root.pem", "root.key", "ca.db", "index.txt", "index.txt.attr", "crl.pem")
+INTERMEDIATE_FILES = ("intermediate.pem", "intermediate.key")
+
+MINIMAL_INVENTORY = """\
+domain: example.com
+hosts:
+  - name: backend-1.example.com
+    ips: [10.0.0.1]
+    groups: [backend]
+"""
+
+# The example of SPEC §2, verbatim.
+FULL_INVENTORY = """\
+domain: example.com                 # service discovery domain: <service>.<domain>
+subject:                            # DN attributes of every node and admin certificate
+  OU: MyOrganizationalUnit
+  O: MyCompany
+  L: MyCity
+  ST: MyState
+  C: US
+ca:
+  common_name: Cinc Root CA
+  key: ec-p384                      # rsa-2048 | rsa-3072 | rsa-4096 | ec-p256 | ec-p384 | ed25519
+  validity: 10y
+defaults:
+  key: ec-p256
+  validity: 397d
+  renew_before: 30d
+hosts:
+  - name: backend-1.example.com     # FQDN; the short name is its first label
+    ips: [10.0.0.1]
+    groups: [backend]
+  - name: frontend-1.example.com
+    ips: [10.0.0.11]
+    groups: [frontend]
+  - name: haproxy-1.example.com
+    ips: [10.0.0.21]
+    groups: [balancer]
+vips:                               # load-balanced names that haproxy terminates TLS for (reference 000)
+  - name: cinc-opensearch-cluster   # the domain is appended
+    ips: [10.0.0.100]
+  - name: cinc-minio-cluster
+    ips: [10.0.0.100]
+  - name: cinc-server-cluster
+    ips: [10.0.0.101]
+services:                           # keys as in minicluster's service_credentials, plus `hosts`
+  opensearch:
+    hosts: backend                  # a group name or a list of host names
+    key: rsa-2048
+    server_cert_mode: both          # client | server | both  -> EKU
+    enable_client: false
+    extra_san: [cinc-opensearch-cluster]   # the domain is appended
+  patroni: { hosts: backend, extra_san: [cinc-postgresql-cluster] }
+  etcd:    { hosts: backend, server_cert_mode: both }
+  minio:   { hosts: backend, extra_san: [cinc-minio-cluster] }
+  nginx:   { hosts: frontend, extra_san: [cinc-server-cluster] }
+  haproxy: { hosts: balancer }      # one server cert per VIP (SANs: VIP FQDN + its IPs) on every balancer
+admin:
+  name: admin                       # CN of the OpenSearch admin certificate
+"""
+
+
+# --------------------------------------------------------------------------------------------
+# processes
+
+
+def describe(res: subprocess.CompletedProcess) -> str:
+    """A readable dump of a finished process for assertion messages."""
+    args = " ".join(str(a) for a in res.args) if isinstance(res.args, (list, tuple)) else res.args
+    return f"\n$ {args}\nexit {res.returncode}\n--- stdout ---\n{res.stdout}\n--- stderr ---\n{res.stderr}"
+
+
+def openssl(*args, input=None, check=False) -> subprocess.CompletedProcess:
+    res = subprocess.run(
+        ["openssl", *[str(a) for a in args]],
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=None if input is not None else subprocess.DEVNULL,
+    )
+    if check:
+        assert res.returncode == 0, describe(res)
+    return res
+
+
+def error_line(res: subprocess.CompletedProcess) -> str:
+    """The single non-empty stderr line of a refused command."""
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected exactly one non-empty line on stderr, got {len(lines)}" + describe(res)
+    return lines[0]
+
+
+def assert_refused(res: subprocess.CompletedProcess, *mentions, code: int = 2) -> str:
+    """Exit `code` (2 = bad input/refusal), exactly one stderr line, which reads as an error and
+    names each of `mentions` (a string, or a tuple of alternatives any one of which must appear)."""
+    assert res.returncode == code, f"expected exit {code}" + describe(res)
+    line = error_line(res)
+    assert "error" in line.lower(), f"stderr line does not read as an error: {line!r}"
+    for m in mentions:
+        alts = m if isinstance(m, tuple) else (m,)
+        assert any(str(a).lower() in line.lower() for a in alts), (
+            f"stderr line should mention {' or '.join(map(repr, map(str, alts)))}: {line!r}"
+        )
+    return line
+
+
+def assert_ok(res: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert res.returncode == 0, "expected exit 0" + describe(res)
+    return res
+
+
+# --------------------------------------------------------------------------------------------
+# files
+
+
+def snapshot(root: Path):
+    """Every entry under `root` (and `root` itself as "."): relative path -> (mode, sha256), where
+    mode is `ls -l` style ("-rw-------", "drwx------") and sha256 is None for a directory and the
+    target for a symlink. None if `root` does not exist. Compare two snapshots with ==."""
+    root = Path(root)
+    if not os.path.lexists(root):
+        return None
+    out = {}
+
+    def record(p: Path, rel: str):
+        st = os.lstat(p)
+        mode = stat.filemode(st.st_mode)
+        if stat.S_ISDIR(st.st_mode):
+            out[rel] = (mode, None)
+        elif stat.S_ISLNK(st.st_mode):
+            out[rel] = (mode, os.readlink(p))
+        else:
+            out[rel] = (mode, hashlib.sha256(p.read_bytes()).hexdigest())
+
+    record(root, ".")
+    if root.is_dir() and not root.is_symlink():
+        for dirpath, dirnames, filenames in os.walk(root):
+            for name in dirnames + filenames:
+                p = Path(dirpath) / name
+                record(p, str(p.relative_to(root)))
+    return out
+
+
+def mode_of(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def write_secret(path: Path, text: str) -> Path:
+    path = Path(path)
+    path.write_text(text)
+    os.chmod(path, 0o600)
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# X.509
+
+
+def load_cert(path) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(Path(path).read_bytes())
+
+
+def load_certs(path) -> list[x509.Certificate]:
+    return x509.load_pem_x509_certificates(Path(path).read_bytes())
+
+
+def load_key(path, passphrase: str | None):
+    return serialization.load_pem_private_key(
+        Path(path).read_bytes(), None if passphrase is None else passphrase.encode()
+    )
+
+
+def spki(obj) -> bytes:
+    pub = obj.public_key()
+    return pub.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def ext(cert, cls):
+    """The extension of type `cls`, or None."""
+    try:
+        return cert.extensions.get_extension_for_class(cls)
+    except x509.ExtensionNotFound:
+        return None
+
+
+def key_type_of(pub) -> str:
+    """The chpki name of a key: rsa-2048, ec-p256, ed25519..."""
+    if isinstance(pub, (rsa.RSAPublicKey, rsa.RSAPrivateKey)):
+        return f"rsa-{pub.key_size}"
+    if isinstance(pub, (ec.EllipticCurvePublicKey, ec.EllipticCurvePrivateKey)):
+        return {"secp256r1": "ec-p256", "secp384r1": "ec-p384", "secp521r1": "ec-p521"}[pub.curve.name]
+    if isinstance(pub, (ed25519.Ed25519PublicKey, ed25519.Ed25519PrivateKey)):
+        return "ed25519"
+    if isinstance(pub, (ed448.Ed448PublicKey, ed448.Ed448PrivateKey)):
+        return "ed448"
+    raise AssertionError(f"unexpected key {pub!r}")
+
+
+def hash_for(key):
+    if isinstance(key, (ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey)):
+        return None
+    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp384r1":
+        return hashes.SHA384()
+    return hashes.SHA256()
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def add_years(d: dt.datetime, years: int) -> dt.datetime:
+    y = d.year + years
+    day = min(d.day, calendar.monthrange(y, d.month)[1])
+    return d.replace(year=y, day=day)
+
+
+def add_months(d: dt.datetime, months: int) -> dt.datetime:
+    m0 = d.month - 1 + months
+    y, m = d.year + m0 // 12, m0 % 12 + 1
+    day = min(d.day, calendar.monthrange(y, m)[1])
+    return d.replace(year=y, month=m, day=day)
+
+
+def fingerprint(cert) -> str:
+    return ":".join(f"{b:02X}" for b in cert.fingerprint(hashes.SHA256()))
+
+
+def sign_leaf(
+    issuer_cert: x509.Certificate,
+    issuer_key,
+    dns=(),
+    ips=(),
+    cn: str = "leaf",
+    days: int = 30,
+    eku=(ExtendedKeyUsageOID.SERVER_AUTH,),
+    leaf_key=None,
+):
+    """A leaf certificate signed by `issuer_key`, made by `cryptography` (not by chpki)."""
+    leaf_key = leaf_key or ec.generate_private_key(ec.SECP256R1())
+    now = utcnow()
+    b = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+        .issuer_name(issuer_cert.subject)
+        .public_key(leaf_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(leaf_key.public_key()), critical=False)
+    )
+    if eku:
+        b = b.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
+    sans = [x509.DNSName(d) for d in dns] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+    if sans:
+        b = b.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    cert = b.sign(issuer_key, hash_for(issuer_key))
+    return cert, leaf_key
+
+
+def pem(cert) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+# --------------------------------------------------------------------------------------------
+# DER (a few lines, so the key-encryption parameters are read independently of any library)
+
+
+def der_read(buf: bytes, pos: int = 0):
+    """(tag, content bytes, next position) of the TLV at `pos`."""
+    tag = buf[pos]
+    length = buf[pos + 1]
+    pos += 2
+    if length & 0x80:
+        n = length & 0x7F
+        length = int.from_bytes(buf[pos : pos + n], "big")
+        pos += n
+    return tag, buf[pos : pos + length], pos + length
+
+
+def der_children(content: bytes):
+    out, pos = [], 0
+    while pos < len(content):
+        tag, body, pos = der_read(content, pos)
+        out.append((tag, body))
+    return out
+
+
+def der_oid(body: bytes) -> str:
+    first = body[0]
+    parts = [str(first // 40), str(first % 40)] if first < 80 else ["2", str(first - 80)]
+    value = 0
+    for b in body[1:]:
+        value = (value << 7) | (b & 0x7F)
+        if not b & 0x80:
+            parts.append(str(value))
+            value = 0
+    return ".".join(parts)
+
+
+OID_PBES2 = "1.2.840.113549.1.5.13"
+OID_PBKDF2 = "1.2.840.113549.1.5.12"
+OID_SCRYPT = "1.3.6.1.4.1.11591.4.11"
+OID_AES256_CBC = "2.16.840.1.101.3.4.1.42"
+OID_HMAC_SHA256 = "1.2.840.113549.2.9"
+
+
+def pem_body(text: str, label: str) -> bytes:
+    import base64
+
+    m = re.search(rf"-----BEGIN {label}-----\r?\n(.*?)-----END {label}-----", text, re.S)
+    assert m, f"no {label} PEM block"
+    return base64.b64decode("".join(m.group(1).split()))
+
+
+def pkcs8_encryption_params(path) -> dict:
+    """Decode EncryptedPrivateKeyInfo (RFC 5958) with PBES2 (RFC 8018) by hand."""
+    der = pem_body(Path(path).read_text(), "ENCRYPTED PRIVATE KEY")
+    tag, top, _ = der_read(der)
+    assert tag == 0x30
+    (t_alg, alg), (t_data, data) = der_children(top)
+    assert t_alg == 0x30 and t_data == 0x04
+    (t_oid, oid), (t_params, params) = der_children(alg)
+    out = {"scheme_oid": der_oid(oid), "encrypted_len": len(data)}
+    if out["scheme_oid"] != OID_PBES2:
+        return out
+    (_, kdf), (_, enc) = der_children(params)
+    (_, kdf_oid), (_, kdf_params) = der_children(kdf)
+    out["kdf_oid"] = der_oid(kdf_oid)
+    kp = der_children(kdf_params)
+    out["salt_len"] = len(kp[0][1])
+    if out["kdf_oid"] == OID_SCRYPT:
+        ints = [int.from_bytes(b, "big") for t, b in kp[1:] if t == 0x02]
+        out["N"], out["r"], out["p"] = ints[0], ints[1], ints[2]
+    elif out["kdf_oid"] == OID_PBKDF2:
+        out["iterations"] = int.from_bytes(kp[1][1], "big")
+        prf = [b for t, b in kp[2:] if t == 0x30]
+        out["prf_oid"] = der_oid(der_children(prf[0])[0][1]) if prf else "1.2.840.113549.2.7"  # default SHA-1
+    (_, enc_oid), (t_iv, iv) = der_children(enc)
+    out["cipher_oid"] = der_oid(enc_oid)
+    out["iv_len"] = len(iv)
+    return out
+
+
+def cert_serial_der_len(cert: x509.Certificate) -> int:
+    """Length in octets of the serialNumber INTEGER as encoded in the certificate."""
+    _, tbs, _ = der_read(cert.tbs_certificate_bytes)
+    pos = 0
+    tag, _, nxt = der_read(tbs, pos)
+    if tag == 0xA0:  # [0] version
+        pos = nxt
+    tag, body, _ = der_read(tbs, pos)
+    assert tag == 0x02, "serialNumber is not an INTEGER"
+    return len(body)
+
+
+# --------------------------------------------------------------------------------------------
+# the CA as a whole
+
+
+def sqlite_journal_mode(db: Path, tmp: Path) -> str:
+    """PRAGMA journal_mode, read on a copy so the CA directory is not touched."""
+    import shutil
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    copy = tmp / "ca-copy.db"
+    shutil.copyfile(db, copy)
+    for suffix in ("-wal",):
+        if os.path.exists(str(db) + suffix):
+            shutil.copyfile(str(db) + suffix, str(copy) + suffix)
+    con = sqlite3.connect(copy)
+    try:
+        mode = con.execute("PRAGMA journal_mode").fetchone()[0]
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        return mode.lower()
+    finally:
+        con.close()
+
+
+def check_valid_ca(ca_dir: Path, passphrase: str | None, tmp: Path, intermediate: bool = False):
+    """The invariants of a freshly initialised CA, each checked by openssl or cryptography.
+    Returns the root certificate."""
+    ca_dir = Path(ca_dir)
+    for name in CA_FILES + (INTERMEDIATE_FILES if intermediate else ()):
+        assert (ca_dir / name).is_file(), f"{name} missing in {ca_dir}: {sorted(os.listdir(ca_dir))}"
+    root_pem = ca_dir / "root.pem"
+    r = openssl("verify", "-CAfile", root_pem, root_pem)
+    assert r.returncode == 0 and r.stdout.strip().endswith(": OK"), describe(r)
+    root = load_cert(root_pem)
+    key = load_key(ca_dir / "root.key", passphrase)
+    assert spki(key) == spki(root), "root.key is not the key of root.pem"
+    if passphrase is not None:
+        pf = tmp / "check-pass"
+        write_secret(pf, passphrase + "\n")
+        r = openssl("pkey", "-in", ca_dir / "root.key", "-passin", f"file:{pf}", "-noout")
+        assert r.returncode == 0, describe(r)
+    assert sqlite_journal_mode(ca_dir / "ca.db", tmp / "dbcopy") == "wal"
+    assert (ca_dir / "index.txt").read_bytes() == b""
+    issuer = root
+    if intermediate:
+        issuer = load_cert(ca_dir / "intermediate.pem")
+        r = openssl("verify", "-CAfile", root_pem, ca_dir / "intermediate.pem")
+        assert r.returncode == 0, describe(r)
+        ikey = load_key(ca_dir / "intermediate.key", passphrase)
+        assert spki(ikey) == spki(issuer)
+    crl = x509.load_pem_x509_crl((ca_dir / "crl.pem").read_bytes())
+    assert crl.issuer == issuer.subject
+    assert crl.is_signature_valid(issuer.public_key())
+    for dirpath, dirnames, filenames in os.walk(ca_dir):
+        assert mode_of(dirpath) == 0o700, f"{dirpath} is {oct(mode_of(dirpath))}, expected 0700"
+        for f in filenames:
+            p = Path(dirpath) / f
+            assert mode_of(p) == 0o600, f"{p} is {oct(mode_of(p))}, expected 0600"
+    return root
+
+
+# --------------------------------------------------------------------------------------------
+# normalising names that the contract does not spell out
+
+
+_KU_ALIASES = {
+    "digitalsignature": "digitalSignature",
+    "nonrepudiation": "contentCommitment",
+    "contentcommitment": "contentCommitment",
+    "keyencipherment": "keyEncipherment",
+    "dataencipherment": "dataEncipherment",
+    "keyagreement": "keyAgreement",
+    "keycertsign": "keyCertSign",
+    "certificatesign": "keyCertSign",
+    "certsign": "keyCertSign",
+    "crlsign": "cRLSign",
+    "encipheronly": "encipherOnly",
+    "decipheronly": "decipherOnly",
+}
+_EKU_ALIASES = {
+    "serverauth": "serverAuth",
+    "tlswebserverauthentication": "serverAuth",
+    "1.3.6.1.5.5.7.3.1": "serverAuth",
+    "clientauth": "clientAuth",
+    "tlswebclientauthentication": "clientAuth",
+    "1.3.6.1.5.5.7.3.2": "clientAuth",
+    "codesigning": "codeSigning",
+    "emailprotection": "emailProtection",
+    "ocspsigning": "OCSPSigning",
+    "timestamping": "timeStamping",
+}
+
+
+def _norm(word: str) -> str:
+    return re.sub(r"[^0-9a-z.]", "", word.lower())
+
+
+def norm_key_usage(items) -> set[str]:
+    out = set()
+    for i in items:
+        assert _norm(i) in _KU_ALIASES, f"unknown key usage name {i!r}"
+        out.add(_KU_ALIASES[_norm(i)])
+    return out
+
+
+def norm_eku(items) -> set[str]:
+    out = set()
+    for i in items:
+        assert _norm(i) in _EKU_ALIASES, f"unknown extended key usage name {i!r}"
+        out.add(_EKU_ALIASES[_norm(i)])
+    return out
+
+
+def norm_general_name(text: str) -> str:
+    """'DNS:x' stays; 'IP:10.0.0.0/255.255.255.0' and 'IP Address:...' become 'IP:10.0.0.0/24'."""
+    kind, _, value = text.partition(":")
+    kind = kind.strip().upper()
+    if kind in ("IP", "IP ADDRESS"):
+        addr, slash, mask = value.strip().partition("/")
+        if slash:
+            if "." in mask or ":" in mask:
+                prefix = bin(int(ipaddress.ip_address(mask))).count("1")
+            else:
+                prefix = int(mask)
+            return f"IP:{ipaddress.ip_network(f'{addr}/{prefix}', strict=False)}"
+        return f"IP:{ipaddress.ip_address(addr)}"
+    return f"{kind}:{value.strip()}"
+
+
+def general_names(names) -> set[str]:
+    out = set()
+    for n in names or ():
+        if isinstance(n, x509.DNSName):
+            out.add(f"DNS:{n.value}")
+        elif isinstance(n, x509.IPAddress):
+            out.add(f"IP:{n.value}")
+        else:
+            out.add(f"{type(n).__name__}:{n.value}")
+    return out
