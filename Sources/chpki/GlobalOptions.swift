@@ -28,3 +28,4 @@ struct GlobalOptions: ParsableArguments {
 extension KeyType: ExpressibleByArgument {}
 extension InitCACommand.NameConstraintsMode: ExpressibleByArgument {}
 extension InitCACommand.Options.KDF: ExpressibleByArgument {}
+extension CertMode: ExpressibleByArgument {}

@@ -362,7 +362,7 @@ let badInputs: [BadInput] = [
     BadInput(label: "empty file", yaml: "# only a comment\n", prefix: "cluster.yml:1: ", reason: "the inventory is empty"),
     BadInput(label: "top level is a list", yaml: "- domain: example.com\n", prefix: "cluster.yml:1: ",
              reason: "expected a mapping (domain:, hosts:, ...) at the top level, found a list"),
-    BadInput(label: "duplicate key", yaml: "domain: example.com\ndomain: example.org\n", prefix: "cluster.yml:1: ",
+    BadInput(label: "duplicate key", yaml: "domain: example.com\ndomain: example.org\n", prefix: "cluster.yml:2: ",
              reason: "duplicate key 'domain'"),
     BadInput(label: "unknown top-level key with suggestion", yaml: baseYAML + "servces:\n  web: { hosts: frontend }\n",
              prefix: "cluster.yml:9: servces: ", reason: "unknown key; did you mean services?"),

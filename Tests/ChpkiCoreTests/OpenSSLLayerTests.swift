@@ -91,6 +91,28 @@ struct OpenSSLLayerTests {
         #expect(try Certificate(der: leaf.derEncoded()).serial == leaf.serial)
     }
 
+    @Test("a batch worker's certificate carries the subject key and the CA's signature", arguments: KeyType.allCases)
+    func workerSigning(type: KeyType) throws {
+        let caKey = try PrivateKey.generate(.ecP256)
+        let root = try CertificateTemplate(
+            subject: DistinguishedName([.init("CN", "Worker Root")]), serial: .random(), notBefore: Date(),
+            notAfter: Date().addingTimeInterval(86400), certificateAuthority: .init(), keyUsage: [.keyCertSign, .cRLSign]
+        ).sign(publicKeyOf: caKey, by: Signer(certificate: nil, key: caKey))
+        let worker = try SigningWorker(signer: Signer(certificate: root, key: caKey))
+        let leafKey = try worker.generateKey(type)
+        let template = CertificateTemplate(subject: DistinguishedName([.init("CN", "leaf.example.com")]), serial: try .random(),
+                                           notBefore: Date(), notAfter: Date().addingTimeInterval(3600), keyUsage: [.digitalSignature],
+                                           extendedKeyUsage: [.serverAuth], subjectAlternativeNames: [.dns("leaf.example.com")])
+        let signed = try worker.sign(template, publicKeyOf: leafKey)
+        let leaf = try Certificate(pem: Data(signed.pem.utf8))
+        #expect(leaf.keyType == type)
+        #expect(try PrivateKey(pem: leafKey.pkcs8PEM()).matches(leaf))
+        #expect(leaf.isSigned(by: root))
+        #expect(leaf.serial == template.serial)
+        #expect(signed.subjectOneLine == "/CN=leaf.example.com")
+        #expect(leaf.authorityKeyIdentifier == root.subjectKeyIdentifier)
+    }
+
     @Test("name constraints round-trip, networks included")
     func nameConstraints() throws {
         let key = try PrivateKey.generate(.ecP256)

@@ -526,3 +526,338 @@ def general_names(names) -> set[str]:
         else:
             out.add(f"{type(n).__name__}:{n.value}")
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# issuance: what `chpki issue` must produce, computed from the inventory YAML with PyYAML
+# (docs/issuance.md), never by asking chpki; and readers for ca.db, index.txt and reports.
+
+E2E_DIR = Path(__file__).resolve().parent
+INVENTORIES = E2E_DIR / "inventories"
+
+_SUBJECT_OIDS = {
+    "C": NameOID.COUNTRY_NAME,
+    "ST": NameOID.STATE_OR_PROVINCE_NAME,
+    "L": NameOID.LOCALITY_NAME,
+    "O": NameOID.ORGANIZATION_NAME,
+    "OU": NameOID.ORGANIZATIONAL_UNIT_NAME,
+}
+_ONELINE_SHORT = {
+    NameOID.COUNTRY_NAME: "C",
+    NameOID.STATE_OR_PROVINCE_NAME: "ST",
+    NameOID.LOCALITY_NAME: "L",
+    NameOID.ORGANIZATION_NAME: "O",
+    NameOID.ORGANIZATIONAL_UNIT_NAME: "OU",
+    NameOID.COMMON_NAME: "CN",
+}
+EKU_BY_MODE = {"server": {"serverAuth"}, "client": {"clientAuth"}, "both": {"serverAuth", "clientAuth"}}
+
+
+def load_yaml(path):
+    import yaml
+
+    return yaml.safe_load(Path(path).read_text())
+
+
+def parse_period(text) -> tuple[int, str]:
+    text = str(text).strip().lower()
+    m = re.fullmatch(r"(\d+)([hdwmy]?)", text)
+    assert m, f"unparseable period {text!r}"
+    return int(m.group(1)), m.group(2) or "d"
+
+
+def period_after(start: dt.datetime, period) -> dt.datetime:
+    """`start` + a chpki period (`397d`, `10y`, `6m`, `2w`, `36h`), calendar years and months."""
+    n, unit = parse_period(period)
+    if unit == "h":
+        return start + dt.timedelta(hours=n)
+    if unit == "d":
+        return start + dt.timedelta(days=n)
+    if unit == "w":
+        return start + dt.timedelta(weeks=n)
+    if unit == "m":
+        return add_months(start, n)
+    return add_years(start, n)
+
+
+def period_before(end: dt.datetime, period) -> dt.datetime:
+    n, unit = parse_period(period)
+    if unit in "hdw":
+        return end - (period_after(end, period) - end)
+    return add_months(end, -n) if unit == "m" else add_years(end, -n)
+
+
+def _qualify(name: str, domain: str) -> str:
+    name = str(name).lower()
+    return name if name == domain or name.endswith("." + domain) else f"{name}.{domain}"
+
+
+class Expected:
+    """One certificate the inventory implies (docs/issuance.md, first table)."""
+
+    def __init__(self, kind, host, service, name, cn, attrs, dns=(), ips=(), eku=(), key="ec-p256",
+                 validity="397d"):
+        self.kind, self.host, self.service, self.name = kind, host, service, name
+        self.cn = cn
+        self.attrs = list(attrs)  # [(oid, value)] in encoding order, CN last
+        self.dns = list(dns)
+        self.ips = list(ips)
+        self.eku = set(eku)
+        self.key = key
+        self.validity = validity
+
+    @property
+    def identity(self):
+        return (self.kind, self.host, self.service, self.name)
+
+    @property
+    def sans(self) -> set[str]:
+        return {f"DNS:{d}" for d in self.dns} | {f"IP:{ipaddress.ip_address(i)}" for i in self.ips}
+
+    def __repr__(self):
+        return f"Expected{self.identity}"
+
+
+def _dedup(items):
+    out = []
+    for i in items:
+        if i not in out:
+            out.append(i)
+    return out
+
+
+def expected_certificates(inv: dict) -> dict[tuple, Expected]:
+    """identity (kind, host, service, name) -> Expected, per docs/issuance.md."""
+    domain = str(inv["domain"]).lower()
+    subject = inv.get("subject") or {}
+    attrs = []
+    for k in ("C", "ST", "L", "O", "OU"):
+        if k in subject:
+            value = str(subject[k])
+            attrs.append((_SUBJECT_OIDS[k], value.upper() if k == "C" else value))
+    defaults = {"key": "ec-p256", "validity": "397d", "renew_before": "30d"}
+    defaults.update(inv.get("defaults") or {})
+    hosts = []
+    for hd in inv["hosts"]:
+        fqdn = str(hd["name"]).lower()
+        hosts.append({"fqdn": fqdn, "short": fqdn.split(".")[0], "ips": [str(i) for i in hd.get("ips") or []],
+                      "groups": list(hd.get("groups") or [])})
+    vips = [{"fqdn": _qualify(v["name"], domain), "ips": [str(i) for i in v["ips"]]} for v in inv.get("vips") or []]
+    services = inv.get("services") or {}
+    admin_name = str((inv.get("admin") or {}).get("name", "admin"))
+    out: dict[tuple, Expected] = {}
+
+    def add(e: Expected):
+        assert e.identity not in out, f"model: duplicate identity {e.identity}"
+        out[e.identity] = e
+
+    for sname, s in services.items():
+        s = s or {}
+        sel = s["hosts"]
+        if isinstance(sel, str):
+            members = [h for h in hosts if sel in h["groups"]]
+        else:
+            members = []
+            for x in sel:
+                x = str(x).lower()
+                members.append(next(h for h in hosts if h["fqdn"] == x or h["short"] == x))
+        key = str(s.get("key") or ("rsa-2048" if sname == "opensearch" else defaults["key"])).lower()
+        validity = str(s.get("validity") or defaults["validity"])
+        server_eku = EKU_BY_MODE[str(s.get("server_cert_mode", "server"))]
+        client_eku = EKU_BY_MODE[str(s.get("client_cert_mode", "client"))]
+        extra = [_qualify(x, domain) for x in s.get("extra_san") or []]
+        for h in members:
+            if s.get("enable_server", True):
+                if sname == "haproxy":
+                    for v in vips:
+                        add(Expected("server", h["fqdn"], sname, v["fqdn"], v["fqdn"],
+                                     attrs + [(NameOID.COMMON_NAME, v["fqdn"])],
+                                     dns=[v["fqdn"]], ips=v["ips"], eku=server_eku, key=key, validity=validity))
+                else:
+                    dns = _dedup([f"{sname}.{domain}", h["short"], h["fqdn"], *extra, "localhost"])
+                    ips = _dedup([str(ipaddress.ip_address(i)) for i in [*h["ips"], "127.0.0.1", "::1"]])
+                    add(Expected("server", h["fqdn"], sname, h["fqdn"], h["fqdn"],
+                                 attrs + [(NameOID.COMMON_NAME, h["fqdn"])],
+                                 dns=dns, ips=ips, eku=server_eku, key=key, validity=validity))
+            if s.get("enable_client", True):
+                who = h["fqdn"] if s.get("client_cn") == "fqdn" else h["short"]
+                cn = f"{sname}@{who}"
+                add(Expected("client", h["fqdn"], sname, cn, cn, [(NameOID.COMMON_NAME, cn)],
+                             eku=client_eku, key=key, validity=validity))
+    if "opensearch" in services:
+        os_key = str((services["opensearch"] or {}).get("key") or "rsa-2048").lower()
+        os_validity = str((services["opensearch"] or {}).get("validity") or defaults["validity"])
+        add(Expected("admin", None, "opensearch", admin_name, admin_name,
+                     attrs + [(NameOID.COMMON_NAME, admin_name)],
+                     eku={"clientAuth"}, key=os_key, validity=os_validity))
+    return out
+
+
+def name_pairs(name: x509.Name) -> list[tuple]:
+    """[(oid, value)] of a Name in encoding order, one attribute per RDN asserted."""
+    out = []
+    for rdn in name.rdns:
+        attrs = list(rdn)
+        assert len(attrs) == 1, f"multi-valued RDN in {name.rfc4514_string()}"
+        out.append((attrs[0].oid, attrs[0].value))
+    return out
+
+
+def oneline(name: x509.Name) -> str:
+    """OpenSSL's X509_NAME_oneline form, as `openssl ca` writes it in index.txt (plain ASCII)."""
+    return "".join(f"/{_ONELINE_SHORT[oid]}={value}" for oid, value in name_pairs(name))
+
+
+def eku_names(cert) -> set[str] | None:
+    e = ext(cert, x509.ExtendedKeyUsage)
+    if e is None:
+        return None
+    return norm_eku([u.dotted_string for u in e.value])
+
+
+def key_usage_names(cert) -> set[str]:
+    ku = ext(cert, x509.KeyUsage).value
+    names = []
+    for attr in ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
+                 "key_agreement", "key_cert_sign", "crl_sign"):
+        if getattr(ku, attr):
+            names.append(attr.replace("_", ""))
+    if ku.key_agreement:
+        if ku.encipher_only:
+            names.append("encipheronly")
+        if ku.decipher_only:
+            names.append("decipheronly")
+    return norm_key_usage(names)
+
+
+def db_copy(ca_dir: Path, tmp: Path) -> Path:
+    """A private copy of ca.db (and its WAL) to read, so that reading never touches the CA dir."""
+    import shutil
+    import tempfile
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    d = Path(tempfile.mkdtemp(dir=tmp, prefix="db-"))
+    shutil.copyfile(Path(ca_dir) / "ca.db", d / "ca.db")
+    wal = Path(ca_dir) / "ca.db-wal"
+    if wal.exists():
+        shutil.copyfile(wal, d / "ca.db-wal")
+    return d / "ca.db"
+
+
+def db_rows(ca_dir: Path, tmp: Path, where: str = "1=1") -> list[dict]:
+    """Rows of the `certificates` table (as dicts), read from a copy of ca.db."""
+    con = sqlite3.connect(db_copy(ca_dir, tmp))
+    con.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in con.execute(f"SELECT * FROM certificates WHERE {where} ORDER BY rowid")]
+    finally:
+        con.close()
+
+
+def db_integrity(ca_dir: Path, tmp: Path) -> str:
+    con = sqlite3.connect(db_copy(ca_dir, tmp))
+    try:
+        return con.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        con.close()
+
+
+LEAF_KINDS = ("server", "client", "admin")
+
+
+def leaf_rows(rows, status: str | None = "valid") -> list[dict]:
+    return [r for r in rows if r["kind"] in LEAF_KINDS and (status is None or r["status"] == status)]
+
+
+def row_identity(r) -> tuple:
+    return (r["kind"], r["host"], r["service"], r["name"])
+
+
+def row_cert(r) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(r["certificate_pem"].encode())
+
+
+def parse_json_output(res: subprocess.CompletedProcess):
+    import json
+
+    try:
+        return json.loads(res.stdout)
+    except json.JSONDecodeError as e:
+        raise AssertionError(f"stdout is not JSON ({e})" + describe(res)) from None
+
+
+INDEX_LINE = re.compile(r"^([VRE])\t(\d{12}Z|\d{14}Z)\t([^\t]*)\t([0-9A-F]+)\t(unknown)\t(/[^\t]*)$")
+
+
+def asn1_time(t: dt.datetime) -> str:
+    t = t.astimezone(dt.timezone.utc)
+    return t.strftime("%y%m%d%H%M%SZ") if t.year < 2050 else t.strftime("%Y%m%d%H%M%SZ")
+
+
+def parse_index(text: str) -> list[dict]:
+    """index.txt lines as dicts; asserts the `openssl ca` format of every line."""
+    out = []
+    assert text == "" or text.endswith("\n"), "index.txt does not end with a newline"
+    for n, line in enumerate(text.splitlines(), 1):
+        assert line.count("\t") == 5, f"index.txt line {n} has not 6 tab-separated fields: {line!r}"
+        m = INDEX_LINE.match(line)
+        assert m, f"index.txt line {n} is not in openssl ca format: {line!r}"
+        out.append({"status": m.group(1), "expiry": m.group(2), "revocation": m.group(3),
+                    "serial": m.group(4), "subject": m.group(6)})
+    return out
+
+
+def rfc3339(text: str) -> dt.datetime:
+    assert isinstance(text, str) and re.fullmatch(
+        r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})", text), f"not RFC 3339: {text!r}"
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def rfc3339_z(t: dt.datetime) -> str:
+    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def openssl_verify_jobs(jobs, workers: int = 4) -> list[str]:
+    """Run `openssl verify` for each job (a list of arguments after `verify`); returns the
+    failures as readable strings (empty when every job printed `<file>: OK` and exited 0)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(args):
+        r = openssl("verify", *args)
+        ok = r.returncode == 0 and r.stdout.strip().endswith(": OK")
+        return None if ok else describe(r)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return [f for f in pool.map(one, jobs) if f]
+
+
+def ocsp_statuses(index: Path, issuer: Path, certs: list[Path], tmp: Path) -> dict[str, str]:
+    """Ask `openssl ocsp -index` (a real OpenSSL reader of index.txt) for the status of each
+    certificate; returns {cert path: "good" | "revoked" | "unknown"}. The responder signs with a
+    throw-away key made here, so no CA key is needed."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = utcnow()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test responder")])
+    rcert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+             .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
+             .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256()))
+    (tmp / "rsigner.pem").write_bytes(pem(rcert))
+    (tmp / "rkey.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                     serialization.NoEncryption()))
+    cert_args = [a for c in certs for a in ("-cert", c)]
+    openssl("ocsp", "-issuer", issuer, *cert_args, "-no_nonce", "-reqout", tmp / "req.der", check=True)
+    openssl("ocsp", "-index", index, "-CA", issuer, "-rsigner", tmp / "rsigner.pem", "-rkey", tmp / "rkey.pem",
+            "-reqin", tmp / "req.der", "-respout", tmp / "resp.der", "-nmin", "5", check=True)
+    r = openssl("ocsp", "-respin", tmp / "resp.der", "-issuer", issuer, *cert_args, "-noverify", check=True)
+    out = {}
+    for c in certs:
+        m = re.search(rf"^{re.escape(str(c))}: (\w+)", r.stdout, re.M)
+        assert m, f"no OCSP status for {c}" + describe(r)
+        out[str(c)] = m.group(1)
+    return out
+
+
+def is_pkcs8_unencrypted(pem_text: str) -> bool:
+    blocks = re.findall(r"-----BEGIN ([A-Z0-9 ]+)-----", pem_text)
+    return blocks == ["PRIVATE KEY"]

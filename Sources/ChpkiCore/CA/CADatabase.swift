@@ -33,7 +33,10 @@ public final class CADatabase {
                     .check(sql: "kind IN ('root', 'intermediate', 'server', 'client', 'admin')")
                 table.column("host", .text)
                 table.column("service", .text)
+                table.column("name", .text)
                 table.column("subject", .text).notNull()
+                table.column("subject_oneline", .text).notNull()
+                table.column("profile", .text)
                 table.column("sans", .text).notNull().defaults(to: "[]")
                 table.column("key_type", .text).notNull()
                 table.column("issuer_serial", .text)
@@ -48,8 +51,12 @@ public final class CADatabase {
                 table.column("private_key_pem", .text)
                 table.column("created_at", .datetime).notNull()
             }
-            try db.create(index: "certificates_by_name", on: CertificateRecord.databaseTableName,
-                          columns: ["host", "service", "kind", "status"])
+            // One valid certificate per identity: a second concurrent issuer cannot add a twin.
+            try db.execute(sql: """
+                CREATE UNIQUE INDEX one_valid_per_identity ON certificates
+                    (kind, coalesce(host, ''), coalesce(service, ''), coalesce(name, ''))
+                    WHERE status = 'valid'
+                """)
         }
         return migrator
     }
@@ -72,6 +79,29 @@ public final class CADatabase {
 
     public func allCertificates() throws -> [CertificateRecord] {
         try read { db in try CertificateRecord.order(Column("id")).fetchAll(db) }
+    }
+
+    /// Every valid leaf certificate, with its key.
+    public func validLeaves() throws -> [CertificateRecord] {
+        try read { db in
+            try CertificateRecord.filter(Column("status") == CertificateRecord.Status.valid.rawValue)
+                .filter(![CertificateRecord.Kind.root.rawValue, CertificateRecord.Kind.intermediate.rawValue].contains(Column("kind")))
+                .fetchAll(db)
+        }
+    }
+
+    /// The columns index.txt needs, for every certificate, without the PEMs.
+    public func indexEntries() throws -> [OpenSSLIndex.Entry] {
+        try read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT kind, serial, status, not_after, revoked_at, revocation_reason, subject_oneline
+                FROM certificates WHERE kind != 'root'
+                """).map { row in
+                OpenSSLIndex.Entry(serial: row["serial"], status: CertificateRecord.Status(rawValue: row["status"]) ?? .valid,
+                                   notAfter: row["not_after"], revokedAt: row["revoked_at"],
+                                   revocationReason: row["revocation_reason"], subjectOneLine: row["subject_oneline"])
+            }
+        }
     }
 
     /// Checkpoints the WAL into the main file and closes, so the database is one file again.

@@ -182,11 +182,11 @@ public enum CAInitializer {
     static func writeDatabase(_ materials: Materials, to path: String, now: Date) throws {
         let database = try CADatabase(path: path)
         try database.change { db in
-            var root = try CertificateRecord(certificate: materials.root, kind: .root, issuerSerial: nil, privateKeyPEM: nil, createdAt: now)
+            var root = try CertificateRecord(certificate: materials.root, kind: .root, issuerSerial: nil, createdAt: now)
             try root.insert(db)
             if let intermediate = materials.intermediate {
                 var record = try CertificateRecord(certificate: intermediate, kind: .intermediate,
-                                                   issuerSerial: materials.root.serial.hex, privateKeyPEM: nil, createdAt: now)
+                                                   issuerSerial: materials.root.serial.hex, createdAt: now)
                 try record.insert(db)
             }
             try CADatabase.setMeta(db, "crl_number", "1")

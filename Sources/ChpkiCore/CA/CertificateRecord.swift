@@ -21,8 +21,14 @@ public struct CertificateRecord: Codable, Sendable, Equatable, FetchableRecord, 
     public var kind: Kind
     public var host: String?
     public var service: String?
+    /// What distinguishes certificates of one host and service: the host FQDN, a VIP FQDN, `service@host`, the admin name.
+    public var name: String?
     /// RFC 4514 subject.
     public var subject: String
+    /// `/C=US/.../CN=x`, as `openssl ca` writes subjects into index.txt.
+    public var subjectOneLine: String
+    /// The issuance profile (names, usages, key type) the certificate was made from; a change means reissue.
+    public var profile: String?
     /// JSON array of `DNS:x` / `IP:y` strings.
     public var sans: String
     public var keyType: String
@@ -39,7 +45,8 @@ public struct CertificateRecord: Codable, Sendable, Equatable, FetchableRecord, 
     public var createdAt: Date
 
     enum CodingKeys: String, CodingKey {
-        case id, serial, kind, host, service, subject, sans
+        case id, serial, kind, host, service, name, subject, sans, profile
+        case subjectOneLine = "subject_oneline"
         case keyType = "key_type", issuerSerial = "issuer_serial"
         case notBefore = "not_before", notAfter = "not_after", status
         case revokedAt = "revoked_at", revocationReason = "revocation_reason", supersededBy = "superseded_by"
@@ -50,30 +57,56 @@ public struct CertificateRecord: Codable, Sendable, Equatable, FetchableRecord, 
         id = inserted.rowID
     }
 
+    /// (kind, host, service, name): at most one valid certificate per identity.
+    public var identity: CertificateIdentity {
+        CertificateIdentity(kind: kind, host: host, service: service, name: name ?? "")
+    }
+
     public var sanList: [String] {
         (try? JSONDecoder().decode([String].self, from: Data(sans.utf8))) ?? []
     }
 
-    /// A record for `certificate` as signed just now.
-    public init(certificate: Certificate, kind: Kind, host: String? = nil, service: String? = nil,
-                issuerSerial: String?, privateKeyPEM: String?, createdAt: Date) throws {
-        let names = certificate.subjectAlternativeNames.map(\.description)
+    /// A record for a CA certificate (root or intermediate) as signed just now.
+    public init(certificate: Certificate, kind: Kind, issuerSerial: String?, createdAt: Date) throws {
+        self.init(pem: String(decoding: try certificate.pemEncoded(), as: UTF8.self), serial: certificate.serial,
+                  subject: certificate.subject, subjectOneLine: certificate.subjectOneLine,
+                  subjectAlternativeNames: certificate.subjectAlternativeNames, notBefore: certificate.notBefore,
+                  notAfter: certificate.notAfter, kind: kind, keyType: certificate.keyType?.rawValue ?? certificate.keyDescription,
+                  issuerSerial: issuerSerial, privateKeyPEM: nil, createdAt: createdAt)
+    }
+
+    /// A record for a leaf a batch worker signed from `profile`.
+    public init(signed: SignedCertificate, profile: CertificateProfile, issuerSerial: String, privateKeyPEM: String, createdAt: Date) {
+        self.init(pem: signed.pem, serial: signed.serial, subject: signed.subject, subjectOneLine: signed.subjectOneLine,
+                  subjectAlternativeNames: signed.subjectAlternativeNames, notBefore: signed.notBefore, notAfter: signed.notAfter,
+                  kind: profile.identity.kind, host: profile.identity.host, service: profile.identity.service,
+                  name: profile.identity.name, profile: profile.encodedEssentials(), keyType: profile.keyType.rawValue,
+                  issuerSerial: issuerSerial, privateKeyPEM: privateKeyPEM, createdAt: createdAt)
+    }
+
+    init(pem: String, serial: SerialNumber, subject: DistinguishedName, subjectOneLine: String, subjectAlternativeNames: [GeneralName],
+         notBefore: Date, notAfter: Date, kind: Kind, host: String? = nil, service: String? = nil, name: String? = nil,
+         profile: String? = nil, keyType: String, issuerSerial: String?, privateKeyPEM: String?, createdAt: Date) {
+        let names = subjectAlternativeNames.map(\.description)
         self.id = nil
-        self.serial = certificate.serial.hex
+        self.serial = serial.hex
         self.kind = kind
         self.host = host
         self.service = service
-        self.subject = certificate.subject.rfc4514
-        self.sans = String(decoding: try JSONEncoder().encode(names), as: UTF8.self)
-        self.keyType = certificate.keyType?.rawValue ?? certificate.keyDescription
+        self.name = name
+        self.profile = profile
+        self.subject = subject.rfc4514
+        self.subjectOneLine = subjectOneLine
+        self.sans = String(decoding: (try? JSONSerialization.data(withJSONObject: names)) ?? Data("[]".utf8), as: UTF8.self)
+        self.keyType = keyType
         self.issuerSerial = issuerSerial
-        self.notBefore = certificate.notBefore
-        self.notAfter = certificate.notAfter
+        self.notBefore = notBefore
+        self.notAfter = notAfter
         self.status = .valid
         self.revokedAt = nil
         self.revocationReason = nil
         self.supersededBy = nil
-        self.certificatePEM = String(decoding: try certificate.pemEncoded(), as: UTF8.self)
+        self.certificatePEM = pem
         self.privateKeyPEM = privateKeyPEM
         self.createdAt = createdAt
     }

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `index.txt` in the format of `openssl ca`, so `openssl ocsp -index` and other OpenSSL tooling
 /// work on chpki's CA: `STATUS\tEXPIRY\tREVOCATION\tSERIAL\tunknown\tSUBJECT`.
@@ -8,15 +11,24 @@ public enum OpenSSLIndex {
     /// chpki re-issues the same subject on renewal, as `openssl ca` does with this setting.
     public static let attributes = "unique_subject = no\n"
 
+    /// What one line of index.txt says about a certificate.
+    public struct Entry: Sendable {
+        public var serial: String
+        public var status: CertificateRecord.Status
+        public var notAfter: Date
+        public var revokedAt: Date?
+        public var revocationReason: String?
+        public var subjectOneLine: String
+    }
+
     /// Every certificate the CA signed (not the self-signed root), in serial order as `openssl ca` keeps it.
-    public static func render(_ records: [CertificateRecord], now: Date) -> String {
-        records.filter { $0.kind != .root }
-            .sorted { ($0.serial.count, $0.serial) < ($1.serial.count, $1.serial) }
+    public static func render(_ records: [Entry], now: Date) -> String {
+        records.sorted { ($0.serial.count, $0.serial) < ($1.serial.count, $1.serial) }
             .map { line(for: $0, now: now) }
             .joined()
     }
 
-    static func line(for record: CertificateRecord, now: Date) -> String {
+    static func line(for record: Entry, now: Date) -> String {
         var status = "V"
         var revocation = ""
         if record.status == .revoked, let revokedAt = record.revokedAt {
@@ -25,17 +37,17 @@ public enum OpenSSLIndex {
         } else if record.notAfter <= now {
             status = "E"
         }
-        let subject = (try? Certificate(pem: Data(record.certificatePEM.utf8)).subjectOneLine) ?? record.subject
-        return "\(status)\t\(asn1Time(record.notAfter))\t\(revocation)\t\(record.serial)\tunknown\t\(subject)\n"
+        return "\(status)\t\(asn1Time(record.notAfter))\t\(revocation)\t\(record.serial)\tunknown\t\(record.subjectOneLine)\n"
     }
 
     /// `YYMMDDHHMMSSZ` (UTCTime) before 2050, `YYYYMMDDHHMMSSZ` after, as OpenSSL writes them.
     static func asn1Time(_ date: Date) -> String {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let parts = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
-        let year = parts.year!
-        let yearText = year < 2050 ? String(format: "%02d", year % 100) : String(format: "%04d", year)
-        return yearText + String(format: "%02d%02d%02d%02d%02dZ", parts.month!, parts.day!, parts.hour!, parts.minute!, parts.second!)
+        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        let year = Int(parts.tm_year) + 1900
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        let yearText = year < 2050 ? two(Int32(year % 100)) : String(year)
+        return yearText + two(parts.tm_mon + 1) + two(parts.tm_mday) + two(parts.tm_hour) + two(parts.tm_min) + two(parts.tm_sec) + "Z"
     }
 }

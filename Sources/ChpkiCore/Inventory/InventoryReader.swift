@@ -124,6 +124,10 @@ struct InventoryReader {
         if value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
             throw walker.error(node, field, "must not contain control characters (tab, newline, ...)")
         }
+        // OpenSSL keeps such a space, Java's LdapName drops it: nodes_dn would never match.
+        if value.first?.isWhitespace == true || value.last?.isWhitespace == true {
+            throw walker.error(node, field, "must not begin or end with a space (OpenSearch would not match the DN)")
+        }
     }
 
     private func readCA(_ node: Node) throws -> CASettings {

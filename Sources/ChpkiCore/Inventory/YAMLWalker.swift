@@ -50,11 +50,32 @@ struct YAMLWalker {
             return self.error(line: line, nil, "not valid YAML: \(problem)")
         case let .duplicatedKeysInMapping(duplicates, context):
             let names = duplicates.map { "'\($0)'" }.joined(separator: ", ")
-            return self.error(line: context.mark.line, nil,
+            let line = duplicates.first.flatMap { Self.secondOccurrence(of: $0, in: yaml, from: context.mark.line) } ?? context.mark.line
+            return self.error(line: line, nil,
                               "duplicate key \(names) in one mapping; each key may appear once")
         default:
             return self.error(line: nil, nil, "not valid YAML: \(yamlError)")
         }
+    }
+
+    /// Yams names a duplicated key but only gives the line of its mapping: the line of the key's
+    /// second appearance at the indentation of its first, from `line` on (1-based), is the one to fix.
+    static func secondOccurrence(of key: String, in yaml: String, from line: Int) -> Int? {
+        let lines = yaml.split(separator: "\n", omittingEmptySubsequences: false)
+        var indentation: Int?
+        for index in max(0, line - 1)..<lines.count {
+            let text = lines[index]
+            let indent = text.prefix(while: { $0 == " " }).count
+            let rest = text.dropFirst(indent)
+            let keyText = rest.hasPrefix("- ") ? rest.dropFirst(2) : rest
+            guard keyText.hasPrefix(key), keyText.dropFirst(key.count).drop(while: { $0 == " " }).hasPrefix(":") else { continue }
+            if let first = indentation {
+                if indent == first { return index + 1 }
+            } else {
+                indentation = indent
+            }
+        }
+        return nil
     }
 
     // MARK: Shapes

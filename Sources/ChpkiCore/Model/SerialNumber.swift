@@ -38,7 +38,7 @@ public struct SerialNumber: Sendable, Hashable, Comparable, CustomStringConverti
     }
 
     /// Upper-case hex, even length, no separators: the form `index.txt` and `chpki list` use.
-    public var hex: String { bytes.map { String(format: "%02X", $0) }.joined() }
+    public var hex: String { Hex.upper(bytes) }
     public var description: String { hex }
 
     public static func < (lhs: SerialNumber, rhs: SerialNumber) -> Bool {

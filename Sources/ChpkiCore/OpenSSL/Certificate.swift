@@ -152,7 +152,7 @@ public final class Certificate: @unchecked Sendable {
         var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
         var length: UInt32 = 0
         guard X509_digest(pointer, EVP_sha256(), &digest, &length) == 1 else { return "" }
-        return digest.prefix(Int(length)).map { String(format: "%02X", $0) }.joined(separator: ":")
+        return Hex.upper(Array(digest.prefix(Int(length))), separator: UInt8(ascii: ":"))
     }
 
     /// True when the issuer and subject match and the signature verifies under the certificate's own key.

@@ -50,18 +50,34 @@ extension CertificateTemplate {
     /// Builds and signs the certificate for `subjectKey`. Safe to call from several threads at once
     /// with the same signer: each call has its own X509 and contexts; the signer is only read.
     public func sign(publicKeyOf subjectKey: PrivateKey, by signer: Signer) throws -> Certificate {
-        let certificate = try checkNotNil(X509_new(), "X509_new")
+        try build(publicKeyOf: subjectKey, issuer: signer.certificate?.pointer, libraryContext: nil, encodePublicKeyDirectly: false) { certificate in
+            guard X509_sign(certificate, signer.key.pointer, signer.key.signingDigest) > 0 else {
+                throw OpenSSLError.drain("X509_sign")
+            }
+        }
+    }
+
+    /// Fills a new X509 from the template and hands it to `signWith`; `issuer` nil means self-signed.
+    /// With `encodePublicKeyDirectly` the result is only good for encoding: OpenSSL holds no decoded
+    /// public key for it (see `setPublicKeyDirectly`).
+    func build(publicKeyOf subjectKey: PrivateKey, issuer: OpaquePointer?, libraryContext: OpaquePointer?,
+               encodePublicKeyDirectly: Bool, signWith: (OpaquePointer) throws -> Void) throws -> Certificate {
+        let certificate = try checkNotNil(X509_new_ex(libraryContext, nil), "X509_new")
         let result = Certificate(takingOwnershipOf: certificate)  // frees on any throw below
         try check(X509_set_version(certificate, Int(X509_VERSION_3)), "X509_set_version")
         try setSerial(certificate)
         try setValidity(certificate)
         try withX509Name(subject) { name in try check(X509_set_subject_name(certificate, name), "X509_set_subject_name") }
-        let issuerName = signer.certificate.map { X509_get_subject_name($0.pointer) } ?? X509_get_subject_name(certificate)
+        let issuerName = issuer.map { X509_get_subject_name($0) } ?? X509_get_subject_name(certificate)
         try check(X509_set_issuer_name(certificate, issuerName), "X509_set_issuer_name")
-        try check(X509_set_pubkey(certificate, subjectKey.pointer), "X509_set_pubkey")
+        if encodePublicKeyDirectly {
+            try setPublicKeyDirectly(certificate, subjectKey)
+        } else {
+            try check(X509_set_pubkey(certificate, subjectKey.pointer), "X509_set_pubkey")
+        }
 
         var context = X509V3_CTX()
-        X509V3_set_ctx(&context, signer.certificate?.pointer ?? certificate, certificate, nil, nil, 0)
+        X509V3_set_ctx(&context, issuer ?? certificate, certificate, nil, nil, 0)
         chpki_x509v3_set_ctx_nodb(&context)
 
         if let certificateAuthority {
@@ -87,10 +103,46 @@ extension CertificateTemplate {
         if let nameConstraints {
             try addNameConstraints(certificate, nameConstraints)
         }
-        guard X509_sign(certificate, signer.key.pointer, signer.key.signingDigest) > 0 else {
-            throw OpenSSLError.drain("X509_sign")
-        }
+        try signWith(certificate)
         return result
+    }
+
+    /// For EC and Ed25519 keys the SubjectPublicKeyInfo is set from the key's public octets with
+    /// OpenSSL's own X509_PUBKEY_set0_param. X509_set_pubkey would get the same DER through an
+    /// OSSL_ENCODER round trip, whose lookup of every provided encoder costs more than the signature.
+    /// The X509 then has no cached EVP_PKEY, so X509_get0_pubkey on it returns NULL until re-parsed.
+    private func setPublicKeyDirectly(_ certificate: OpaquePointer, _ key: PrivateKey) throws {
+        let algorithm: (object: Int32, parameterType: Int32, parameter: Int32)
+        var octets: [UInt8]
+        switch key.keyType {
+        case .ecP256, .ecP384:
+            algorithm = (NID_X9_62_id_ecPublicKey, V_ASN1_OBJECT, key.keyType == .ecP256 ? NID_X9_62_prime256v1 : NID_secp384r1)
+            octets = [UInt8](repeating: 0, count: 133)
+            var length = 0
+            try check(EVP_PKEY_get_octet_string_param(key.pointer, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, &octets, octets.count, &length),
+                      "EVP_PKEY_get_octet_string_param(encoded-pub-key)")
+            octets.removeSubrange(length...)
+        case .ed25519:
+            algorithm = (NID_ED25519, V_ASN1_UNDEF, NID_undef)
+            octets = [UInt8](repeating: 0, count: 32)
+            var length = octets.count
+            try check(EVP_PKEY_get_raw_public_key(key.pointer, &octets, &length), "EVP_PKEY_get_raw_public_key")
+        default:
+            try check(X509_set_pubkey(certificate, key.pointer), "X509_set_pubkey")
+            return
+        }
+        guard let publicKey = X509_get_X509_PUBKEY(certificate),
+              let copy = CRYPTO_malloc(octets.count, #file, #line)?.assumingMemoryBound(to: UInt8.self) else {
+            throw OpenSSLError.drain("X509_get_X509_PUBKEY")
+        }
+        copy.initialize(from: octets, count: octets.count)
+        let parameter: UnsafeMutableRawPointer? = algorithm.parameterType == V_ASN1_OBJECT
+            ? UnsafeMutableRawPointer(OBJ_nid2obj(algorithm.parameter)) : nil
+        guard X509_PUBKEY_set0_param(publicKey, OBJ_nid2obj(algorithm.object), algorithm.parameterType, parameter,
+                                     copy, Int32(octets.count)) == 1 else {
+            CRYPTO_free(copy, #file, #line)
+            throw OpenSSLError.drain("X509_PUBKEY_set0_param")
+        }
     }
 
     private func setSerial(_ certificate: OpaquePointer) throws {

@@ -14,6 +14,6 @@ public enum Digest {
 
     /// `AB:CD:...`, the way OpenSSL prints fingerprints.
     public static func sha256Hex(_ data: Data) throws -> String {
-        try sha256(data).map { String(format: "%02X", $0) }.joined(separator: ":")
+        Hex.upper(try sha256(data), separator: UInt8(ascii: ":"))
     }
 }

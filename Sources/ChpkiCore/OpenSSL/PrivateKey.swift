@@ -24,26 +24,37 @@ public final class PrivateKey: @unchecked Sendable {
 
     /// A fresh key of the given type from OpenSSL's default RNG.
     public static func generate(_ type: KeyType) throws -> PrivateKey {
+        let context = try keygenContext(type, libraryContext: nil)
+        defer { EVP_PKEY_CTX_free(context) }
+        var key: OpaquePointer?
+        try check(EVP_PKEY_generate(context, &key), "EVP_PKEY_generate(\(type.rawValue))")
+        return PrivateKey(takingOwnershipOf: try checkNotNil(key, "EVP_PKEY_generate"))
+    }
+
+    /// A key-generation context for `type`, ready for repeated EVP_PKEY_generate calls.
+    static func keygenContext(_ type: KeyType, libraryContext: OpaquePointer?) throws -> OpaquePointer {
         let algorithm: String
         switch type {
         case .rsa2048, .rsa3072, .rsa4096: algorithm = "RSA"
         case .ecP256, .ecP384: algorithm = "EC"
         case .ed25519: algorithm = "ED25519"
         }
-        let context = try checkNotNil(EVP_PKEY_CTX_new_from_name(nil, algorithm, nil), "EVP_PKEY_CTX_new_from_name(\(algorithm))")
-        defer { EVP_PKEY_CTX_free(context) }
-        try check(EVP_PKEY_keygen_init(context), "EVP_PKEY_keygen_init")
-        switch type {
-        case .rsa2048: try check(EVP_PKEY_CTX_set_rsa_keygen_bits(context, 2048), "set RSA bits")
-        case .rsa3072: try check(EVP_PKEY_CTX_set_rsa_keygen_bits(context, 3072), "set RSA bits")
-        case .rsa4096: try check(EVP_PKEY_CTX_set_rsa_keygen_bits(context, 4096), "set RSA bits")
-        case .ecP256: try check(EVP_PKEY_CTX_set_group_name(context, "prime256v1"), "set EC group")
-        case .ecP384: try check(EVP_PKEY_CTX_set_group_name(context, "secp384r1"), "set EC group")
-        case .ed25519: break
+        let context = try checkNotNil(EVP_PKEY_CTX_new_from_name(libraryContext, algorithm, nil), "EVP_PKEY_CTX_new_from_name(\(algorithm))")
+        do {
+            try check(EVP_PKEY_keygen_init(context), "EVP_PKEY_keygen_init")
+            switch type {
+            case .rsa2048: try check(EVP_PKEY_CTX_set_rsa_keygen_bits(context, 2048), "set RSA bits")
+            case .rsa3072: try check(EVP_PKEY_CTX_set_rsa_keygen_bits(context, 3072), "set RSA bits")
+            case .rsa4096: try check(EVP_PKEY_CTX_set_rsa_keygen_bits(context, 4096), "set RSA bits")
+            case .ecP256: try check(EVP_PKEY_CTX_set_group_name(context, "prime256v1"), "set EC group")
+            case .ecP384: try check(EVP_PKEY_CTX_set_group_name(context, "secp384r1"), "set EC group")
+            case .ed25519: break
+            }
+        } catch {
+            EVP_PKEY_CTX_free(context)
+            throw error
         }
-        var key: OpaquePointer?
-        try check(EVP_PKEY_generate(context, &key), "EVP_PKEY_generate(\(type.rawValue))")
-        return PrivateKey(takingOwnershipOf: try checkNotNil(key, "EVP_PKEY_generate"))
+        return context
     }
 
     /// Reads the first private key in PEM: PKCS#8 (plain or encrypted), PKCS#1 or SEC1.
@@ -153,14 +164,17 @@ public final class PrivateKey: @unchecked Sendable {
         return EVP_PKEY_eq(pointer, publicKey) == 1
     }
 
-    /// The digest chpki signs with under this key: SHA-384 for P-384, none (intrinsic) for Ed25519.
-    var signingDigest: OpaquePointer? {
+    /// The digest chpki signs with under this key: SHA-384 for P-384 and RSA-4096, none (intrinsic) for Ed25519.
+    var signingDigestName: String? {
         switch keyType {
         case .ed25519: return nil
-        case .ecP384: return EVP_sha384()
-        case .rsa4096: return EVP_sha384()
-        default: return EVP_sha256()
+        case .ecP384, .rsa4096: return "SHA384"
+        default: return "SHA256"
         }
+    }
+
+    var signingDigest: OpaquePointer? {
+        signingDigestName.flatMap { EVP_get_digestbyname($0) }
     }
 }
 

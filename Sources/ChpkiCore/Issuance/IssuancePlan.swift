@@ -1,0 +1,64 @@
+import Foundation
+
+/// What `chpki issue` will do with each certificate the inventory implies (docs/issuance.md).
+public struct IssuancePlan: Sendable {
+    public enum Action: String, Sendable, Codable {
+        case issued, reissued, renewed, unchanged
+    }
+
+    public struct Item: Sendable {
+        public var profile: CertificateProfile
+        public var action: Action
+        public var reason: String
+        /// The valid certificate this one replaces (reissued, renewed) or is (unchanged).
+        public var previous: CertificateRecord?
+        /// Whether the previous certificate's key is kept: renewals and name changes keep it, a key-type change does not.
+        public var keepsKey: Bool
+    }
+
+    public var items: [Item]
+
+    public var work: [Item] { items.filter { $0.action != .unchanged } }
+
+    /// Compares each profile with the valid certificate of the same identity.
+    public init(profiles: [CertificateProfile], existing: [CertificateRecord], now: Date) {
+        var current: [CertificateIdentity: CertificateRecord] = [:]
+        for record in existing where record.status == .valid && !record.kind.isAuthority {
+            current[record.identity] = record
+        }
+        items = profiles.map { profile in
+            guard let previous = current[profile.identity] else {
+                return Item(profile: profile, action: .issued, reason: "new", previous: nil, keepsKey: false)
+            }
+            let stored = previous.profile.flatMap { try? JSONDecoder().decode(CertificateProfile.Essentials.self, from: Data($0.utf8)) }
+            let wanted = profile.essentials
+            if let stored, stored != wanted {
+                let keyChanged = stored.key != wanted.key
+                return Item(profile: profile, action: .reissued, reason: Self.differences(stored, wanted),
+                            previous: previous, keepsKey: !keyChanged && previous.privateKeyPEM != nil)
+            }
+            let due = profile.renewBefore.before(previous.notAfter)
+            if due <= now {
+                let reason = previous.notAfter <= now ? "expired \(RFC3339.format(previous.notAfter))"
+                    : "expires \(RFC3339.format(previous.notAfter)), within renew_before \(profile.renewBefore)"
+                return Item(profile: profile, action: .renewed, reason: reason, previous: previous, keepsKey: previous.privateKeyPEM != nil)
+            }
+            return Item(profile: profile, action: .unchanged, reason: "valid until \(RFC3339.format(previous.notAfter))",
+                        previous: previous, keepsKey: true)
+        }
+    }
+
+    static func differences(_ old: CertificateProfile.Essentials, _ new: CertificateProfile.Essentials) -> String {
+        var changes: [String] = []
+        if old.key != new.key { changes.append("key type \(old.key) -> \(new.key)") }
+        if old.subject != new.subject { changes.append("subject \(old.subject) -> \(new.subject)") }
+        if old.sans != new.sans {
+            let added = Set(new.sans).subtracting(old.sans).sorted()
+            let removed = Set(old.sans).subtracting(new.sans).sorted()
+            changes.append("SANs" + (added.isEmpty ? "" : " +\(added.joined(separator: ",+"))")
+                           + (removed.isEmpty ? "" : " -\(removed.joined(separator: ",-"))"))
+        }
+        if old.eku != new.eku { changes.append("EKU \(old.eku.joined(separator: "+")) -> \(new.eku.joined(separator: "+"))") }
+        return changes.joined(separator: "; ")
+    }
+}

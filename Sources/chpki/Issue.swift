@@ -1,0 +1,120 @@
+import ArgumentParser
+import ChpkiCore
+
+struct Issue: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Issue every certificate the inventory implies that is missing, changed or due.",
+        discussion: """
+            Without a subcommand: compares the inventory with the CA database and prints one line per \
+            certificate: issued (new), reissued (names, usages or key type changed), renewed (within \
+            renew_before of expiry; the key is kept), unchanged. A second run issues nothing. The batch is \
+            signed on every core and recorded in one transaction: it commits whole or not at all.
+
+            Subcommands issue one certificate outside the inventory: 'issue server', 'issue client', \
+            'issue admin'. See docs/issuance.md for every certificate's names and usages.
+            """,
+        subcommands: [IssueInventory.self, IssueServer.self, IssueClient.self, IssueAdmin.self],
+        defaultSubcommand: IssueInventory.self
+    )
+}
+
+/// The passphrase option of commands that open the CA key.
+struct CAKeyOptions: ParsableArguments {
+    @Option(name: .customLong("passphrase-file"), help: ArgumentHelp("Read the CA passphrase from the first line of this file (else CHPKI_CA_PASSPHRASE, else a prompt).", valueName: "file"))
+    var passphraseFile: String?
+}
+
+struct IssueInventory: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "all", abstract: "Issue from the inventory (the default).")
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var key: CAKeyOptions
+
+    @Flag(name: .customLong("dry-run"), help: "Print the plan; change nothing.")
+    var dryRun = false
+
+    func run() throws {
+        var options = IssueCommand.Options()
+        options.dryRun = dryRun
+        options.passphraseFile = key.passphraseFile
+        try IssueCommand.run(options, settings: global.settings, reporter: global.makeReporter())
+    }
+}
+
+struct OneOffOutput: ParsableArguments {
+    @Option(help: ArgumentHelp("Also write <stem>.crt (0644) and <stem>.key (0600, PKCS#8) into this directory.", valueName: "dir"))
+    var out: String?
+}
+
+struct IssueServer: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "server",
+        abstract: "One server certificate, with the same SAN rule as the inventory's.",
+        discussion: "SANs: <service>.<domain> (when an inventory gives the domain), the short name, the FQDN, each --san, localhost; each --ip, 127.0.0.1 and ::1. Files: <service>-<host>.crt/.key."
+    )
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var key: CAKeyOptions
+    @OptionGroup var output: OneOffOutput
+
+    @Option(help: "The service name (a DNS label).") var service: String
+    @Option(help: "The host's FQDN.") var host: String
+    @Option(name: .customLong("ip"), help: "An IP address of the host (repeatable).") var ips: [String] = []
+    @Option(name: .customLong("san"), help: "An extra DNS name (repeatable).") var sans: [String] = []
+    @Option(name: .customLong("key"), help: ArgumentHelp("Key type (default: the inventory's for this service).", valueName: "type"))
+    var keyType: KeyType?
+    @Option(help: "EKU: server, client or both (default: the inventory's server_cert_mode, else server).")
+    var mode: CertMode?
+
+    func run() throws {
+        let settings = global.settings
+        let profile = try OneOffProfiles.server(service: service, host: host, ips: ips, sans: sans, keyType: keyType, mode: mode,
+                                                inventory: try settings.inventoryIfPresent())
+        try IssueCommand.runOneOff(profile, fileStem: "\(service)-\(profile.identity.name)", output: output.out,
+                                   passphraseFile: key.passphraseFile, settings: settings, reporter: global.makeReporter())
+    }
+}
+
+struct IssueClient: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "client",
+        abstract: "One client certificate with CN SERVICE@HOST and no SAN.",
+        discussion: "Files: SERVICE@HOST.crt/.key. PostgreSQL's pg_ident.conf maps such a CN to a role."
+    )
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var key: CAKeyOptions
+    @OptionGroup var output: OneOffOutput
+
+    @Argument(help: ArgumentHelp("The client's CN, service@host.", valueName: "service@host")) var name: String
+    @Option(name: .customLong("key"), help: ArgumentHelp("Key type (default: the inventory's for this service).", valueName: "type"))
+    var keyType: KeyType?
+
+    func run() throws {
+        let settings = global.settings
+        let profile = try OneOffProfiles.client(name: name, keyType: keyType, inventory: try settings.inventoryIfPresent())
+        try IssueCommand.runOneOff(profile, fileStem: profile.identity.name, output: output.out,
+                                   passphraseFile: key.passphraseFile, settings: settings, reporter: global.makeReporter())
+    }
+}
+
+struct IssueAdmin: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "admin",
+        abstract: "The OpenSearch admin client certificate (its DN is admin_dn).",
+        discussion: "Subject: the inventory subject with CN=<name>; EKU clientAuth; the opensearch service's key type. Files: <name>.crt/.key."
+    )
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var key: CAKeyOptions
+    @OptionGroup var output: OneOffOutput
+
+    @Option(help: "The admin CN (default: the inventory's admin.name).") var name: String?
+
+    func run() throws {
+        let settings = global.settings
+        let profile = try OneOffProfiles.admin(name: name, inventory: try settings.requireInventory())
+        try IssueCommand.runOneOff(profile, fileStem: profile.identity.name, output: output.out,
+                                   passphraseFile: key.passphraseFile, settings: settings, reporter: global.makeReporter())
+    }
+}
