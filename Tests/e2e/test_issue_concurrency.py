@@ -155,6 +155,7 @@ def test_killed_run_leaves_all_or_nothing(chpki, workdir, init_ca, ca_dir, passp
     assert len(h.leaf_rows(h.db_rows(timing_ca, tmp_path / "db"))) == n
 
     killed = 0
+    outcomes = []
     for fraction in (0.3, 0.7, 0.95):
         p = chpki.popen(*args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if wait_or_kill(p, duration * fraction):
@@ -167,8 +168,10 @@ def test_killed_run_leaves_all_or_nothing(chpki, workdir, init_ca, ca_dir, passp
         idx = index_serials(ca_dir)
         assert idx in (set(), {r["serial"] for r in leaves}), (
             f"index.txt lists {len(idx)} certificates, ca.db {len(leaves)}: a partial index")
+        outcomes.append((fraction, len(leaves)))
         if leaves:
             break
+    print(f"batch {duration:.2f}s; (fraction of it before SIGKILL, certificates then in ca.db): {outcomes}")
     assert killed >= 1, f"no run was killed mid-way (a batch takes {duration:.2f}s); the test proved nothing"
 
     # the CA still works: the next run completes the batch, or finds it complete

@@ -161,18 +161,13 @@ public enum IssueCommand {
         }
         try reporter.emit(Report(dryRun: dryRun, certificates: lines, summary: summary))
         guard !reporter.json, !reporter.quiet else { return }
-        var text = ""
-        for line in lines {
+        let rows = lines.map { line -> [String] in
             let action = dryRun && line.action != .unchanged ? "would be \(line.action.rawValue)" : line.action.rawValue
-            var columns = [action.padding(toLength: dryRun ? 18 : 10, withPad: " ", startingAt: 0),
-                           line.kind.padding(toLength: 7, withPad: " ", startingAt: 0),
-                           (line.service ?? "-").padding(toLength: 11, withPad: " ", startingAt: 0),
-                           line.host ?? "-"]
-            if line.name != line.host { columns.append(line.name) }
-            var detail = line.serial.map { "  serial \($0)" } ?? ""
-            if line.action != .unchanged && line.action != .issued { detail += "  (\(line.reason))" }
-            text += columns.joined(separator: " ") + detail + "\n"
+            let note = line.action == .reissued || line.action == .renewed ? line.reason : ""
+            return [action, line.kind, line.service ?? "-", line.host ?? "-", line.name == line.host ? "" : line.name,
+                    line.serial ?? "", note]
         }
+        var text = Table.render(header: ["ACTION", "KIND", "SERVICE", "HOST", "NAME", "SERIAL", "NOTE"], rows: rows) + "\n"
         text += "\(summary["issued"]!) issued, \(summary["reissued"]!) reissued, \(summary["renewed"]!) renewed, \(summary["unchanged"]!) unchanged"
         text += dryRun ? " (dry run: nothing was changed)" : ""
         reporter.line(text)

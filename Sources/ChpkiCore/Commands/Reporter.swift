@@ -23,9 +23,9 @@ public final class Reporter: @unchecked Sendable {
     }
 
     /// A line of the human report (suppressed by --json and --quiet).
-    public func line(_ text: String = "") {
+    public func line(_ text: String = "", terminator: String = "\n") {
         guard !json, !quiet else { return }
-        standardOutput(text + "\n")
+        standardOutput(text + terminator)
     }
 
     /// Detail shown with --verbose, on stderr so it never mixes with JSON.

@@ -29,11 +29,20 @@ public enum DemoCommand {
         try InspectCommand.run(.init(file: settings.caDirectory.file(CADirectory.rootKey), passphraseFile: passphrasePath),
                                settings: settings, reporter: reporter)
         reporter.line()
+        reporter.line("chpki issue: every certificate the inventory implies")
+        var issue = IssueCommand.Options()
+        issue.passphraseFile = passphrasePath
+        try IssueCommand.run(issue, settings: settings, reporter: reporter)
+        reporter.line()
+        reporter.line("chpki nodes-dn: the lines for opensearch.yml")
+        reporter.line(try NodesDN(inventory: try settings.requireInventory()).yaml, terminator: "")
+        reporter.line()
         reporter.line("Everything is in \(output):")
         reporter.line("  cluster.yml      the example inventory")
         reporter.line("  ca-passphrase    the random passphrase of the demo CA key (0600)")
-        reporter.line("  ca/              the CA: root.pem, root.key, ca.db, index.txt, crl.pem")
-        reporter.line("Try: openssl x509 -in \(caPath)/root.pem -noout -text")
+        reporter.line("  ca/              the CA: root.pem, root.key, ca.db (every certificate and key), index.txt, crl.pem")
+        reporter.line("Try: chpki list --ca-dir \(caPath)")
+        reporter.line("     openssl x509 -in \(caPath)/root.pem -noout -text")
     }
 
     /// Creates `output`, or empties it when an earlier demo made it; refuses any other non-empty directory.
