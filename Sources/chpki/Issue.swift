@@ -42,11 +42,28 @@ struct IssueInventory: ParsableCommand {
 }
 
 struct OneOffOutput: ParsableArguments {
-    @Option(help: ArgumentHelp("Also write <stem>.crt (0644) and <stem>.key (0600, PKCS#8) into this directory.", valueName: "dir"))
+    @Option(help: ArgumentHelp("Also write <stem>.crt (0644) and <stem>.key (0600, PKCS#8) into this directory (created if missing).", valueName: "dir"))
     var out: String?
 }
 
-struct IssueServer: ParsableCommand {
+/// The shared run of `issue server|client|admin`: each only says which profile and file stem.
+protocol OneOffIssue: ParsableCommand {
+    var global: GlobalOptions { get }
+    var key: CAKeyOptions { get }
+    var output: OneOffOutput { get }
+    func profile(settings: Settings) throws -> (profile: CertificateProfile, fileStem: String)
+}
+
+extension OneOffIssue {
+    func run() throws {
+        let settings = global.settings
+        let (profile, stem) = try profile(settings: settings)
+        try IssueCommand.runOneOff(profile, fileStem: stem, output: output.out, passphraseFile: key.passphraseFile,
+                                   settings: settings, reporter: global.makeReporter())
+    }
+}
+
+struct IssueServer: OneOffIssue {
     static let configuration = CommandConfiguration(
         commandName: "server",
         abstract: "One server certificate, with the same SAN rule as the inventory's.",
@@ -66,16 +83,14 @@ struct IssueServer: ParsableCommand {
     @Option(help: "EKU: server, client or both (default: the inventory's server_cert_mode, else server).")
     var mode: CertMode?
 
-    func run() throws {
-        let settings = global.settings
+    func profile(settings: Settings) throws -> (profile: CertificateProfile, fileStem: String) {
         let profile = try OneOffProfiles.server(service: service, host: host, ips: ips, sans: sans, keyType: keyType, mode: mode,
                                                 inventory: try settings.inventoryIfPresent())
-        try IssueCommand.runOneOff(profile, fileStem: "\(service)-\(profile.identity.name)", output: output.out,
-                                   passphraseFile: key.passphraseFile, settings: settings, reporter: global.makeReporter())
+        return (profile, "\(service)-\(profile.identity.name)")
     }
 }
 
-struct IssueClient: ParsableCommand {
+struct IssueClient: OneOffIssue {
     static let configuration = CommandConfiguration(
         commandName: "client",
         abstract: "One client certificate with CN SERVICE@HOST and no SAN.",
@@ -90,15 +105,13 @@ struct IssueClient: ParsableCommand {
     @Option(name: .customLong("key"), help: ArgumentHelp("Key type (default: the inventory's for this service).", valueName: "type"))
     var keyType: KeyType?
 
-    func run() throws {
-        let settings = global.settings
+    func profile(settings: Settings) throws -> (profile: CertificateProfile, fileStem: String) {
         let profile = try OneOffProfiles.client(name: name, keyType: keyType, inventory: try settings.inventoryIfPresent())
-        try IssueCommand.runOneOff(profile, fileStem: profile.identity.name, output: output.out,
-                                   passphraseFile: key.passphraseFile, settings: settings, reporter: global.makeReporter())
+        return (profile, profile.identity.name)
     }
 }
 
-struct IssueAdmin: ParsableCommand {
+struct IssueAdmin: OneOffIssue {
     static let configuration = CommandConfiguration(
         commandName: "admin",
         abstract: "The OpenSearch admin client certificate (its DN is admin_dn).",
@@ -111,10 +124,8 @@ struct IssueAdmin: ParsableCommand {
 
     @Option(help: "The admin CN (default: the inventory's admin.name).") var name: String?
 
-    func run() throws {
-        let settings = global.settings
+    func profile(settings: Settings) throws -> (profile: CertificateProfile, fileStem: String) {
         let profile = try OneOffProfiles.admin(name: name, inventory: try settings.requireInventory())
-        try IssueCommand.runOneOff(profile, fileStem: profile.identity.name, output: output.out,
-                                   passphraseFile: key.passphraseFile, settings: settings, reporter: global.makeReporter())
+        return (profile, profile.identity.name)
     }
 }
