@@ -5,7 +5,7 @@ struct NodesDNList: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nodes-dn",
         abstract: "Print plugins.security.nodes_dn and authcz.admin_dn for opensearch.yml.",
-        discussion: "The strings are computed as the OpenSearch security plugin computes a certificate's principal (RFC 2253 via LdapName, most specific RDN first, no spaces, RFC 4514 escaping). Refuses an inventory whose admin DN a nodes_dn entry would match."
+        discussion: "The strings are computed as the OpenSearch security plugin computes a certificate's principal (X500Principal.toString() parsed by javax.naming.ldap.LdapName, most specific RDN first, no spaces, Rdn's escaping of ,=+<>#;\"\\). Refuses an inventory whose admin DN a nodes_dn entry would match."
     )
 
     @OptionGroup var global: GlobalOptions

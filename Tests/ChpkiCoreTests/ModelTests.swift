@@ -79,3 +79,31 @@ struct ModelTests {
                               "IP:10.0.0.0/24", "IP:127.0.0.0/8", "IP:::1/128"])
     }
 }
+
+@Suite("Name constraints check")
+struct NameConstraintsCheckTests {
+    let check = NameConstraintsCheck(NameConstraints(
+        permitted: [.dns("example.com"), .dns("backend-1"), .dns(".sub.test"),
+                    .network(containing: [10, 0, 0, 0], prefixLength: 24),
+                    .network(containing: [UInt8](repeating: 0, count: 15) + [1], prefixLength: 128)],
+        excluded: [.dns("bad.example.com")]))
+
+    @Test("DNS names: equal or under a permitted subtree, never under an excluded one")
+    func dns() {
+        for name in ["example.com", "a.example.com", "A.B.Example.COM", "backend-1", "x.backend-1", "y.sub.test"] {
+            #expect(check.isPermitted(.dns(name)), "\(name)")
+        }
+        for name in ["example.org", "notexample.com", "backend-2", "sub.test", "bad.example.com", "x.bad.example.com", "com"] {
+            #expect(!check.isPermitted(.dns(name)), "\(name)")
+        }
+    }
+
+    @Test("IP addresses: inside a permitted network of their family")
+    func ip() {
+        #expect(check.isPermitted(.ip([10, 0, 0, 77])))
+        #expect(!check.isPermitted(.ip([10, 0, 1, 1])))
+        #expect(check.isPermitted(.ip([UInt8](repeating: 0, count: 15) + [1])))
+        #expect(!check.isPermitted(.ip([0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 12))))
+        #expect(check.firstViolation([.dns("a.example.com"), .ip([192, 168, 1, 1])]) == .ip([192, 168, 1, 1]))
+    }
+}

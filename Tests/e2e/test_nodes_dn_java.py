@@ -198,8 +198,8 @@ def principals_of(java_principal, rows, where: Path) -> dict:
 
 
 def make_ca_and_issue(tool, base: Path, inventory: Path, passphrase_file: Path):
-    """init-ca (passphrase-protected, constrained by the inventory) then `chpki issue`; returns
-    (ca_dir, issue result), or (ca_dir, None) when init-ca or issue refused the inventory (exit 2)."""
+    """init-ca (passphrase-protected, constrained by the inventory) then `chpki issue`. Returns
+    (ca_dir, None) on success, or (ca_dir, the refusing result) when init-ca or issue exits 2."""
     ca_dir = base / "ca"
     res = tool.run("init-ca", "--ca-dir", ca_dir, "--inventory", inventory, "--passphrase-file", passphrase_file)
     if res.returncode == 2:

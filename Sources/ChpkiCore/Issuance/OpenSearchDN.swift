@@ -1,5 +1,5 @@
 /// Distinguished names the way the OpenSearch security plugin compares them (ENGINEERING.md):
-/// X500Principal's RFC 2253 name parsed into a javax.naming.ldap.LdapName, RDNs most-specific
+/// `X500Principal.toString()` parsed into a javax.naming.ldap.LdapName, RDNs most-specific
 /// first, each `Rdn.toString()`, joined with `,` and no spaces.
 public enum OpenSearchDN {
     /// `CN=backend-1.example.com,OU=...,C=US` with `Rdn.escapeValue`'s escaping.
