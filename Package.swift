@@ -20,10 +20,17 @@ let package = Package(
             pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]
         ),
+        // zlib from zlib1g-dev, for the gzip of `bundle --tar`.
+        .systemLibrary(
+            name: "CChpkiZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         .target(
             name: "ChpkiCore",
             dependencies: [
                 "CChpkiOpenSSL",
+                "CChpkiZlib",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
