@@ -38,21 +38,28 @@ public enum BundleLayout {
     /// What laying out a host needs: the inventory, the CA's certificates, the valid leaves, the templates.
     struct Context {
         var inventory: Inventory
-        var rootPEM: Data
-        var intermediatePEM: Data?
+        /// The root, and during a rotation the previous root too: every trust file holds them all.
+        var roots: [Data]
+        /// Intermediates by serial: the current one, and during a rotation the previous one.
+        var intermediates: [String: Data]
         var leaves: [CertificateIdentity: CertificateRecord]
         var templates: Templates
         var flavor: Flavor
 
+        var rootPEM: Data { roots.reduce(Data(), +) }
+
         /// The root (and intermediate) for files that must hold the whole trust path.
-        var caBundlePEM: Data { rootPEM + (intermediatePEM ?? Data()) }
+        var caBundlePEM: Data { rootPEM + intermediates.keys.sorted().compactMap { intermediates[$0] }.reduce(Data(), +) }
+
+        /// The intermediate that issued a record, if it was not the root.
+        func intermediate(of record: CertificateRecord) -> Data? { record.issuerSerial.flatMap { intermediates[$0] } }
 
         func leaf(_ identity: CertificateIdentity) throws -> Leaf {
             guard let record = leaves[identity], let key = record.privateKeyPEM else {
                 throw ChpkiError.input(file: inventory.path, field: identity.host ?? identity.name,
                                        "no valid \(identity.kind.rawValue) certificate for \(identity.service ?? "") '\(identity.name)' in the CA: run 'chpki issue' first")
             }
-            let chain = record.certificatePEM + (intermediatePEM.map { String(decoding: $0, as: UTF8.self) } ?? "")
+            let chain = record.certificatePEM + (intermediate(of: record).map { String(decoding: $0, as: UTF8.self) } ?? "")
             return Leaf(certificatePEM: record.certificatePEM, keyPEM: key, chainPEM: chain)
         }
 
@@ -86,9 +93,11 @@ public enum BundleLayout {
     }
 
     static func trustAnchors(_ context: Context) -> [BundleFile] {
-        let name = anchorName(context.rootPEM)
-        return [BundleFile("etc/pki/ca-trust/source/anchors/\(name).pem", context.rootPEM, mode: 0o644, owner: "root"),
-                BundleFile("usr/local/share/ca-certificates/\(name).crt", context.rootPEM, mode: 0o644, owner: "root")]
+        context.roots.flatMap { root -> [BundleFile] in
+            let name = anchorName(root)
+            return [BundleFile("etc/pki/ca-trust/source/anchors/\(name).pem", root, mode: 0o644, owner: "root"),
+                    BundleFile("usr/local/share/ca-certificates/\(name).crt", root, mode: 0o644, owner: "root")]
+        }
     }
 
     /// `cinc-root-ca` for "Cinc Root CA": the file name of the root in the system trust stores.
@@ -128,8 +137,9 @@ public enum BundleLayout {
             BundleFile("\(base)/private.key", Data(server.keyPEM.utf8), mode: 0o600, owner: owner),
             BundleFile("\(base)/CAs/root-ca.crt", context.rootPEM, mode: 0o644, owner: owner),
         ]
-        if let intermediate = context.intermediatePEM {
-            files.append(BundleFile("\(base)/CAs/intermediate-ca.crt", intermediate, mode: 0o644, owner: owner))
+        for (index, serial) in context.intermediates.keys.sorted().enumerated() {
+            let name = index == 0 ? "intermediate-ca.crt" : "intermediate-ca-\(index + 1).crt"
+            files.append(BundleFile("\(base)/CAs/\(name)", context.intermediates[serial]!, mode: 0o644, owner: owner))
         }
         let peers = context.inventory.hosts(of: service)
         for peer in peers where peer.name != host.name {

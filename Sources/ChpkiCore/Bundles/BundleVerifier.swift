@@ -32,8 +32,10 @@ public struct BundleVerifier {
         let host = manifest.host
         let files = TreeFiles(root: tree, label: label)
         checkManifest(manifest, files)
-        let root = files.certificates("etc/pki/ca-trust/source/anchors/\(anchorFile(files))").first
-        if root == nil { report(files, "etc/pki/ca-trust/source/anchors", "no root CA trust anchor") }
+        let anchors = files.list("etc/pki/ca-trust/source/anchors").filter { $0.hasSuffix(".pem") }
+            .flatMap { files.certificates("etc/pki/ca-trust/source/anchors/\($0)") }
+        if anchors.isEmpty { report(files, "etc/pki/ca-trust/source/anchors", "no root CA trust anchor") }
+        let root = anchors.isEmpty ? nil : anchors
         let services = Set(manifest.services)
 
         if services.contains("opensearch") {
@@ -133,7 +135,7 @@ public struct BundleVerifier {
     }
 
     /// HAProxy takes the first certificate as the leaf and needs the key in the same file.
-    mutating func checkHAProxyPEM(_ files: TreeFiles, _ path: String, vip: String, root: Certificate?) {
+    mutating func checkHAProxyPEM(_ files: TreeFiles, _ path: String, vip: String, root: [Certificate]?) {
         let blocks = files.blocks(path)
         guard blocks.first?.label == "CERTIFICATE" else {
             report(files, path, "the first PEM block is \(blocks.first?.label ?? "missing"); HAProxy needs the leaf certificate first")
@@ -147,7 +149,7 @@ public struct BundleVerifier {
     }
 
     /// The first certificate of `path`: its key, names, validity and issuer.
-    mutating func checkLeaf(_ files: TreeFiles, _ path: String, key: PrivateKey?, names: [String], root: Certificate?) {
+    mutating func checkLeaf(_ files: TreeFiles, _ path: String, key: PrivateKey?, names: [String], root: [Certificate]?) {
         let chain = files.certificates(path)
         guard let leaf = chain.first else {
             report(files, path, files.exists(path) ? "holds no certificate" : "missing")
@@ -175,12 +177,12 @@ public struct BundleVerifier {
         }
     }
 
-    /// The leaf chains to `root` through the certificates that follow it in its file.
-    func issuedBy(_ chain: [Certificate], _ root: Certificate) -> Bool {
+    /// The leaf chains to one of `roots` through the certificates that follow it in its file.
+    func issuedBy(_ chain: [Certificate], _ roots: [Certificate]) -> Bool {
         var current = chain[0]
         var rest = Array(chain.dropFirst())
         while true {
-            if current.isSigned(by: root) { return true }
+            if roots.contains(where: { current.isSigned(by: $0) }) { return true }
             guard let index = rest.firstIndex(where: { current.isSigned(by: $0) }) else { return false }
             current = rest.remove(at: index)
         }
@@ -198,10 +200,6 @@ public struct BundleVerifier {
             }
         }
         return []
-    }
-
-    func anchorFile(_ files: TreeFiles) -> String {
-        files.list("etc/pki/ca-trust/source/anchors").first { $0.hasSuffix(".pem") } ?? "missing.pem"
     }
 
     mutating func report(_ files: TreeFiles, _ path: String, _ message: String) {
@@ -234,6 +232,7 @@ struct TreeFiles {
 
     /// CA certificates the tree carries besides the root, through which leaves may chain.
     var intermediates: [Certificate] {
-        ["home/minio-user/.minio/certs/CAs/intermediate-ca.crt", "etc/etcd/pki/ca.pem"].flatMap { certificates($0) }.filter(\.isCA)
+        (list("home/minio-user/.minio/certs/CAs").filter { $0.hasPrefix("intermediate-ca") }.map { "home/minio-user/.minio/certs/CAs/\($0)" }
+            + ["etc/etcd/pki/ca.pem"]).flatMap { certificates($0) }.filter(\.isCA)
     }
 }

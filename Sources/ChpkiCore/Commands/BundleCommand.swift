@@ -40,7 +40,8 @@ public enum BundleCommand {
         try checkIssued(inventory: inventory, leaves: leaves, now: now, reporter: reporter)
 
         let context = BundleLayout.Context(
-            inventory: inventory, rootPEM: try authority.root.pemEncoded(), intermediatePEM: try authority.intermediate?.pemEncoded(),
+            inventory: inventory, roots: try authority.trustedRoots.map { try $0.pemEncoded() },
+            intermediates: try authority.intermediates(),
             leaves: Dictionary(leaves.map { ($0.identity, $0) }, uniquingKeysWith: { first, _ in first }),
             templates: templates, flavor: options.flavor)
         let fingerprint = authority.root.fingerprintSHA256
@@ -101,7 +102,7 @@ public enum BundleCommand {
 
     /// Bundles ship what the inventory says: certificates missing or out of date are refused, due ones noted.
     static func checkIssued(inventory: Inventory, leaves: [CertificateRecord], now: Date, reporter: Reporter) throws {
-        let plan = IssuancePlan(profiles: NamingRules.profiles(for: inventory), existing: leaves, now: now)
+        let plan = IssuancePlan(profiles: NamingRules.profiles(for: inventory), existing: leaves, now: now)  // issuer changes are fine during a rotation
         let pending = plan.items.filter { $0.action == .issued || $0.action == .reissued }
         if let first = pending.first {
             throw ChpkiError.input(file: inventory.path, field: first.profile.identity.host ?? first.profile.identity.name,
