@@ -219,9 +219,21 @@ public enum BundleLayout {
             // HAProxy takes the first certificate as the leaf, the rest as its chain; the key may follow.
             files.append(BundleFile("etc/ssl/haproxy/\(vip.fqdn).pem", Data((leaf.chainPEM + leaf.keyPEM).utf8), mode: 0o600, owner: "root"))
         }
+        // One bind per address: HAProxy chooses among the crt arguments of a single bind by SNI.
+        var addresses: [String] = []
+        var vipsByAddress: [String: [VIP]] = [:]
+        for vip in context.inventory.vips {
+            for address in vip.ips.map(\.description) {
+                if vipsByAddress[address] == nil { addresses.append(address) }
+                vipsByAddress[address, default: []].append(vip)
+            }
+        }
         let snippet = try context.templates.render("haproxy-tls.cfg", [
             "host": host.name,
-            "vips": context.inventory.vips.map { ["name": $0.name, "fqdn": $0.fqdn, "ip": $0.ips.first?.description ?? $0.fqdn] },
+            "binds": addresses.map { address -> [String: Any] in
+                let vips = vipsByAddress[address]!
+                return ["ip": address, "names": vips.map(\.name).joined(separator: ", "), "fqdns": vips.map(\.fqdn)]
+            },
         ])
         files.append(BundleFile("etc/haproxy/chpki-tls.cfg", snippet, mode: 0o644, owner: "root"))
         return files
