@@ -23,12 +23,12 @@ public enum InspectCommand {
         var keyUsage: [String]
         var extendedKeyUsage: [String]
         var isCA: Bool
-        var pathLength: Int?
+        @NullEncoded var pathLength: Int?
         var fingerprintSHA256: String
         var keyType: String
         var selfSigned: Bool
         var signatureAlgorithm: String
-        var nameConstraints: Constraints?
+        @NullEncoded var nameConstraints: Constraints?
 
         struct Constraints: Encodable, Sendable {
             var permitted: [String]
@@ -41,27 +41,6 @@ public enum InspectCommand {
             case extendedKeyUsage = "extended_key_usage", isCA = "is_ca", pathLength = "path_len"
             case fingerprintSHA256 = "fingerprint_sha256", keyType = "key_type", selfSigned = "self_signed"
             case signatureAlgorithm = "signature_algorithm", nameConstraints = "name_constraints"
-        }
-
-        /// Absent values are written as `null`, so every item of a type has the same keys.
-        public func encode(to encoder: Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(type, forKey: .type)
-            try container.encode(subject, forKey: .subject)
-            try container.encode(issuer, forKey: .issuer)
-            try container.encode(serial, forKey: .serial)
-            try container.encode(notBefore, forKey: .notBefore)
-            try container.encode(notAfter, forKey: .notAfter)
-            try container.encode(sans, forKey: .sans)
-            try container.encode(keyUsage, forKey: .keyUsage)
-            try container.encode(extendedKeyUsage, forKey: .extendedKeyUsage)
-            try container.encode(isCA, forKey: .isCA)
-            try container.encode(pathLength, forKey: .pathLength)
-            try container.encode(fingerprintSHA256, forKey: .fingerprintSHA256)
-            try container.encode(keyType, forKey: .keyType)
-            try container.encode(selfSigned, forKey: .selfSigned)
-            try container.encode(signatureAlgorithm, forKey: .signatureAlgorithm)
-            try container.encode(nameConstraints, forKey: .nameConstraints)
         }
 
         public init(_ certificate: Certificate) {
@@ -88,23 +67,15 @@ public enum InspectCommand {
     struct KeyItem: Encodable {
         var type = "private_key"
         var format: String
-        var keyType: String?
-        var encryption: EncryptedKeyInfo?
-        var publicKeySHA256: String?
+        @NullEncoded var keyType: String?
+        @NullEncoded var encryption: EncryptedKeyInfo?
+        @NullEncoded var publicKeySHA256: String?
 
         enum CodingKeys: String, CodingKey {
             case type, format, encryption
             case keyType = "key_type", publicKeySHA256 = "public_key_sha256"
         }
 
-        func encode(to encoder: Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(type, forKey: .type)
-            try container.encode(format, forKey: .format)
-            try container.encode(keyType, forKey: .keyType)
-            try container.encode(encryption, forKey: .encryption)
-            try container.encode(publicKeySHA256, forKey: .publicKeySHA256)
-        }
     }
 
     struct RequestItem: Encodable {
@@ -124,7 +95,7 @@ public enum InspectCommand {
         var type = "crl"
         var issuer: String
         var thisUpdate: Date
-        var nextUpdate: Date?
+        @NullEncoded var nextUpdate: Date?
         var revoked: [String]
 
         enum CodingKeys: String, CodingKey {
@@ -132,14 +103,6 @@ public enum InspectCommand {
             case thisUpdate = "this_update", nextUpdate = "next_update"
         }
 
-        func encode(to encoder: Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(type, forKey: .type)
-            try container.encode(issuer, forKey: .issuer)
-            try container.encode(thisUpdate, forKey: .thisUpdate)
-            try container.encode(nextUpdate, forKey: .nextUpdate)
-            try container.encode(revoked, forKey: .revoked)
-        }
     }
 
     enum Item: Encodable {
@@ -149,6 +112,7 @@ public enum InspectCommand {
         case request(RequestItem)
         case other(label: String)
 
+        /// Each item is its own object, tagged by its "type" key.
         func encode(to encoder: Encoder) throws {
             switch self {
             case let .certificate(item): try item.encode(to: encoder)

@@ -16,28 +16,17 @@ public enum IssueCommand {
         var action: IssuancePlan.Action
         var reason: String
         var kind: String
-        var service: String?
-        var host: String?
+        @NullEncoded var service: String?
+        @NullEncoded var host: String?
         var name: String
-        var serial: String?
-        var notAfter: Date?
+        @NullEncoded var serial: String?
+        @NullEncoded var notAfter: Date?
 
         enum CodingKeys: String, CodingKey {
             case action, reason, kind, service, host, name, serial
             case notAfter = "not_after"
         }
 
-        func encode(to encoder: Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(action, forKey: .action)
-            try container.encode(reason, forKey: .reason)
-            try container.encode(kind, forKey: .kind)
-            try container.encode(service, forKey: .service)
-            try container.encode(host, forKey: .host)
-            try container.encode(name, forKey: .name)
-            try container.encode(serial, forKey: .serial)
-            try container.encode(notAfter, forKey: .notAfter)
-        }
     }
 
     struct Report: Encodable {

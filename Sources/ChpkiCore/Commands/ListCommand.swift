@@ -3,10 +3,10 @@ import Foundation
 /// `chpki list`: every certificate the CA has signed, and its own.
 public enum ListCommand {
     struct Entry: Encodable {
-        var host: String?
-        var service: String?
+        @NullEncoded var host: String?
+        @NullEncoded var service: String?
         var kind: String
-        var name: String?
+        @NullEncoded var name: String?
         var serial: String
         var subject: String
         var sans: [String]
@@ -19,19 +19,6 @@ public enum ListCommand {
             case notAfter = "not_after"
         }
 
-        func encode(to encoder: Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(host, forKey: .host)
-            try container.encode(service, forKey: .service)
-            try container.encode(kind, forKey: .kind)
-            try container.encode(name, forKey: .name)
-            try container.encode(serial, forKey: .serial)
-            try container.encode(subject, forKey: .subject)
-            try container.encode(sans, forKey: .sans)
-            try container.encode(notAfter, forKey: .notAfter)
-            try container.encode(status, forKey: .status)
-            try container.encode(certificate, forKey: .certificate)
-        }
     }
 
     public static func run(settings: Settings, reporter: Reporter) throws {

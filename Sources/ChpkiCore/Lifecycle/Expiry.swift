@@ -7,9 +7,9 @@ public enum Expiry {
 
     public struct Item: Sendable, Encodable {
         public var kind: String
-        public var service: String?
-        public var host: String?
-        public var name: String?
+        @NullEncoded public var service: String?
+        @NullEncoded public var host: String?
+        @NullEncoded public var name: String?
         public var serial: String
         public var notAfter: Date
         public var daysLeft: Int
@@ -19,16 +19,6 @@ public enum Expiry {
             case notAfter = "not_after", daysLeft = "days_left"
         }
 
-        public func encode(to encoder: Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(kind, forKey: .kind)
-            try container.encode(service, forKey: .service)
-            try container.encode(host, forKey: .host)
-            try container.encode(name, forKey: .name)
-            try container.encode(serial, forKey: .serial)
-            try container.encode(notAfter, forKey: .notAfter)
-            try container.encode(daysLeft, forKey: .daysLeft)
-        }
     }
 
     /// Valid certificates whose notAfter is within `window` of `now` (default: `renewBefore` for
