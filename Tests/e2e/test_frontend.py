@@ -431,3 +431,74 @@ def test_compare_agrees_despite_a_new_veil_cipher(run, frontend, tmp_path):
     assert b.path("secrets").read_bytes() != a.path("secrets").read_bytes()
     b.write_secrets(doc={**b.secrets_doc, "veil": {**b.secrets_doc["veil"], "hasher": a.secrets_doc["veil"]["hasher"]}})
     h.assert_ok(run("bundle-frontend", "--compare", a.root, b.root))
+
+
+# ---------------------------------------------------------------------------------------------
+# owners
+
+
+def test_owner_and_group_restored_by_name(run, frontend, tmp_path):
+    import grp
+    import pwd
+
+    try:
+        daemon = pwd.getpwnam("daemon")
+        group = grp.getgrgid(daemon.pw_gid).gr_name
+    except KeyError:
+        pytest.skip("no 'daemon' user on this system")
+    if os.geteuid() != 0:
+        pytest.skip("chown needs root")
+    a = frontend("A")
+    os.chown(a.path("webui_priv"), daemon.pw_uid, daemon.pw_gid)
+    out = tmp_path / "b.tgz"
+    bundle(run, a.root, out)
+    entry = next(f for f in json.loads(fh.tar_read(out, "MANIFEST.json"))["files"] if f["path"] == a.paths["webui_priv"])
+    assert (entry["owner"], entry["group"]) == ("daemon", group)
+    assert fh.tar_members(out)[a.paths["webui_priv"]].uname == "daemon"
+    b = tmp_path / "B"
+    b.mkdir()
+    res = run("install-frontend", out, "--root", b)
+    h.assert_ok(res)
+    st = os.stat(b / a.paths["webui_priv"])
+    assert (st.st_uid, st.st_gid) == (daemon.pw_uid, daemon.pw_gid)
+    assert h.mode_of(b / a.paths["webui_priv"]) == 0o600
+    assert res.stderr == "", "every owner exists here: nothing to say"
+
+
+def test_install_by_a_non_root_user_keeps_going_and_says_so_once(chpki, run, frontend, tmp_path):
+    """Without root, owners cannot be set: the files are written anyway, and one note says so."""
+    import pwd
+    import shutil
+    import tempfile
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run chpki as another user")
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no 'nobody' user")
+    a = frontend("A")
+    out = tmp_path / "b.tgz"
+    bundle(run, a.root, out)
+    # pytest's tmp_path is private to root: work in a directory that user can reach.
+    d = Path(tempfile.mkdtemp(prefix="chpki-nonroot-"))
+    try:
+        os.chmod(d, 0o755)
+        shutil.copy(out, d / "b.tgz")
+        (d / "root").mkdir()
+        for p in (d, d / "b.tgz", d / "root"):
+            os.chown(p, nobody.pw_uid, nobody.pw_gid)
+        from conftest import clean_env
+
+        res = subprocess.run(
+            ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups",
+             str(chpki.path), "install-frontend", str(d / "b.tgz"), "--root", str(d / "root")],
+            capture_output=True, text=True, env=clean_env(), stdin=subprocess.DEVNULL, cwd=d, timeout=120)
+        h.assert_ok(res)
+        notes = [line for line in res.stderr.splitlines() if line.strip()]
+        assert len(notes) == 1 and "not running as root" in notes[0], h.describe(res)
+        installed = fh.tree(d / "root")
+        assert installed == fh.tree(a.root)
+        assert os.stat(d / "root" / a.paths["secrets"]).st_uid == nobody.pw_uid
+    finally:
+        shutil.rmtree(d)
