@@ -55,7 +55,7 @@ public final class CADatabase {
             try db.execute(sql: """
                 CREATE UNIQUE INDEX one_valid_per_identity ON certificates
                     (kind, coalesce(host, ''), coalesce(service, ''), coalesce(name, ''))
-                    WHERE status = 'valid'
+                    WHERE status = 'valid' AND kind IN ('server', 'client', 'admin')
                 """)
         }
         return migrator
@@ -87,6 +87,15 @@ public final class CADatabase {
             try CertificateRecord.filter(Column("status") == CertificateRecord.Status.valid.rawValue)
                 .filter(![CertificateRecord.Kind.root.rawValue, CertificateRecord.Kind.intermediate.rawValue].contains(Column("kind")))
                 .fetchAll(db)
+        }
+    }
+
+    /// Valid CA certificates (root, intermediate; two roots during a rotation).
+    public func validAuthorities() throws -> [CertificateRecord] {
+        try read { db in
+            try CertificateRecord.filter(Column("status") == CertificateRecord.Status.valid.rawValue)
+                .filter([CertificateRecord.Kind.root.rawValue, CertificateRecord.Kind.intermediate.rawValue].contains(Column("kind")))
+                .order(Column("id")).fetchAll(db)
         }
     }
 

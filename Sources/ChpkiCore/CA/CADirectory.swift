@@ -13,6 +13,13 @@ public struct CADirectory: Sendable {
     public static let intermediateCertificate = "intermediate.pem"
     public static let intermediateKey = "intermediate.key"
     public static let crl = "crl.pem"
+    public static let previousRoot = "previous-root.pem"
+    public static let previousRootKey = "previous-root.key"
+    public static let previousIntermediate = "previous-intermediate.pem"
+    public static let previousIntermediateKey = "previous-intermediate.key"
+    public static let crossSigned = "cross-signed.pem"
+    public static let trustBundle = "trust-bundle.pem"
+    public static let retired = "retired"
 
     /// Files whose presence means a CA (or the remains of one) is here; init-ca never overwrites them.
     public static let authorityFiles = [rootCertificate, rootKey, intermediateCertificate, intermediateKey,

@@ -61,12 +61,14 @@ public enum IssueCommand {
         let now = try settings.now()
         reporter.detail("opened the CA, \(profiles.count) certificates in the inventory: \(clock.lap())")
         if options.dryRun {
-            let plan = IssuancePlan(profiles: profiles, existing: try authority.database.validLeaves(), now: now)
+            let plan = IssuancePlan(profiles: profiles, existing: try authority.database.validLeaves(), now: now,
+                                    issuerSerial: authority.issuingCertificate.serial.hex)
             try report(plan.items.map { line($0, issued: nil) }, dryRun: true, reporter: reporter)
             return
         }
         let lines = try withLockedCA(authority, reporter: reporter) {
-            let plan = IssuancePlan(profiles: profiles, existing: try authority.database.validLeaves(), now: now)
+            let plan = IssuancePlan(profiles: profiles, existing: try authority.database.validLeaves(), now: now,
+                                    issuerSerial: authority.issuingCertificate.serial.hex)
             reporter.detail("planned \(plan.work.count) to sign: \(clock.lap())")
             let issued = try sign(plan.work, authority: authority, settings: settings, passphraseFile: options.passphraseFile,
                                   now: now, reporter: reporter)

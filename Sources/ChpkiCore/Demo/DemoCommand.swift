@@ -37,11 +37,22 @@ public enum DemoCommand {
         reporter.line("chpki nodes-dn: the lines for opensearch.yml")
         reporter.line(try NodesDN(inventory: try settings.requireInventory()).yaml, terminator: "")
         reporter.line()
+        reporter.line("chpki bundle: the files each host needs, with owners, modes and a manifest")
+        var bundle = BundleCommand.Options()
+        bundle.output = Path.join(output, "bundles")
+        bundle.tar = true
+        try BundleCommand.run(bundle, settings: settings, reporter: reporter)
+        reporter.line()
+        reporter.line("chpki verify --bundle: every tree against what each service accepts")
+        try VerifyCommand.run(bundle: bundle.output, settings: settings, reporter: reporter)
+        reporter.line()
         reporter.line("Everything is in \(output):")
         reporter.line("  cluster.yml      the example inventory")
         reporter.line("  ca-passphrase    the random passphrase of the demo CA key (0600)")
         reporter.line("  ca/              the CA: root.pem, root.key, ca.db (every certificate and key), index.txt, crl.pem")
+        reporter.line("  bundles/         one filesystem tree per host (MANIFEST.json inside) and <host>.tar.gz")
         reporter.line("Try: chpki list --ca-dir \(caPath)")
+        reporter.line("     tar -tvzf \(output)/bundles/backend-1.example.com.tar.gz")
         reporter.line("     openssl x509 -in \(caPath)/root.pem -noout -text")
     }
 

@@ -20,8 +20,9 @@ public struct IssuancePlan: Sendable {
 
     public var work: [Item] { items.filter { $0.action != .unchanged } }
 
-    /// Compares each profile with the valid certificate of the same identity.
-    public init(profiles: [CertificateProfile], existing: [CertificateRecord], now: Date) {
+    /// Compares each profile with the valid certificate of the same identity; with `issuerSerial`,
+    /// a certificate from another issuer (the CA was rotated) is reissued.
+    public init(profiles: [CertificateProfile], existing: [CertificateRecord], now: Date, issuerSerial: String? = nil) {
         var current: [CertificateIdentity: CertificateRecord] = [:]
         for record in existing where record.status == .valid && !record.kind.isAuthority {
             current[record.identity] = record
@@ -36,6 +37,10 @@ public struct IssuancePlan: Sendable {
                 let keyChanged = stored.key != wanted.key
                 return Item(profile: profile, action: .reissued, reason: Self.differences(stored, wanted),
                             previous: previous, keepsKey: !keyChanged && previous.privateKeyPEM != nil)
+            }
+            if let issuerSerial, let previousIssuer = previous.issuerSerial, previousIssuer != issuerSerial {
+                return Item(profile: profile, action: .reissued, reason: "CA rotated", previous: previous,
+                            keepsKey: previous.privateKeyPEM != nil)
             }
             let due = profile.renewBefore.before(previous.notAfter)
             if due <= now {

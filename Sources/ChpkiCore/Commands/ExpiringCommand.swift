@@ -1,0 +1,32 @@
+import Foundation
+
+/// `chpki expiring`: what expires within the window; exit 1 if anything does.
+public enum ExpiringCommand {
+    struct Report: Encodable {
+        var within: String?
+        var certificates: [Expiry.Item]
+    }
+
+    public static func run(within: String?, settings: Settings, reporter: Reporter) throws {
+        let window = try within.map { text -> Period in
+            guard let period = Period(text) else { throw ChpkiError.input(file: nil, field: "--within", "'\(text)' is not \(Period.help)") }
+            return period
+        }
+        let inventory = try settings.inventoryIfPresent()
+        let authority = try CertificateAuthority(directory: settings.caDirectory)
+        let now = try settings.now()
+        let records = try authority.database.validLeaves() + authority.database.validAuthorities()
+        let due = Expiry.due(records, now: now, window: window, renewBefore: inventory?.defaults.renewBefore ?? Defaults.renewBefore)
+            .sorted { $0.notAfter < $1.notAfter }
+        try reporter.emit(Report(within: window?.description, certificates: due))
+        if !reporter.json, !due.isEmpty {
+            print(Table.render(header: ["KIND", "SERVICE", "HOST", "NAME", "SERIAL", "NOT AFTER", "DAYS LEFT"],
+                               rows: due.map { [$0.kind, $0.service ?? "-", $0.host ?? "-", $0.name ?? "", $0.serial,
+                                                RFC3339.format($0.notAfter), "\($0.daysLeft)"] }))
+        }
+        guard due.isEmpty else {
+            throw ChpkiError(.checkFailed, "\(due.count) certificate(s) expire within \(window?.description ?? "their renewal window"): run 'chpki renew'")
+        }
+        reporter.line("nothing expires within \(window?.description ?? "the renewal windows") (\(records.count) valid certificates)")
+    }
+}

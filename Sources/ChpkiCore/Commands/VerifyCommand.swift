@@ -1,0 +1,56 @@
+import Foundation
+
+/// `chpki verify`: the CA's valid certificates against their keys, issuer, validity and profile, or
+/// (`--bundle DIR`) laid-out host trees against SPEC §4. Exit 1 with one line per violation.
+public enum VerifyCommand {
+    struct Report: Encodable {
+        var checked: [String]
+        var violations: [String]
+    }
+
+    public static func run(bundle: String?, settings: Settings, reporter: Reporter) throws {
+        let now = try settings.now()
+        var checked: [String] = []
+        var violations: [String] = []
+        if let bundle {
+            var verifier = BundleVerifier(now: now)
+            for tree in try BundleVerifier.hostTrees(in: bundle) {
+                checked.append(tree)
+                violations += verifier.verify(tree: tree)
+            }
+        } else {
+            let authority = try CertificateAuthority(directory: settings.caDirectory)
+            let profiles = try settings.inventoryIfPresent().map { Dictionary(NamingRules.profiles(for: $0).map { ($0.identity, $0) },
+                                                                               uniquingKeysWith: { first, _ in first }) }
+            for record in try authority.database.validLeaves() {
+                checked.append(record.serial)
+                violations += problems(record, authority: authority, profile: profiles?[record.identity], now: now)
+            }
+        }
+        try reporter.emit(Report(checked: checked, violations: violations))
+        if !reporter.json { for violation in violations { print(violation) } }
+        guard violations.isEmpty else {
+            throw ChpkiError(.checkFailed, "\(violations.count) violation(s) in \(checked.count) \(bundle == nil ? "certificates" : "host trees")")
+        }
+        reporter.line("ok: \(checked.count) \(bundle == nil ? "certificates" : "host trees") checked, no violation")
+    }
+
+    static func problems(_ record: CertificateRecord, authority: CertificateAuthority, profile: CertificateProfile?, now: Date) -> [String] {
+        let label = "\(record.serial) (\(record.kind.rawValue) \(record.service ?? "") \(record.name ?? record.subject))"
+        guard let certificate = try? Certificate(pem: Data(record.certificatePEM.utf8)) else { return ["\(label): not a certificate"] }
+        var problems: [String] = []
+        if let keyPEM = record.privateKeyPEM, (try? PrivateKey(pem: Data(keyPEM.utf8)))?.matches(certificate) != true {
+            problems.append("\(label): the stored key does not match the certificate")
+        }
+        if !certificate.isSigned(by: authority.issuingCertificate) { problems.append("\(label): not signed by the issuing CA") }
+        if certificate.notAfter <= now { problems.append("\(label): expired \(RFC3339.format(certificate.notAfter))") }
+        if certificate.notAfter > authority.issuingCertificate.notAfter { problems.append("\(label): outlives the issuing CA") }
+        if let profile {
+            if Set(certificate.subjectAlternativeNames) != Set(profile.subjectAlternativeNames) {
+                problems.append("\(label): SANs differ from the inventory's (run chpki issue)")
+            }
+            if certificate.subject != profile.subject { problems.append("\(label): subject differs from the inventory's") }
+        }
+        return problems
+    }
+}

@@ -1,0 +1,41 @@
+import ArgumentParser
+import ChpkiCore
+
+struct Bundle: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Lay out the files each service expects, per host, with owners, modes and a manifest.",
+        discussion: """
+            Writes OUT/<host-fqdn>/ as that host's filesystem root for the named services (default: every \
+            service of the inventory), and OUT/<host-fqdn>/MANIFEST.json (path, sha256, owner, group, mode). \
+            --tar also writes OUT/<host-fqdn>.tar.gz, owners and modes kept: 'tar -xzpf HOST.tar.gz -C /' as \
+            root installs it. Name 'minicluster' to add minicluster's /etc/credentials/x509 layout. Each \
+            host's tree is replaced atomically; certificates must have been issued ('chpki issue'). \
+            Layouts: docs/bundles.md. Snippets: templates/*.mustache.
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: ArgumentHelp("Services to lay out (default: all in the inventory; minicluster adds its layout).", valueName: "service"))
+    var services: [String] = []
+
+    @Option(help: ArgumentHelp("Only this host (FQDN or short name).", valueName: "host")) var host: String?
+    @Option(help: ArgumentHelp("The output directory (created if missing).", valueName: "dir")) var out: String
+    @Flag(help: "Also write <host>.tar.gz per host.") var tar = false
+    @Option(help: "Frontend paths: cinc (/etc/cinc-project) or chef (/etc/opscode).") var flavor: BundleLayout.Flavor = .cinc
+    @Option(help: ArgumentHelp("Directory of the *.mustache snippets (env CHPKI_TEMPLATES; default: the project's templates/).", valueName: "dir"))
+    var templates: String?
+
+    func run() throws {
+        var options = BundleCommand.Options()
+        options.services = services
+        options.host = host
+        options.output = out
+        options.tar = tar
+        options.flavor = flavor
+        options.templates = templates
+        try BundleCommand.run(options, settings: global.settings, reporter: global.makeReporter())
+    }
+}
+
+extension BundleLayout.Flavor: ExpressibleByArgument {}

@@ -1,0 +1,84 @@
+import ArgumentParser
+import ChpkiCore
+
+struct Expiring: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List certificates (leaves and CAs) that expire within a window; exit 1 if any.",
+        discussion: "Default window: each leaf's renew_before (the inventory's, else 30d) and 365d for CA certificates. Fit for a monitoring check or a timer. CHPKI_NOW (tests only) moves 'now'."
+    )
+
+    @OptionGroup var global: GlobalOptions
+    @Option(help: ArgumentHelp("The window, e.g. 30d.", valueName: "period")) var within: String?
+
+    func run() throws {
+        try ExpiringCommand.run(within: within, settings: global.settings, reporter: global.makeReporter())
+    }
+}
+
+struct Renew: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Re-issue what is due: same names, usages and lifetime, new serial; the same key unless --rekey.",
+        discussion: "Due: within --within (default renew_before) of expiry, or issued by a CA that rotate-ca replaced. The old certificate becomes superseded. One transaction; a second run renews nothing."
+    )
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var key: CAKeyOptions
+    @Option(help: ArgumentHelp("Renew what expires within this period.", valueName: "period")) var within: String?
+    @Flag(help: "Generate new keys instead of keeping the old ones.") var rekey = false
+
+    func run() throws {
+        try RenewCommand.run(within: within, rekey: rekey, passphraseFile: key.passphraseFile, settings: global.settings,
+                             reporter: global.makeReporter())
+    }
+}
+
+struct Revoke: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Revoke a certificate (by serial) or every certificate of a host (HOST or HOST/SERVICE), and sign a new CRL.",
+        discussion: "index.txt marks the revocation, so 'openssl ocsp -index' answers revoked. Reasons: \(RevocationReason.allCases.map(\.rawValue).joined(separator: ", "))."
+    )
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var key: CAKeyOptions
+    @Argument(help: ArgumentHelp("A serial (hex), a host, or host/service.", valueName: "serial|host[/service]")) var target: String
+    @Option(help: "The CRL reason.") var reason: RevocationReason = .unspecified
+
+    func run() throws {
+        try RevokeCommand.revoke(target, reason: reason, passphraseFile: key.passphraseFile, settings: global.settings,
+                                 reporter: global.makeReporter())
+    }
+}
+
+struct CRL: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "crl",
+        abstract: "Sign a fresh CRL (v2, next cRLNumber) into ca/crl.pem.",
+        discussion: "Run it from a timer before the CRL's nextUpdate; revoke signs one by itself."
+    )
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var key: CAKeyOptions
+    @Option(help: "Days until nextUpdate.") var days: Int = CRLPublisher.defaultDays
+
+    func run() throws {
+        try RevokeCommand.crl(days: days, passphraseFile: key.passphraseFile, settings: global.settings, reporter: global.makeReporter())
+    }
+}
+
+struct RotateCA: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rotate-ca",
+        abstract: "Start a CA rotation (new root, cross-signed by the old, trust bundle of both), or --finish it.",
+        discussion: "After starting: 'chpki issue' (or 'chpki renew') re-issues every leaf under the new root, and bundles carry both roots meanwhile. --finish retires the old root; it refuses while a live leaf still chains only to the old root. Details: docs/lifecycle.md."
+    )
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var key: CAKeyOptions
+    @Flag(help: "Retire the old root.") var finish = false
+
+    func run() throws {
+        try RotateCACommand.run(finish: finish, passphraseFile: key.passphraseFile, settings: global.settings, reporter: global.makeReporter())
+    }
+}
+
+extension RevocationReason: ExpressibleByArgument {}
