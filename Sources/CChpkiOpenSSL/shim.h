@@ -8,6 +8,8 @@
 #include <openssl/asn1.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
+/* pem.h before cms.h: cms.h declares PEM_read_bio_CMS only when pem.h came first. */
+#include <openssl/pem.h>
 #include <openssl/cms.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -21,11 +23,13 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <openssl/core_names.h>
+#include <openssl/decoder.h>
 
 /* Composite macro constants Swift cannot import. */
 static const unsigned long CHPKI_XN_FLAG_RFC2253 = XN_FLAG_RFC2253;
 static const unsigned long CHPKI_XN_FLAG_RFC2253_UTF8 = XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB;
 static const unsigned long CHPKI_XN_FLAG_ONELINE = XN_FLAG_ONELINE;
+static const int CHPKI_EVP_PKEY_PUBLIC_KEY = EVP_PKEY_PUBLIC_KEY;
 
 /* Function-like macros, as functions. */
 static inline void chpki_free(void *p) { OPENSSL_free(p); }

@@ -32,8 +32,10 @@ enum Entrypoint {
         }
     }
 
+    /// One `chpki: error:` line per line of `message` (a refusal may list several problems).
     static func fail(_ message: String, code: Int32) -> Never {
-        FileHandle.standardError.write(Data("chpki: error: \(message)\n".utf8))
+        let lines = message.split(separator: "\n").map { "chpki: error: \($0)\n" }.joined()
+        FileHandle.standardError.write(Data(lines.utf8))
         exit(code)
     }
 }

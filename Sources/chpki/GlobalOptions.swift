@@ -29,3 +29,5 @@ extension KeyType: ExpressibleByArgument {}
 extension InitCACommand.NameConstraintsMode: ExpressibleByArgument {}
 extension InitCACommand.Options.KDF: ExpressibleByArgument {}
 extension CertMode: ExpressibleByArgument {}
+extension FrontendFlavor: ExpressibleByArgument {}
+extension PasswordEnvelope.Encoding: ExpressibleByArgument {}

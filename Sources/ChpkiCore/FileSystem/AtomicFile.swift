@@ -6,7 +6,9 @@ import Glibc
 /// Writes that never leave a half-written file: a temporary file in the same directory, fsync,
 /// chmod, rename over the target, fsync the directory (SPEC §6, "every write is atomic").
 public enum AtomicFile {
-    public static func write(_ data: Data, to path: String, mode: mode_t = 0o600) throws {
+    /// `owner`/`group`, when given, are set on the temporary file before the rename, so the file
+    /// never appears under its name with the wrong owner.
+    public static func write(_ data: Data, to path: String, mode: mode_t = 0o600, owner: uid_t? = nil, group: gid_t? = nil) throws {
         let directory = Path.parent(of: path)
         let name = Path.name(of: path)
         var template = Array("\(directory)/.\(name).tmp-XXXXXX".utf8CString)
@@ -20,6 +22,11 @@ public enum AtomicFile {
         do {
             defer { close(descriptor) }
             try writeAll(descriptor, data, path: temporary)
+            if owner != nil || group != nil {
+                guard fchown(descriptor, owner ?? uid_t.max, group ?? gid_t.max) == 0 else {
+                    throw POSIXFailure.last("cannot set the owner of \(temporary)")
+                }
+            }
             guard fchmod(descriptor, mode) == 0 else { throw POSIXFailure.last("cannot set mode of \(temporary)") }
             guard fsync(descriptor) == 0 else { throw POSIXFailure.last("cannot fsync \(temporary)") }
         }

@@ -10,12 +10,19 @@ public struct PassphraseSource: Sendable {
     /// The shortest passphrase chpki accepts for a key it encrypts.
     public static let minimumNewLength = 8
 
+    /// The variable for a frontend bundle's `--encrypt` passphrase (a different secret from the CA's).
+    public static let bundleEnvironmentVariable = "CHPKI_BUNDLE_PASSPHRASE"
+
     public var file: String?
     public var environment: [String: String]
+    /// The environment variable consulted after `--passphrase-file`.
+    public var variable: String
 
-    public init(file: String?, environment: [String: String] = ProcessInfo.processInfo.environment) {
+    public init(file: String?, environment: [String: String] = ProcessInfo.processInfo.environment,
+                variable: String = PassphraseSource.environmentVariable) {
         self.file = file
         self.environment = environment
+        self.variable = variable
     }
 
     /// The passphrase for a key chpki is about to encrypt: asked twice at a prompt, and at least
@@ -37,12 +44,12 @@ public struct PassphraseSource: Sendable {
         if let file {
             return (try Self.read(file: file), "--passphrase-file")
         }
-        if let value = environment[Self.environmentVariable] {
-            return (try Passphrase(bytes: Array(value.utf8), source: Self.environmentVariable), Self.environmentVariable)
+        if let value = environment[variable] {
+            return (try Passphrase(bytes: Array(value.utf8), source: variable), variable)
         }
-        let first = try Terminal.readSecret(prompt: prompt)
+        let first = try Terminal.readSecret(prompt: prompt, variable: variable)
         if confirm {
-            let second = try Terminal.readSecret(prompt: "Repeat the passphrase: ")
+            let second = try Terminal.readSecret(prompt: "Repeat the passphrase: ", variable: variable)
             guard first == second else { throw ChpkiError.input(file: nil, field: "passphrase", "the two passphrases differ") }
         }
         return (try Passphrase(bytes: first, source: "passphrase prompt"), "passphrase prompt")
@@ -67,11 +74,11 @@ public struct PassphraseSource: Sendable {
 
 /// The controlling terminal, for the one thing chpki asks interactively: a passphrase, never echoed.
 enum Terminal {
-    static func readSecret(prompt: String) throws -> [UInt8] {
+    static func readSecret(prompt: String, variable: String = PassphraseSource.environmentVariable) throws -> [UInt8] {
         let descriptor = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC)
         guard descriptor >= 0 else {
             throw ChpkiError.input(file: nil, field: "passphrase",
-                "no passphrase given and no terminal to ask on: use --passphrase-file FILE or \(PassphraseSource.environmentVariable) (or --no-passphrase for init-ca)")
+                "no passphrase given and no terminal to ask on: use --passphrase-file FILE or \(variable)\(variable == PassphraseSource.environmentVariable ? " (or --no-passphrase for init-ca)" : "")")
         }
         defer { close(descriptor) }
         var original = termios()

@@ -1,0 +1,135 @@
+import Foundation
+
+/// `chpki bundle-frontend`: collects a bootstrapped frontend's secret files (SPEC §5), checks
+/// them, and writes one archive (optionally a CMS password envelope); or, with `--compare`, says
+/// whether two frontends agree.
+public enum BundleFrontendCommand {
+    public struct Options: Sendable {
+        public var from: String?
+        public var out: String?
+        public var flavor: FrontendFlavor = .cinc
+        public var encrypt = false
+        public var encoding: PasswordEnvelope.Encoding = .pem
+        public var passphraseFile: String?
+        /// Two roots to compare instead of bundling.
+        public var compare: [String] = []
+
+        public init() {}
+    }
+
+    public static func run(_ options: Options, settings: Settings, reporter: Reporter) throws {
+        if !options.compare.isEmpty {
+            guard options.compare.count == 2 else {
+                throw ChpkiError.input(file: nil, field: "--compare", "takes two frontend roots: --compare ROOT_A ROOT_B")
+            }
+            for (value, name) in [(options.from, "--from"), (options.out, "--out")] where value != nil {
+                throw ChpkiError.input(file: nil, field: name, "cannot be combined with --compare")
+            }
+            guard !options.encrypt else { throw ChpkiError.input(file: nil, field: "--encrypt", "cannot be combined with --compare") }
+            try compare(options.compare[0], options.compare[1], flavor: options.flavor, reporter: reporter)
+            return
+        }
+        guard let from = options.from else { throw ChpkiError.input(file: nil, field: "--from", "missing: the frontend's filesystem root (/ on the frontend itself)") }
+        guard let out = options.out else { throw ChpkiError.input(file: nil, field: "--out", "missing: the bundle file to write") }
+        if options.passphraseFile != nil && !options.encrypt {
+            throw ChpkiError.input(file: nil, field: "--passphrase-file", "only used with --encrypt")
+        }
+
+        let (bundle, notes, problems) = try FrontendCollector.bundle(root: from, flavor: options.flavor)
+        guard problems.isEmpty else { throw ChpkiError(.refused, problems.joined(separator: "\n")) }
+        var archive = try bundle.archive()
+        if options.encrypt {
+            let passphrase = try PassphraseSource(file: options.passphraseFile, environment: settings.environment,
+                                                  variable: PassphraseSource.bundleEnvironmentVariable)
+                .newPassphrase(purpose: "the frontend bundle")
+            reporter.progress("encrypting (PBKDF2, \(PasswordEnvelope.defaultIterations) iterations)")
+            archive = try PasswordEnvelope.seal(archive, passphrase: passphrase, encoding: options.encoding)
+        }
+        try AtomicFile.write(archive, to: out, mode: 0o600)
+        for note in notes { reporter.note(note) }
+        try report(bundle, from: from, out: out, options: options, reporter: reporter)
+    }
+
+    struct Report: Encodable {
+        var out: String
+        var from: String
+        var flavor: FrontendFlavor
+        var encrypted: String?
+        var files: [FrontendManifest.File]
+        var migrationLevel: String?
+        var secretsFormat: String?
+        var credentials: Int?
+        var keyFingerprints: [String: String]
+
+        enum CodingKeys: String, CodingKey {
+            case out, from, flavor, encrypted, files, credentials
+            case migrationLevel = "migration_level", secretsFormat = "secrets_format", keyFingerprints = "key_fingerprints"
+        }
+
+        /// Absent values are written as `null`, so every report has the same keys.
+        func encode(to encoder: Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(out, forKey: .out)
+            try container.encode(from, forKey: .from)
+            try container.encode(flavor, forKey: .flavor)
+            try container.encode(encrypted, forKey: .encrypted)
+            try container.encode(files, forKey: .files)
+            try container.encode(migrationLevel, forKey: .migrationLevel)
+            try container.encode(secretsFormat, forKey: .secretsFormat)
+            try container.encode(credentials, forKey: .credentials)
+            try container.encode(keyFingerprints, forKey: .keyFingerprints)
+        }
+    }
+
+    static var envelopeDescription: String {
+        "CMS EnvelopedData, password recipient: AES-256-CBC, PBKDF2-HMAC-SHA1 \(PasswordEnvelope.defaultIterations) iterations"
+    }
+
+    static func report(_ bundle: FrontendBundle, from: String, out: String, options: Options, reporter: Reporter) throws {
+        let manifest = try bundle.manifest
+        let validation = bundle.validation
+        try reporter.emit(Report(
+            out: out, from: from, flavor: bundle.flavor, encrypted: options.encrypt ? envelopeDescription : nil,
+            files: manifest.files, migrationLevel: validation.migrationLevel?.description,
+            secretsFormat: validation.secrets?.format.rawValue, credentials: validation.secrets?.count,
+            keyFingerprints: validation.fingerprints))
+        let protection = options.encrypt ? " (\(envelopeDescription), \(options.encoding.rawValue.uppercased()))" : " (tar.gz: keep it as secret as the files in it)"
+        reporter.line("Wrote the \(bundle.flavor.rawValue) frontend bundle of \(from) to \(out)\(protection)")
+        for file in manifest.files {
+            reporter.line("  \(file.mode)  \("\(file.owner):\(file.group)".padding(toLength: 12, withPad: " ", startingAt: 0))  /\(file.path)")
+        }
+        if let secrets = validation.secrets {
+            reporter.line("  secrets          \(secrets.format.rawValue), \(secrets.count) credentials")
+        }
+        let pivotal = validation.fingerprints["pivotal.pem"] ?? validation.fingerprints["chef-server.superuser_key"]
+        if let pivotal {
+            let matched = validation.fingerprints["chef-server.superuser_key"] != nil && validation.fingerprints["pivotal.pem"] != nil
+            reporter.line("  pivotal key      SHA-256 \(pivotal)\(matched ? " (= chef-server.superuser_key)" : "")")
+        }
+        if let webui = validation.fingerprints["webui_pub.pem"] ?? validation.fingerprints["webui_priv.pem"] ?? validation.fingerprints["chef-server.webui_key"] {
+            reporter.line("  webui key        SHA-256 \(webui)")
+        }
+        if let level = validation.migrationLevel {
+            reporter.line("  migration level  \(level)")
+        }
+        reporter.line("Install it on the new frontend (after installing the package, before '\(bundle.flavor.ctl) reconfigure'):")
+        reporter.line("  chpki install-frontend \(out) --root /")
+    }
+
+    static func compare(_ first: String, _ second: String, flavor: FrontendFlavor, reporter: Reporter) throws {
+        let comparison = try FrontendComparison.compare(first, second, flavor: flavor)
+        try reporter.emit(comparison)
+        if comparison.agree {
+            reporter.line("The \(flavor.rawValue) frontends \(first) and \(second) agree:")
+            for item in comparison.agreements { reporter.line("  same \(item)") }
+        } else {
+            reporter.line("The \(flavor.rawValue) frontends \(first) and \(second) differ:")
+            for item in comparison.differences { reporter.line("  \(item)") }
+        }
+        for note in comparison.notes { reporter.note(note) }
+        guard comparison.agree else {
+            let count = comparison.differences.count
+            throw ChpkiError(.checkFailed, "the frontends \(first) and \(second) differ (\(count) difference\(count == 1 ? "" : "s"))")
+        }
+    }
+}

@@ -1,0 +1,103 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What stat(2) says about a path, plus owner and group by name.
+public struct FileStatus: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable { case regular, directory, symlink, other }
+
+    public var kind: Kind
+    public var mode: UInt16
+    public var uid: uid_t
+    public var gid: gid_t
+    public var size: Int
+    public var modified: Date
+
+    /// nil when nothing is there (ENOENT, or a parent that is not a directory); throws other errors.
+    /// `followLinks: false` reports a symlink itself (lstat).
+    public static func of(_ path: String, followLinks: Bool = true) throws -> FileStatus? {
+        var info = stat()
+        let result = followLinks ? stat(path, &info) : lstat(path, &info)
+        guard result == 0 else {
+            if errno == ENOENT || errno == ENOTDIR { return nil }
+            throw POSIXFailure.last("cannot stat \(path)")
+        }
+        return FileStatus(info)
+    }
+
+    init(_ info: stat) {
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: kind = .regular
+        case S_IFDIR: kind = .directory
+        case S_IFLNK: kind = .symlink
+        default: kind = .other
+        }
+        mode = UInt16(info.st_mode & 0o7777)
+        uid = info.st_uid
+        gid = info.st_gid
+        size = Int(info.st_size)
+        modified = Date(timeIntervalSince1970: TimeInterval(info.st_mtim.tv_sec))
+    }
+
+    public var owner: String { Accounts.userName(uid) }
+    public var group: String { Accounts.groupName(gid) }
+}
+
+/// User and group names <-> ids through the system's databases (NSS).
+public enum Accounts {
+    public static func userName(_ uid: uid_t) -> String {
+        guard let entry = getpwuid(uid), let name = entry.pointee.pw_name else { return String(uid) }
+        return String(cString: name)
+    }
+
+    public static func groupName(_ gid: gid_t) -> String {
+        guard let entry = getgrgid(gid), let name = entry.pointee.gr_name else { return String(gid) }
+        return String(cString: name)
+    }
+
+    public static func userID(_ name: String) -> uid_t? {
+        getpwnam(name).map { $0.pointee.pw_uid }
+    }
+
+    public static func groupID(_ name: String) -> gid_t? {
+        getgrnam(name).map { $0.pointee.gr_gid }
+    }
+
+    public static var isRoot: Bool { geteuid() == 0 }
+}
+
+/// Reading a whole regular file with the metadata of the same open file.
+public enum RegularFile {
+    public enum Failure: Error, Sendable {
+        case missing
+        case notRegular(FileStatus.Kind)
+        case unreadable(String)
+    }
+
+    public static func read(_ path: String) -> Result<(Data, FileStatus), Failure> {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard descriptor >= 0 else {
+            let code = errno
+            if code == ENOENT || code == ENOTDIR { return .failure(.missing) }
+            return .failure(.unreadable(String(cString: strerror(code))))
+        }
+        defer { close(descriptor) }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else { return .failure(.unreadable(String(cString: strerror(errno)))) }
+        let status = FileStatus(info)
+        guard status.kind == .regular else { return .failure(.notRegular(status.kind)) }
+        var data = Data()
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                return .failure(.unreadable(String(cString: strerror(errno))))
+            }
+            if count == 0 { break }
+            data.append(contentsOf: buffer[..<count])
+        }
+        return .success((data, status))
+    }
+}

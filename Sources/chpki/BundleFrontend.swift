@@ -1,0 +1,113 @@
+import ArgumentParser
+import ChpkiCore
+
+struct BundleFrontend: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bundle-frontend",
+        abstract: "Collect a bootstrapped frontend's secret files into one checked archive.",
+        discussion: """
+            Reads, under ROOT (/ on the frontend itself), the files another frontend needs (SPEC §5): \
+            for --flavor cinc /etc/cinc-project/{cinc-server.rb, dark_launch_features.json, pivotal.pem, \
+            pivotal.rb, private-chef.sh, private-cinc-secrets.json, webui_priv.pem, webui_pub.pem}, \
+            /var/opt/cinc-project/bootstrapped and /var/opt/cinc-project/upgrades/migration-level; for \
+            --flavor chef the same under /etc/opscode (chef-server.rb, private-chef-secrets.json) and \
+            /var/opt/opscode. Checks them (the veil secrets file decrypts, pivotal.pem is \
+            chef-server.superuser_key, webui_pub.pem is the public half of webui_priv.pem, migration-level \
+            is {"major":M,"minor":N}, bootstrapped exists, JSON parses) and writes a tar.gz with a \
+            MANIFEST.json (path, sha256, owner, group, mode), 0600. Any problem: exit 2, one line each, \
+            no archive. Secrets are never printed; keys are named by the SHA-256 of their public half.
+
+            --encrypt writes a CMS EnvelopedData with a password recipient instead, which \
+            'openssl cms -decrypt -pwri_password pass:... -inform PEM' opens. The passphrase comes from \
+            --passphrase-file, else CHPKI_BUNDLE_PASSPHRASE, else a prompt without echo (asked twice); \
+            at least 8 characters.
+
+            --compare ROOT_A ROOT_B says whether two frontends agree (same secrets, keys, migration \
+            level, marker, copied configuration), naming what differs: exit 0 agree, 1 differ.
+
+            Examples:
+              chpki bundle-frontend --from / --out frontend.cms --encrypt
+              chpki bundle-frontend --compare /mnt/frontend-1 /mnt/frontend-2
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(help: ArgumentHelp("The frontend's filesystem root (/ on the frontend itself).", valueName: "root"))
+    var from: String?
+
+    @Option(help: ArgumentHelp("The bundle file to write (0600, replaced atomically).", valueName: "file"))
+    var out: String?
+
+    @Option(help: "cinc (/etc/cinc-project, /var/opt/cinc-project) or chef (/etc/opscode, /var/opt/opscode).")
+    var flavor: FrontendFlavor = .cinc
+
+    @Flag(help: "Write a CMS password envelope (PWRI) instead of a plain tar.gz.")
+    var encrypt = false
+
+    @Option(help: ArgumentHelp("With --encrypt: pem (-----BEGIN CMS-----) or der.", valueName: "pem|der"))
+    var format: PasswordEnvelope.Encoding = .pem
+
+    @Option(name: .customLong("passphrase-file"), help: ArgumentHelp("With --encrypt: read the passphrase from the first line of this file (else CHPKI_BUNDLE_PASSPHRASE, else a prompt).", valueName: "file"))
+    var passphraseFile: String?
+
+    @Option(name: .customLong("compare"), parsing: .upToNextOption, help: ArgumentHelp("Compare two frontend roots instead of bundling.", valueName: "root-a root-b"))
+    var compare: [String] = []
+
+    func run() throws {
+        var options = BundleFrontendCommand.Options()
+        options.from = from
+        options.out = out
+        options.flavor = flavor
+        options.encrypt = encrypt
+        options.encoding = format
+        options.passphraseFile = passphraseFile
+        options.compare = compare
+        try BundleFrontendCommand.run(options, settings: global.settings, reporter: global.makeReporter())
+    }
+}
+
+struct InstallFrontend: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "install-frontend",
+        abstract: "Check a frontend bundle and lay its files out on a new frontend.",
+        discussion: """
+            Decrypts an encrypted bundle (passphrase from --passphrase-file, else CHPKI_BUNDLE_PASSPHRASE, \
+            else a prompt), verifies every MANIFEST.json checksum, checks the files as bundle-frontend \
+            does, then under ROOT creates missing directories (e.g. /var/opt/cinc-project/upgrades) and \
+            writes each file atomically with its mode and, when run as root, its owner and group; \
+            bootstrapped is written last. An existing file with other content is refused unless --force, \
+            which keeps the old file beside it as NAME.chpki-backup-<UTC time>. --dry-run prints what \
+            would change and writes nothing. A truncated or altered bundle, or a wrong passphrase: exit 2, \
+            nothing written. Then run 'cinc-server-ctl reconfigure' (or chef-server-ctl).
+
+            Example: chpki install-frontend frontend.cms --root /
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: ArgumentHelp("The bundle written by bundle-frontend (tar.gz or CMS).", valueName: "file"))
+    var file: String
+
+    @Option(help: ArgumentHelp("The new frontend's filesystem root.", valueName: "root"))
+    var root = "/"
+
+    @Flag(name: .customLong("dry-run"), help: "Print what would change; write nothing.")
+    var dryRun = false
+
+    @Flag(help: "Replace existing files that differ, keeping each old file as NAME.chpki-backup-<time>.")
+    var force = false
+
+    @Option(name: .customLong("passphrase-file"), help: ArgumentHelp("Passphrase of an encrypted bundle, first line of this file.", valueName: "file"))
+    var passphraseFile: String?
+
+    func run() throws {
+        var options = InstallFrontendCommand.Options(file: file)
+        options.root = root
+        options.dryRun = dryRun
+        options.force = force
+        options.passphraseFile = passphraseFile
+        try InstallFrontendCommand.run(options, settings: global.settings, reporter: global.makeReporter())
+    }
+}
