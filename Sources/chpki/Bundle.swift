@@ -22,7 +22,7 @@ struct Bundle: ParsableCommand {
     @Option(help: ArgumentHelp("Only this host (FQDN or short name).", valueName: "host")) var host: String?
     @Option(help: ArgumentHelp("The output directory (created if missing).", valueName: "dir")) var out: String
     @Flag(help: "Also write <host>.tar.gz per host.") var tar = false
-    @Option(help: "Frontend paths: cinc (/etc/cinc-project) or chef (/etc/opscode).") var flavor: BundleLayout.Flavor = .cinc
+    @Option(help: "Frontend paths: cinc (/etc/cinc-project) or chef (/etc/opscode).") var flavor: FrontendFlavor = .cinc
     @Option(help: ArgumentHelp("Directory of the *.mustache snippets (env CHPKI_TEMPLATES; default: the project's templates/).", valueName: "dir"))
     var templates: String?
 
@@ -38,4 +38,3 @@ struct Bundle: ParsableCommand {
     }
 }
 
-extension BundleLayout.Flavor: ExpressibleByArgument {}

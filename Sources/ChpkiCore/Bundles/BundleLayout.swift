@@ -2,12 +2,6 @@ import Foundation
 
 /// Where each service expects its files, with owners and modes (SPEC §4, docs/bundles.md).
 public enum BundleLayout {
-    public enum Flavor: String, CaseIterable, Sendable {
-        case cinc, chef
-        var configDirectory: String { self == .cinc ? "etc/cinc-project" : "etc/opscode" }
-        var serverConfig: String { self == .cinc ? "cinc-server.rb" : "chef-server.rb" }
-    }
-
     /// Services with a layout of their own; any other service gets minicluster's.
     public static let knownServices = ["opensearch", "minio", "patroni", "etcd", "haproxy", "nginx"]
     /// Not an inventory service: asks for minicluster's /etc/credentials layout of every service.
@@ -44,7 +38,7 @@ public enum BundleLayout {
         var intermediates: [String: Data]
         var leaves: [CertificateIdentity: CertificateRecord]
         var templates: Templates
-        var flavor: Flavor
+        var flavor: FrontendFlavor
 
         var rootPEM: Data { roots.reduce(Data(), +) }
 
@@ -243,12 +237,12 @@ public enum BundleLayout {
         let directory = context.flavor.configDirectory
         let server = try context.server(service, host)
         let snippet = try context.templates.render("nginx-tls.rb", [
-            "host": host.name, "directory": "/" + directory, "config": "/\(directory)/\(context.flavor.serverConfig)",
+            "host": host.name, "directory": "/" + directory, "config": "/\(directory)/\(context.flavor.serverConfigName)",
         ])
         return [
             BundleFile("\(directory)/server.pem", Data(server.chainPEM.utf8), mode: 0o644, owner: "root"),
             BundleFile("\(directory)/server.key", Data(server.keyPEM.utf8), mode: 0o600, owner: "root"),
-            BundleFile("\(directory)/\(context.flavor.serverConfig).tls", snippet, mode: 0o644, owner: "root"),
+            BundleFile("\(directory)/\(context.flavor.serverConfigName).tls", snippet, mode: 0o644, owner: "root"),
         ]
     }
 

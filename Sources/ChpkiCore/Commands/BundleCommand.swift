@@ -10,7 +10,7 @@ public enum BundleCommand {
         public var host: String?
         public var output: String = ""
         public var tar = false
-        public var flavor: BundleLayout.Flavor = .cinc
+        public var flavor: FrontendFlavor = .cinc
         public var templates: String?
         public init() {}
     }
