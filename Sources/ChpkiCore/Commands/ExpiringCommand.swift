@@ -3,7 +3,8 @@ import Foundation
 /// `chpki expiring`: what expires within the window; exit 1 if anything does.
 public enum ExpiringCommand {
     struct Report: Encodable {
-        var within: String?
+        /// null when each certificate's own window applied.
+        @NullEncoded var within: String?
         var certificates: [Expiry.Item]
     }
 
