@@ -54,11 +54,11 @@ public enum BundleFrontendCommand {
         var out: String
         var from: String
         var flavor: FrontendFlavor
-        var encrypted: String?
+        @NullEncoded var encrypted: String?
         var files: [FrontendManifest.File]
-        var migrationLevel: String?
-        var secretsFormat: String?
-        var credentials: Int?
+        @NullEncoded var migrationLevel: String?
+        @NullEncoded var secretsFormat: String?
+        @NullEncoded var credentials: Int?
         var keyFingerprints: [String: String]
 
         enum CodingKeys: String, CodingKey {
@@ -66,19 +66,6 @@ public enum BundleFrontendCommand {
             case migrationLevel = "migration_level", secretsFormat = "secrets_format", keyFingerprints = "key_fingerprints"
         }
 
-        /// Absent values are written as `null`, so every report has the same keys.
-        func encode(to encoder: Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(out, forKey: .out)
-            try container.encode(from, forKey: .from)
-            try container.encode(flavor, forKey: .flavor)
-            try container.encode(encrypted, forKey: .encrypted)
-            try container.encode(files, forKey: .files)
-            try container.encode(migrationLevel, forKey: .migrationLevel)
-            try container.encode(secretsFormat, forKey: .secretsFormat)
-            try container.encode(credentials, forKey: .credentials)
-            try container.encode(keyFingerprints, forKey: .keyFingerprints)
-        }
     }
 
     static var envelopeDescription: String {

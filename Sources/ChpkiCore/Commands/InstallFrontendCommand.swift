@@ -48,7 +48,7 @@ public enum InstallFrontendCommand {
         var flavor: FrontendFlavor
         var encrypted: Bool
         var dryRun: Bool
-        var migrationLevel: String?
+        @NullEncoded var migrationLevel: String?
         var steps: [FrontendInstaller.Step]
 
         enum CodingKeys: String, CodingKey {
@@ -56,16 +56,6 @@ public enum InstallFrontendCommand {
             case dryRun = "dry_run", migrationLevel = "migration_level"
         }
 
-        func encode(to encoder: Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(file, forKey: .file)
-            try container.encode(root, forKey: .root)
-            try container.encode(flavor, forKey: .flavor)
-            try container.encode(encrypted, forKey: .encrypted)
-            try container.encode(dryRun, forKey: .dryRun)
-            try container.encode(migrationLevel, forKey: .migrationLevel)
-            try container.encode(steps, forKey: .steps)
-        }
     }
 
     static func printPlan(_ plan: FrontendInstaller.Plan, dryRun: Bool, reporter: Reporter) {
