@@ -13,20 +13,6 @@ struct ArchiveTests {
                  kind: .file(Data(repeating: 0x41, count: 1500)), mode: 0o644),
     ]
 
-    func run(_ arguments: [String], in directory: URL) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        process.currentDirectoryURL = directory
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(arguments): \(output)")
-        return output
-    }
 
     @Test("GNU tar lists and extracts what chpki writes, owners and modes included")
     func gnuTarReadsOurs() throws {
@@ -34,11 +20,11 @@ struct ArchiveTests {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         try Gzip.compress(try Tar.archive(Self.entries)).write(to: directory.appendingPathComponent("a.tar.gz"))
-        let listing = try run(["tar", "-tvzf", "a.tar.gz"], in: directory)
+        let listing = try runTool(["tar", "-tvzf", "a.tar.gz"], in: directory)
         #expect(listing.contains("-rw------- opensearch/opensearch 7 2027-01-15 08:00 etc/opensearch/private.key"), "\(listing)")
         #expect(listing.contains("drwxr-x--- opensearch/opensearch"))
-        _ = try run(["mkdir", "x"], in: directory)
-        _ = try run(["tar", "-xzpf", "a.tar.gz", "-C", "x"], in: directory)
+        _ = try runTool(["mkdir", "x"], in: directory)
+        _ = try runTool(["tar", "-xzpf", "a.tar.gz", "-C", "x"], in: directory)
         let extracted = directory.appendingPathComponent("x/etc/opensearch/private.key")
         #expect(try Data(contentsOf: extracted) == Data("secret\n".utf8))
         let mode = try FileManager.default.attributesOfItem(atPath: extracted.path)[.posixPermissions] as? Int
@@ -53,7 +39,7 @@ struct ArchiveTests {
         try FileManager.default.createDirectory(at: directory.appendingPathComponent("in/sub"), withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         try Data("hello".utf8).write(to: directory.appendingPathComponent("in/sub/file.txt"))
-        _ = try run(["tar", "--format=ustar", "-czf", "g.tar.gz", "in"], in: directory)
+        _ = try runTool(["tar", "--format=ustar", "-czf", "g.tar.gz", "in"], in: directory)
         let entries = try Tar.read(try Gzip.decompress(try Data(contentsOf: directory.appendingPathComponent("g.tar.gz"))))
         #expect(entries.first { $0.path == "in/sub/file.txt" }?.data == Data("hello".utf8))
     }

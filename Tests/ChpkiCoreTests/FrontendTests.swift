@@ -153,29 +153,16 @@ struct PasswordEnvelopeTests {
         let passphrase = try Passphrase(bytes: Array(password.utf8), source: "test")
         try PasswordEnvelope.seal(Self.content, passphrase: passphrase, iterations: 10_000)
             .write(to: directory.appendingPathComponent("chpki.cms"))
-        try openssl(["cms", "-decrypt", "-binary", "-inform", "PEM", "-in", "chpki.cms", "-out", "plain.bin",
+        try runTool(["openssl", "cms", "-decrypt", "-binary", "-inform", "PEM", "-in", "chpki.cms", "-out", "plain.bin",
                      "-pwri_password", password], in: directory)
         #expect(try Data(contentsOf: directory.appendingPathComponent("plain.bin")) == Self.content)
 
-        try openssl(["cms", "-encrypt", "-binary", "-aes256", "-in", "plain.bin", "-outform", "DER", "-out", "openssl.der",
+        try runTool(["openssl", "cms", "-encrypt", "-binary", "-aes256", "-in", "plain.bin", "-outform", "DER", "-out", "openssl.der",
                      "-pwri_password", password], in: directory)
         let sealed = try Data(contentsOf: directory.appendingPathComponent("openssl.der"))
         #expect(try PasswordEnvelope.open(sealed, passphrase: passphrase) == Self.content)
     }
 
-    func openssl(_ arguments: [String], in directory: URL) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["openssl"] + arguments
-        process.currentDirectoryURL = directory
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "openssl \(arguments): \(output)")
-    }
 }
 
 @Suite("frontend bundle in memory")

@@ -20,6 +20,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import padding, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+import pytest
 
 BUNDLE_PASSPHRASE = "frontend bundle passphrase 2027"
 
@@ -287,3 +288,23 @@ def rewrite_bundle(src: Path, dst: Path, change) -> None:
                 out.addfile(m, io.BytesIO(data))
             else:
                 out.addfile(m)
+
+
+# Fixtures shared by the frontend test files (imported there by name).
+
+@pytest.fixture(scope="session")
+def keys():
+    """A few RSA-2048 keys made once: frontends of one test share keys, as copies do."""
+    return [rsa_key() for _ in range(4)]
+
+
+@pytest.fixture
+def frontend(tmp_path, keys):
+    """frontend(name="A", flavor="cinc", **kw) -> Frontend under tmp_path/name."""
+
+    def make(name: str = "A", flavor: str = "cinc", **kw):
+        kw.setdefault("pivotal_key", keys[0])
+        kw.setdefault("webui_key", keys[1])
+        return make_frontend(tmp_path / name, flavor, **kw)
+
+    return make

@@ -17,25 +17,9 @@ from pathlib import Path
 import pytest
 
 import frontend_helpers as fh
+from frontend_helpers import frontend, keys  # noqa: F401  (shared fixtures)
 import helpers as h
 
-
-@pytest.fixture(scope="session")
-def keys():
-    """A few RSA-2048 keys made once: frontends of one test share keys, as copies do."""
-    return [fh.rsa_key() for _ in range(4)]
-
-
-@pytest.fixture
-def frontend(tmp_path, keys):
-    """frontend(name="A", flavor="cinc", **kw) -> fh.Frontend under tmp_path/name."""
-
-    def make(name: str = "A", flavor: str = "cinc", **kw):
-        kw.setdefault("pivotal_key", keys[0])
-        kw.setdefault("webui_key", keys[1])
-        return fh.make_frontend(tmp_path / name, flavor, **kw)
-
-    return make
 
 
 @pytest.fixture

@@ -13,22 +13,9 @@ from pathlib import Path
 import pytest
 
 import frontend_helpers as fh
+from frontend_helpers import frontend, keys  # noqa: F401  (shared fixtures)
 import helpers as h
 
-
-@pytest.fixture(scope="session")
-def keys():
-    return [fh.rsa_key() for _ in range(3)]
-
-
-@pytest.fixture
-def frontend(tmp_path, keys):
-    def make(name: str = "A", flavor: str = "cinc", **kw):
-        kw.setdefault("pivotal_key", keys[0])
-        kw.setdefault("webui_key", keys[1])
-        return fh.make_frontend(tmp_path / name, flavor, **kw)
-
-    return make
 
 
 def refused_bundle(run, fe: fh.Frontend, tmp_path: Path, *mentions, args=()):

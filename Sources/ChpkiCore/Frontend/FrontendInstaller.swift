@@ -19,7 +19,7 @@ public enum FrontendInstaller {
         public var mode: String
         public var owner: String
         public var group: String
-        public var backup: String?
+        @NullEncoded public var backup: String?
 
         var data: Data?
         var numericMode: UInt16
@@ -28,15 +28,6 @@ public enum FrontendInstaller {
 
         enum CodingKeys: String, CodingKey { case action, path, mode, owner, group, backup }
 
-        public func encode(to encoder: Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(action, forKey: .action)
-            try container.encode(path, forKey: .path)
-            try container.encode(mode, forKey: .mode)
-            try container.encode(owner, forKey: .owner)
-            try container.encode(group, forKey: .group)
-            try container.encode(backup, forKey: .backup)
-        }
     }
 
     public struct Plan: Sendable {
