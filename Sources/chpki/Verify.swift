@@ -9,15 +9,23 @@ struct Verify: ParsableCommand {
             is not expired, and (with an inventory) has the inventory's subject and SANs. With --bundle DIR: \
             every host tree in DIR against docs/bundles.md and what each service accepts (key formats, MinIO's \
             single PEM block, etcd's EKUs and IP SANs, PostgreSQL key modes, HAProxy's order, SAN coverage, \
-            key/certificate pairs, validity, issuer). One line per violation.
+            key/certificate pairs, validity, issuer), and each file and directory against the tree's \
+            var/lib/chpki/MANIFEST.json (sha256, mode). --installed, on a host: DIR (default /) is that \
+            host's installed root; owners and groups are checked by name against this host's users, a missing \
+            service user is one warning line (its files stay root-owned), and on / the roots must be in the \
+            activated system trust bundle. One line per violation.
             """
     )
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(help: ArgumentHelp("A bundle output directory, or one host tree.", valueName: "dir")) var bundle: String?
+    @Option(help: ArgumentHelp("A bundle output directory, or one host tree (with --installed: the host's root, default /).", valueName: "dir"))
+    var bundle: String?
+
+    @Flag(help: "Check the bundle as installed on this host: owners, groups, activated trust (DIR default /).")
+    var installed = false
 
     func run() throws {
-        try VerifyCommand.run(bundle: bundle, settings: global.settings, reporter: global.makeReporter())
+        try VerifyCommand.run(bundle: bundle, installed: installed, settings: global.settings, reporter: global.makeReporter())
     }
 }

@@ -1,49 +1,126 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 
-/// Writes host trees under an output directory: each tree is built beside its old one and swapped in
-/// with renames, so a reader sees the old tree or the new one, never a mix, and nothing stale stays.
+/// Writes host trees (and archives) under an output directory. Each tree is written once, into a
+/// staging directory beside its old one; after one `syncfs` for the whole run, each is swapped in
+/// atomically, so a reader sees a host's old tree or its new one, never a mix, and nothing stale
+/// stays. Hosts are laid out in parallel, one at a time per core: memory stays flat.
 public enum BundleWriter {
-    public static func write(_ bundle: HostBundle, to output: String, tar: Bool, now: Date) throws -> (tree: String, archive: String?) {
-        let target = Path.join(output, bundle.host)
-        let staging = Path.join(output, ".\(bundle.host).new-\(UUID().uuidString.prefix(8))")
+    public struct Written: Sendable {
+        public var host: String
+        public var services: [String]
+        public var files: Int
+        public var tree: String
+        public var archive: String?
+    }
+
+    private struct Staged: Sendable {
+        var written: Written
+        var tree: String
+        var archive: String?
+    }
+
+    /// Lays out every host of `plan` under `output`. `progress(done, total)` is called as hosts finish.
+    public static func write(_ plan: BundlePlan, to output: String, tar: Bool,
+                             progress: @escaping @Sendable (Int, Int) -> Void = { _, _ in }) throws -> [Written] {
+        let hosts = plan.hosts
+        let slots = Slots<Staged>(count: hosts.count)
+        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, hosts.count))
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            var index = worker
+            while index < hosts.count, !slots.failed {
+                slots.set(index, Result { try stage(plan.bundle(for: hosts[index]), in: output, tar: tar) })
+                progress(slots.done, hosts.count)
+                index += workers
+            }
+        }
+        let staged: [Staged]
+        do { staged = try slots.values() } catch {
+            for item in slots.succeeded { discard(item) }
+            throw error
+        }
         do {
-            try makeDirectory(staging, mode: 0o755)
-            for file in bundle.files {
-                let path = Path.join(staging, file.path)
-                try makeParents(of: path, root: staging)
-                // A fresh staging tree: plain writes (created 0600 under chpki's umask, then chmod);
-                // the swap below is what makes the tree appear at once.
-                guard FileManager.default.createFile(atPath: path, contents: file.contents), chmod(path, mode_t(file.mode)) == 0 else {
-                    throw POSIXFailure.last("cannot write \(path)")
-                }
+            try FreshTree.syncFileSystem(containing: output)
+            for item in staged {
+                if let old = try FreshTree.replace(item.written.tree, with: item.tree) { try? FileManager.default.removeItem(atPath: old) }
+                if let archive = item.archive, let target = item.written.archive { try FreshTree.rename(archive, to: target) }
             }
-            for directory in Set(bundle.files.flatMap { BundleLayout.privateDirectories(containing: $0.path).map(\.path) }) {
-                let mode = BundleLayout.ownedDirectories.first { $0.path == directory }?.mode ?? 0o755
-                chmod(Path.join(staging, directory), mode_t(mode))
+            try FreshTree.syncFileSystem(containing: output)
+        } catch {
+            for item in staged { discard(item) }
+            throw error
+        }
+        return staged.map(\.written)
+    }
+
+    /// One host's tree in a staging directory (and its archive beside the target), not yet in place.
+    private static func stage(_ bundle: HostBundle, in output: String, tar: Bool) throws -> Staged {
+        let suffix = UUID().uuidString.prefix(8)
+        let staging = Path.join(output, ".\(bundle.host).new-\(suffix)")
+        let manifestJSON = try bundle.manifest().encoded()
+        do {
+            try writeTree(bundle, manifestJSON: manifestJSON, at: staging)
+            var archive: String?
+            if tar {
+                archive = Path.join(output, ".\(bundle.host).tar.gz.new-\(suffix)")
+                // The archive holds private keys: readable by its owner only.
+                try FreshTree.createFile(archive!, try Gzip.compress(try Tar.archive(bundle.tarEntries(manifestJSON: manifestJSON))),
+                                         mode: 0o600, modified: bundle.modified)
             }
-            try AtomicFile.write(try bundle.manifestJSON(), to: Path.join(staging, HostBundle.manifestName), mode: 0o644)
-            try swap(staging, into: target)
+            let written = Written(host: bundle.host, services: bundle.services, files: bundle.files.count,
+                                  tree: Path.join(output, bundle.host), archive: tar ? Path.join(output, "\(bundle.host).tar.gz") : nil)
+            return Staged(written: written, tree: staging, archive: archive)
         } catch {
             try? FileManager.default.removeItem(atPath: staging)
             throw error
         }
-        guard tar else { return (target, nil) }
-        let archive = Path.join(output, "\(bundle.host).tar.gz")
-        // The archive holds private keys: readable by its owner only.
-        try AtomicFile.write(try Gzip.compress(try Tar.archive(bundle.tarEntries(now: now))), to: archive, mode: 0o600)
-        return (target, archive)
     }
 
-    /// Removes host trees (and archives) a previous run wrote for hosts no longer in the set.
+    /// The tree: parents 0755, the directories chpki owns with their modes, every file, the manifest.
+    /// Owners are recorded (manifest, tar headers), not applied: the users rarely exist here.
+    static func writeTree(_ bundle: HostBundle, manifestJSON: Data, at root: String) throws {
+        try FreshTree.makeDirectory(root, mode: 0o755)
+        var made: Set<String> = []
+        func parents(of path: String) throws {
+            var missing: [String] = []
+            var directory = Path.parent(of: path)
+            while directory != "." && !made.contains(directory) {
+                missing.append(directory)
+                directory = Path.parent(of: directory)
+            }
+            for directory in missing.reversed() {
+                try FreshTree.makeDirectory(Path.join(root, directory), mode: 0o755)
+                made.insert(directory)
+            }
+        }
+        for file in bundle.files {
+            try parents(of: file.path)
+            try FreshTree.createFile(Path.join(root, file.path), file.contents, mode: file.mode, modified: bundle.modified)
+        }
+        try parents(of: BundleManifest.path)
+        try FreshTree.createFile(Path.join(root, BundleManifest.path), manifestJSON, mode: 0o644, modified: bundle.modified)
+        for directory in bundle.directories {
+            try parents(of: directory.path + "/x")
+            try FreshTree.makeDirectory(Path.join(root, directory.path), mode: directory.mode)
+        }
+        for directory in made.sorted(by: >) { FreshTree.setTime(Path.join(root, directory), bundle.modified) }
+        FreshTree.setTime(root, bundle.modified)
+    }
+
+    private static func discard(_ item: Staged) {
+        try? FileManager.default.removeItem(atPath: item.tree)
+        if let archive = item.archive { try? FileManager.default.removeItem(atPath: archive) }
+    }
+
+    /// Removes host trees (and archives) a previous run wrote for hosts no longer in the set, and
+    /// staging leftovers of an interrupted run.
     public static func removeStale(in output: String, keeping hosts: Set<String>) throws -> [String] {
         var removed: [String] = []
-        for entry in (try? FileManager.default.contentsOfDirectory(atPath: output)) ?? [] where !hosts.contains(entry) {
-            let manifest = Path.join(output, entry, HostBundle.manifestName)
-            guard let data = FileManager.default.contents(atPath: manifest),
-                  let parsed = try? JSONDecoder().decode(HostBundle.Manifest.self, from: data), parsed.generator == "chpki" else { continue }
+        for entry in ((try? FileManager.default.contentsOfDirectory(atPath: output)) ?? []).sorted() {
+            if entry.hasPrefix("."), entry.contains(".new-") || entry.contains(".old-") {
+                try? FileManager.default.removeItem(atPath: Path.join(output, entry))
+                continue
+            }
+            guard !hosts.contains(entry), isChpkiTree(Path.join(output, entry)) else { continue }
             try FileManager.default.removeItem(atPath: Path.join(output, entry))
             try? FileManager.default.removeItem(atPath: Path.join(output, "\(entry).tar.gz"))
             removed.append(entry)
@@ -51,35 +128,47 @@ public enum BundleWriter {
         return removed
     }
 
-    static func swap(_ staging: String, into target: String) throws {
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: target, isDirectory: &isDirectory) {
-            guard isDirectory.boolValue else { throw ChpkiError.input(file: target, field: "--out", "exists and is not a directory") }
-            let old = Path.join(Path.parent(of: target), ".\(Path.name(of: target)).old-\(UUID().uuidString.prefix(8))")
-            guard rename(target, old) == 0 else { throw POSIXFailure.last("cannot move \(target) aside") }
-            guard rename(staging, target) == 0 else {
-                rename(old, target)
-                throw POSIXFailure.last("cannot move the new tree to \(target)")
+    /// A tree chpki wrote: its manifest (or, from chpki before format 2, one at the tree's root) says so.
+    static func isChpkiTree(_ tree: String) -> Bool {
+        for path in [Path.join(tree, BundleManifest.path), Path.join(tree, "MANIFEST.json")] {
+            if let data = FileManager.default.contents(atPath: path),
+               let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], object["generator"] as? String == "chpki" {
+                return true
             }
-            try? FileManager.default.removeItem(atPath: old)
-        } else {
-            guard rename(staging, target) == 0 else { throw POSIXFailure.last("cannot move the new tree to \(target)") }
         }
-        AtomicFile.syncDirectory(Path.parent(of: target))
+        return false
+    }
+}
+
+/// Results of a parallel loop, by index; the first failure (in index order) is rethrown.
+private final class Slots<Value: Sendable>: @unchecked Sendable {
+    private var results: [Result<Value, Error>?]
+    private let lock = NSLock()
+    private var failure = false
+    private var finished = 0
+
+    init(count: Int) { results = Array(repeating: nil, count: count) }
+
+    var failed: Bool { lock.withLock { failure } }
+    var done: Int { lock.withLock { finished } }
+
+    func set(_ index: Int, _ result: Result<Value, Error>) {
+        lock.withLock {
+            results[index] = result
+            finished += 1
+            if case .failure = result { failure = true }
+        }
     }
 
-    static func makeDirectory(_ path: String, mode: mode_t) throws {
-        guard mkdir(path, mode) == 0 || errno == EEXIST else { throw POSIXFailure.last("cannot create \(path)") }
-        chmod(path, mode)
-    }
+    var succeeded: [Value] { lock.withLock { results.compactMap { try? $0?.get() } } }
 
-    static func makeParents(of path: String, root: String) throws {
-        var missing: [String] = []
-        var directory = Path.parent(of: path)
-        while directory != root && !FileManager.default.fileExists(atPath: directory) {
-            missing.append(directory)
-            directory = Path.parent(of: directory)
+    func values() throws -> [Value] {
+        try lock.withLock {
+            if let failure = results.first(where: { if case .failure = $0 { return true } else { return false } }) { _ = try failure?.get() }
+            return try results.map { result in
+                guard let result else { throw ChpkiError(.refused, "bundle: a host was not laid out") }
+                return try result.get()
+            }
         }
-        for directory in missing.reversed() { try makeDirectory(directory, mode: 0o755) }
     }
 }

@@ -1,79 +1,91 @@
 import Foundation
 
-/// One file of a host's bundle: where it goes under the host's root, what it holds, its mode and owner.
+/// One file of a host's bundle: where it goes under the host's root, what it holds, who owns it.
 public struct BundleFile: Sendable, Equatable {
+    /// Relative to the host's root, no leading `/`.
     public var path: String
     public var contents: Data
     public var mode: UInt16
     public var owner: String
     public var group: String
+    /// The service the file is for (`trust` for trust anchors): what to reload when it changes.
+    public var service: String
+    /// notBefore of the certificate the file carries, if any: the archive's member times come from it.
+    public var issued: Date?
 
-    public init(_ path: String, _ contents: Data, mode: UInt16, owner: String, group: String? = nil) {
+    public init(_ path: String, _ contents: Data, mode: UInt16, owner: String, group: String? = nil,
+                service: String, issued: Date? = nil) {
         self.path = path
         self.contents = contents
         self.mode = mode
         self.owner = owner
         self.group = group ?? owner
+        self.service = service
+        self.issued = issued
     }
 }
 
-/// Everything one host receives: its tree and the manifest describing it.
+/// A directory chpki creates and owns for a service (never a system directory such as `etc/`).
+public struct BundleDirectory: Sendable, Equatable {
+    public var path: String
+    public var mode: UInt16
+    public var owner: String
+    public var group: String
+    public var service: String
+
+    public init(_ path: String, mode: UInt16, owner: String, group: String? = nil, service: String) {
+        self.path = path
+        self.mode = mode
+        self.owner = owner
+        self.group = group ?? owner
+        self.service = service
+    }
+}
+
+/// Everything one host receives: its files, the directories chpki owns there, and the manifest.
 public struct HostBundle: Sendable {
     public var host: String
+    /// Sorted service names (`minicluster` when its layout was asked for).
     public var services: [String]
+    /// Sorted by path, one entry per path.
     public var files: [BundleFile]
-    public var caFingerprint: String
+    /// Sorted by path, one entry per path.
+    public var directories: [BundleDirectory]
+    /// Lower-case hex SHA-256 of the root certificate (DER).
+    public var caSHA256: String
+    /// Every member's time in the archive: fixed by the CA state, so the same state gives the same bytes.
+    public var modified: Date
 
-    public struct Manifest: Codable, Sendable {
-        public struct Entry: Codable, Sendable {
-            public var path: String
-            public var sha256: String
-            public var owner: String
-            public var group: String
-            public var mode: String
-        }
-
-        public var generator: String
-        public var host: String
-        public var services: [String]
-        public var caSHA256: String
-        public var files: [Entry]
-
-        enum CodingKeys: String, CodingKey {
-            case generator, host, services, files
-            case caSHA256 = "ca_sha256"
-        }
+    public init(host: String, services: [String], files: [BundleFile], directories: [BundleDirectory],
+                caSHA256: String, fallbackModified: Date) {
+        self.host = host
+        self.services = services.sorted()
+        var seen = Set<String>()
+        self.files = files.filter { seen.insert($0.path).inserted }.sorted { $0.path < $1.path }
+        var seenDirectories = Set<String>()
+        self.directories = directories.filter { seenDirectories.insert($0.path).inserted }.sorted { $0.path < $1.path }
+        self.caSHA256 = caSHA256
+        self.modified = files.compactMap(\.issued).max() ?? fallbackModified
     }
 
-    public static let manifestName = "MANIFEST.json"
-
-    public func manifest() throws -> Manifest {
-        Manifest(generator: "chpki", host: host, services: services, caSHA256: caFingerprint,
-                 files: try files.sorted { $0.path < $1.path }.map { file in
-                     Manifest.Entry(path: file.path, sha256: Hex.upper(try Digest.sha256(file.contents)).lowercased(),
-                                    owner: file.owner, group: file.group, mode: String(format: "%04o", file.mode))
-                 })
+    public func manifest() throws -> BundleManifest {
+        BundleManifest(
+            host: host, services: services, caSHA256: caSHA256,
+            directories: directories.map { .init(path: $0.path, owner: $0.owner, group: $0.group, mode: ModeText.format($0.mode), service: $0.service) },
+            files: try files.map { file in
+                .init(path: file.path, sha256: try BundleManifest.sha256(file.contents), owner: file.owner, group: file.group,
+                      mode: ModeText.format(file.mode), service: file.service)
+            })
     }
 
-    public func manifestJSON() throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return try encoder.encode(try manifest()) + Data("\n".utf8)
-    }
-
-    /// The host's tree as a tar archive: each file, and each directory above it that the bundle
-    /// itself introduces, never system directories such as etc/ or home/.
-    public func tarEntries(now: Date) -> [TarEntry] {
-        var entries: [TarEntry] = []
-        var directories = Set<String>()
-        for file in files.sorted(by: { $0.path < $1.path }) {
-            for directory in BundleLayout.privateDirectories(containing: file.path) where directories.insert(directory.path).inserted {
-                entries.append(TarEntry(path: directory.path, kind: .directory, mode: directory.mode, owner: file.owner,
-                                        group: file.group, modified: now))
-            }
-            entries.append(TarEntry(path: file.path, kind: .file(file.contents), mode: file.mode, owner: file.owner,
-                                    group: file.group, modified: now))
-        }
-        return entries
+    /// The host's tree as tar members, sorted by path: the directories chpki owns, every file, and
+    /// the manifest at `var/lib/chpki/MANIFEST.json` (with its directory); never system directories
+    /// such as etc/ or home/, so extracting an archive never changes them.
+    public func tarEntries(manifestJSON: Data) -> [TarEntry] {
+        var entries = directories.map { TarEntry(path: $0.path, kind: .directory, mode: $0.mode, owner: $0.owner, group: $0.group, modified: modified) }
+        entries += files.map { TarEntry(path: $0.path, kind: .file($0.contents), mode: $0.mode, owner: $0.owner, group: $0.group, modified: modified) }
+        entries.append(TarEntry(path: BundleManifest.directory, kind: .directory, mode: 0o755, modified: modified))
+        entries.append(TarEntry(path: BundleManifest.path, kind: .file(manifestJSON), mode: 0o644, modified: modified))
+        return entries.sorted { $0.path < $1.path }
     }
 }

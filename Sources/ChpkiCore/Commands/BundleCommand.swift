@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// `chpki bundle`: the files each service expects, per host, from the CA database.
 public enum BundleCommand {
@@ -31,84 +28,57 @@ public enum BundleCommand {
 
     public static func run(_ options: Options, settings: Settings, reporter: Reporter) throws {
         let inventory = try settings.requireInventory()
-        let authority = try CertificateAuthority(directory: settings.caDirectory)
         let now = try settings.now()
         let templates = try Templates(explicit: options.templates, environment: settings.environment)
         let (services, minicluster) = try selectServices(options.services, inventory: inventory)
-        let hosts = try selectHosts(options.host, services: services, inventory: inventory)
-        let leaves = try authority.database.validLeaves()
-        try checkIssued(inventory: inventory, leaves: leaves, now: now, reporter: reporter)
-
-        let context = BundleLayout.Context(
-            inventory: inventory, roots: try authority.trustedRoots.map { try $0.pemEncoded() },
-            intermediates: try authority.intermediates(),
-            leaves: Dictionary(leaves.map { ($0.identity, $0) }, uniquingKeysWith: { first, _ in first }),
-            templates: templates, flavor: options.flavor)
-        let fingerprint = authority.root.fingerprintSHA256
-        var bundles: [HostBundle] = []
-        for host in hosts {
-            let hostServices = services.filter { inventory.hosts(of: $0).contains { $0.name == host.name } }
-            let files = try BundleLayout.files(for: host, services: hostServices, minicluster: minicluster, context: context)
-            bundles.append(HostBundle(host: host.name, services: hostServices.map(\.name) + (minicluster ? [BundleLayout.minicluster] : []),
-                                      files: files, caFingerprint: fingerprint))
-        }
+        let inputs = try BundleInputs.load(settings: settings, inventory: inventory, now: now, reporter: reporter)
+        let facts = ClusterFacts(inventory: inventory, inputs: inputs, templates: templates, flavor: options.flavor)
+        let only = try options.host.map { try selectHost($0, services: services, facts: facts) }
+        let plan = try BundlePlan(facts: facts, services: services, minicluster: minicluster, only: only)
 
         try IssueCommand.checkOutputDirectory(options.output)
-        var lines: [Report.HostLine] = []
-        for bundle in bundles {
-            let written = try BundleWriter.write(bundle, to: options.output, tar: options.tar, now: now)
-            lines.append(.init(host: bundle.host, services: bundle.services, files: bundle.files.count, tree: written.tree, archive: written.archive))
+        let written = try BundleWriter.write(plan, to: options.output, tar: options.tar) { done, total in
+            if done % 100 == 0 || done == total { reporter.progress("laid out \(done)/\(total) hosts") }
         }
+        let lines = written.map { Report.HostLine(host: $0.host, services: $0.services, files: $0.files, tree: $0.tree, archive: $0.archive) }
         var removed: [String] = []
         if options.host == nil && options.services.isEmpty {
-            removed = try BundleWriter.removeStale(in: options.output, keeping: Set(bundles.map(\.host)))
+            removed = try BundleWriter.removeStale(in: options.output, keeping: Set(lines.map(\.host)))
         }
         try reporter.emit(Report(out: options.output, hosts: lines, removed: removed))
         let rows = lines.map { [$0.host, "\($0.files)", $0.services.joined(separator: ", "), $0.archive ?? ""] }
         reporter.line(Table.render(header: ["HOST", "FILES", "SERVICES", "ARCHIVE"], rows: rows))
         for host in removed { reporter.line("removed the tree of \(host), no longer in the inventory") }
-        reporter.line("wrote \(lines.count) host trees to \(options.output) (each with MANIFEST.json)")
+        reporter.line("wrote \(lines.count) host trees to \(options.output) (each with \(BundleManifest.path))")
+        reporter.line("next: copy each host's \(options.tar ? "archive" : "tree") to it; there, 'chpki verify --installed' checks it")
     }
 
     /// The named services (default all), with `minicluster` as a layout switch rather than a service.
     static func selectServices(_ names: [String], inventory: Inventory) throws -> ([Service], Bool) {
         guard !names.isEmpty else { return (inventory.services, false) }
-        var services: [Service] = []
+        var wanted = Set<String>()
         var minicluster = false
         for name in names {
-            if name == BundleLayout.minicluster {
+            if name == ServiceBundles.minicluster {
                 minicluster = true
-            } else if let service = inventory.service(named: name) {
-                services.append(service)
+            } else if inventory.service(named: name) != nil {
+                wanted.insert(name)
             } else {
                 throw ChpkiError.input(file: inventory.path, field: "SERVICE",
                     "'\(name)' is not a service of the inventory (\(inventory.services.map(\.name).joined(separator: ", ")), or minicluster)")
             }
         }
-        return (services.isEmpty ? inventory.services : services, minicluster)
+        return (wanted.isEmpty ? inventory.services : inventory.services.filter { wanted.contains($0.name) }, minicluster)
     }
 
-    static func selectHosts(_ name: String?, services: [Service], inventory: Inventory) throws -> [Host] {
-        let running = inventory.hosts.filter { host in services.contains { inventory.hosts(of: $0).contains { $0.name == host.name } } }
-        guard let name else { return running }
+    static func selectHost(_ name: String, services: [Service], facts: ClusterFacts) throws -> Host {
+        let inventory = facts.inventory
         guard let host = inventory.host(named: name) else {
             throw ChpkiError.input(file: inventory.path, field: "--host", "'\(name)' is not a host of the inventory")
         }
-        guard running.contains(where: { $0.name == host.name }) else {
+        guard services.contains(where: { facts.hosts(of: $0).contains { $0.name == host.name } }) else {
             throw ChpkiError.input(file: inventory.path, field: "--host", "\(host.name) runs none of \(services.map(\.name).joined(separator: ", "))")
         }
-        return [host]
-    }
-
-    /// Bundles ship what the inventory says: certificates missing or out of date are refused, due ones noted.
-    static func checkIssued(inventory: Inventory, leaves: [CertificateRecord], now: Date, reporter: Reporter) throws {
-        let plan = IssuancePlan(profiles: NamingRules.profiles(for: inventory), existing: leaves, now: now)  // issuer changes are fine during a rotation
-        let pending = plan.items.filter { $0.action == .issued || $0.action == .reissued }
-        if let first = pending.first {
-            throw ChpkiError.input(file: inventory.path, field: first.profile.identity.host ?? first.profile.identity.name,
-                "\(pending.count) certificate(s) missing or out of date (first: \(first.profile.identity.service ?? "") \(first.profile.identity.name), \(first.reason)); run 'chpki issue' first")
-        }
-        let due = plan.items.filter { $0.action == .renewed }
-        if !due.isEmpty { reporter.note("\(due.count) certificate(s) are due for renewal: run 'chpki renew'") }
+        return host
     }
 }

@@ -6,17 +6,28 @@ public enum VerifyCommand {
     struct Report: Encodable {
         var checked: [String]
         var violations: [String]
+        var warnings: [String]
     }
 
-    public static func run(bundle: String?, settings: Settings, reporter: Reporter) throws {
+    /// The root `--installed` checks when no `--bundle DIR` is given: this host's own.
+    public static let installedRoot = "/"
+
+    /// `installed`: `bundle` (default `/`) is one host's installed root, checked with its owners
+    /// against this host's users and groups, and on `/` with the system trust bundle.
+    public static func run(bundle: String?, installed: Bool = false, settings: Settings, reporter: Reporter) throws {
         let now = try settings.now()
         var checked: [String] = []
         var violations: [String] = []
+        var warnings: [String] = []
+        let bundle = installed ? bundle ?? installedRoot : bundle
         if let bundle {
-            var verifier = BundleVerifier(now: now)
-            for tree in try BundleVerifier.hostTrees(in: bundle) {
+            let verifier = BundleVerifier(now: now, installed: installed)
+            let trees = installed ? [bundle] : try BundleVerifier.hostTrees(in: bundle)
+            for tree in trees {
                 checked.append(tree)
-                violations += verifier.verify(tree: tree)
+                let result = verifier.verify(tree: tree)
+                violations += result.violations
+                warnings += result.warnings
             }
         } else {
             let authority = try CertificateAuthority(directory: settings.caDirectory)
@@ -27,7 +38,8 @@ public enum VerifyCommand {
                 violations += problems(record, authority: authority, profile: profiles?[record.identity], now: now)
             }
         }
-        try reporter.emit(Report(checked: checked, violations: violations))
+        try reporter.emit(Report(checked: checked, violations: violations, warnings: warnings))
+        for warning in warnings { reporter.note("warning: \(warning)") }
         if !reporter.json { for violation in violations { print(violation) } }
         guard violations.isEmpty else {
             throw ChpkiError(.checkFailed, "\(violations.count) violation(s) in \(checked.count) \(bundle == nil ? "certificates" : "host trees")")

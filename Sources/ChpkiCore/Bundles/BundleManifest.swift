@@ -1,0 +1,101 @@
+import Foundation
+
+/// `var/lib/chpki/MANIFEST.json` inside every host tree and archive (SPEC §4, docs/bundles.md):
+/// every file and every directory chpki creates for a service, so a host can check itself and a
+/// deployment can tell what changed. Format 2; chpki-rotate and the Ansible role read this shape.
+public struct BundleManifest: Codable, Sendable, Equatable {
+    /// Beside chpki's own state on the host, never at the root of the tree.
+    public static let directory = "var/lib/chpki"
+    public static let path = "var/lib/chpki/MANIFEST.json"
+    public static let generatorName = "chpki"
+    public static let currentFormat = 2
+    /// The service of trust anchors (and other files that change only with the CA).
+    public static let trustService = "trust"
+
+    public struct Directory: Codable, Sendable, Equatable {
+        public var path: String
+        public var owner: String
+        public var group: String
+        public var mode: String
+        public var service: String
+    }
+
+    public struct File: Codable, Sendable, Equatable {
+        public var path: String
+        public var sha256: String
+        public var owner: String
+        public var group: String
+        public var mode: String
+        public var service: String
+    }
+
+    public var generator: String
+    public var format: Int
+    public var host: String
+    public var services: [String]
+    public var caSHA256: String
+    public var directories: [Directory]
+    public var files: [File]
+
+    enum CodingKeys: String, CodingKey {
+        case generator, format, host, services, directories, files
+        case caSHA256 = "ca_sha256"
+    }
+
+    public init(host: String, services: [String], caSHA256: String, directories: [Directory], files: [File]) {
+        generator = Self.generatorName
+        format = Self.currentFormat
+        self.host = host
+        self.services = services
+        self.caSHA256 = caSHA256
+        self.directories = directories
+        self.files = files
+    }
+
+    /// Keys sorted, so the same manifest is always the same bytes.
+    public func encoded() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return try encoder.encode(self) + Data("\n".utf8)
+    }
+
+    /// Parses and checks a manifest: chpki's, format 2, every path relative and inside the root,
+    /// every mode octal. `label` names the file in the one-line error.
+    public static func decode(_ data: Data, label: String) throws -> BundleManifest {
+        let manifest: BundleManifest
+        do { manifest = try JSONDecoder().decode(BundleManifest.self, from: data) } catch {
+            throw ChpkiError.input(file: label, field: nil, "not a chpki MANIFEST.json (format \(currentFormat)): \(Self.reason(error))")
+        }
+        guard manifest.generator == generatorName else {
+            throw ChpkiError.input(file: label, field: "generator", "is '\(manifest.generator)', not chpki")
+        }
+        guard manifest.format == currentFormat else {
+            throw ChpkiError.input(file: label, field: "format", "is \(manifest.format); this chpki reads format \(currentFormat) (lay the bundle out again)")
+        }
+        for (path, mode) in manifest.files.map({ ($0.path, $0.mode) }) + manifest.directories.map({ ($0.path, $0.mode) }) {
+            guard isSafe(path) else { throw ChpkiError.input(file: label, field: "path", "'\(path)' is not a relative path inside the root") }
+            guard ModeText.parse(mode) != nil else { throw ChpkiError.input(file: label, field: "mode", "'\(mode)' of \(path) is not an octal mode") }
+        }
+        return manifest
+    }
+
+    /// Relative, no `.`/`..`/empty component, no NUL: joining it to a root never leaves the root.
+    static func isSafe(_ path: String) -> Bool {
+        guard !path.isEmpty, !path.hasPrefix("/"), !path.contains("\0") else { return false }
+        return !path.split(separator: "/", omittingEmptySubsequences: false).contains { $0.isEmpty || $0 == "." || $0 == ".." }
+    }
+
+    private static func reason(_ error: Error) -> String {
+        switch error {
+        case let DecodingError.keyNotFound(key, _): return "no '\(key.stringValue)'"
+        case let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context):
+            return "wrong type at \(context.codingPath.map(\.stringValue).joined(separator: "."))"
+        default: return "not valid JSON"
+        }
+    }
+
+    /// Lower-case hex SHA-256, as `sha256sum` prints it.
+    public static func sha256(_ data: Data) throws -> String {
+        Hex.upper(try Digest.sha256(data)).lowercased()
+    }
+}

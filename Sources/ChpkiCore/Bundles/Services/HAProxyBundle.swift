@@ -1,0 +1,61 @@
+import Foundation
+
+/// HAProxy on every balancer: one PEM per VIP (leaf first, then the chain, then the key: HAProxy
+/// takes the first certificate as the leaf) and the bind lines that serve them by SNI.
+public struct HAProxyBundle: ServiceBundle {
+    public let name = NamingRules.haproxyService
+    static let directory = "etc/ssl/haproxy"
+    static let settings = "etc/haproxy/chpki-tls.cfg"
+
+    static func pem(_ vip: VIP) -> String { "\(directory)/\(vip.fqdn).pem" }
+
+    public func prepare(_ service: Service, facts: ClusterFacts) throws -> ServiceFacts {
+        // One bind per address: HAProxy chooses among the crt arguments of a single bind by SNI;
+        // separate binds on one address are separate sockets that the kernel picks at random.
+        var addresses: [String] = []
+        var vipsByAddress: [String: [VIP]] = [:]
+        for vip in facts.inventory.vips {
+            for address in vip.ips.map(\.description) {
+                if vipsByAddress[address] == nil { addresses.append(address) }
+                vipsByAddress[address, default: []].append(vip)
+            }
+        }
+        return ServiceFacts(context: [
+            "binds": addresses.map { address -> [String: Any] in
+                let vips = vipsByAddress[address] ?? []
+                return ["ip": address, "names": vips.map(\.name).joined(separator: ", "), "fqdns": vips.map(\.fqdn)]
+            },
+        ])
+    }
+
+    public func directories(_ service: Service, facts: ClusterFacts) -> [BundleDirectory] {
+        [BundleDirectory(Self.directory, mode: 0o700, owner: "root", service: name)]
+    }
+
+    public func files(for host: Host, _ service: Service, shared: ServiceFacts, facts: ClusterFacts) throws -> [BundleFile] {
+        var files: [BundleFile] = []
+        for vip in facts.inventory.vips {
+            let leaf = try facts.leaf(NamingRules.vipProfile(vip: vip, balancer: host, service: service, inventory: facts.inventory).identity)
+            files.append(BundleFile(Self.pem(vip), leaf.chainPEM + leaf.keyPEM, mode: 0o600, owner: "root", service: name, issued: leaf.notBefore))
+        }
+        files.append(BundleFile(Self.settings, try facts.render("haproxy-tls.cfg", shared.context(["host": host.name])),
+                                mode: 0o644, owner: "root", service: name))
+        return files
+    }
+
+    public func check(_ checks: inout BundleChecks, service: String) {
+        for file in checks.files.list(Self.directory) where file.hasSuffix(".pem") {
+            let path = "\(Self.directory)/\(file)"
+            let blocks = checks.files.blocks(path)
+            guard blocks.first?.label == "CERTIFICATE" else {
+                checks.report(path, "the first PEM block is \(blocks.first?.label ?? "missing"); HAProxy needs the leaf certificate first")
+                continue
+            }
+            guard blocks.contains(where: { $0.label.contains("PRIVATE KEY") }) else {
+                checks.report(path, "holds no private key; HAProxy needs it in the same file")
+                continue
+            }
+            checks.leaf(path, key: checks.files.key(path), names: [String(file.dropLast(4))])
+        }
+    }
+}

@@ -1,0 +1,76 @@
+import Foundation
+
+/// MinIO (reference 000): `public.crt` (leaf and chain), `private.key` (exactly one PEM block: an
+/// `EC PARAMETERS` block before the key breaks startup), and `CAs/`, every file of which MinIO
+/// trusts: the root, the intermediates, and the other MinIO hosts' certificates while the service
+/// has at most `peerCertificateLimit` hosts. Above that the peers are left out: the CA
+/// certificates already make every peer trusted, and a host's tree stays small (SPEC §4).
+public struct MinIOBundle: ServiceBundle {
+    public let name = "minio"
+    /// Reference 000 shows the peers of a 4-host cluster; 16 keeps a host's CAs/ under ~20 kB.
+    public static let peerCertificateLimit = 16
+    static let owner = "minio-user"
+    static let home = "home/minio-user/.minio"
+    static let base = "home/minio-user/.minio/certs"
+    static let certificate = "\(base)/public.crt"
+    static let key = "\(base)/private.key"
+    static let authorities = "\(base)/CAs"
+    static let root = "\(authorities)/root-ca.crt"
+    static let settings = "etc/default/minio.tls"
+
+    static func intermediateName(_ index: Int) -> String { index == 0 ? "intermediate-ca.crt" : "intermediate-ca-\(index + 1).crt" }
+
+    public func prepare(_ service: Service, facts: ClusterFacts) throws -> ServiceFacts {
+        let peers = facts.hosts(of: service)
+        var shared = ServiceFacts(context: [
+            "volumes": peers.enumerated().map { index, peer in ["fqdn": peer.name, "last": index == peers.count - 1] as [String: Any] },
+        ])
+        if peers.count <= Self.peerCertificateLimit {
+            for peer in peers { shared.perHost[peer.name] = try facts.server(service, peer).certificatePEM }
+        }
+        return shared
+    }
+
+    public func directories(_ service: Service, facts: ClusterFacts) -> [BundleDirectory] {
+        [Self.home, Self.base, Self.authorities].map { BundleDirectory($0, mode: 0o700, owner: Self.owner, service: name) }
+    }
+
+    public func files(for host: Host, _ service: Service, shared: ServiceFacts, facts: ClusterFacts) throws -> [BundleFile] {
+        let server = try facts.server(service, host)
+        var files = [
+            file(Self.certificate, server.chainPEM, mode: 0o644, issued: server.notBefore),
+            file(Self.key, server.keyPEM, mode: 0o600),
+            file(Self.root, facts.rootPEM, mode: 0o644),
+        ]
+        for (index, intermediate) in facts.intermediates.enumerated() {
+            files.append(file("\(Self.authorities)/\(Self.intermediateName(index))", intermediate, mode: 0o644))
+        }
+        for peer in facts.hosts(of: service) where peer.name != host.name {
+            guard let certificate = shared.perHost[peer.name] else { continue }
+            files.append(file("\(Self.authorities)/\(peer.shortName).crt", certificate, mode: 0o644))
+        }
+        let snippet = try facts.render("minio.tls", shared.context(["host": host.name]))
+        files.append(BundleFile(Self.settings, snippet, mode: 0o644, owner: "root", service: name))
+        return files
+    }
+
+    func file(_ path: String, _ contents: Data, mode: UInt16, issued: Date? = nil) -> BundleFile {
+        BundleFile(path, contents, mode: mode, owner: Self.owner, service: name, issued: issued)
+    }
+
+    public func check(_ checks: inout BundleChecks, service: String) {
+        let blocks = checks.files.blocks(Self.key)
+        if blocks.count != 1 {
+            checks.report(Self.key, "holds \(blocks.count) PEM blocks; MinIO needs exactly one (the key)")
+        }
+        checks.leaf(Self.certificate, key: checks.files.key(Self.key), names: [checks.host])
+        checks.rootsOnly(Self.root)
+        let listed = checks.files.list(Self.authorities).filter { $0.hasSuffix(".crt") }
+        let intermediates = listed.filter { $0.hasPrefix("intermediate-ca") }.flatMap { checks.files.certificates("\(Self.authorities)/\($0)") }
+        let domain = checks.host.split(separator: ".").dropFirst().joined(separator: ".")
+        for peer in listed where peer != "root-ca.crt" && !peer.hasPrefix("intermediate-ca") {
+            let short = String(peer.dropLast(4))
+            checks.leaf("\(Self.authorities)/\(peer)", key: nil, names: [domain.isEmpty ? short : "\(short).\(domain)"], untrusted: intermediates)
+        }
+    }
+}
