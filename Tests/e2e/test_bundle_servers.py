@@ -23,7 +23,8 @@ when the module's tests are done.
   between two nodes with JSSE; each peer principal is in the rendered `nodes_dn`.
 - MinIO semantics: one PEM block in `private.key`; every FQDN of `MINIO_VOLUMES` verifies against
   `CAs/` with `openssl verify -verify_hostname`.
-- `--tar`: owners and modes of MANIFEST.json in the tar headers; `tar -xzpf` gives the same bytes.
+- `--tar`: owners and modes of var/lib/chpki/MANIFEST.json (files and directories) in the tar
+  headers; `tar -xzpf` gives the same bytes.
 
 The whole module runs twice: on a root-only CA and on a CA with an intermediate (so every chain
 file is really a chain, and every server must be given the intermediate by the bundle).
@@ -67,6 +68,7 @@ HERE = Path(__file__).resolve().parent
 LOOPBACK = conftest.REPO / "examples" / "loopback.yml"
 JAVA_SOURCES = [HERE / "java" / "OpenSearchTLS.java", HERE / "java" / "OpenSearchPrincipal.java"]
 
+MANIFEST = "var/lib/chpki/MANIFEST.json"  # inside every host tree and archive (docs/bundles.md)
 NODES_KEY = "plugins.security.nodes_dn"
 ADMIN_KEY = "plugins.security.authcz.admin_dn"
 
@@ -287,13 +289,13 @@ def bundle(pki, inv):
     out = pki.base / "out"
     pki.bundle(out)
     for fqdn in inv.hosts:
-        assert (out / fqdn / "MANIFEST.json").is_file(), f"no tree for {fqdn} in {sorted(os.listdir(out))}"
+        assert (out / fqdn / MANIFEST).is_file(), f"no tree for {fqdn} in {sorted(os.listdir(out))}"
 
     def tree(fqdn: str) -> Path:
         return out / fqdn
 
     def manifest(fqdn: str) -> dict:
-        data = json.loads((out / fqdn / "MANIFEST.json").read_text())
+        data = json.loads((out / fqdn / MANIFEST).read_text())
         return {f["path"].lstrip("/"): f for f in data["files"]}
 
     return SimpleNamespace(out=out, tree=tree, manifest=manifest)
@@ -441,9 +443,9 @@ def test_etcd_tls_env_contract(bundle, inv):
 def etcd_env(tls_env: dict, tree: Path, inv, own_ip: str, cport: int, pport: int, data_dir: Path) -> dict:
     """The process environment of one member: tls.env as rendered, its /etc paths pointed into the
     tree, its ports replaced by the test's, host names of URLs replaced by the host's IP (no DNS
-    here), and a private data directory. The three "hosts" share this machine's 127.0.0.1, so a
-    member listens only on its own address (tls.env adds a 127.0.0.1 client listener on hosts
-    whose address is not 127.0.0.1, which is right on a real host and would collide here)."""
+    here), and a private data directory. A member listens only on its own address (tls.env adds a
+    127.0.0.1 client listener on hosts whose address is not loopback, which is right on a real
+    host and would collide here; for these loopback hosts it adds none)."""
     by_name = {x.fqdn: x.ips[0] for x in inv.hosts.values()} | {x.short: x.ips[0] for x in inv.hosts.values()}
 
     def url(u: str, port: int) -> str:
@@ -1043,10 +1045,12 @@ def test_tar_keeps_owners_modes_and_bytes(pki, inv):
     for fqdn in inv.hosts:
         tarball = out / f"{fqdn}.tar.gz"
         assert tarball.is_file(), f"no {tarball.name} in {sorted(os.listdir(out))}"
-        manifest = {f["path"].lstrip("/"): f for f in json.loads((out / fqdn / "MANIFEST.json").read_text())["files"]}
+        data = json.loads((out / fqdn / MANIFEST).read_text())
+        manifest = {f["path"]: f for f in data["files"]}
+        dirs = {d["path"]: d for d in data["directories"]}
         res = cmd(["tar", "-tvzf", tarball])
         assert res.returncode == 0, h.describe(res)
-        listed = {}
+        listed, listed_dirs = {}, {}
         for line in res.stdout.splitlines():
             m = TAR_LINE.match(line)
             assert m, f"unexpected tar -tv line: {line!r}"
@@ -1057,19 +1061,30 @@ def test_tar_keeps_owners_modes_and_bytes(pki, inv):
                 listed[name] = (perms, owner, group)
             else:
                 assert perms.startswith("d"), f"{fqdn}: unexpected member type: {line!r}"
+                listed_dirs[name.rstrip("/")] = (perms, owner, group)
+        # the manifest itself (and its directory) travel in the archive but do not list themselves
+        assert listed.pop(MANIFEST) == ("-rw-r--r--", "root", "root"), f"{fqdn}: {MANIFEST} in the archive"
+        assert listed_dirs.pop("var/lib/chpki") == ("drwxr-xr-x", "root", "root"), f"{fqdn}: var/lib/chpki in the archive"
         assert set(listed) == set(manifest), (
             f"{fqdn}: tar files != MANIFEST.json: only in tar {sorted(set(listed) - set(manifest))}, "
             f"only in manifest {sorted(set(manifest) - set(listed))}")
+        assert set(listed_dirs) == set(dirs), f"{fqdn}: tar directories {sorted(listed_dirs)} != MANIFEST.json {sorted(dirs)}"
         for path, e in manifest.items():
             want = (stat.filemode(stat.S_IFREG | int(e["mode"], 8)), e["owner"], e["group"])
             assert listed[path] == want, f"{fqdn}:{path}: tar says {listed[path]}, MANIFEST.json {want}"
+        for path, e in dirs.items():
+            want = (stat.filemode(stat.S_IFDIR | int(e["mode"], 8)), e["owner"], e["group"])
+            assert listed_dirs[path] == want, f"{fqdn}:{path}/: tar says {listed_dirs[path]}, MANIFEST.json {want}"
 
         dest = pki.base / "extract" / fqdn
         dest.mkdir(parents=True)
         res = cmd(["tar", "-xzpf", tarball, "-C", dest])
         assert res.returncode == 0, h.describe(res)
         extracted = {str(p.relative_to(dest)) for p in dest.rglob("*") if not p.is_dir()}
-        assert extracted == set(manifest), f"{fqdn}: extracted {sorted(extracted ^ set(manifest))} differ"
+        assert extracted == set(manifest) | {MANIFEST}, f"{fqdn}: extracted {sorted(extracted ^ set(manifest))} differ"
+        assert (dest / MANIFEST).read_bytes() == (out / fqdn / MANIFEST).read_bytes(), f"{fqdn}: the archive's manifest differs"
+        for path, e in dirs.items():
+            assert stat.S_IMODE((dest / path).stat().st_mode) == int(e["mode"], 8), f"{fqdn}:{path}/: mode"
         for path, e in manifest.items():
             got = dest / path
             data = got.read_bytes()

@@ -59,7 +59,7 @@ def verify_fails_all(certs, tmp: Path, *args) -> list[str]:
 def check_trust_files(out: Path, roots: set[str]) -> list[str]:
     """Every trust location of every host tree holds exactly the roots `roots` (fingerprints)."""
     problems = []
-    trees = sorted(p for p in out.iterdir() if (p / "MANIFEST.json").exists())
+    trees = sorted(p for p in out.iterdir() if (p / "var/lib/chpki/MANIFEST.json").exists())
     assert trees, f"no host trees in {out}"
     for tree in trees:
         locations = trust_files(tree)
@@ -459,7 +459,7 @@ def test_rotate_script_renews_installs_and_reloads(chpki_bin, tmp_path):
     assert trees == sorted(services)
     for host in trees:
         assert h.snapshot(hosts / host) == h.snapshot(out / host), f"{host}: installed files differ from the bundle"
-        manifest = json.loads((out / host / "MANIFEST.json").read_text())
+        manifest = json.loads((out / host / "var/lib/chpki/MANIFEST.json").read_text())
         assert sorted(manifest["services"]) == sorted(services[host])
     server = h.load_certs(hosts / "backend-1.chpki.test" / "etc/etcd/pki/server.pem")[0]
     assert serial_hex(server) in new, "the installed certificate is not the renewed one"
@@ -524,10 +524,10 @@ def test_rotate_script_archive_and_host_filter(chpki_bin, tmp_path):
     assert res.returncode == 0, h.describe(res)
     assert sorted(p.name for p in hosts.iterdir()) == ["frontend-1.chpki.test", "haproxy-1.chpki.test"]
     for host in ("frontend-1.chpki.test", "haproxy-1.chpki.test"):
-        manifest = json.loads((out / host / "MANIFEST.json").read_text())
+        manifest = json.loads((out / host / "var/lib/chpki/MANIFEST.json").read_text())
         assert "minicluster" in manifest["services"], "scenario: the minicluster layout was asked for"
         got = {str(p.relative_to(hosts / host)) for p in (hosts / host).rglob("*") if p.is_file()}
-        assert got == {f["path"] for f in manifest["files"]}
+        assert got == {f["path"] for f in manifest["files"]} | {"var/lib/chpki/MANIFEST.json"}
         for f in manifest["files"]:
             assert (hosts / host / f["path"]).read_bytes() == (out / host / f["path"]).read_bytes()
     # minicluster is a layout, not a service to reload
