@@ -13,10 +13,17 @@ public struct BundleVerifier {
 
     public let now: Date
     public let installed: Bool
+    /// The root whose activated trust bundle is checked (`/`; another directory in tests).
+    let systemRoot: String
 
     public init(now: Date, installed: Bool = false) {
+        self.init(now: now, installed: installed, systemRoot: "/")
+    }
+
+    init(now: Date, installed: Bool, systemRoot: String) {
         self.now = now
         self.installed = installed
+        self.systemRoot = systemRoot
     }
 
     /// Every host tree under `directory` (or `directory` itself when it holds a manifest).
@@ -39,8 +46,9 @@ public struct BundleVerifier {
     static func hasManifest(_ tree: String) -> Bool { FileManager.default.fileExists(atPath: Path.join(tree, BundleManifest.path)) }
 
     public func verify(tree: String) -> Result {
-        let atSystemRoot = installed && URL(fileURLWithPath: tree).resolvingSymlinksInPath().path == "/"
-        let label = installed ? (atSystemRoot ? "" : tree) : Path.name(of: tree)
+        let resolved = { (path: String) in URL(fileURLWithPath: path).resolvingSymlinksInPath().path }
+        let atSystemRoot = installed && resolved(tree) == resolved(systemRoot)
+        let label = installed ? (resolved(tree) == "/" ? "" : tree) : Path.name(of: tree)
         let files = TreeFiles(root: tree, label: label.isEmpty ? "/" : label)
         let manifest: BundleManifest
         do {
