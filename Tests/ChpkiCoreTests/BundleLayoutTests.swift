@@ -182,4 +182,35 @@ struct BundleLayoutTests {
         #expect(bundle.files.reduce(0) { $0 + $1.contents.count } < 100_000)
         #expect(plan.hosts.count == 301)
     }
+
+    @Test("--installed on the system root: the roots must be in the activated system bundle")
+    func trustActivated() throws {
+        let key = try PrivateKey.generate(.ecP256)
+        let now = Date()
+        func root(_ name: String) throws -> Data {
+            try CertificateTemplate(subject: DistinguishedName([.init("CN", name)]), serial: .random(), notBefore: now.addingTimeInterval(-60),
+                                    notAfter: now.addingTimeInterval(86400), certificateAuthority: .init(), keyUsage: [.keyCertSign, .cRLSign]
+            ).sign(publicKeyOf: key, by: Signer(certificate: nil, key: key)).pemEncoded()
+        }
+        let ours = try root("Our Root"), theirs = try root("Some Other Root")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("chpki-trust-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let me = try #require(try FileStatus.of(directory))
+        let anchor = BundleFile("etc/pki/ca-trust/source/anchors/our-root.pem", ours, mode: 0o644, owner: me.owner, group: me.group, service: "trust")
+        let bundle = HostBundle(host: "h.example.com", services: [], files: [anchor], directories: [], caSHA256: "00", fallbackModified: now)
+        try BundleWriter.writeTree(bundle, manifestJSON: try bundle.manifest().encoded(), at: directory + "/root")
+        let tree = directory + "/root"
+        let verifier = BundleVerifier(now: now, installed: true, systemRoot: tree)
+        #expect(verifier.verify(tree: tree).violations.contains { $0.contains("no system CA bundle") })
+        let system = tree + "/etc/ssl/certs/ca-certificates.crt"
+        try FileManager.default.createDirectory(atPath: tree + "/etc/ssl/certs", withIntermediateDirectories: true)
+        try theirs.write(to: URL(fileURLWithPath: system))
+        #expect(verifier.verify(tree: tree).violations.contains { $0.contains("does not hold the root 'Our Root'") && $0.contains("update-ca-certificates") })
+        try (theirs + ours).write(to: URL(fileURLWithPath: system))
+        #expect(verifier.verify(tree: tree).violations == [])
+        // Elsewhere than the system root, the system bundle is not looked at.
+        try theirs.write(to: URL(fileURLWithPath: system))
+        #expect(BundleVerifier(now: now, installed: true, systemRoot: "/").verify(tree: tree).violations == [])
+    }
 }

@@ -22,6 +22,9 @@ public enum VerifyCommand {
         let bundle = installed ? bundle ?? installedRoot : bundle
         if let bundle {
             let verifier = BundleVerifier(now: now, installed: installed)
+            if installed && (try? FileStatus.of(bundle))?.kind != .directory {
+                throw ChpkiError.input(file: bundle, field: "--bundle", "no such directory (the host's installed root)")
+            }
             let trees = installed ? [bundle] : try BundleVerifier.hostTrees(in: bundle)
             for tree in trees {
                 checked.append(tree)
