@@ -184,7 +184,7 @@ struct FrontendBundleTests {
         ]
         var files: [FrontendFile.Role: FrontendFileData] = [:]
         for file in flavor.files {
-            files[file.role] = FrontendFileData(path: file.path, data: contents[file.role]!, mode: 0o644 & ~file.forbiddenModeBits,
+            files[file.role] = FrontendFileData(path: file.path, data: contents[file.role]!, mode: file.mode,
                                                 owner: "root", group: "root", modified: Date(timeIntervalSince1970: 1_800_000_000))
         }
         let validation = FrontendValidation.validate(flavor: flavor, files: files, absent: []) { $0.path }

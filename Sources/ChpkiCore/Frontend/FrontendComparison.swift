@@ -29,8 +29,8 @@ public struct FrontendComparison: Sendable, Encodable {
     }
 
     public static func compare(_ first: String, _ second: String, flavor: FrontendFlavor) throws -> FrontendComparison {
-        let a = try FrontendCollector.collect(root: first, flavor: flavor, option: "--compare", tighten: false)
-        let b = try FrontendCollector.collect(root: second, flavor: flavor, option: "--compare", tighten: false)
+        let a = try FrontendCollector.collect(root: first, flavor: flavor, option: "--compare", normalize: false)
+        let b = try FrontendCollector.collect(root: second, flavor: flavor, option: "--compare", normalize: false)
         let unreadable = a.problems + b.problems
         guard unreadable.isEmpty else { throw ChpkiError(.refused, unreadable.joined(separator: "\n")) }
         var result = FrontendComparison(first: first, second: second, flavor: flavor)
