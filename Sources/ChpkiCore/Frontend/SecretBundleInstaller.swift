@@ -106,7 +106,7 @@ public enum SecretBundleInstaller {
                 case .missing:
                     break
                 case .directory:
-                    plan.conflicts.append("\(path): exists and is a directory; move it away first")
+                    plan.conflicts.append("\(path): exists and is not a regular file (a directory); move it away first")
                     continue
                 case let .special(kind):
                     plan.conflicts.append("\(path): exists and is not a regular file (\(kind == .symlink ? "a symlink, never followed" : "a special file")); move it away first")
