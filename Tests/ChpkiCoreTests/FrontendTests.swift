@@ -82,6 +82,56 @@ struct VeilTests {
         #expect(veilPlain.credentials == Self.groups)
     }
 
+    @Test("unknown veil versions and shapes are refused, naming the field", arguments: [
+        (#"{"veil":{"type":"Veil::CredentialCollection::ChefSecretsFile","version":9,"credentials":"AAAA"}}"#, "veil.version"),
+        (#"{"veil":{"type":"Veil::CredentialCollection::ChefSecretsFile","version":true,"credentials":{}}}"#, "veil.version"),
+        (#"{"veil":{"type":"Veil::CredentialCollection::ChefSecretsFile","version":"2","credentials":"AAAA"}}"#, "veil.version"),
+        (#"{"veil":{"type":"Veil::CredentialCollection::ChefSecretsFile","version":2.5,"credentials":"AAAA"}}"#, "veil.version"),
+        (#"{"veil":{"type":"Veil::CredentialCollection::ChefSecretsFile","credentials":"AAAA"}}"#, "veil.version"),
+        (#"{"veil":{"type":"Veil::CredentialCollection::ChefSecretsFile","version":2,"credentials":{}}}"#, "veil.credentials"),
+        (#"{"veil":{"type":"Other","version":2}}"#, "veil.type"),
+    ])
+    func unknownVersions(text: String, field: String) {
+        do {
+            _ = try VeilSecrets.parse(Data(text.utf8))
+            Issue.record("accepted \(text)")
+        } catch let failure as VeilSecrets.Failure {
+            #expect(failure.field == field, "\(failure)")
+        } catch {
+            Issue.record("\(error)")
+        }
+    }
+
+    @Test("the credentials a consumer needs: missing group, missing or empty name, wrong type")
+    func requiredCredentials() throws {
+        let required = FrontendValidation.requiredCredentials
+        let vail = try VeilSecrets.parse(Data(#"{"vail":{"version":2}}"#.utf8))
+        #expect(vail.missing(required, purpose: "p")?.contains("no chef-server group") == true)
+        let partial = try VeilSecrets.parse(Data(#"{"chef-server":{"superuser_key":"k","webui_key":""}}"#.utf8))
+        #expect(partial.missing(required, purpose: "p") == "chef-server.webui_key, chef-server.webui_pub_key missing or empty: p")
+        let typed = try VeilSecrets.parse(Data(#"{"chef-server":{"superuser_key":1,"webui_key":"a","webui_pub_key":"b"}}"#.utf8))
+        #expect(typed.missing(required, purpose: "p") == "chef-server.superuser_key: not a string")
+        let backend = try VeilSecrets.parse(Data(#"{"postgresql":{"db_superuser_password":"a","replication_password":"b"},"etcd":{"initial_cluster_token":"c"},"elasticsearch":{"cluster_name":"d"}}"#.utf8))
+        #expect(backend.missing(BackendSecretsBundle.requiredCredentials, purpose: "p") == nil)
+    }
+
+    @Test("the table refuses setuid, writable, other modes and foreign owners; accepts itself")
+    func layoutDisagreement() {
+        let layout = FrontendFlavor.cinc.layout
+        let shell = "etc/cinc-project/private-chef.sh"
+        #expect(layout.disagreement(path: shell, mode: 0o644, owner: "root", group: "root", isDirectory: false) == nil)
+        #expect(layout.disagreement(path: shell, mode: 0o644, owner: "opscode", group: "opscode", isDirectory: false) == nil)
+        #expect(layout.disagreement(path: shell, mode: 0o4755, owner: "root", group: "root", isDirectory: false)?.contains("setuid") == true)
+        #expect(layout.disagreement(path: shell, mode: 0o664, owner: "root", group: "root", isDirectory: false)?.contains("write") == true)
+        #expect(layout.disagreement(path: shell, mode: 0o600, owner: "root", group: "root", isDirectory: false)?.contains("0644") == true)
+        #expect(layout.disagreement(path: shell, mode: 0o644, owner: "nobody", group: "root", isDirectory: false)?.contains("nobody") == true)
+        #expect(layout.disagreement(path: "etc/passwd", mode: 0o644, owner: "root", group: "root", isDirectory: false)?.contains("not a file") == true)
+        #expect(layout.disagreement(path: "etc/cinc-project", mode: 0o777, owner: "root", group: "root", isDirectory: true)?.contains("write") == true)
+        for file in FrontendFlavor.chef.files {
+            #expect(FrontendFlavor.chef.layout.disagreement(path: file.path, mode: file.mode, owner: "root", group: "root", isDirectory: false) == nil)
+        }
+    }
+
     @Test("a file that does not decrypt is named by field, never by value")
     func failures() throws {
         let key = try randomBytes(32), iv = try randomBytes(16)
@@ -198,7 +248,7 @@ struct FrontendBundleTests {
     @Test("archive -> reader gives back every file, and refuses an altered member")
     func roundTrip() throws {
         let bundle = try Self.bundle()
-        let archive = try bundle.archive()
+        let archive = try bundle.archive(source: "A")
         let opened = try FrontendBundleReader.open(archive, file: "b.tgz") { Issue.record("asked for a passphrase"); throw ChpkiError(.refused, "no") }
         #expect(opened.bundle.files == bundle.files)
         #expect(opened.manifest.migrationLevel == "1.52")
