@@ -516,3 +516,63 @@ def test_bundle_frontend_normalises_modes(run, frontend, tmp_path):
     assert members[SH].mode == 0o644 and members[WEBUI_PUB].mode == 0o644
     manifest = json.loads(fh.tar_read(out, "MANIFEST.json"))
     assert {f["path"]: f["mode"] for f in manifest["files"]}[SH] == "0644"
+
+
+# ---------------------------------------------------------------------------------------------
+# the system calls themselves (strace): a refusal changes nothing; an install goes through
+# directory descriptors only, never a path that could be redirected
+
+
+MODIFYING = "openat,open,creat,mkdir,mkdirat,rename,renameat,renameat2,unlink,unlinkat,link,linkat,symlink,symlinkat,chmod,fchmodat,chown,fchownat,lchown,truncate"
+
+
+def traced(chpki_bin, tmp_path, *args, env=None):
+    import shutil
+
+    if shutil.which("strace") is None:
+        pytest.skip("strace is not installed")
+    log = tmp_path / "strace.log"
+    res = subprocess.run(["strace", "-f", "-qq", "-e", f"trace={MODIFYING}", "-o", str(log), str(chpki_bin), *map(str, args)],
+                         capture_output=True, text=True, env=clean_env(env), stdin=subprocess.DEVNULL, timeout=300)
+    calls = [line.split(" ", 1)[1] if line[:1].isdigit() else line for line in log.read_text().splitlines()]
+    return res, [c for c in calls if not c.startswith(("+++", "---"))]
+
+
+def writes(calls):
+    """The calls that can change a filesystem (opens for reading are not)."""
+    out = []
+    for c in calls:
+        name = c.split("(", 1)[0]
+        if name in ("openat", "open", "creat"):
+            if any(flag in c for flag in ("O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC")):
+                out.append(c)
+        else:
+            out.append(c)
+    return out
+
+
+def test_strace_refused_install_makes_no_modifying_call(chpki_bin, good, place, tmp_path):
+    root, outside = place
+    os.symlink("../outside", root / "var")
+    f = tmp_path / "good.tgz"
+    f.write_bytes(good.tgz())
+    res, calls = traced(chpki_bin, tmp_path, "install-frontend", f, "--root", root)
+    assert res.returncode == 2, h.describe(res)
+    assert writes(calls) == [], "a refused install made a modifying system call"
+
+
+def test_strace_install_writes_only_through_directory_descriptors(chpki_bin, good, place, tmp_path):
+    root, _ = place
+    f = tmp_path / "good.tgz"
+    f.write_bytes(good.tgz())
+    res, calls = traced(chpki_bin, tmp_path, "install-frontend", f, "--root", root)
+    assert res.returncode == 0, h.describe(res)
+    changed = writes(calls)
+    assert changed, "the trace saw no write at all: the test would prove nothing"
+    for c in changed:
+        name = c.split("(", 1)[0]
+        # Relative to a directory descriptor, never AT_FDCWD or an absolute path.
+        assert name in ("openat", "mkdirat", "renameat", "renameat2", "unlinkat", "linkat"), c
+        assert not c.split("(", 1)[1].startswith(("AT_FDCWD", '"/')), c
+        if name == "openat":
+            assert "O_CREAT" in c and "O_EXCL" in c and "O_NOFOLLOW" in c, c
