@@ -68,27 +68,9 @@ struct InstallBackend: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Argument(help: ArgumentHelp("The bundle written by bundle-backend (tar.gz or CMS).", valueName: "file"))
-    var file: String
-
-    @Option(help: ArgumentHelp("The joining backend's filesystem root.", valueName: "root"))
-    var root = "/"
-
-    @Flag(name: .customLong("dry-run"), help: "Print what would change; write nothing.")
-    var dryRun = false
-
-    @Flag(help: "Replace an existing file that differs, keeping the old one as NAME.chpki-backup-<time>.")
-    var force = false
-
-    @Option(name: .customLong("passphrase-file"), help: ArgumentHelp("Passphrase of an encrypted bundle, first line of this file.", valueName: "file"))
-    var passphraseFile: String?
+    @OptionGroup var install: SecretBundleInstallArguments
 
     func run() throws {
-        var options = InstallBackendCommand.Options(file: file)
-        options.root = root
-        options.dryRun = dryRun
-        options.force = force
-        options.passphraseFile = passphraseFile
-        try InstallBackendCommand.run(options, settings: global.settings, reporter: global.makeReporter())
+        try InstallBackendCommand.run(install.options, settings: global.settings, reporter: global.makeReporter())
     }
 }

@@ -4,17 +4,7 @@ import Foundation
 /// `etc/chef-backend/chef-backend-secrets.json` root:root 0600 under the root, with the same rooted,
 /// all-or-nothing installer as `install-frontend`.
 public enum InstallBackendCommand {
-    public struct Options: Sendable {
-        public var file: String
-        public var root = "/"
-        public var dryRun = false
-        public var force = false
-        public var passphraseFile: String?
-
-        public init(file: String) {
-            self.file = file
-        }
-    }
+    public typealias Options = SecretBundleInstallOptions
 
     struct Report: Encodable {
         var file: String

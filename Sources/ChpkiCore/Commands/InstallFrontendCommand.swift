@@ -3,17 +3,7 @@ import Foundation
 /// `chpki install-frontend FILE`: checks a frontend bundle (decrypting it if needed) and lays its
 /// files out under a root with their owners and modes (SPEC §5).
 public enum InstallFrontendCommand {
-    public struct Options: Sendable {
-        public var file: String
-        public var root = "/"
-        public var dryRun = false
-        public var force = false
-        public var passphraseFile: String?
-
-        public init(file: String) {
-            self.file = file
-        }
-    }
+    public typealias Options = SecretBundleInstallOptions
 
     public static func run(_ options: Options, settings: Settings, reporter: Reporter) throws {
         let data = try SecretBundleArchive.readFile(options.file)

@@ -163,6 +163,19 @@ public enum SecretBundleInstaller {
     }
 }
 
+/// What every install command takes: the bundle file, the root, and how to proceed.
+public struct SecretBundleInstallOptions: Sendable {
+    public var file: String
+    public var root = "/"
+    public var dryRun = false
+    public var force = false
+    public var passphraseFile: String?
+
+    public init(file: String) {
+        self.file = file
+    }
+}
+
 extension SecretBundleInstaller {
     /// The whole install of checked `files` into `rootPath`: open the root, plan, refuse on any
     /// conflict (one line each, nothing written), else apply unless `dryRun`.
