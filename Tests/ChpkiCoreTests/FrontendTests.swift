@@ -267,3 +267,51 @@ struct FrontendBundleTests {
         #expect(reopened.bundle.files == bundle.files)
     }
 }
+
+@Suite("rooted directory: nothing followed, nothing outside")
+struct RootedDirectoryTests {
+    static func scratch() throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("chpki-rooted-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: path + "/root/etc", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: path + "/outside", withIntermediateDirectories: true)
+        return path
+    }
+
+    @Test("a symlinked parent, absolute or relative, is refused; a final symlink is reported, not followed")
+    func symlinks() throws {
+        let base = try Self.scratch()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        try FileManager.default.createSymbolicLink(atPath: base + "/root/var", withDestinationPath: "../outside")
+        try FileManager.default.createSymbolicLink(atPath: base + "/root/etc/link", withDestinationPath: base + "/outside")
+        try FileManager.default.createSymbolicLink(atPath: base + "/root/etc/file", withDestinationPath: "../../outside/x")
+        let root = try RootedDirectory(base + "/root")
+        for path in ["var/opt/x", "etc/link/x"] {
+            #expect(throws: RootedDirectory.Refusal.self) { _ = try root.entry(path) }
+            #expect(throws: RootedDirectory.Refusal.self) { try root.writeFile(path, data: Data("x".utf8), mode: 0o600, owner: nil, group: nil) }
+        }
+        #expect(try root.entry("etc/file") == .special(.symlink))
+        #expect(throws: RootedDirectory.Refusal.self) { _ = try root.read("etc/file", limit: 100) }
+        #expect(throws: (any Error).self) { try root.writeFile("etc/file/../x", data: Data(), mode: 0o600, owner: nil, group: nil) }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: base + "/outside").isEmpty)
+        #expect(try root.entry("etc/missing/deeper") == .missing)
+    }
+
+    @Test("files and directories get exactly the mode asked, whatever the umask; the old file can be kept")
+    func writes() throws {
+        let base = try Self.scratch()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let root = try RootedDirectory(base + "/root")
+        try root.makeDirectory("etc/cinc-project", mode: 0o755, owner: nil, group: nil)
+        try root.writeFile("etc/cinc-project/a", data: Data("one".utf8), mode: 0o640, owner: nil, group: nil)
+        guard case let .regular(status) = try root.entry("etc/cinc-project/a") else { Issue.record("not written"); return }
+        #expect(status.mode == 0o640)
+        guard case let .directory(directory) = try root.entry("etc/cinc-project") else { Issue.record("no directory"); return }
+        #expect(directory.mode == 0o755)
+        try root.writeFile("etc/cinc-project/a", data: Data("two".utf8), mode: 0o600, owner: nil, group: nil, backupName: "a.old")
+        #expect(try root.read("etc/cinc-project/a", limit: 10) == Data("two".utf8))
+        #expect(try root.read("etc/cinc-project/a.old", limit: 10) == Data("one".utf8))
+        #expect(throws: RootedDirectory.Refusal.self) { _ = try root.read("etc/cinc-project/a", limit: 2) }
+        let names = try FileManager.default.contentsOfDirectory(atPath: base + "/root/etc/cinc-project").sorted()
+        #expect(names == ["a", "a.old"], "no temporary file left behind")
+    }
+}

@@ -246,6 +246,26 @@ def test_dangling_symlink_as_the_target_file(run, good, place, tmp_path):
     assert not (outside / "new-file").exists()
 
 
+def test_hard_link_in_the_root_is_not_modified_through(run, good, place, tmp_path):
+    """A name in --root that is a hard link to a file outside, with the bundle's content but
+    another mode: install fixes the mode by writing a new file, never by chmod of the shared inode."""
+    root, outside = place
+    (root / "etc" / "cinc-project").mkdir()
+    victim = outside / "victim"
+    victim.write_bytes(good.member(RBP).data)
+    os.chmod(victim, 0o600)
+    os.link(victim, root / RBP)
+    before_victim = state(outside)
+    f = tmp_path / "good.tgz"
+    f.write_bytes(good.tgz())
+    res = run("install-frontend", f, "--root", root)
+    h.assert_ok(res)
+    assert "set-mode" in res.stdout
+    assert state(outside) == before_victim, "the install changed a file outside --root through a hard link"
+    st = os.lstat(root / RBP)
+    assert stat.S_IMODE(st.st_mode) == 0o644 and st.st_ino != os.lstat(victim).st_ino
+
+
 def test_file_where_a_directory_goes(run, good, place, tmp_path):
     root, _ = place
     (root / "var").write_text("not a directory\n")

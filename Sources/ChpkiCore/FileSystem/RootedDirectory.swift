@@ -102,15 +102,6 @@ public final class RootedDirectory {
         fsync(parent)
     }
 
-    /// Sets mode and owner of the existing regular file `relative`.
-    public func setMetadata(_ relative: String, mode: mode_t, owner: uid_t?, group: gid_t?) throws {
-        try withOpenFile(relative, flags: O_RDONLY) { descriptor, _ in
-            try setOwner(descriptor, owner, group, relative)
-            guard fchmod(descriptor, mode) == 0 else { throw POSIXFailure.last("cannot set the mode of \(fullPath(relative))") }
-            guard fsync(descriptor) == 0 else { throw POSIXFailure.last("cannot fsync \(fullPath(relative))") }
-        }
-    }
-
     /// Writes `data` as `relative` atomically: a new temporary file beside it (O_EXCL, never
     /// through a link), owner and mode set before it gets its name, fsync, renameat, fsync of the
     /// directory. `backupName`, when given, first keeps the old file under that name (a hard

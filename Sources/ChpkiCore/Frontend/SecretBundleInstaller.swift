@@ -12,7 +12,7 @@ import Glibc
 public enum SecretBundleInstaller {
     public enum Action: String, Sendable, Encodable {
         case mkdir, create, replace, unchanged
-        /// Same content; mode or owner set to the table's.
+        /// Same content; mode or owner set to the table's (by writing a new file over it).
         case metadata = "set-mode"
     }
 
@@ -153,9 +153,9 @@ public enum SecretBundleInstaller {
                 continue
             case .mkdir:
                 try root.makeDirectory(step.relative, mode: mode, owner: uid, group: gid)
-            case .metadata:
-                try root.setMetadata(step.relative, mode: mode, owner: uid, group: gid)
-            case .create, .replace:
+            case .create, .replace, .metadata:
+                // A mode or owner fix writes a new file too: chmod in place would reach any other
+                // name of the same inode (a hard link planted in the root), a rename never does.
                 try root.writeFile(step.relative, data: step.data ?? Data(), mode: mode, owner: uid, group: gid,
                                    backupName: step.backup.map(Path.name(of:)))
             }
