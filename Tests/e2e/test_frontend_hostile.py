@@ -596,3 +596,17 @@ def test_strace_install_writes_only_through_directory_descriptors(chpki_bin, goo
         assert not c.split("(", 1)[1].startswith(("AT_FDCWD", '"/')), c
         if name == "openat":
             assert "O_CREAT" in c and "O_EXCL" in c and "O_NOFOLLOW" in c, c
+
+
+def test_compare_reads_the_same_table(run, frontend, tmp_path):
+    """--compare notes a mode the table does not allow, even when both frontends share it."""
+    import shutil
+
+    a = frontend("A")
+    os.chmod(a.path("secrets"), 0o644)
+    b = tmp_path / "B"
+    shutil.copytree(a.root, b, symlinks=True)
+    res = run("bundle-frontend", "--compare", a.root, b)
+    h.assert_ok(res)
+    notes = [line for line in res.stderr.splitlines() if "private-cinc-secrets.json: mode 0644" in line]
+    assert len(notes) == 2 and all("0600" in line for line in notes), h.describe(res)
