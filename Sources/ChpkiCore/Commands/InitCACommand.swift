@@ -107,7 +107,7 @@ public enum InitCACommand {
             reporter.line("                    leaves and CRLs are signed by the intermediate; the root key signs only rotations")
         }
         if request.passphrase == nil {
-            reporter.note("the CA key is stored UNENCRYPTED (--no-passphrase)")
+            reporter.note("the CA key and the leaf keys in ca.db are stored UNENCRYPTED (--no-passphrase)")
         }
     }
 
