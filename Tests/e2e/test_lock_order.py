@@ -6,6 +6,7 @@ staging trees a killed bundle run left behind (they hold keys) are removed."""
 from __future__ import annotations
 
 import subprocess
+import time
 
 import pytest
 from cryptography import x509
@@ -41,19 +42,28 @@ def site(chpki_bin, tmp_path, passphrase_file):
 
 def test_issue_racing_rotate_ca_never_sees_half_a_ca(site):
     tool, base, pf = site
-    # Run the race a few times: the old code lost it in most runs.
-    for round_ in range(3):
-        procs = [tool.popen("rotate-ca" if round_ == 0 else "renew", "--passphrase-file", pf)]
-        procs += [tool.popen("issue", "--passphrase-file", pf) for _ in range(5)]
-        results = [(p.args, *p.communicate(timeout=300), p.returncode) for p in procs]
-        for args, out, err, code in results:
-            assert "does not belong" not in err, f"{args}: {err}"
-            assert code == 0, f"{args} exit {code}: {err}"
-    # Afterwards every valid leaf chains to the new root through the intermediate files
+    # rotate-ca first (it holds the lock through its KDF), then five runs that must sign: one-off
+    # client certificates. Each must wait for the lock and only then load the CA it signs with.
+    procs = [tool.popen("rotate-ca", "--passphrase-file", pf)]
+    for n in range(5):
+        time.sleep(0.1)
+        procs.append(tool.popen("issue", "client", f"app{n}@node-1.example.com", "--passphrase-file", pf))
+    results = [(p.args, *p.communicate(timeout=300), p.returncode) for p in procs]
+    for args, out, err, code in results:
+        assert "does not belong" not in err, f"{args}: {err}"
+        assert code == 0, f"{args} exit {code}: {err}"
+    # and the inventory's issue racing the re-issue of a renew
+    procs = [tool.popen("renew", "--passphrase-file", pf)] + [tool.popen("issue", "--passphrase-file", pf) for _ in range(3)]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0 and "does not belong" not in err, err
+    # Afterwards every valid leaf is signed by the current intermediate
     entries = h.parse_json_output(h.assert_ok(tool.run("list", "--json")))
     leaves = [e for e in entries if e["kind"] != "ca" and e["status"] == "valid"]
     inter = h.load_cert(base / "ca" / "intermediate.pem")
-    assert leaves and all(x509.load_pem_x509_certificate(e["certificate"].encode()).issuer == inter.subject for e in leaves)
+    assert len(leaves) >= 5
+    stale = [e["serial"] for e in leaves if x509.load_pem_x509_certificate(e["certificate"].encode()).issuer != inter.subject]
+    assert not stale, f"still signed by the old intermediate after renew: {stale}"
 
 
 def test_two_bundles_on_one_out_and_stale_staging(site, tmp_path):
