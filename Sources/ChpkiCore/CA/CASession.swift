@@ -312,8 +312,4 @@ public final class CASession {
         cachedSigner = nil
         try publish()
     }
-
-    deinit {
-        withExtendedLifetime(lock) {}
-    }
 }
