@@ -18,6 +18,7 @@ struct Verify: ParsableCommand {
     )
 
     @OptionGroup var global: GlobalOptions
+    @OptionGroup var key: CAKeyOptions
 
     @Option(help: ArgumentHelp("A bundle output directory, or one host tree (with --installed: the host's root, default /).", valueName: "dir"))
     var bundle: String?
@@ -26,6 +27,7 @@ struct Verify: ParsableCommand {
     var installed = false
 
     func run() throws {
-        try VerifyCommand.run(bundle: bundle, installed: installed, settings: global.settings, reporter: global.makeReporter())
+        try VerifyCommand.run(bundle: bundle, installed: installed, passphraseFile: key.passphraseFile, settings: global.settings,
+                              reporter: global.makeReporter())
     }
 }

@@ -1,9 +1,8 @@
 import Foundation
 
 /// What `chpki bundle` takes from the CA: the trusted roots, the intermediates, and every valid
-/// leaf with its key. This is the ONE place bundle code reads the CA layer (CertificateAuthority,
-/// CADatabase, CertificateRecord), so a change there (keys encrypted at rest, a locked session)
-/// changes bundles here only.
+/// leaf with its key. This is the ONE place bundle code reads the CA layer (CASession,
+/// IssuedCertificate), so a change there changes bundles here only.
 public struct BundleInputs: Sendable {
     /// One valid leaf, ready to lay out.
     public struct Leaf: Sendable {
@@ -24,28 +23,30 @@ public struct BundleInputs: Sendable {
     /// The root's notBefore: the archive time of a host whose files carry no leaf.
     public var caCreated: Date
 
-    /// Opens the CA, refuses when the inventory implies certificates not issued (or out of date),
+    /// Opens the CA (a read session: locked, recovered, then loaded; the passphrase opens the sealed
+    /// leaf keys), refuses when the inventory implies certificates not issued (or out of date),
     /// notes the ones due for renewal.
-    public static func load(settings: Settings, inventory: Inventory, now: Date, reporter: Reporter) throws -> BundleInputs {
-        let authority = try CertificateAuthority(directory: settings.caDirectory)
-        let records = try authority.database.validLeaves()
-        try checkIssued(inventory: inventory, leaves: records, now: now, reporter: reporter)
-        let intermediates = try authority.intermediates().sorted { $0.key < $1.key }.map { (serial: $0.key, pem: $0.value) }
+    public static func load(settings: Settings, passphraseFile: String?, inventory: Inventory, reporter: Reporter) throws -> BundleInputs {
+        let session = try settings.openCA(.read, passphraseFile: passphraseFile, reporter: reporter)
+        try checkIssued(inventory: inventory, leaves: try session.validLeaves(), now: session.now, reporter: reporter)
+        let intermediates = session.intermediates.sorted { $0.key < $1.key }.map { (serial: $0.key, pem: $0.value) }
         let intermediateBySerial = Dictionary(intermediates.map { ($0.serial, $0.pem) }, uniquingKeysWith: { first, _ in first })
         var leaves: [CertificateIdentity: Leaf] = [:]
-        for record in records {
-            guard leaves[record.identity] == nil, let key = record.privateKeyPEM else { continue }
+        for leaf in try session.validLeavesWithKeys() {
+            let record = leaf.certificate
+            guard leaves[record.identity] == nil else { continue }
             let certificate = Data(record.certificatePEM.utf8)
-            let chain = certificate + (record.issuerSerial.flatMap { intermediateBySerial[$0] } ?? Data())
-            leaves[record.identity] = Leaf(certificatePEM: certificate, keyPEM: Data(key.utf8), chainPEM: chain, notBefore: record.notBefore)
+            let chain = certificate + (record.issuerSerial.flatMap { intermediateBySerial[$0.hex] } ?? Data())
+            leaves[record.identity] = Leaf(certificatePEM: certificate, keyPEM: leaf.key.withBytes { Data($0) }, chainPEM: chain,
+                                           notBefore: record.notBefore)
         }
-        return BundleInputs(roots: try authority.trustedRoots.map { try $0.pemEncoded() }, intermediates: intermediates, leaves: leaves,
-                            caSHA256: authority.root.fingerprintSHA256.replacingOccurrences(of: ":", with: "").lowercased(),
-                            caCreated: authority.root.notBefore)
+        return BundleInputs(roots: try session.trustedRoots.map { try $0.pemEncoded() }, intermediates: intermediates, leaves: leaves,
+                            caSHA256: session.root.fingerprintSHA256.replacingOccurrences(of: ":", with: "").lowercased(),
+                            caCreated: session.root.notBefore)
     }
 
     /// Bundles ship what the inventory says: certificates missing or out of date are refused, due ones noted.
-    static func checkIssued(inventory: Inventory, leaves: [CertificateRecord], now: Date, reporter: Reporter) throws {
+    static func checkIssued(inventory: Inventory, leaves: [IssuedCertificate], now: Date, reporter: Reporter) throws {
         let plan = IssuancePlan(profiles: NamingRules.profiles(for: inventory), existing: leaves, now: now)  // issuer changes are fine during a rotation
         let pending = plan.items.filter { $0.action == .issued || $0.action == .reissued }
         if let first = pending.first {

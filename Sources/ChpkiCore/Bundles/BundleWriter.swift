@@ -5,6 +5,20 @@ import Foundation
 /// atomically, so a reader sees a host's old tree or its new one, never a mix, and nothing stale
 /// stays. Hosts are laid out in parallel, one at a time per core: memory stays flat.
 public enum BundleWriter {
+    /// Locks `output` for one bundle run (a second run waits), then removes staging trees that killed
+    /// runs left behind (`.HOST.new-*`, `.HOST.old-*`: they may hold private keys).
+    public static func lockOutput(_ output: String, waiting: () -> Void) throws -> DirectoryLock {
+        let lock: DirectoryLock
+        do { lock = try DirectoryLock(directory: output, waiting: waiting) } catch let failure as POSIXFailure {
+            throw ChpkiError.input(file: output, field: "--out", failure.message)
+        }
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: output)) ?? []
+        where entry.hasPrefix(".") && (entry.contains(".new-") || entry.contains(".old-") || entry.contains(".tmp-")) {
+            try? FileManager.default.removeItem(atPath: Path.join(output, entry))
+        }
+        return lock
+    }
+
     public struct Written: Sendable {
         public var host: String
         public var services: [String]
@@ -111,15 +125,11 @@ public enum BundleWriter {
         if let archive = item.archive { try? FileManager.default.removeItem(atPath: archive) }
     }
 
-    /// Removes host trees (and archives) a previous run wrote for hosts no longer in the set, and
-    /// staging leftovers of an interrupted run.
+    /// Removes host trees (and archives) a previous run wrote for hosts no longer in the set
+    /// (staging leftovers of a killed run are removed by `lockOutput`).
     public static func removeStale(in output: String, keeping hosts: Set<String>) throws -> [String] {
         var removed: [String] = []
-        for entry in ((try? FileManager.default.contentsOfDirectory(atPath: output)) ?? []).sorted() {
-            if entry.hasPrefix("."), entry.contains(".new-") || entry.contains(".old-") {
-                try? FileManager.default.removeItem(atPath: Path.join(output, entry))
-                continue
-            }
+        for entry in ((try? FileManager.default.contentsOfDirectory(atPath: output)) ?? []).sorted() where !entry.hasPrefix(".") {
             guard !hosts.contains(entry), isChpkiTree(Path.join(output, entry)) else { continue }
             try FileManager.default.removeItem(atPath: Path.join(output, entry))
             try? FileManager.default.removeItem(atPath: Path.join(output, "\(entry).tar.gz"))

@@ -9,6 +9,7 @@ public enum BundleCommand {
         public var tar = false
         public var flavor: FrontendFlavor = .cinc
         public var templates: String?
+        public var passphraseFile: String?
         public init() {}
     }
 
@@ -28,15 +29,19 @@ public enum BundleCommand {
 
     public static func run(_ options: Options, settings: Settings, reporter: Reporter) throws {
         let inventory = try settings.requireInventory()
-        let now = try settings.now()
         let templates = try Templates(explicit: options.templates, environment: settings.environment)
         let (services, minicluster) = try selectServices(options.services, inventory: inventory)
-        let inputs = try BundleInputs.load(settings: settings, inventory: inventory, now: now, reporter: reporter)
+        let inputs = try BundleInputs.load(settings: settings, passphraseFile: options.passphraseFile, inventory: inventory, reporter: reporter)
         let facts = ClusterFacts(inventory: inventory, inputs: inputs, templates: templates, flavor: options.flavor)
         let only = try options.host.map { try selectHost($0, services: services, facts: facts) }
         let plan = try BundlePlan(facts: facts, services: services, minicluster: minicluster, only: only)
 
-        try IssueCommand.checkOutputDirectory(options.output)
+        try OutputDirectory.prepare(options.output)
+        // Two bundle runs on one --out: the second waits for the first.
+        let outputLock = try BundleWriter.lockOutput(options.output) {
+            reporter.progress("waiting for another chpki writing bundles into \(options.output)")
+        }
+        defer { withExtendedLifetime(outputLock) {} }
         let written = try BundleWriter.write(plan, to: options.output, tar: options.tar) { done, total in
             if done % 100 == 0 || done == total { reporter.progress("laid out \(done)/\(total) hosts") }
         }
