@@ -68,8 +68,19 @@ def test_two_tar_runs_give_byte_identical_archives_and_trees(ca):
     assert len(first) == 8, sorted(first)
     bundle(base / "again")
     assert archives(base / "again") == first, "a second run into another directory wrote other bytes"
-    bundle(base / "out")  # and over the first run's output
+    manifest = base / "out" / "haproxy-1.example.com" / MANIFEST
+    inode = manifest.stat().st_ino
+    bundle(base / "out")  # and over the first run's output: nothing new, so every tree is kept as it is
     assert archives(base / "out") == first, "re-running over the output changed the archives"
+    assert manifest.stat().st_ino == inode, "an identical tree was rewritten"
+    # a tree edited by hand is not identical: it is replaced, and the edit is gone
+    cfg = base / "out" / "haproxy-1.example.com" / "etc/haproxy/chpki-tls.cfg"
+    original = cfg.read_bytes()
+    cfg.write_bytes(original + b"# edited\n")
+    res = bundle(base / "out", "--json")
+    changed = {line["host"]: line["changed"] for line in json.loads(res.stdout)["hosts"]}
+    assert changed["haproxy-1.example.com"] is True and not any(v for k, v in changed.items() if k != "haproxy-1.example.com"), changed
+    assert cfg.read_bytes() == original and manifest.stat().st_ino != inode
     for host in (p.name for p in (base / "out").iterdir() if p.is_dir()):
         assert tree_files(base / "out" / host) == tree_files(base / "again" / host), f"{host}: trees differ"
     for name, data in first.items():

@@ -25,11 +25,14 @@ public enum BundleWriter {
         public var files: Int
         public var tree: String
         public var archive: String?
+        /// False when the host's tree (and archive) already held exactly these bytes and were kept.
+        public var changed: Bool
     }
 
     private struct Staged: Sendable {
         var written: Written
-        var tree: String
+        /// The new tree, or nil when the one in place is identical.
+        var tree: String?
         var archive: String?
     }
 
@@ -52,41 +55,85 @@ public enum BundleWriter {
             for item in slots.succeeded { discard(item) }
             throw error
         }
+        var replaced: [String] = []
         do {
-            try FreshTree.syncFileSystem(containing: output)
+            if staged.contains(where: { $0.tree != nil || $0.archive != nil }) { try FreshTree.syncFileSystem(containing: output) }
             for item in staged {
-                if let old = try FreshTree.replace(item.written.tree, with: item.tree) { try? FileManager.default.removeItem(atPath: old) }
+                if let tree = item.tree, let old = try FreshTree.replace(item.written.tree, with: tree) { replaced.append(old) }
                 if let archive = item.archive, let target = item.written.archive { try FreshTree.rename(archive, to: target) }
             }
-            try FreshTree.syncFileSystem(containing: output)
+            if !replaced.isEmpty || staged.contains(where: { $0.archive != nil }) { try FreshTree.syncFileSystem(containing: output) }
         } catch {
             for item in staged { discard(item) }
             throw error
         }
+        // Removing old trees is the slow part on a file system mounted with `discard` (each unlink
+        // of a synced file trims its blocks): spread it over the cores.
+        let old = replaced
+        DispatchQueue.concurrentPerform(iterations: old.count) { index in try? FileManager.default.removeItem(atPath: old[index]) }
         return staged.map(\.written)
     }
 
-    /// One host's tree in a staging directory (and its archive beside the target), not yet in place.
+    /// One host's tree in a staging directory (and its archive beside the target), not yet in place;
+    /// nothing when the tree (and archive) in place already hold exactly these bytes.
     private static func stage(_ bundle: HostBundle, in output: String, tar: Bool) throws -> Staged {
         let suffix = UUID().uuidString.prefix(8)
-        let staging = Path.join(output, ".\(bundle.host).new-\(suffix)")
+        let target = Path.join(output, bundle.host)
+        let archiveTarget = Path.join(output, "\(bundle.host).tar.gz")
         let manifestJSON = try bundle.manifest().encoded()
+        var staged = Staged(written: Written(host: bundle.host, services: bundle.services, files: bundle.files.count, tree: target,
+                                             archive: tar ? archiveTarget : nil, changed: false), tree: nil, archive: nil)
         do {
-            try writeTree(bundle, manifestJSON: manifestJSON, at: staging)
-            var archive: String?
-            if tar {
-                archive = Path.join(output, ".\(bundle.host).tar.gz.new-\(suffix)")
-                // The archive holds private keys: readable by its owner only.
-                try FreshTree.createFile(archive!, try Gzip.compress(try Tar.archive(bundle.tarEntries(manifestJSON: manifestJSON))),
-                                         mode: 0o600, modified: bundle.modified)
+            if !holds(bundle, manifestJSON: manifestJSON, at: target) {
+                let staging = Path.join(output, ".\(bundle.host).new-\(suffix)")
+                staged.tree = staging
+                try writeTree(bundle, manifestJSON: manifestJSON, at: staging)
             }
-            let written = Written(host: bundle.host, services: bundle.services, files: bundle.files.count,
-                                  tree: Path.join(output, bundle.host), archive: tar ? Path.join(output, "\(bundle.host).tar.gz") : nil)
-            return Staged(written: written, tree: staging, archive: archive)
+            if tar {
+                let archive = try Gzip.compress(try Tar.archive(bundle.tarEntries(manifestJSON: manifestJSON)))
+                if case let .success((old, status)) = RegularFile.read(archiveTarget), old == archive, status.mode == 0o600 {
+                    // the same bytes are in place already
+                } else {
+                    let staging = Path.join(output, ".\(bundle.host).tar.gz.new-\(suffix)")
+                    staged.archive = staging
+                    // The archive holds private keys: readable by its owner only.
+                    try FreshTree.createFile(staging, archive, mode: 0o600, modified: bundle.modified)
+                }
+            }
         } catch {
-            try? FileManager.default.removeItem(atPath: staging)
+            discard(staged)
             throw error
         }
+        staged.written.changed = staged.tree != nil || staged.archive != nil
+        return staged
+    }
+
+    /// Whether the tree at `root` is exactly what `writeTree` would write: the same manifest, every
+    /// file with its bytes and mode, every directory with its mode, and nothing else.
+    static func holds(_ bundle: HostBundle, manifestJSON: Data, at root: String) -> Bool {
+        guard case let .success((old, _)) = RegularFile.read(Path.join(root, BundleManifest.path)), old == manifestJSON else { return false }
+        var files: [String: (mode: UInt16, contents: Data)] = [BundleManifest.path: (0o644, manifestJSON)]
+        for file in bundle.files { files[file.path] = (file.mode, file.contents) }
+        var directories: [String: UInt16] = [:]
+        for path in Array(files.keys) + bundle.directories.map({ $0.path + "/x" }) {
+            var directory = Path.parent(of: path)
+            while directory != "." && directories[directory] == nil {
+                directories[directory] = 0o755
+                directory = Path.parent(of: directory)
+            }
+        }
+        for directory in bundle.directories { directories[directory.path] = directory.mode }
+        guard let present = FileManager.default.subpaths(atPath: root), Set(present) == Set(files.keys).union(directories.keys) else { return false }
+        for (path, mode) in directories {
+            guard let status = (try? FileStatus.of(Path.join(root, path), followLinks: false)) ?? nil,
+                  status.kind == .directory, status.mode == mode else { return false }
+        }
+        for (path, expected) in files {
+            guard let status = (try? FileStatus.of(Path.join(root, path), followLinks: false)) ?? nil, status.kind == .regular,
+                  status.mode == expected.mode, case let .success((data, _)) = RegularFile.read(Path.join(root, path)),
+                  data == expected.contents else { return false }
+        }
+        return true
     }
 
     /// The tree: parents 0755, the directories chpki owns with their modes, every file, the manifest.
@@ -121,7 +168,7 @@ public enum BundleWriter {
     }
 
     private static func discard(_ item: Staged) {
-        try? FileManager.default.removeItem(atPath: item.tree)
+        if let tree = item.tree { try? FileManager.default.removeItem(atPath: tree) }
         if let archive = item.archive { try? FileManager.default.removeItem(atPath: archive) }
     }
 

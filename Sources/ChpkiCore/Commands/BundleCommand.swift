@@ -20,6 +20,7 @@ public enum BundleCommand {
             var files: Int
             var tree: String
             var archive: String?
+            var changed: Bool
         }
 
         var out: String
@@ -45,7 +46,8 @@ public enum BundleCommand {
         let written = try BundleWriter.write(plan, to: options.output, tar: options.tar) { done, total in
             if done % 100 == 0 || done == total { reporter.progress("laid out \(done)/\(total) hosts") }
         }
-        let lines = written.map { Report.HostLine(host: $0.host, services: $0.services, files: $0.files, tree: $0.tree, archive: $0.archive) }
+        let lines = written.map { Report.HostLine(host: $0.host, services: $0.services, files: $0.files, tree: $0.tree, archive: $0.archive,
+                                                  changed: $0.changed) }
         var removed: [String] = []
         if options.host == nil && options.services.isEmpty {
             removed = try BundleWriter.removeStale(in: options.output, keeping: Set(lines.map(\.host)))
@@ -54,7 +56,9 @@ public enum BundleCommand {
         let rows = lines.map { [$0.host, "\($0.files)", $0.services.joined(separator: ", "), $0.archive ?? ""] }
         reporter.line(Table.render(header: ["HOST", "FILES", "SERVICES", "ARCHIVE"], rows: rows))
         for host in removed { reporter.line("removed the tree of \(host), no longer in the inventory") }
-        reporter.line("wrote \(lines.count) host trees to \(options.output) (each with \(BundleManifest.path))")
+        let unchanged = lines.filter { !$0.changed }.count
+        reporter.line("wrote \(lines.count - unchanged) host trees to \(options.output) (each with \(BundleManifest.path))"
+                      + (unchanged > 0 ? "; \(unchanged) already held exactly these files and were kept" : ""))
         reporter.line("next: copy each host's \(options.tar ? "archive" : "tree") to it; there, 'chpki verify --installed' checks it")
     }
 
