@@ -234,3 +234,18 @@ def test_default_state_dir_is_beside_the_bundles(chpki_bin, tmp_path):
         cwd=str(rig.ca.base), env=clean_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, h.describe(res)
     assert sorted(p.name for p in (tmp_path / "bundles.installed").iterdir()) == ["frontend-1.chpki.test.json"]
+
+
+def test_a_damaged_record_means_reinstall(chpki_bin, tmp_path):
+    """A record that is not a chpki manifest (truncated, edited) counts as never installed."""
+    rig = Rig(chpki_bin, tmp_path)
+    rig.ok()
+    rig.actions()
+    (rig.state / "frontend-1.chpki.test.json").write_text('{"generator": "chpki", "files": [')
+    (rig.state / "haproxy-1.chpki.test.json").unlink()
+    rig.ok()
+    copies, reloads = rig.actions()
+    assert copies == ["frontend-1.chpki.test", "haproxy-1.chpki.test"], copies
+    assert reloads == {("frontend-1.chpki.test", "nginx"), ("frontend-1.chpki.test", "trust"),
+                       ("haproxy-1.chpki.test", "haproxy"), ("haproxy-1.chpki.test", "trust")}
+    assert json.loads((rig.state / "frontend-1.chpki.test.json").read_text())["generator"] == "chpki"
