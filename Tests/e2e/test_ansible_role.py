@@ -70,7 +70,9 @@ class Site:
     def play(self, *args) -> tuple[subprocess.CompletedProcess, dict[str, int]]:
         env = clean_env({"ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_RETRY_FILES_ENABLED": "0",
                          "ANSIBLE_LOCAL_TEMP": self.tmp / "ansible-local", "ANSIBLE_REMOTE_TEMP": self.tmp / "ansible-remote",
-                         "ANSIBLE_CONFIG": self.tmp / "no-ansible.cfg", "ANSIBLE_PIPELINING": "1"})
+                         "ANSIBLE_CONFIG": self.tmp / "no-ansible.cfg", "ANSIBLE_PIPELINING": "1",
+                         # chpki "on the host": the role runs chpki verify --installed when it can
+                         "PATH": f"{Path(self.ca.tool.path).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"})
         res = subprocess.run([ansible_playbook(), "-i", str(self.inventory), str(PLAYBOOK), "-e", f"@{self.vars}", *args],
                              cwd=str(self.tmp), env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                              timeout=900)
