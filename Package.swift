@@ -27,10 +27,13 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // prctl(2) and the passphrase prompt's signal handler: what Swift cannot call or write safely.
+        .systemLibrary(name: "CChpkiPOSIX"),
         .target(
             name: "ChpkiCore",
             dependencies: [
                 "CChpkiOpenSSL",
+                "CChpkiPOSIX",
                 "CChpkiZlib",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "GRDB", package: "GRDB.swift"),

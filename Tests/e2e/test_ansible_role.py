@@ -65,7 +65,7 @@ class Site:
         }))
 
     def bundle(self):
-        h.assert_ok(self.ca.run("bundle", "--out", self.out, "--tar"))
+        h.assert_ok(self.ca.signed("bundle", "--out", self.out, "--tar"))
 
     def play(self, *args) -> tuple[subprocess.CompletedProcess, dict[str, int]]:
         env = clean_env({"ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_RETRY_FILES_ENABLED": "0",

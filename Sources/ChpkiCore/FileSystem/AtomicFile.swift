@@ -35,6 +35,21 @@ public enum AtomicFile {
         syncDirectory(directory)
     }
 
+    /// Flushes a file written by other means (SQLite) to disk.
+    public static func syncFile(_ path: String) throws {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw POSIXFailure.last("cannot open \(path)") }
+        defer { close(descriptor) }
+        guard fsync(descriptor) == 0 else { throw POSIXFailure.last("cannot fsync \(path)") }
+    }
+
+    /// Writes raw bytes (a secret held in `SecretBytes`) atomically, without an intermediate Data copy.
+    public static func write(_ bytes: UnsafeRawBufferPointer, to path: String, mode: mode_t = 0o600) throws {
+        var data = Data(bytes)
+        defer { data.withUnsafeMutableBytes { SecureMemory.cleanse($0) } }
+        try write(data, to: path, mode: mode)
+    }
+
     /// Makes a rename inside `directory` durable.
     public static func syncDirectory(_ directory: String) {
         let descriptor = open(directory, O_RDONLY | O_DIRECTORY)
