@@ -229,7 +229,8 @@ def test_default_state_dir_is_beside_the_bundles(chpki_bin, tmp_path):
     rig = Rig(chpki_bin, tmp_path)
     res = subprocess.run(
         [str(ROTATE), "--chpki", str(rig.ca.tool.path), "--ca-dir", str(rig.ca.ca_dir), "--inventory", str(rig.ca.inventory),
-         "--out", str(rig.out) + "/", "--copy-cmd", rig.copy, "--reload-cmd", rig.reload, "--no-renew",
+         "--out", str(rig.out) + "/", "--passphrase-file", str(rig.ca.pf), "--copy-cmd", rig.copy,
+         "--reload-cmd", rig.reload, "--no-renew",
          "--hosts", "frontend-1"],
         cwd=str(rig.ca.base), env=clean_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, h.describe(res)
