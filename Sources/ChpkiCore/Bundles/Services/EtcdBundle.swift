@@ -20,10 +20,9 @@ public struct EtcdBundle: ServiceBundle {
 
     public func prepare(_ service: Service, facts: ClusterFacts) throws -> ServiceFacts {
         let members = facts.hosts(of: service)
+        // Rendered once per run: every member's tls.env carries the same list.
         return ServiceFacts(context: [
-            "members": members.enumerated().map { index, member in
-                ["name": member.name, "ip": ClusterFacts.address(of: member), "last": index == members.count - 1] as [String: Any]
-            },
+            "initial_cluster": members.map { "\($0.name)=https://\(ClusterFacts.address(of: $0)):2380" }.joined(separator: ","),
         ])
     }
 

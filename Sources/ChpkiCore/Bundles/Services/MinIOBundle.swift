@@ -22,9 +22,8 @@ public struct MinIOBundle: ServiceBundle {
 
     public func prepare(_ service: Service, facts: ClusterFacts) throws -> ServiceFacts {
         let peers = facts.hosts(of: service)
-        var shared = ServiceFacts(context: [
-            "volumes": peers.enumerated().map { index, peer in ["fqdn": peer.name, "last": index == peers.count - 1] as [String: Any] },
-        ])
+        // Rendered once per run: every host's minio.tls carries the same list.
+        var shared = ServiceFacts(context: ["volumes": peers.map { "https://\($0.name):9900/data/minio" }.joined(separator: " ")])
         if peers.count <= Self.peerCertificateLimit {
             for peer in peers { shared.perHost[peer.name] = try facts.server(service, peer).certificatePEM }
         }

@@ -15,7 +15,9 @@ public struct OpenSearchBundle: ServiceBundle {
 
     public func prepare(_ service: Service, facts: ClusterFacts) throws -> ServiceFacts {
         let lists = try NodesDN(inventory: facts.inventory, service: service.name)
-        return ServiceFacts(context: ["nodes_dn": lists.nodesDN.map(NodesDN.quote), "admin_dn": lists.adminDN.map(NodesDN.quote)])
+        // YAML list items, rendered once per run: every node's snippet carries the same lists.
+        func items(_ values: [String]) -> String { values.map { "  - \(NodesDN.quote($0))\n" }.joined() }
+        return ServiceFacts(context: ["nodes_dn": items(lists.nodesDN), "admin_dn": items(lists.adminDN)])
     }
 
     public func files(for host: Host, _ service: Service, shared: ServiceFacts, facts: ClusterFacts) throws -> [BundleFile] {

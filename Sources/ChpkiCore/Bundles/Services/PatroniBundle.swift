@@ -22,13 +22,11 @@ public struct PatroniBundle: ServiceBundle {
     public func prepare(_ service: Service, facts: ClusterFacts) throws -> ServiceFacts {
         let etcdHosts = facts.inventory.service(named: "etcd").map { facts.hosts(of: $0) } ?? facts.hosts(of: service)
         // Every client certificate of the inventory logs in as the role named after its service.
+        // The lists are rendered once per run: every member's files carry the same ones.
         let clients = NamingRules.profiles(for: facts.inventory).filter { $0.identity.kind == .client }
-            .map { ["cn": $0.identity.name, "role": $0.identity.service ?? ""] }
         return ServiceFacts(context: [
-            "etcd": etcdHosts.enumerated().map { index, peer in
-                ["ip": ClusterFacts.address(of: peer), "last": index == etcdHosts.count - 1] as [String: Any]
-            },
-            "clients": clients,
+            "etcd_hosts": etcdHosts.map { "\(ClusterFacts.address(of: $0)):2379" }.joined(separator: ","),
+            "ident_lines": clients.map { "chpki      \($0.identity.name)  \($0.identity.service ?? "")\n" }.joined(),
             "replication_user": service.name,
         ])
     }
