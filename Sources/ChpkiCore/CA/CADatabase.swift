@@ -74,6 +74,7 @@ public final class CADatabase {
             let hasAuthorities = try Int.fetchOne(db, sql: "SELECT count(*) FROM certificates WHERE kind IN ('root', 'intermediate')") ?? 0
             if hasAuthorities > 0 { try setMeta(db, Meta.legacyFilesPending, "1") }
         }
+        registerGrowthMigrations(&migrator)
         return migrator
     }
 
@@ -245,6 +246,8 @@ public final class CADatabase {
         public var key: StoredKey
         /// The valid certificate of the same identity this one replaces.
         public var supersedes: SerialNumber?
+        /// A one-off `issue server|client|admin`, which `issue --prune` never retires.
+        public var oneOff = false
     }
 
     /// issue / renew: the whole batch, superseding what each replaces, in one transaction.
@@ -256,6 +259,7 @@ public final class CADatabase {
                                    arguments: [leaf.signed.serial.hex, previous.hex])
                 }
                 try Self.insert(leaf, db: db, now: now)
+                if leaf.oneOff { try Self.markOneOff(leaf.signed.serial, db: db) }
             }
         }
     }

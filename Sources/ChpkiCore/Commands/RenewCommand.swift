@@ -10,14 +10,19 @@ public enum RenewCommand {
         let inventory = try settings.inventoryIfPresent()
         let renewBefore = window ?? inventory?.defaults.renewBefore ?? Defaults.renewBefore
         let session = try settings.openCA(.change, passphraseFile: passphraseFile, reporter: reporter)
-        // Due: within the window, or issued by a CA that a rotation replaced.
+        // Due: within the window, or issued by a CA that a rotation replaced (a leaf of any current
+        // intermediate stays: growth adds intermediates beside the one it signed with).
+        let current = session.currentAuthoritySerials
         let due = try session.validLeaves().filter {
-            RenewalRule.isDue(notAfter: $0.notAfter, window: renewBefore, now: session.now) || $0.issuerSerial != session.issuing.serial
+            RenewalRule.isDue(notAfter: $0.notAfter, window: renewBefore, now: session.now) || !($0.issuerSerial.map(current.contains) ?? false)
         }
+        let oneOffs = try session.database.oneOffSerials()
         let items = try due.map { record in
-            IssuancePlan.Item(profile: try profile(renewing: record, renewBefore: renewBefore), action: .renewed,
-                              reason: "expires \(RFC3339.format(record.notAfter))" + (rekey ? ", new key" : ""),
-                              previous: record, keepsKey: !rekey)
+            var item = IssuancePlan.Item(profile: try profile(renewing: record, renewBefore: renewBefore), action: .renewed,
+                                         reason: "expires \(RFC3339.format(record.notAfter))" + (rekey ? ", new key" : ""),
+                                         previous: record, keepsKey: !rekey)
+            item.oneOff = oneOffs.contains(record.serial)
+            return item
         }
         let issued = try session.issue(items) { reporter.detail($0) }
         try IssuanceReport.report(issued.map { IssuanceReport.line($0.item, issued: $0) }, dryRun: false, reporter: reporter)

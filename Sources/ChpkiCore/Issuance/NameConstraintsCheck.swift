@@ -52,16 +52,22 @@ public struct NameConstraintsCheck {
         }
     }
 
-    /// Refuses profiles with a SAN outside `constraints` (those of the issuing CA's path).
-    public static func check(_ profiles: [CertificateProfile], against constraints: [NameConstraints], source: String?) throws {
-        for constraints in constraints {
-            let check = NameConstraintsCheck(constraints)
-            for profile in profiles {
-                guard let name = check.firstViolation(profile.subjectAlternativeNames) else { continue }
-                throw ChpkiError.input(file: source, field: profile.identity.host ?? profile.identity.name,
-                    "\(name) is outside the CA's name constraints, so every verifier would reject the \(profile.identity.service ?? "") certificate; " +
-                    "a new name or network needs a CA made for it (chpki rotate-ca) or one made with --name-constraints none")
+    /// A SAN of a profile that a CA on the signing path does not permit.
+    public struct Violation: Sendable {
+        public var profile: CertificateProfile
+        public var name: GeneralName
+    }
+
+    /// Every (profile, name) outside any of `constraints` (those of the issuing CA's path), in profile order.
+    public static func violations(_ profiles: [CertificateProfile], against constraints: [NameConstraints]) -> [Violation] {
+        let checks = constraints.map(NameConstraintsCheck.init)
+        guard !checks.isEmpty else { return [] }
+        var found: [Violation] = []
+        for profile in profiles {
+            for name in profile.subjectAlternativeNames where !checks.allSatisfy({ $0.isPermitted(name) }) {
+                found.append(Violation(profile: profile, name: name))
             }
         }
+        return found
     }
 }
