@@ -110,7 +110,7 @@ public enum InitCACommand {
             reporter.note("--no-intermediate: the root itself is name-constrained, so a host or network added later needs a new root (chpki rotate-ca)")
         }
         if request.passphrase == nil {
-            reporter.note("the CA key is stored UNENCRYPTED (--no-passphrase)")
+            reporter.note("the CA key and the leaf keys in ca.db are stored UNENCRYPTED (--no-passphrase)")
         }
     }
 
