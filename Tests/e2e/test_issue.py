@@ -276,7 +276,7 @@ def ref(request, chpki_bin, tmp_path_factory):
     pf = h.write_secret(base / "pass", h.PASSPHRASE + "\n")
     tool = conftest.Chpki(chpki_bin, work)
     ca_dir = base / "ca"
-    extra = ["--intermediate"] if request.param == "intermediate" else []
+    extra = [] if request.param == "intermediate" else ["--no-intermediate"]
     h.assert_ok(tool.run("init-ca", "--ca-dir", ca_dir, "--inventory", inv, "--passphrase-file", pf, *extra))
     t0 = h.utcnow()
     report, res = issue(tool.run, ca_dir, inv, pf)
@@ -818,7 +818,7 @@ def test_minicluster_modes_and_switches(run, workdir, init_ca, ca_dir, passphras
 def test_validity_capped_at_the_ca(run, workdir, init_ca, ca_dir, passphrase_file, tmp_path, intermediate):
     inv = workdir / "cluster.yml"
     shutil.copyfile(REFERENCE, inv)
-    init_ca("--inventory", inv, "--validity", "100d", *(["--intermediate"] if intermediate else []))
+    init_ca("--inventory", inv, "--validity", "100d", *([] if intermediate else ["--no-intermediate"]))
     issuer = issuer_of(ca_dir)
     root = h.load_cert(ca_dir / "root.pem")
     assert issuer.not_valid_after_utc <= root.not_valid_after_utc
@@ -839,12 +839,12 @@ def test_validity_capped_at_the_ca(run, workdir, init_ca, ca_dir, passphrase_fil
     assert report["summary"] == {"issued": 0, "reissued": 0, "renewed": 0, "unchanged": 41}
 
 
-def test_host_added_after_init_ca_is_verifiable_or_refused(run, workdir, init_ca, ca_dir, passphrase_file, snapshot,
-                                                          tmp_path):
-    """Day 2: a backend joins the cluster after the name-constrained root was made. Its server
-    certificates carry its short name (docs/issuance.md), which the root's constraints (made from
-    the old host list) may not permit. chpki must not write certificates that every verifier
-    rejects: it either issues ones that openssl verifies, or refuses (exit 2, CA unchanged)."""
+def test_host_added_after_init_ca_is_issued_and_verifiable(run, workdir, init_ca, ca_dir, passphrase_file, snapshot,
+                                                         tmp_path):
+    """Day 2: a backend joins the cluster after a default CA was made (docs/growth.md). Its server
+    certificates carry its short name, which the issuing intermediate's constraints (made from the
+    old host list) do not permit: `issue` has the root sign a new issuing intermediate that covers
+    it, and the new certificates verify through it against the unchanged root."""
     inv = workdir / "cluster.yml"
     shutil.copyfile(REFERENCE, inv)
     init_ca("--inventory", inv)
@@ -852,12 +852,14 @@ def test_host_added_after_init_ca_is_verifiable_or_refused(run, workdir, init_ca
     anchor = "  - name: frontend-1.example.com\n"
     inv.write_text(text.replace(anchor, "  - name: backend-5.example.com\n    ips: [10.0.0.5]\n    groups: [backend]\n" + anchor))
     before = snapshot(ca_dir)
+    root_before = (ca_dir / "root.pem").read_bytes()
     res = run("issue", "--json", "--ca-dir", ca_dir, "--inventory", inv, "--passphrase-file", passphrase_file)
-    if res.returncode == 2:
-        h.assert_refused(res, ("backend-5",))
-        assert snapshot(ca_dir) == before
-        return
     h.assert_ok(res)
+    report = h.parse_json_output(res)
+    assert report["intermediate"] and report["intermediate"]["action"] == "new", report
+    assert "DNS:backend-5" in report["intermediate"]["covers"], report
+    assert (ca_dir / "root.pem").read_bytes() == root_before, "growth must not touch the root"
+    assert snapshot(ca_dir) != before
     expected = h.expected_certificates(h.load_yaml(inv))
     rows = valid_leaves(ca_dir, tmp_path / "db")
     new = {k: e for k, e in expected.items() if k[1] == "backend-5.example.com"}
