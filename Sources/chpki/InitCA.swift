@@ -16,7 +16,9 @@ struct InitCA: ParsableCommand {
             with a new intermediate the root signs, never a new root (docs/growth.md).
 
             The passphrase comes from --passphrase-file, else CHPKI_CA_PASSPHRASE, else a prompt without \
-            echo; it must be at least 8 characters. It is never accepted on the command line.
+            echo; it must be at least 8 characters. It is never accepted on the command line. It also \
+            seals every leaf key stored in ca.db (AES-256-GCM under a scrypt-wrapped data key); with \
+            --no-passphrase the leaf keys are stored in clear too.
 
             Example: chpki init-ca --subject "CN=Cinc Root CA,O=MyCompany,C=US" --passphrase-file ~/.chpki-pass
             """
