@@ -55,7 +55,7 @@ def test_ca_db_is_sqlite_in_wal_mode(init_ca, ca_dir, tmp_path):
 
 
 def test_index_files_in_openssl_ca_format(init_ca, ca_dir):
-    init_ca()
+    init_ca("--no-intermediate")  # the root signs nothing at init: index.txt is empty
     assert (ca_dir / "index.txt").read_bytes() == b"", "index.txt must be empty right after init"
     attr = (ca_dir / "index.txt.attr").read_text()
     for line in attr.splitlines():
@@ -64,7 +64,7 @@ def test_index_files_in_openssl_ca_format(init_ca, ca_dir):
 
 
 def test_empty_crl_signed_by_root(init_ca, ca_dir):
-    init_ca()
+    init_ca("--no-intermediate")
     root = h.load_cert(ca_dir / "root.pem")
     crl = x509.load_pem_x509_crl((ca_dir / "crl.pem").read_bytes())
     assert crl.issuer == root.subject
@@ -568,7 +568,7 @@ def _verify(ca_file, leaf_file, untrusted=None):
 
 def test_name_constraints_enforced_by_openssl(init_ca, ca_dir, write_inventory, passphrase, tmp_path):
     write_inventory()
-    init_ca()
+    init_ca("--no-intermediate")  # the root carries the constraints and signs leaves
     root = h.load_cert(ca_dir / "root.pem")
     key = h.load_key(ca_dir / "root.key", passphrase)
 
@@ -800,7 +800,7 @@ def test_quiet_prints_nothing(run, ca_dir, passphrase_file):
 @pytest.mark.parametrize("round_", range(5))
 def test_two_concurrent_init_ca_make_one_ca(chpki, tmp_path, passphrase_file, passphrase, round_):
     ca_dir = tmp_path / "race-ca"
-    procs = [chpki.popen("init-ca", "--ca-dir", ca_dir, "--passphrase-file", passphrase_file) for _ in range(2)]
+    procs = [chpki.popen("init-ca", "--ca-dir", ca_dir, "--passphrase-file", passphrase_file, "--no-intermediate") for _ in range(2)]
     results = []
     for p in procs:
         out, err = p.communicate(timeout=300)

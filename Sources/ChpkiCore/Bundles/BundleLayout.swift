@@ -134,8 +134,10 @@ public enum BundleLayout {
         // intermediate (growth) changes nothing in an existing host's CAs/.
         let peers = context.inventory.hosts(of: service)
         for peer in peers where peer.name != host.name {
+            // The peer's public.crt, as reference 000 copies it: its leaf and the intermediate that
+            // signed it, so the copy names its own issuer whichever intermediate that is.
             let leaf = try context.server(service, peer)
-            files.append(BundleFile("\(base)/CAs/\(peer.shortName).crt", Data(leaf.certificatePEM.utf8), mode: 0o644, owner: owner))
+            files.append(BundleFile("\(base)/CAs/\(peer.shortName).crt", Data(leaf.chainPEM.utf8), mode: 0o644, owner: owner))
         }
         let snippet = try context.templates.render("minio.tls", [
             "host": host.name,
