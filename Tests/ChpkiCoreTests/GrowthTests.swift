@@ -58,7 +58,7 @@ struct GrowthTests {
             serial: SerialNumber(hex: String(format: "%02X", serial) + String(repeating: "AB", count: 15))!, kind: profile.identity.kind,
             host: profile.identity.host, service: profile.identity.service, name: profile.identity.name,
             subject: profile.subject.rfc4514, subjectOneLine: "", subjectAlternativeNames: sans ?? profile.subjectAlternativeNames,
-            profile: nil, keyType: profile.keyType, issuerSerial: issuer, notBefore: Date(), notAfter: Date().addingTimeInterval(86400),
+            profile: profile.essentials, keyType: profile.keyType, issuerSerial: issuer, notBefore: Date(), notAfter: Date().addingTimeInterval(86400),
             status: status, revocation: nil, supersededBy: nil, authorityRole: nil, certificatePEM: "")
     }
 
