@@ -1,9 +1,9 @@
 // swift-tools-version:6.1
 import PackageDescription
 
+// Linux only (Debian 12 and kin): chpki uses Glibc, prctl, /proc and flock; no other platform is claimed.
 let package = Package(
     name: "chpki",
-    platforms: [.macOS(.v13)],
     products: [
         .executable(name: "chpki", targets: ["chpki"]),
         .library(name: "ChpkiCore", targets: ["ChpkiCore"]),

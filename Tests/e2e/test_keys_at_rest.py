@@ -149,8 +149,7 @@ def test_no_passphrase_ca_keeps_leaf_keys_in_clear_and_says_so(site, tmp_path):
 
 def legacy_copy(name: str, tmp: Path) -> tuple[Path, Path]:
     src = FIXTURES / name
-    if not src.exists():
-        pytest.skip(f"fixture {name} missing")
+    assert src.is_dir(), f"fixture {name} missing"
     dst = tmp / name
     shutil.copytree(src, dst)
     for p in (dst / "ca").rglob("*"):

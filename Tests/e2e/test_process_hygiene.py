@@ -107,5 +107,6 @@ def test_no_core_dump_and_core_limit_zero(chpki_bin, ca, tmp_path):
         assert list(cores.iterdir()) == [], f"core files: {list(cores.iterdir())}"
     finally:
         os.close(fd)
-    if not control_dumped:
-        pytest.skip(f"core dumps are not possible here at all (core_pattern {pattern!r}); only the limit was checked")
+    # Where the control dumped core, "no core" above was a real check; elsewhere (a core_pattern
+    # that discards cores) the limit of 0 is what proves the fix.
+    print(f"control process dumped core: {control_dumped} (core_pattern {pattern!r})")

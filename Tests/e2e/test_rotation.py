@@ -191,7 +191,7 @@ def test_overlap_then_finish(chpki_bin, tmp_path):
     problems = check_trust_files(tmp_path / "overlap", {fp(old_root), fp(new_root)})
     assert not problems, "\n".join(problems)
     h.assert_ok(ca.run("verify", "--bundle", tmp_path / "overlap"))
-    h.assert_ok(ca.run("verify"))
+    h.assert_ok(ca.signed("verify"))
     # the old bundle's trust (old root only) keeps working for old leaves only
     old_anchor = tmp_path / "old" / "haproxy-1.chpki.test" / "etc/pki/ca-trust/source/anchors"
     assert [fp(c) for c in certs_in(old_anchor)] == [fp(old_root)]
@@ -537,7 +537,8 @@ def test_rotate_script_archive_and_host_filter(chpki_bin, tmp_path):
     assert sorted((l[1], l[2]) for l in log_lines(log) if l[0] == "reload") == [
         ("frontend-1.chpki.test", "nginx"), ("haproxy-1.chpki.test", "haproxy")]
 
-    res = rotate(ca, "--out", out, "--copy-cmd", copy, "--reload-cmd", reload, "--no-renew", "--hosts", "nosuchhost")
+    res = rotate(ca, "--out", out, "--passphrase-file", ca.pf, "--copy-cmd", copy, "--reload-cmd", reload, "--no-renew",
+                 "--hosts", "nosuchhost")
     assert res.returncode == 2 and "nosuchhost" in res.stderr, h.describe(res)
 
 

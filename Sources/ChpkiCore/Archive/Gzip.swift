@@ -38,7 +38,8 @@ public enum Gzip {
                 guard output.count <= limit else { throw ChpkiError(.refused, "gzip: the archive expands past \(limit) bytes") }
                 switch status {
                 case Z_STREAM_END: return output
-                case Z_OK, Z_BUF_ERROR where produced > 0: continue
+                case Z_OK: continue
+                case Z_BUF_ERROR where produced > 0: continue
                 case Z_BUF_ERROR: throw ChpkiError(.refused, "gzip: the archive is truncated")
                 default: throw ChpkiError(.refused, "gzip: the archive is corrupt (zlib \(status))")
                 }

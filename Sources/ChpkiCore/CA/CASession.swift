@@ -308,8 +308,4 @@ public final class CASession {
         cachedSigner = nil
         try publish()
     }
-
-    deinit {
-        withExtendedLifetime(lock) {}
-    }
 }
