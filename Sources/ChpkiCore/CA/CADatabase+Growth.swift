@@ -46,6 +46,15 @@ extension CADatabase {
         }
     }
 
+    /// A new issuing intermediate and the leaves it signed, in ONE transaction: a run killed at
+    /// any point leaves the CA without either or with both.
+    public func recordIssued(_ batch: [NewLeaf], addingAuthority authority: NewAuthority, now: Date) throws {
+        try change { db in
+            try Self.insert(authority, db: db, now: now)
+            try Self.recordLeaves(batch, db: db, now: now)
+        }
+    }
+
     /// Revokes each serial with its own reason, takes the next CRL number and stores the CRLs that
     /// `sign` makes, one per issuer in `issuers` (crl.pem holds them all), in one transaction.
     @discardableResult

@@ -252,15 +252,18 @@ public final class CADatabase {
 
     /// issue / renew: the whole batch, superseding what each replaces, in one transaction.
     public func recordIssued(_ batch: [NewLeaf], now: Date) throws {
-        try change { db in
-            for leaf in batch {
-                if let previous = leaf.supersedes {
-                    try db.execute(sql: "UPDATE certificates SET status = 'superseded', superseded_by = ? WHERE serial = ? AND status = 'valid'",
-                                   arguments: [leaf.signed.serial.hex, previous.hex])
-                }
-                try Self.insert(leaf, db: db, now: now)
-                if leaf.oneOff { try Self.markOneOff(leaf.signed.serial, db: db) }
+        try change { db in try Self.recordLeaves(batch, db: db, now: now) }
+    }
+
+    /// The rows of `recordIssued`, inside the caller's transaction.
+    static func recordLeaves(_ batch: [NewLeaf], db: Database, now: Date) throws {
+        for leaf in batch {
+            if let previous = leaf.supersedes {
+                try db.execute(sql: "UPDATE certificates SET status = 'superseded', superseded_by = ? WHERE serial = ? AND status = 'valid'",
+                               arguments: [leaf.signed.serial.hex, previous.hex])
             }
+            try Self.insert(leaf, db: db, now: now)
+            if leaf.oneOff { try Self.markOneOff(leaf.signed.serial, db: db) }
         }
     }
 

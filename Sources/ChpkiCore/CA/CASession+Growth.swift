@@ -19,11 +19,12 @@ extension CASession {
         authorities.first { $0.serial == leaf.issuerSerial }
     }
 
-    /// The root signs (with its passphrase, once) a new intermediate constrained to `constraints`;
-    /// it becomes the issuing CA: new and reissued leaves chain through it, existing leaves and
-    /// every trust file stay as they are. One transaction, then the files.
-    @discardableResult
-    public func addIssuingIntermediate(constraints: NameConstraints) throws -> Certificate {
+    /// The root signs (with its passphrase, once) a new intermediate constrained to `constraints`,
+    /// which signs `items`; the intermediate and the leaves are recorded in one transaction, then
+    /// the files. It becomes the issuing CA: new and reissued leaves chain through it, existing
+    /// leaves and every trust file stay as they are.
+    public func issue(_ items: [IssuancePlan.Item], growingWith constraints: NameConstraints,
+                      phaseDone: (String) -> Void = { _ in }) throws -> (intermediate: Certificate, issued: [BatchIssuer.Issued]) {
         try requireExclusive()
         let rootSigner = try rootSigner()
         let passphrase: Passphrase? = try keysEncrypted() ? try self.passphrase() : nil
@@ -35,9 +36,24 @@ extension CASession {
             notAfter: min(CAInitializer.intermediateValidity.after(now), root.notAfter),
             certificateAuthority: .init(pathLength: 0), keyUsage: [.keyCertSign, .cRLSign], nameConstraints: constraints)
         let certificate = try template.sign(publicKeyOf: key, by: rootSigner)
-        try recordAuthority(.init(certificate: certificate, kind: .intermediate, issuerSerial: root.serial,
-                                  keyPEM: try AuthorityKey.protect(key, passphrase: passphrase), role: .current))
-        return certificate
+        let authority = CADatabase.NewAuthority(certificate: certificate, kind: .intermediate, issuerSerial: root.serial,
+                                                keyPEM: try AuthorityKey.protect(key, passphrase: passphrase), role: .current)
+        let signer = Signer(certificate: certificate, key: key)
+        phaseDone("signed a new issuing intermediate with the root")
+        let kept = try leafKeys(items.filter(\.keepsKey).compactMap { $0.previous?.serial })
+        let issued = try BatchIssuer.sign(items, signer: signer, issuerNotAfter: certificate.notAfter, previousKeys: kept, now: now)
+        phaseDone("signed \(items.count) certificates")
+        let batch = try issued.map { leaf in
+            CADatabase.NewLeaf(signed: leaf.signed, profile: leaf.item.profile, issuerSerial: certificate.serial,
+                               key: try storedKey(leaf.key, serial: leaf.signed.serial), supersedes: leaf.item.previous?.serial,
+                               oneOff: leaf.item.oneOff)
+        }
+        try database.recordIssued(batch, addingAuthority: authority, now: now)
+        phaseDone("recorded the intermediate and them in one transaction")
+        try publish()
+        cachedSigner = signer
+        phaseDone("wrote index.txt and the CA files")
+        return (certificate, issued)
     }
 
     static func intermediateSubject(of root: DistinguishedName) -> DistinguishedName {

@@ -25,7 +25,8 @@ public final class CASession {
     public private(set) var previousRoot: Certificate?
 
     private var cachedPassphrase: Passphrase?
-    private var cachedSigner: Signer?
+    /// Internal so that growth (CASession+Growth) can replace it with the new intermediate's.
+    var cachedSigner: Signer?
     private var vaultLoaded = false
     private var cachedVault: LeafKeyVault?
 

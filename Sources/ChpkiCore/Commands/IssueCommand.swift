@@ -34,14 +34,15 @@ public enum IssueCommand {
                                       retirement: retirement, pruned: false, prune: options.prune, dryRun: true, reporter: reporter)
             return
         }
-        var intermediate: Certificate?
-        if case let .newIntermediate(constraints, _) = growth {
-            intermediate = try session.addIssuingIntermediate(constraints: constraints)
-            reporter.detail("signed a new issuing intermediate with the root: \(clock.lap())")
-        }
         reporter.detail("planned \(plan.work.count) to sign: \(clock.lap())")
         if plan.work.count >= 50 { reporter.progress("signing \(plan.work.count) certificates") }
-        let issued = try session.issue(plan.work) { phase in reporter.detail("\(phase): \(clock.lap())") }
+        var intermediate: Certificate?
+        let issued: [BatchIssuer.Issued]
+        if case let .newIntermediate(constraints, _) = growth {
+            (intermediate, issued) = try session.issue(plan.work, growingWith: constraints) { phase in reporter.detail("\(phase): \(clock.lap())") }
+        } else {
+            issued = try session.issue(plan.work) { phase in reporter.detail("\(phase): \(clock.lap())") }
+        }
         var issuedByIdentity: [CertificateIdentity: BatchIssuer.Issued] = [:]
         for certificate in issued { issuedByIdentity[certificate.item.profile.identity] = certificate }
         // Retired after the replacements are recorded: a run killed in between leaves the old
@@ -69,16 +70,19 @@ public enum IssueCommand {
         let oneOffs = try session.database.oneOffSerials()
         let growth = try IssuingAuthorities.decide(session, profiles: [profile], inventory: inventory,
                                                    live: valid.filter { oneOffs.contains($0.serial) }, source: nil)
-        var intermediate: Certificate?
-        if case let .newIntermediate(constraints, _) = growth {
-            intermediate = try session.addIssuingIntermediate(constraints: constraints)
-        }
         let previous = valid.first { $0.identity == profile.identity }
         var item = IssuancePlan.Item(profile: profile, action: previous == nil ? .issued : .reissued,
                                      reason: previous.map { "requested; supersedes \($0.serial.hex)" } ?? "requested",
                                      previous: previous, keepsKey: false)
         item.oneOff = true
-        let issued = try session.issue([item])[0]
+        var intermediate: Certificate?
+        let issued: BatchIssuer.Issued
+        if case let .newIntermediate(constraints, _) = growth {
+            let grown = try session.issue([item], growingWith: constraints)
+            (intermediate, issued) = (grown.intermediate, grown.issued[0])
+        } else {
+            issued = try session.issue([item])[0]
+        }
         var written: [String] = []
         if let output {
             let certificatePath = Path.join(output, "\(fileStem).crt")
