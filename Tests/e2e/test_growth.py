@@ -385,7 +385,8 @@ def test_remove_a_host_and_change_an_ip_retires_exactly_those(chpki, write_inven
     snap = h.snapshot(ca_dir)
     dry = h.parse_json_output(ok(tool.run("issue", "--dry-run", "--json")))
     assert h.snapshot(ca_dir) == snap, "--dry-run changed the CA"
-    retire = {c["serial"]: c for c in dry["certificates"] if c["action"] == "retire"}
+    assert all(c["action"] != "retire" for c in dry["certificates"]), "retire lines are listed apart"
+    retire = {c["serial"]: c for c in dry["retire"] if c["action"] == "retire"}
     assert set(retire) == node3 | node2_server, retire
     assert {retire[s]["revocation_reason"] for s in node3} == {"cessationOfOperation"}
     assert {retire[s]["revocation_reason"] for s in node2_server} == {"superseded"}
@@ -398,7 +399,7 @@ def test_remove_a_host_and_change_an_ip_retires_exactly_those(chpki, write_inven
     assert not [l for l in (ca_dir / "index.txt").read_text().splitlines() if l.startswith("R")]
 
     pruned = h.parse_json_output(ok(tool.run("issue", "--prune", "--json", "--passphrase-file", pf)))
-    assert {c["serial"] for c in pruned["certificates"] if c["action"] == "retired"} == set(retire), pruned
+    assert {c["serial"] for c in pruned["retire"] if c["action"] == "retired"} == set(retire), pruned
     index = h.parse_index((ca_dir / "index.txt").read_text())
     revoked = {e["serial"]: e["revocation"].split(",")[1] for e in index if e["status"] == "R"}
     assert set(revoked) == set(retire), (revoked, set(retire))
@@ -445,7 +446,7 @@ def test_remove_a_host_and_change_an_ip_retires_exactly_those(chpki, write_inven
 
     # a second run does nothing; the one-off is still valid
     second = h.parse_json_output(ok(tool.run("issue", "--prune", "--json", "--passphrase-file", pf)))
-    assert all(c["action"] == "unchanged" for c in second["certificates"]), second
+    assert all(c["action"] == "unchanged" for c in second["certificates"]) and second["retire"] == [], second
     assert second["intermediate"] is None
     assert any(c.get("service") == "grafana" and c["status"] == "valid" for cs in leaves_by_identity(tool).values() for c in cs)
 

@@ -51,11 +51,14 @@ public enum IssuanceReport {
     struct Report: Encodable {
         var dryRun: Bool
         @NullEncoded var intermediate: Growth?
+        /// One line per certificate the inventory implies (or the one-off / renewals).
         var certificates: [Line]
+        /// Live certificates to retire (or retired by --prune): several may share an identity with a plan line.
+        var retire: [Line]
         var summary: [String: Int]
 
         enum CodingKeys: String, CodingKey {
-            case dryRun = "dry_run", intermediate, certificates, summary
+            case dryRun = "dry_run", intermediate, certificates, retire, summary
         }
     }
 
@@ -86,7 +89,8 @@ public enum IssuanceReport {
         for action in [IssuancePlan.Action.issued, .reissued, .renewed, .unchanged, .retire, .retired] {
             summary[action.rawValue] = lines.filter { $0.action == action }.count
         }
-        try reporter.emit(Report(dryRun: dryRun, intermediate: growth, certificates: lines, summary: summary))
+        try reporter.emit(Report(dryRun: dryRun, intermediate: growth, certificates: certificateLines,
+                                 retire: Array(lines.dropFirst(certificateLines.count)), summary: summary))
         guard !reporter.json, !reporter.quiet else { return }
         var text = ""
         if let growth {
