@@ -524,7 +524,8 @@ def test_name_constraints_cover_ipv6_hosts_and_vips(init_ca, ca_dir, write_inven
     write_inventory(inv)
     init_ca()
     dns, ips = _name_constraints(h.load_cert(ca_dir / "intermediate.pem"))
-    assert dns == {"example.com", "localhost", "backend-1", "frontend-1", "haproxy-1"}
+    # and the OpenSearch admin name: JSSE checks the CN of that SAN-less certificate as a DNS name
+    assert dns == {"example.com", "localhost", "backend-1", "frontend-1", "haproxy-1", "admin"}
     assert ips == {
         ipaddress.ip_network(n)
         for n in ("10.0.0.0/24", "fd00:10:0:7::/64", "192.168.50.0/24", "127.0.0.0/8", "::1/128")

@@ -26,7 +26,7 @@ public enum IssuingAuthorities {
 
         // The new intermediate covers the whole inventory of today and every leaf that stays, so
         // that renewing any of them needs nothing more.
-        let wanted = profiles.flatMap(\.subjectAlternativeNames) + live.flatMap(\.subjectAlternativeNames)
+        let wanted = profiles.flatMap(NameConstraintsCheck.constrainedNames(of:)) + live.flatMap(\.subjectAlternativeNames)
         let widened: NameConstraints
         if let inventory {
             widened = NameConstraintsPolicy.constraints(for: inventory, including: wanted)

@@ -6,6 +6,8 @@
 ///   FQDNs, services and VIPs never need a new CA), `localhost`, and each host's short name exactly
 ///   (server certificates carry it, and a single label cannot be covered by any subtree but itself).
 ///   The short names are what makes a constraint grow with the cluster: about 15 bytes per host.
+///   The OpenSearch admin name too (its certificate has no SAN, and JSSE checks a CN that is a host
+///   name against the DNS subtrees).
 /// - IP: the /24 of each IPv4 address and the /64 of each IPv6 one, plus 127.0.0.0/8 and ::1.
 ///   A network, not each address: a host added in a network the cluster already uses needs no new
 ///   IP subtree, and a constraint for 1,000 hosts in a few networks stays a few entries long. The
@@ -19,6 +21,10 @@ public enum NameConstraintsPolicy {
         var dns: [String] = [inventory.domain.lowercased(), "localhost"]
         // Host FQDNs, VIPs and extra SANs are under the domain (the inventory reader refuses others).
         dns += inventory.hosts.map { $0.shortName.lowercased() }
+        // The OpenSearch admin certificate has no SAN: JSSE checks its CN (e.g. `admin`) as a DNS name.
+        if let admin = NamingRules.adminProfile(inventory: inventory) {
+            for case let .dns(name) in NameConstraintsCheck.constrainedNames(of: admin) { dns.append(name) }
+        }
         var addresses = inventory.allIPs.map(\.bytes)
         let domainCheck = NameConstraintsCheck(NameConstraints(permitted: dns.map(GeneralName.dns)))
         for name in extra {

@@ -58,13 +58,24 @@ public struct NameConstraintsCheck {
         public var name: GeneralName
     }
 
+    /// The names of a profile that verifiers hold against name constraints: its SANs, and, when it
+    /// has no DNS SAN, its CN if that is a host name. Java's PKIX (JSSE, so OpenSearch) checks such
+    /// a CN against the DNS subtrees: the admin certificate (CN=admin, no SAN) must be covered too.
+    /// A client CN such as `patroni@backend-1` is no host name and is not checked.
+    public static func constrainedNames(of profile: CertificateProfile) -> [GeneralName] {
+        let sans = profile.subjectAlternativeNames
+        if sans.contains(where: { if case .dns = $0 { return true } else { return false } }) { return sans }
+        guard let commonName = profile.subject.commonName?.lowercased(), HostName.problem(with: commonName) == nil else { return sans }
+        return sans + [.dns(commonName)]
+    }
+
     /// Every (profile, name) outside any of `constraints` (those of the issuing CA's path), in profile order.
     public static func violations(_ profiles: [CertificateProfile], against constraints: [NameConstraints]) -> [Violation] {
         let checks = constraints.map(NameConstraintsCheck.init)
         guard !checks.isEmpty else { return [] }
         var found: [Violation] = []
         for profile in profiles {
-            for name in profile.subjectAlternativeNames where !checks.allSatisfy({ $0.isPermitted(name) }) {
+            for name in constrainedNames(of: profile) where !checks.allSatisfy({ $0.isPermitted(name) }) {
                 found.append(Violation(profile: profile, name: name))
             }
         }
