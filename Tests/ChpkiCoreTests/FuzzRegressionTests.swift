@@ -1,0 +1,60 @@
+import Foundation
+import Testing
+@testable import ChpkiCore
+
+/// Inputs that crashed a reader under `scripts/fuzz` (SPEC §8: no input makes chpki crash), kept
+/// in `Tests/fuzz-regressions/TARGET/` and replayed through the same entry point the fuzzer
+/// called. Before its fix each one trapped, which kills this test process: that is the failure.
+@Suite("fuzz regressions")
+struct FuzzRegressionTests {
+    static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("fuzz-regressions")
+
+    static let entryPoints: [String: (Data) -> Void] = [
+        "frontend-bundle": FuzzEntry.frontendBundle,
+        "tar": FuzzEntry.tar,
+        "inventory": FuzzEntry.inventory,
+        "inspect": FuzzEntry.inspect,
+        "veil": FuzzEntry.veil,
+    ]
+
+    /// `TARGET/FILE` for every kept input.
+    static let inputs: [String] = {
+        let files = FileManager.default
+        return ((try? files.contentsOfDirectory(atPath: directory.path)) ?? []).sorted().flatMap { target in
+            ((try? files.contentsOfDirectory(atPath: directory.appendingPathComponent(target).path)) ?? []).sorted()
+                .map { "\(target)/\($0)" }
+        }
+    }()
+
+    static func data(_ input: String) throws -> Data {
+        try Data(contentsOf: directory.appendingPathComponent(input))
+    }
+
+    @Test("every kept input is known to a fuzz target")
+    func inputsHaveTargets() {
+        #expect(!Self.inputs.isEmpty, "no inputs under \(Self.directory.path)")
+        for input in Self.inputs {
+            #expect(Self.entryPoints[String(input.prefix { $0 != "/" })] != nil, "\(input): no such fuzz target")
+        }
+    }
+
+    @Test("a kept input runs through its reader without a trap", arguments: inputs)
+    func replay(_ input: String) throws {
+        let entry = try #require(Self.entryPoints[String(input.prefix { $0 != "/" })])
+        entry(try Self.data(input))
+    }
+
+    /// `Int(_:radix:)` takes a sign, so `-0000000001` read as -1 passed the bounds check and the
+    /// member's slice ran backwards (a trap in `Tar.read`).
+    @Test("a tar size field with a sign is a bad numeric field, not a trap")
+    func negativeTarSize() throws {
+        let data = try Self.data("tar/negative-size.tar")
+        #expect { try Tar.read(data) } throws: { error in
+            (error as? ChpkiError)?.message.contains("bad numeric field in MANIFEST.json") == true
+        }
+        #expect(throws: ChpkiError.self) {
+            try FrontendBundleReader.open(try Gzip.compress(data), file: "negative-size.tar.gz") { throw ChpkiError(.refused, "no passphrase") }
+        }
+    }
+}
