@@ -10,19 +10,17 @@ import PackageDescription
 let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
 let rootIdentity = root.lastPathComponent.lowercased()
 
-/// One executable per reader; each defines `LLVMFuzzerTestOneInput` and libFuzzer supplies `main`.
+/// One executable per reader; each defines `LLVMFuzzerTestOneInput` and hands it to libFuzzer's driver.
 let fuzzers = ["FuzzFrontendBundle", "FuzzTar", "FuzzInventory", "FuzzInspect", "FuzzVeil"]
 
 let package = Package(
     name: "chpki-fuzz",
     dependencies: [.package(path: "..")],
-    targets: fuzzers.map { name in
-        .executableTarget(
-            name: name,
-            dependencies: [.product(name: "ChpkiCore", package: rootIdentity)],
-            path: "Sources/\(name)",
-            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
-        )
+    targets: [
+        .systemLibrary(name: "CLibFuzzer"),
+        .target(name: "FuzzDriver", dependencies: ["CLibFuzzer"]),
+    ] + fuzzers.map { name in
+        .executableTarget(name: name, dependencies: ["FuzzDriver", .product(name: "ChpkiCore", package: rootIdentity)])
     },
     swiftLanguageModes: [.v6]
 )

@@ -57,4 +57,16 @@ struct FuzzRegressionTests {
             try FrontendBundleReader.open(try Gzip.compress(data), file: "negative-size.tar.gz") { throw ChpkiError(.refused, "no passphrase") }
         }
     }
+
+    /// An iPAddress SAN of 1 (or 0) octets: `formatAddress` handed it to inet_ntop as IPv4, which
+    /// read 4 bytes and printed heap memory (ASan: heap-buffer-overflow in `inspect`).
+    @Test("an IP SAN that is neither 4 nor 16 octets is shown by its length", arguments: [
+        ("inspect/short-ip-san.pem", "IP:<invalid length=1>"), ("inspect/empty-ip-san.pem", "IP:<invalid length=0>"),
+    ])
+    func malformedIPAddressSAN(_ input: String, _ shown: String) throws {
+        let certificate = try Certificate(pem: try Self.data(input))
+        #expect(certificate.subjectAlternativeNames.map(\.description) == [shown])
+        #expect(GeneralName.formatAddress([127, 0, 0, 1]) == "127.0.0.1")
+        #expect(GeneralName.formatAddress([UInt8](repeating: 0, count: 15) + [1]) == "::1")
+    }
 }

@@ -1,9 +1,14 @@
 import ChpkiCore
-import Foundation
+import FuzzDriver
 
-/// libFuzzer calls this once per input; `FuzzEntry.veil` swallows refusals, so only a crash stops it.
+/// `FuzzEntry.veil` swallows refusals, so only a trap, a crash or an ASan report stops the fuzzer.
 @_cdecl("LLVMFuzzerTestOneInput")
-public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    FuzzEntry.veil(Data(bytes: data, count: size))
+public func testOneInput(_ bytes: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    FuzzEntry.veil(FuzzDriver.data(bytes, size))
     return 0
+}
+
+@main
+enum FuzzVeil {
+    static func main() { FuzzDriver.run(testOneInput) }
 }

@@ -133,9 +133,12 @@ public enum Tar {
         return Data(header)
     }
 
+    /// Octal digits only: `Int(_:radix:)` alone would take a sign, and a size of `-1` would pass
+    /// the bounds check and slice backwards.
     private static func octal(_ field: ArraySlice<UInt8>) -> Int? {
-        let text = String(decoding: field.prefix(while: { $0 != 0 && $0 != 32 }).drop(while: { $0 == 32 }), as: UTF8.self)
-        return text.isEmpty ? 0 : Int(text, radix: 8)
+        let digits = field.drop(while: { $0 == 32 }).prefix(while: { $0 != 0 && $0 != 32 })
+        guard digits.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "7")).contains($0) }) else { return nil }
+        return digits.isEmpty ? 0 : Int(String(decoding: digits, as: UTF8.self), radix: 8)
     }
 
     private static func string(_ field: ArraySlice<UInt8>) -> String {

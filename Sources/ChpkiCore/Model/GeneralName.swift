@@ -37,8 +37,11 @@ public enum GeneralName: Sendable, Hashable, CustomStringConvertible {
         return .ipNetwork(address: network, mask: mask)
     }
 
-    /// inet_ntop's canonical text for 4 or 16 octets.
+    /// inet_ntop's canonical text for 4 or 16 octets. Any other length comes from a malformed
+    /// certificate and is shown as its length, as openssl does: inet_ntop would read 4 or 16
+    /// bytes whatever the buffer holds.
     public static func formatAddress(_ bytes: [UInt8]) -> String {
+        guard bytes.count == 4 || bytes.count == 16 else { return "<invalid length=\(bytes.count)>" }
         let family = bytes.count == 16 ? AF_INET6 : AF_INET
         var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
         let result = bytes.withUnsafeBytes { raw in
