@@ -69,4 +69,13 @@ struct FuzzRegressionTests {
         #expect(GeneralName.formatAddress([127, 0, 0, 1]) == "127.0.0.1")
         #expect(GeneralName.formatAddress([UInt8](repeating: 0, count: 15) + [1]) == "::1")
     }
+
+    /// Found by review while fuzzing: `chpki revoke ＡＢ` trapped (force-unwrap of a fullwidth digit
+    /// pair that `isHexDigit` let through). A serial is ASCII hex; anything else is a host name.
+    @Test("a serial in fullwidth digits is not a serial, not a trap")
+    func fullwidthSerial() {
+        #expect(SerialNumber(hex: "ＡＢ") == nil)
+        #expect(SerialNumber(hex: "０１:０２") == nil)
+        #expect(SerialNumber(hex: "7a:B1")?.hex == "7AB1")
+    }
 }
