@@ -10,7 +10,7 @@ struct FuzzRegressionTests {
     static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("fuzz-regressions")
 
-    static let entryPoints: [String: (Data) -> Void] = [
+    static let entryPoints: [String: @Sendable (Data) -> Void] = [
         "frontend-bundle": FuzzEntry.frontendBundle,
         "tar": FuzzEntry.tar,
         "inventory": FuzzEntry.inventory,
