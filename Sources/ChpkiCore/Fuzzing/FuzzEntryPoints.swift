@@ -5,20 +5,22 @@ import Foundation
 /// only a trap, a crash or a sanitizer report is a finding (SPEC §8: no input makes chpki crash).
 /// Public so the sanitized fuzz build needs no `@testable import`; nothing in chpki calls these.
 public enum FuzzEntry {
-    /// `install-frontend FILE` up to the installer: gzip magic or CMS envelope, gunzip, tar,
-    /// `MANIFEST.json`, every member against it, then the validation of the files. An envelope
-    /// is refused at the passphrase: its KDF cost is the file's to choose, which is a slow input,
-    /// not a crash, and OpenSSL's CMS parser is not ours to fuzz.
+    /// `install-frontend FILE` and `install-backend FILE` up to the installer: gzip magic or CMS
+    /// envelope, gunzip, tar, `MANIFEST.json`, each member against it and the layout, then the
+    /// validation of the files. An envelope is refused at the passphrase: its KDF cost is the
+    /// file's to choose, which makes a slow input, not a crash, and OpenSSL's CMS parser is not
+    /// ours to fuzz.
     public static func frontendBundle(_ data: Data) {
-        _ = try? FrontendBundleReader.open(data, file: "fuzz.tar.gz") { throw ChpkiError(.refused, "fuzz: no passphrase") }
+        let noPassphrase = { () throws -> Passphrase in throw ChpkiError(.refused, "fuzz: no passphrase") }
+        _ = try? FrontendBundleReader.open(data, file: "fuzz.tar.gz", passphrase: noPassphrase)
+        _ = try? BackendSecretsBundle.open(data, file: "fuzz.tar.gz", passphrase: noPassphrase)
     }
 
-    /// The same reader from the tar layer down, without gzip in the way, so the fuzzer reaches the
-    /// header fields, the manifest and the per-member checks directly.
+    /// The same readers with the fuzzed bytes as the tar inside the gzip, so that mutations reach
+    /// the header fields, the manifest and the member checks instead of dying in inflate.
     public static func tar(_ data: Data) {
-        guard let entries = try? Tar.read(data) else { return }
-        guard let manifest = try? FrontendBundleReader.readManifest(entries, file: "fuzz.tar") else { return }
-        _ = try? FrontendBundleReader.check(entries, manifest: manifest, file: "fuzz.tar")
+        guard let archive = try? Gzip.compress(data, level: 1) else { return }
+        frontendBundle(archive)
     }
 
     /// `--inventory FILE`: the YAML text as `Inventory.load` reads it.
