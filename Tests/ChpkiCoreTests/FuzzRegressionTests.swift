@@ -78,4 +78,27 @@ struct FuzzRegressionTests {
         #expect(SerialNumber(hex: "０１:０２") == nil)
         #expect(SerialNumber(hex: "7a:B1")?.hex == "7AB1")
     }
+
+    /// Found by the inventory fuzzer (minimised to `\r\rn:\rn:`): Yams counts a CR or CRLF as a
+    /// line break, Swift's `split(separator: "\n")` did not, so the line of a duplicated key was
+    /// past the last line and the search for it trapped. A CRLF `cluster.yml` (edited on Windows)
+    /// with a duplicated key crashed `chpki issue`.
+    @Test("a duplicated key in a CR or CRLF inventory is reported as in an LF one", arguments: [
+        "inventory/cr-duplicate-key.yml", "inventory/crlf-duplicate-key.yml",
+    ])
+    func duplicateKeyAfterCarriageReturns(_ input: String) throws {
+        let text = String(decoding: try Self.data(input), as: UTF8.self)
+        let unix = text.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n")
+        func message(_ yaml: String) -> String? {
+            do {
+                _ = try Inventory.parse(yaml: yaml, path: "cluster.yml")
+                return nil
+            } catch {
+                return (error as? ChpkiError)?.message
+            }
+        }
+        let expected = try #require(message(unix))
+        #expect(expected.contains("duplicate key 'n"), "\(expected)")
+        #expect(message(text) == expected)
+    }
 }
