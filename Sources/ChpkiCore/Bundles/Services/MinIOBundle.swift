@@ -2,7 +2,8 @@ import Foundation
 
 /// MinIO (reference 000): `public.crt` (leaf and chain), `private.key` (exactly one PEM block: an
 /// `EC PARAMETERS` block before the key breaks startup), and `CAs/`, every file of which MinIO
-/// trusts: the root, the intermediates, and the other MinIO hosts' certificates while the service
+/// trusts: the root (roots only: intermediates travel in `public.crt`'s chain, so a new intermediate
+/// changes nothing in an existing host's CAs/), and the other MinIO hosts' `public.crt` while the service
 /// has at most `peerCertificateLimit` hosts. Above that the peers are left out: the CA
 /// certificates already make every peer trusted, and a host's tree stays small (SPEC §4).
 public struct MinIOBundle: ServiceBundle {
@@ -25,7 +26,9 @@ public struct MinIOBundle: ServiceBundle {
         // Rendered once per run: every host's minio.tls carries the same list.
         var shared = ServiceFacts(context: ["volumes": peers.map { "https://\($0.name):9900/data/minio" }.joined(separator: " ")])
         if peers.count <= Self.peerCertificateLimit {
-            for peer in peers { shared.perHost[peer.name] = try facts.server(service, peer).certificatePEM }
+            // The peer's public.crt, as reference 000 copies it: its leaf and the intermediate that
+            // signed it, so the copy names its own issuer whichever intermediate that is.
+            for peer in peers { shared.perHost[peer.name] = try facts.server(service, peer).chainPEM }
         }
         return shared
     }
@@ -41,9 +44,6 @@ public struct MinIOBundle: ServiceBundle {
             file(Self.key, server.keyPEM, mode: 0o600),
             file(Self.root, facts.rootPEM, mode: 0o644),
         ]
-        for (index, intermediate) in facts.intermediates.enumerated() {
-            files.append(file("\(Self.authorities)/\(Self.intermediateName(index))", intermediate, mode: 0o644))
-        }
         for peer in facts.hosts(of: service) where peer.name != host.name {
             guard let certificate = shared.perHost[peer.name] else { continue }
             files.append(file("\(Self.authorities)/\(peer.shortName).crt", certificate, mode: 0o644))
