@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The files of the CA directory, as views of `ca.db` (SPEC §6): root.pem/.key, intermediate.*,
 /// previous-* and cross-signed.pem during a rotation, trust-bundle.pem, retired/, crl.pem,
@@ -92,13 +89,13 @@ enum CAFiles {
         for (name, content) in view.files.sorted(by: { $0.key < $1.key }) where changedSet.contains(name) {
             if name.contains("/") {
                 let parent = directory.file(Path.parent(of: name))
-                guard mkdir(parent, 0o700) == 0 || errno == EEXIST else { throw POSIXFailure.last("cannot create \(parent)") }
+                try FileOperations.createDirectory(parent, mode: 0o700)
             }
             try AtomicFile.write(content, to: directory.file(name), mode: 0o600)
         }
         var removed = false
         for name in view.absent.sorted() where changedSet.contains(name) {
-            guard unlink(directory.file(name)) == 0 || errno == ENOENT else { throw POSIXFailure.last("cannot remove \(directory.file(name))") }
+            try FileOperations.removeFile(directory.file(name))
             removed = true
         }
         if removed { AtomicFile.syncDirectory(directory.path) }

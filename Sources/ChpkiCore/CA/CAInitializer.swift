@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Creates the offline root CA (SPEC §6): everything is built in memory first, then written into a
 /// staging directory inside the CA directory under the directory lock, then renamed into place with
@@ -75,15 +72,13 @@ public enum CAInitializer {
                                     now: request.now)
             try database.close()
             try AtomicFile.syncFile(stagingPath)
-            guard rename(stagingPath, directory.file(CADatabase.fileName)) == 0 else {
-                throw POSIXFailure.last("cannot move \(CADatabase.fileName) into \(directory.path)")
-            }
+            try FileOperations.rename(stagingPath, to: directory.file(CADatabase.fileName))
             staging = nil
             AtomicFile.syncDirectory(directory.path)
-            chmod(directory.path, 0o700)
+            FileOperations.setModeIgnoringErrors(directory.path, 0o700)
         } catch {
-            if let staging { for suffix in ["", "-wal", "-shm", "-journal"] { unlink(staging + suffix) } }
-            if createdDirectory { rmdir(directory.path) }
+            if let staging { for suffix in ["", "-wal", "-shm", "-journal"] { FileOperations.removeFileIgnoringErrors(staging + suffix) } }
+            if createdDirectory { FileOperations.removeEmptyDirectoryIgnoringErrors(directory.path) }
             if let failure = error as? POSIXFailure { throw ChpkiError.input(file: directory.path, field: nil, failure.message) }
             throw error
         }
@@ -183,9 +178,9 @@ public enum CAInitializer {
 
     /// Creates the CA directory (0700) when missing; true if this call created it.
     static func makeDirectoryIfMissing(_ path: String) throws -> Bool {
-        if mkdir(path, 0o700) == 0 { return true }
-        if errno == EEXIST { return false }
-        throw ChpkiError.input(file: path, field: "--ca-dir", POSIXFailure.last("cannot create the CA directory").message)
+        do { return try FileOperations.createDirectory(path, mode: 0o700) } catch let failure as POSIXFailure {
+            throw ChpkiError.input(file: path, field: "--ca-dir", failure.message)
+        }
     }
 }
 

@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// `index.txt` in the format of `openssl ca`, so `openssl ocsp -index` and other OpenSSL tooling
 /// work on chpki's CA: `STATUS\tEXPIRY\tREVOCATION\tSERIAL\tunknown\tSUBJECT`.
@@ -42,12 +39,17 @@ public enum OpenSSLIndex {
 
     /// `YYMMDDHHMMSSZ` (UTCTime) before 2050, `YYYYMMDDHHMMSSZ` after, as OpenSSL writes them.
     static func asn1Time(_ date: Date) -> String {
-        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        let year = Int(parts.tm_year) + 1900
-        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        let yearText = year < 2050 ? two(Int32(year % 100)) : String(year)
-        return yearText + two(parts.tm_mon + 1) + two(parts.tm_mday) + two(parts.tm_hour) + two(parts.tm_min) + two(parts.tm_sec) + "Z"
+        let parts = utc.dateComponents([.year, .month, .day, .hour, .minute, .second],
+                                       from: Date(timeIntervalSince1970: date.timeIntervalSince1970.rounded(.down)))
+        func two(_ value: Int?) -> String { let value = value ?? 0; return value < 10 ? "0\(value)" : "\(value)" }
+        let year = parts.year ?? 1970
+        let yearText = year < 2050 ? two(year % 100) : String(year)
+        return yearText + two(parts.month) + two(parts.day) + two(parts.hour) + two(parts.minute) + two(parts.second) + "Z"
     }
+
+    private static let utc: Calendar = {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        return calendar
+    }()
 }

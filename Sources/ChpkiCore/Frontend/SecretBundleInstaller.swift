@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Lays a checked secret bundle out under a root: missing directories first, then each file
 /// atomically, `bootstrapped` last (the layout's order). Modes and owners come from the layout's

@@ -1,0 +1,38 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The controlling terminal, for the one thing chpki asks interactively: a passphrase, never echoed.
+enum Terminal {
+    static func readSecret(prompt: String, variable: String = PassphraseSource.environmentVariable) throws -> [UInt8] {
+        let descriptor = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            throw ChpkiError.input(file: nil, field: "passphrase",
+                "no passphrase given and no terminal to ask on: use --passphrase-file FILE or \(variable)\(variable == PassphraseSource.environmentVariable ? " (or --no-passphrase for init-ca)" : "")")
+        }
+        defer { close(descriptor) }
+        var original = termios()
+        guard tcgetattr(descriptor, &original) == 0 else { throw POSIXFailure.last("cannot read terminal settings") }
+        var silent = original
+        silent.c_lflag &= ~tcflag_t(ECHO)
+        silent.c_lflag |= tcflag_t(ICANON)
+        _ = prompt.withCString { write(descriptor, $0, strlen($0)) }
+        var bytes: [UInt8] = []
+        // A Ctrl-C while echo is off restores the terminal before the process exits.
+        try PromptSignalGuard.during(descriptor: descriptor, original: original) {
+            guard tcsetattr(descriptor, TCSAFLUSH, &silent) == 0 else { throw POSIXFailure.last("cannot turn off echo") }
+            defer {
+                tcsetattr(descriptor, TCSAFLUSH, &original)
+                _ = write(descriptor, "\n", 1)
+            }
+            var byte: UInt8 = 0
+            while read(descriptor, &byte, 1) == 1, byte != UInt8(ascii: "\n") {
+                bytes.append(byte)
+            }
+            byte = 0
+        }
+        if bytes.last == UInt8(ascii: "\r") { bytes.removeLast() }
+        return bytes
+    }
+}
