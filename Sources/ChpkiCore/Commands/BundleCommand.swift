@@ -46,7 +46,10 @@ public enum BundleCommand {
             templates: templates, flavor: options.flavor)
         let fingerprint = authority.root.fingerprintSHA256
         var bundles: [HostBundle] = []
+        let progress = reporter.progress(total: hosts.count, label: "laying out hosts")
+        defer { progress.finish() }
         for host in hosts {
+            defer { progress.advance() }
             let hostServices = services.filter { inventory.hosts(of: $0).contains { $0.name == host.name } }
             let files = try BundleLayout.files(for: host, services: hostServices, minicluster: minicluster, context: context)
             bundles.append(HostBundle(host: host.name, services: hostServices.map(\.name) + (minicluster ? [BundleLayout.minicluster] : []),

@@ -129,8 +129,8 @@ public enum IssueCommand {
             try PassphraseSource(file: passphraseFile, environment: settings.environment).existingPassphrase(purpose: "the CA key")
         }
         reporter.detail("opened the CA key: \(clock.lap())")
-        if work.count >= 50 { reporter.progress("signing \(work.count) certificates") }
-        let issued = try BatchIssuer.issue(work, authority: authority, signer: signer, now: now) { phase in
+        let progress = reporter.progress(total: work.count, label: "signing certificates")
+        let issued = try BatchIssuer.issue(work, authority: authority, signer: signer, now: now, progress: progress) { phase in
             reporter.detail("\(phase): \(clock.lap())")
         }
         try authority.writeIndex(now: now)

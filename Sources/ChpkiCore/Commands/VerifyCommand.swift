@@ -28,7 +28,7 @@ public enum VerifyCommand {
             }
         }
         try reporter.emit(Report(checked: checked, violations: violations))
-        if !reporter.json { for violation in violations { print(violation) } }
+        for violation in violations { reporter.line(violation) }
         guard violations.isEmpty else {
             throw ChpkiError(.checkFailed, "\(violations.count) violation(s) in \(checked.count) \(bundle == nil ? "certificates" : "host trees")")
         }

@@ -11,6 +11,7 @@ public enum BatchIssuer {
 
     public static func issue(_ items: [IssuancePlan.Item], authority: CertificateAuthority, signer: Signer, now: Date,
                              workers: Int = ProcessInfo.processInfo.activeProcessorCount,
+                             progress: ProgressTicker? = nil,
                              phaseDone: (String) -> Void = { _ in }) throws -> [Issued] {
         guard !items.isEmpty else { return [] }
         let issuer = authority.issuingCertificate
@@ -28,9 +29,11 @@ public enum BatchIssuer {
             while index < items.count, !slots.failed {
                 slots.set(index, Result { try sign(items[index], worker: worker, issuerNotAfter: issuer.notAfter,
                                                    issuerSerial: issuerSerial, now: now) })
+                progress?.advance()
                 index += workerCount
             }
         }
+        progress?.finish()
         let records = try slots.values()
         phaseDone("signed \(items.count) certificates on \(workerCount) threads")
         try authority.database.change { db in
