@@ -1,8 +1,7 @@
 import ArgumentParser
 
-/// The command tree as the operator types it: which command a command line names, the closest
-/// subcommand to a mistyped one, and help that shows a default subcommand's options on its parent
-/// (`chpki help issue` is the help of `chpki issue`, which runs `issue all`).
+/// The command tree as the operator types it: which command a command line names, and the closest
+/// subcommand to a mistyped one.
 enum CommandLookup {
     static func name(of command: ParsableCommand.Type) -> String {
         command.configuration.commandName ?? command._commandName
@@ -63,35 +62,5 @@ enum CommandLookup {
             }
         }
         return rows[a.count][b.count]
-    }
-
-    /// The help of a command with a default subcommand, showing that subcommand's usage and options
-    /// as the parent's own (they are what `chpki issue ...` accepts); nil for any other command.
-    static func helpWithDefaultSubcommand(_ arguments: [String], columns: Int? = nil) -> String? {
-        let (command, path, _) = resolve(arguments)
-        guard let defaultCommand = command.configuration.defaultSubcommand else { return nil }
-        let parent = Chpki.helpMessage(for: command, columns: columns)
-        let child = Chpki.helpMessage(for: defaultCommand, columns: columns)
-        let invoked = path.joined(separator: " ")
-        let defaultName = "\(invoked) \(name(of: defaultCommand))"
-        guard let usage = section("USAGE:", in: child), let options = section("OPTIONS:", in: child),
-              let parentUsage = section("USAGE:", in: parent), let parentOptions = section("OPTIONS:", in: parent) else { return nil }
-        let ownUsage = usage.replacingOccurrences(of: defaultName + " ", with: invoked + " ")
-            .replacingOccurrences(of: defaultName + "\n", with: invoked + "\n")
-        let subcommandUsage = parentUsage.replacingOccurrences(of: "USAGE:", with: "      ")
-        return parent
-            .replacingOccurrences(of: parentOptions,
-                                  with: options.replacingOccurrences(of: "OPTIONS:", with: "OPTIONS (of '\(invoked)', which runs '\(defaultName)'):"))
-            .replacingOccurrences(of: parentUsage, with: ownUsage + "\n" + subcommandUsage)
-    }
-
-    /// A help section: its header line through the line before the next blank line.
-    static func section(_ header: String, in help: String) -> String? {
-        guard let start = help.range(of: header) else { return nil }
-        let rest = help[start.lowerBound...]
-        let end = rest.range(of: "\n\n")?.lowerBound ?? rest.endIndex
-        var text = String(rest[..<end])
-        while text.hasSuffix("\n") { text.removeLast() }
-        return text
     }
 }

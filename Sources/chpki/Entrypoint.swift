@@ -36,12 +36,7 @@ enum Entrypoint {
     static func finish(_ error: Error, arguments: [String]) -> Never {
         let code = Chpki.exitCode(for: error)
         if code == .success {
-            let message = Chpki.fullMessage(for: error)
-            if message.contains("SUBCOMMANDS:"), let withDefault = CommandLookup.helpWithDefaultSubcommand(arguments) {
-                print(withDefault)
-            } else {
-                print(message)
-            }
+            print(Chpki.fullMessage(for: error))
             exit(0)
         }
         if error is ExitCode { exit(code.rawValue) }

@@ -14,7 +14,7 @@ enum NextStep {
         switch command {
         case is InitCA:
             return ["chpki issue\(carried(command))    (signs every certificate cluster.yml implies; --dry-run shows the plan)"]
-        case let issue as IssueInventory:
+        case let issue as Issue:
             if issue.dryRun { return ["chpki issue\(carried(command))    (without --dry-run, to sign what the plan shows)"] }
             return ["chpki bundle --out bundles --tar\(carried(command, passphrase: false))    (one tree and HOST.tar.gz per host)"]
         case let oneOff as OneOffIssue:
@@ -73,7 +73,7 @@ enum NextStep {
     static func passphraseFile(_ command: ParsableCommand) -> String? {
         switch command {
         case let initCA as InitCA: return initCA.passphraseFile
-        case let issue as IssueInventory: return issue.key.passphraseFile
+        case let issue as Issue: return issue.key.passphraseFile
         case let rotate as RotateCA: return rotate.key.passphraseFile
         default: return nil
         }
@@ -81,7 +81,7 @@ enum NextStep {
 }
 
 extension InitCA: TakesGlobalOptions {}
-extension IssueInventory: TakesGlobalOptions {}
+extension Issue: TakesGlobalOptions {}
 extension IssueServer: TakesGlobalOptions {}
 extension IssueClient: TakesGlobalOptions {}
 extension IssueAdmin: TakesGlobalOptions {}
