@@ -55,7 +55,11 @@ for entry in entries {
 source += "    ]\n}\n"
 
 do {
-    try Data(source.utf8).write(to: URL(fileURLWithPath: output), options: .atomic)
+    // Rewritten only when it changes: SwiftPM relinks plugin tools when one build asks for another
+    // product, which reruns this command; an untouched output keeps ChpkiCore from recompiling.
+    if FileManager.default.contents(atPath: output) != Data(source.utf8) {
+        try Data(source.utf8).write(to: URL(fileURLWithPath: output), options: .atomic)
+    }
 } catch {
     fail("\(output): \(error)")
 }
