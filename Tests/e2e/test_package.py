@@ -121,8 +121,8 @@ def test_bash_completion_completes_issue_dry_run(root):
         COMP_WORDS=(chpki issue --dr); COMP_CWORD=2; COMP_LINE='chpki issue --dr'; COMP_POINT=${{#COMP_LINE}}
         _chpki chpki --dr issue
         printf 'reply:%s\\n' "${{COMPREPLY[@]}}"
-        COMP_WORDS=(chpki isu); COMP_CWORD=1; COMP_LINE='chpki isu'; COMP_POINT=${{#COMP_LINE}}; COMPREPLY=()
-        _chpki chpki isu chpki
+        COMP_WORDS=(chpki templates ''); COMP_CWORD=2; COMP_LINE='chpki templates '; COMP_POINT=${{#COMP_LINE}}; COMPREPLY=()
+        _chpki chpki '' templates
         printf 'reply:%s\\n' "${{COMPREPLY[@]}}"
     """
     res = subprocess.run(["bash", "--norc", "--noprofile", "-c", script], capture_output=True, text=True,
@@ -131,7 +131,7 @@ def test_bash_completion_completes_issue_dry_run(root):
     assert "complete -o filenames -F _chpki chpki" in res.stdout
     replies = [line[len("reply:"):] for line in res.stdout.splitlines() if line.startswith("reply:")]
     assert "--dry-run" in replies, res.stdout
-    assert "issue" in replies, res.stdout
+    assert "list" in replies and "show" in replies, res.stdout
 
 
 def test_systemd_units_verify_with_installed_paths(root, tmp_path):
