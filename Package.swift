@@ -1,9 +1,9 @@
 // swift-tools-version:6.1
 import PackageDescription
 
+// Linux only (Debian 12 and kin): chpki uses Glibc, prctl, /proc and flock; no other platform is claimed.
 let package = Package(
     name: "chpki",
-    platforms: [.macOS(.v13)],
     products: [
         .executable(name: "chpki", targets: ["chpki"]),
         .library(name: "ChpkiCore", targets: ["ChpkiCore"]),
@@ -27,10 +27,13 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // prctl(2) and the passphrase prompt's signal handler: what Swift cannot call or write safely.
+        .systemLibrary(name: "CChpkiPOSIX"),
         .target(
             name: "ChpkiCore",
             dependencies: [
                 "CChpkiOpenSSL",
+                "CChpkiPOSIX",
                 "CChpkiZlib",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "GRDB", package: "GRDB.swift"),

@@ -24,6 +24,8 @@
 #include <openssl/x509v3.h>
 #include <openssl/core_names.h>
 #include <openssl/decoder.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
 
 /* Composite macro constants Swift cannot import. */
 static const unsigned long CHPKI_XN_FLAG_RFC2253 = XN_FLAG_RFC2253;
@@ -78,5 +80,28 @@ static inline int chpki_pem_password_cb(char *buf, int size, int rwflag, void *u
     return (int)len;
 }
 static inline pem_password_cb *chpki_pem_password_callback(void) { return chpki_pem_password_cb; }
+
+/* scrypt through EVP_KDF: the OSSL_PARAM array keeps pointers to its keys and values, which Swift
+ * cannot keep alive across calls, so the array is built here on the C stack. */
+static inline int chpki_scrypt(const unsigned char *pass, size_t pass_len, const unsigned char *salt, size_t salt_len,
+                               uint64_t n, uint32_t r, uint32_t p, uint64_t maxmem, unsigned char *out, size_t out_len) {
+    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "SCRYPT", NULL);
+    if (kdf == NULL) return 0;
+    EVP_KDF_CTX *ctx = EVP_KDF_CTX_new(kdf);
+    EVP_KDF_free(kdf);
+    if (ctx == NULL) return 0;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PASSWORD, (void *)pass, pass_len),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, salt_len),
+        OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_N, &n),
+        OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_R, &r),
+        OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_P, &p),
+        OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_MAXMEM, &maxmem),
+        OSSL_PARAM_construct_end(),
+    };
+    int result = EVP_KDF_derive(ctx, out, out_len, params);
+    EVP_KDF_CTX_free(ctx);
+    return result;
+}
 
 #endif

@@ -15,6 +15,7 @@ struct Bundle: ParsableCommand {
     )
 
     @OptionGroup var global: GlobalOptions
+    @OptionGroup var key: CAKeyOptions
 
     @Argument(help: ArgumentHelp("Services to lay out (default: all in the inventory; minicluster adds its layout).", valueName: "service"))
     var services: [String] = []
@@ -34,6 +35,7 @@ struct Bundle: ParsableCommand {
         options.tar = tar
         options.flavor = flavor
         options.templates = templates
+        options.passphraseFile = key.passphraseFile
         try BundleCommand.run(options, settings: global.settings, reporter: global.makeReporter())
     }
 }

@@ -75,8 +75,9 @@ struct InstallFrontend: ParsableCommand {
             Decrypts an encrypted bundle (passphrase from --passphrase-file, else CHPKI_BUNDLE_PASSPHRASE, \
             else a prompt), verifies every MANIFEST.json checksum, checks the files as bundle-frontend \
             does, then under ROOT creates missing directories (e.g. /var/opt/cinc-project/upgrades) and \
-            writes each file atomically with its mode and, when run as root, its owner and group; \
-            bootstrapped is written last. An existing file with other content is refused unless --force, \
+            writes each file atomically with the mode of SPEC §5's table, root:root when run as root \
+            (a manifest asking for another mode, setuid/setgid, group/other write, another owner or an \
+            unknown path is refused); no symlink under ROOT is followed; bootstrapped is written last. An existing file with other content is refused unless --force, \
             which keeps the old file beside it as NAME.chpki-backup-<UTC time>. --dry-run prints what \
             would change and writes nothing. A truncated or altered bundle, or a wrong passphrase: exit 2, \
             nothing written. Then run 'cinc-server-ctl reconfigure' (or chef-server-ctl).
@@ -87,10 +88,19 @@ struct InstallFrontend: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Argument(help: ArgumentHelp("The bundle written by bundle-frontend (tar.gz or CMS).", valueName: "file"))
+    @OptionGroup var install: SecretBundleInstallArguments
+
+    func run() throws {
+        try InstallFrontendCommand.run(install.options, settings: global.settings, reporter: global.makeReporter())
+    }
+}
+
+/// The arguments every install command takes (install-frontend, install-backend).
+struct SecretBundleInstallArguments: ParsableArguments {
+    @Argument(help: ArgumentHelp("The bundle (tar.gz or CMS) written by bundle-frontend or bundle-backend.", valueName: "file"))
     var file: String
 
-    @Option(help: ArgumentHelp("The new frontend's filesystem root.", valueName: "root"))
+    @Option(help: ArgumentHelp("The new host's filesystem root.", valueName: "root"))
     var root = "/"
 
     @Flag(name: .customLong("dry-run"), help: "Print what would change; write nothing.")
@@ -102,12 +112,12 @@ struct InstallFrontend: ParsableCommand {
     @Option(name: .customLong("passphrase-file"), help: ArgumentHelp("Passphrase of an encrypted bundle, first line of this file.", valueName: "file"))
     var passphraseFile: String?
 
-    func run() throws {
-        var options = InstallFrontendCommand.Options(file: file)
+    var options: SecretBundleInstallOptions {
+        var options = SecretBundleInstallOptions(file: file)
         options.root = root
         options.dryRun = dryRun
         options.force = force
         options.passphraseFile = passphraseFile
-        try InstallFrontendCommand.run(options, settings: global.settings, reporter: global.makeReporter())
+        return options
     }
 }

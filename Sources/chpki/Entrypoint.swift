@@ -7,6 +7,8 @@ import Foundation
 @main
 enum Entrypoint {
     static func main() {
+        // Before anything can hold a secret: no core dumps, not ptrace-able, /proc/PID/mem root-only.
+        ProcessHygiene.disableCoreDumps()
         // Everything chpki creates is private unless a bundle asks for another mode explicitly.
         umask(0o077)
         let arguments = Array(CommandLine.arguments.dropFirst())

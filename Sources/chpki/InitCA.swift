@@ -12,7 +12,9 @@ struct InitCA: ParsableCommand {
             domain, host short names, IP networks (/24, /64) and loopback (--name-constraints none to skip).
 
             The passphrase comes from --passphrase-file, else CHPKI_CA_PASSPHRASE, else a prompt without \
-            echo; it must be at least 8 characters. It is never accepted on the command line.
+            echo; it must be at least 8 characters. It is never accepted on the command line. It also \
+            seals every leaf key stored in ca.db (AES-256-GCM under a scrypt-wrapped data key); with \
+            --no-passphrase the leaf keys are stored in clear too.
 
             Example: chpki init-ca --subject "CN=Cinc Root CA,O=MyCompany,C=US" --passphrase-file ~/.chpki-pass
             """

@@ -16,12 +16,12 @@ enum NextStep {
             return ["chpki issue\(carried(command))    (signs every certificate cluster.yml implies; --dry-run shows the plan)"]
         case let issue as Issue:
             if issue.dryRun { return ["chpki issue\(carried(command))    (without --dry-run, to sign what the plan shows)"] }
-            return ["chpki bundle --out bundles --tar\(carried(command, passphrase: false))    (one tree and HOST.tar.gz per host)"]
+            return ["chpki bundle --out bundles --tar\(carried(command))    (one tree and HOST.tar.gz per host)"]
         case let oneOff as OneOffIssue:
             if let out = oneOff.output.out { return ["copy the .crt and .key in \(out) to the host (the key is 0600: keep it so)"] }
             return ["chpki list\(carried(command, passphrase: false))    (the certificate and key are in ca.db; --out DIR writes them as files)"]
         case is Renew:
-            return ["chpki bundle --out bundles --tar\(carried(command, passphrase: false)), then install each host's archive",
+            return ["chpki bundle --out bundles --tar\(carried(command)), then install each host's archive",
                     "(chpki-rotate does both and reloads only the services whose files changed)"]
         case let bundle as Bundle:
             let archive = bundle.tar ? "\(bundle.out)/HOST.tar.gz" : nil
@@ -36,7 +36,7 @@ enum NextStep {
             return ["copy \(caDirectory(command))/crl.pem to every service that checks revocation, before its nextUpdate"]
         case let rotate as RotateCA:
             if rotate.finish {
-                return ["chpki bundle --out bundles --tar\(carried(command, passphrase: false)) and install: trust files drop the old root"]
+                return ["chpki bundle --out bundles --tar\(carried(command)) and install: trust files drop the old root"]
             }
             return ["chpki issue\(carried(command))    (re-issues every leaf under the new root)",
                     "then chpki bundle --out bundles --tar, install on every host, and chpki rotate-ca --finish"]
@@ -44,8 +44,14 @@ enum NextStep {
             guard frontend.compare.isEmpty, let out = frontend.out else { return [] }
             return ["copy \(out) to the new frontend and run there: chpki install-frontend \(Path.name(of: out)) --root /"]
         case let install as InstallFrontend:
-            return install.dryRun ? ["chpki install-frontend \(install.file) (without --dry-run) to write the files"]
-                                  : ["cinc-server-ctl reconfigure (chef-server-ctl reconfigure for a Chef frontend)"]
+            return install.install.dryRun ? ["chpki install-frontend \(install.install.file) (without --dry-run) to write the files"]
+                                          : ["cinc-server-ctl reconfigure (chef-server-ctl reconfigure for a Chef frontend)"]
+        case let backend as BundleBackend:
+            guard let out = backend.out else { return [] }
+            return ["copy \(out) to the joining backend and run there: chpki install-backend \(Path.name(of: out)) --root /"]
+        case let install as InstallBackend:
+            return install.install.dryRun ? ["chpki install-backend \(install.install.file) (without --dry-run) to write the file"]
+                                          : ["chef-backend-ctl join-cluster LEADER_IP (reference 001, Step 3)"]
         default:
             return []
         }
@@ -71,14 +77,20 @@ enum NextStep {
     }
 
     static func passphraseFile(_ command: ParsableCommand) -> String? {
-        switch command {
-        case let initCA as InitCA: return initCA.passphraseFile
-        case let issue as Issue: return issue.key.passphraseFile
-        case let rotate as RotateCA: return rotate.key.passphraseFile
-        default: return nil
-        }
+        if let initCA = command as? InitCA { return initCA.passphraseFile }
+        return (command as? OpensCAKey)?.key.passphraseFile
     }
 }
+
+/// The commands that take the CA passphrase option, so a next step can carry it.
+protocol OpensCAKey {
+    var key: CAKeyOptions { get }
+}
+
+extension Issue: OpensCAKey {}
+extension Bundle: OpensCAKey {}
+extension Renew: OpensCAKey {}
+extension RotateCA: OpensCAKey {}
 
 extension InitCA: TakesGlobalOptions {}
 extension Issue: TakesGlobalOptions {}
@@ -97,6 +109,8 @@ extension RotateCA: TakesGlobalOptions {}
 extension Inspect: TakesGlobalOptions {}
 extension BundleFrontend: TakesGlobalOptions {}
 extension InstallFrontend: TakesGlobalOptions {}
+extension BundleBackend: TakesGlobalOptions {}
+extension InstallBackend: TakesGlobalOptions {}
 extension TemplatesList: TakesGlobalOptions {}
 extension TemplatesShow: TakesGlobalOptions {}
 extension Demo: TakesGlobalOptions {}

@@ -14,10 +14,11 @@ struct Verify: ParsableCommand {
     )
 
     @OptionGroup var global: GlobalOptions
+    @OptionGroup var key: CAKeyOptions
 
     @Option(help: ArgumentHelp("A bundle output directory, or one host tree.", valueName: "dir")) var bundle: String?
 
     func run() throws {
-        try VerifyCommand.run(bundle: bundle, settings: global.settings, reporter: global.makeReporter())
+        try VerifyCommand.run(bundle: bundle, passphraseFile: key.passphraseFile, settings: global.settings, reporter: global.makeReporter())
     }
 }

@@ -82,6 +82,56 @@ struct VeilTests {
         #expect(veilPlain.credentials == Self.groups)
     }
 
+    @Test("unknown veil versions and shapes are refused, naming the field", arguments: [
+        (#"{"veil":{"type":"Veil::CredentialCollection::ChefSecretsFile","version":9,"credentials":"AAAA"}}"#, "veil.version"),
+        (#"{"veil":{"type":"Veil::CredentialCollection::ChefSecretsFile","version":true,"credentials":{}}}"#, "veil.version"),
+        (#"{"veil":{"type":"Veil::CredentialCollection::ChefSecretsFile","version":"2","credentials":"AAAA"}}"#, "veil.version"),
+        (#"{"veil":{"type":"Veil::CredentialCollection::ChefSecretsFile","version":2.5,"credentials":"AAAA"}}"#, "veil.version"),
+        (#"{"veil":{"type":"Veil::CredentialCollection::ChefSecretsFile","credentials":"AAAA"}}"#, "veil.version"),
+        (#"{"veil":{"type":"Veil::CredentialCollection::ChefSecretsFile","version":2,"credentials":{}}}"#, "veil.credentials"),
+        (#"{"veil":{"type":"Other","version":2}}"#, "veil.type"),
+    ])
+    func unknownVersions(text: String, field: String) {
+        do {
+            _ = try VeilSecrets.parse(Data(text.utf8))
+            Issue.record("accepted \(text)")
+        } catch let failure as VeilSecrets.Failure {
+            #expect(failure.field == field, "\(failure)")
+        } catch {
+            Issue.record("\(error)")
+        }
+    }
+
+    @Test("the credentials a consumer needs: missing group, missing or empty name, wrong type")
+    func requiredCredentials() throws {
+        let required = FrontendValidation.requiredCredentials
+        let vail = try VeilSecrets.parse(Data(#"{"vail":{"version":2}}"#.utf8))
+        #expect(vail.missing(required, purpose: "p")?.contains("no chef-server group") == true)
+        let partial = try VeilSecrets.parse(Data(#"{"chef-server":{"superuser_key":"k","webui_key":""}}"#.utf8))
+        #expect(partial.missing(required, purpose: "p") == "chef-server.webui_key, chef-server.webui_pub_key missing or empty: p")
+        let typed = try VeilSecrets.parse(Data(#"{"chef-server":{"superuser_key":1,"webui_key":"a","webui_pub_key":"b"}}"#.utf8))
+        #expect(typed.missing(required, purpose: "p") == "chef-server.superuser_key: not a string")
+        let backend = try VeilSecrets.parse(Data(#"{"postgresql":{"db_superuser_password":"a","replication_password":"b"},"etcd":{"initial_cluster_token":"c"},"elasticsearch":{"cluster_name":"d"}}"#.utf8))
+        #expect(backend.missing(BackendSecretsBundle.requiredCredentials, purpose: "p") == nil)
+    }
+
+    @Test("the table refuses setuid, writable, other modes and foreign owners; accepts itself")
+    func layoutDisagreement() {
+        let layout = FrontendFlavor.cinc.layout
+        let shell = "etc/cinc-project/private-chef.sh"
+        #expect(layout.disagreement(path: shell, mode: 0o644, owner: "root", group: "root", isDirectory: false) == nil)
+        #expect(layout.disagreement(path: shell, mode: 0o644, owner: "opscode", group: "opscode", isDirectory: false) == nil)
+        #expect(layout.disagreement(path: shell, mode: 0o4755, owner: "root", group: "root", isDirectory: false)?.contains("setuid") == true)
+        #expect(layout.disagreement(path: shell, mode: 0o664, owner: "root", group: "root", isDirectory: false)?.contains("write") == true)
+        #expect(layout.disagreement(path: shell, mode: 0o600, owner: "root", group: "root", isDirectory: false)?.contains("0644") == true)
+        #expect(layout.disagreement(path: shell, mode: 0o644, owner: "nobody", group: "root", isDirectory: false)?.contains("nobody") == true)
+        #expect(layout.disagreement(path: "etc/passwd", mode: 0o644, owner: "root", group: "root", isDirectory: false)?.contains("not a file") == true)
+        #expect(layout.disagreement(path: "etc/cinc-project", mode: 0o777, owner: "root", group: "root", isDirectory: true)?.contains("write") == true)
+        for file in FrontendFlavor.chef.files {
+            #expect(FrontendFlavor.chef.layout.disagreement(path: file.path, mode: file.mode, owner: "root", group: "root", isDirectory: false) == nil)
+        }
+    }
+
     @Test("a file that does not decrypt is named by field, never by value")
     func failures() throws {
         let key = try randomBytes(32), iv = try randomBytes(16)
@@ -184,7 +234,7 @@ struct FrontendBundleTests {
         ]
         var files: [FrontendFile.Role: FrontendFileData] = [:]
         for file in flavor.files {
-            files[file.role] = FrontendFileData(path: file.path, data: contents[file.role]!, mode: 0o644 & ~file.forbiddenModeBits,
+            files[file.role] = FrontendFileData(path: file.path, data: contents[file.role]!, mode: file.mode,
                                                 owner: "root", group: "root", modified: Date(timeIntervalSince1970: 1_800_000_000))
         }
         let validation = FrontendValidation.validate(flavor: flavor, files: files, absent: []) { $0.path }
@@ -198,7 +248,7 @@ struct FrontendBundleTests {
     @Test("archive -> reader gives back every file, and refuses an altered member")
     func roundTrip() throws {
         let bundle = try Self.bundle()
-        let archive = try bundle.archive()
+        let archive = try bundle.archive(source: "A")
         let opened = try FrontendBundleReader.open(archive, file: "b.tgz") { Issue.record("asked for a passphrase"); throw ChpkiError(.refused, "no") }
         #expect(opened.bundle.files == bundle.files)
         #expect(opened.manifest.migrationLevel == "1.52")
@@ -215,5 +265,53 @@ struct FrontendBundleTests {
         let reopened = try FrontendBundleReader.open(sealed, file: "b.cms") { passphrase }
         #expect(reopened.encrypted)
         #expect(reopened.bundle.files == bundle.files)
+    }
+}
+
+@Suite("rooted directory: nothing followed, nothing outside")
+struct RootedDirectoryTests {
+    static func scratch() throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("chpki-rooted-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: path + "/root/etc", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: path + "/outside", withIntermediateDirectories: true)
+        return path
+    }
+
+    @Test("a symlinked parent, absolute or relative, is refused; a final symlink is reported, not followed")
+    func symlinks() throws {
+        let base = try Self.scratch()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        try FileManager.default.createSymbolicLink(atPath: base + "/root/var", withDestinationPath: "../outside")
+        try FileManager.default.createSymbolicLink(atPath: base + "/root/etc/link", withDestinationPath: base + "/outside")
+        try FileManager.default.createSymbolicLink(atPath: base + "/root/etc/file", withDestinationPath: "../../outside/x")
+        let root = try RootedDirectory(base + "/root")
+        for path in ["var/opt/x", "etc/link/x"] {
+            #expect(throws: RootedDirectory.Refusal.self) { _ = try root.entry(path) }
+            #expect(throws: RootedDirectory.Refusal.self) { try root.writeFile(path, data: Data("x".utf8), mode: 0o600, owner: nil, group: nil) }
+        }
+        #expect(try root.entry("etc/file") == .special(.symlink))
+        #expect(throws: RootedDirectory.Refusal.self) { _ = try root.read("etc/file", limit: 100) }
+        #expect(throws: (any Error).self) { try root.writeFile("etc/file/../x", data: Data(), mode: 0o600, owner: nil, group: nil) }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: base + "/outside").isEmpty)
+        #expect(try root.entry("etc/missing/deeper") == .missing)
+    }
+
+    @Test("files and directories get exactly the mode asked, whatever the umask; the old file can be kept")
+    func writes() throws {
+        let base = try Self.scratch()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let root = try RootedDirectory(base + "/root")
+        try root.makeDirectory("etc/cinc-project", mode: 0o755, owner: nil, group: nil)
+        try root.writeFile("etc/cinc-project/a", data: Data("one".utf8), mode: 0o640, owner: nil, group: nil)
+        guard case let .regular(status) = try root.entry("etc/cinc-project/a") else { Issue.record("not written"); return }
+        #expect(status.mode == 0o640)
+        guard case let .directory(directory) = try root.entry("etc/cinc-project") else { Issue.record("no directory"); return }
+        #expect(directory.mode == 0o755)
+        try root.writeFile("etc/cinc-project/a", data: Data("two".utf8), mode: 0o600, owner: nil, group: nil, backupName: "a.old")
+        #expect(try root.read("etc/cinc-project/a", limit: 10) == Data("two".utf8))
+        #expect(try root.read("etc/cinc-project/a.old", limit: 10) == Data("one".utf8))
+        #expect(throws: RootedDirectory.Refusal.self) { _ = try root.read("etc/cinc-project/a", limit: 2) }
+        let names = try FileManager.default.contentsOfDirectory(atPath: base + "/root/etc/cinc-project").sorted()
+        #expect(names == ["a", "a.old"], "no temporary file left behind")
     }
 }

@@ -15,9 +15,9 @@ struct ModelTests {
     }
 
     @Test("malformed subjects are refused naming the option", arguments: [
-        ("", "empty"), ("CN", "not TYPE=value"), ("XX=foo,CN=a", "unknown attribute 'XX'"), ("CN=a,C=USA", "two-letter"),
+        ("", "empty"), ("CN", "not TYPE=value"), ("XX=foo,CN=a", "unknown attribute 'XX'"), ("CN=a,C=USA", "expected two letters"),
         ("CN=a,,O=b", "empty RDN"), ("CN=,O=b", "empty value"), ("O=b", "needs a CN"), ("CN=a+OU=b", "multi-valued"),
-        ("CN=a\\", "lone backslash"), ("CN=" + String(repeating: "x", count: 65), "longer than 64"),
+        ("CN=a\\", "lone backslash"), ("CN=" + String(repeating: "x", count: 65), "at most 64 are allowed"),
     ])
     func badSubjects(text: String, reason: String) {
         do {
@@ -105,5 +105,38 @@ struct NameConstraintsCheckTests {
         #expect(check.isPermitted(.ip([UInt8](repeating: 0, count: 15) + [1])))
         #expect(!check.isPermitted(.ip([0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 12))))
         #expect(check.firstViolation([.dns("a.example.com"), .ip([192, 168, 1, 1])]) == .ip([192, 168, 1, 1]))
+    }
+}
+
+/// Each naming rule exists once: every reader that takes the value gives the same answer.
+@Suite("One rule per value")
+struct SharedRuleTests {
+    @Test("a service name is refused alike by the inventory and by issue server", arguments: ["abc-", "-abc", "Abc", "a_b", "", String(repeating: "a", count: 64)])
+    func serviceNames(name: String) throws {
+        #expect(ServiceName.problem(with: name) != nil)
+        #expect(throws: ChpkiError.self) { try OneOffProfiles.checkServiceName(name) }
+        let yaml = """
+            domain: example.com
+            hosts:
+              - {name: a.example.com, ips: [10.0.0.1], groups: [g]}
+            services:
+              "\(name)": {hosts: g}
+            """
+        #expect(throws: ChpkiError.self) { try Inventory.parse(yaml: yaml, path: "cluster.yml") }
+    }
+
+    @Test("a DN attribute is refused alike by the inventory subject and by --subject", arguments: [
+        ("O", "\\ Acme"), ("O", "Acme\\ "), ("C", "USA"), ("OU", String(repeating: "x", count: 65)),
+    ])
+    func attributes(type: String, escaped: String) throws {
+        #expect(throws: ChpkiError.self) { try DistinguishedName(parsing: "CN=root,\(type)=\(escaped)", field: "--subject") }
+        let value = escaped.replacingOccurrences(of: "\\", with: "")
+        #expect(DNAttributeValue.problem(type: type, value: value) != nil)
+    }
+
+    @Test("one text form of an address", arguments: ["::1.2.3.4", "2001:db8::1", "10.0.0.1", "::ffff:10.0.0.1", "2001:db8:0:1:0:0:0:1"])
+    func addresses(text: String) throws {
+        let address = try #require(IPAddress(text))
+        #expect(GeneralName.ip(address.bytes).description == "IP:\(address.description)")
     }
 }

@@ -58,7 +58,7 @@ def paths(flavor: str = "cinc") -> dict[str, str]:
     }
 
 
-# The modes of a bootstrapped frontend (SPEC §5).
+# The modes of a bootstrapped frontend: SPEC §5's table, which install-frontend writes.
 MODES = {
     "rb": 0o640,
     "dark_launch": 0o644,
@@ -68,7 +68,7 @@ MODES = {
     "secrets": 0o600,
     "webui_priv": 0o600,
     "webui_pub": 0o644,
-    "bootstrapped": 0o644,
+    "bootstrapped": 0o600,
     "migration_level": 0o644,
 }
 

@@ -429,10 +429,14 @@ def check_valid_ca(ca_dir: Path, passphrase: str | None, tmp: Path, intermediate
         r = openssl("pkey", "-in", ca_dir / "root.key", "-passin", f"file:{pf}", "-noout")
         assert r.returncode == 0, describe(r)
     assert sqlite_journal_mode(ca_dir / "ca.db", tmp / "dbcopy") == "wal"
-    assert (ca_dir / "index.txt").read_bytes() == b""
+    index = [row["serial"] for row in parse_index((ca_dir / "index.txt").read_text())]
     issuer = root
+    if not intermediate:
+        assert index == [], index
     if intermediate:
         issuer = load_cert(ca_dir / "intermediate.pem")
+        # index.txt lists what the CA signed: the intermediate (not the self-signed root)
+        assert index == [format(issuer.serial_number, "X").rjust(36, "0")], index
         r = openssl("verify", "-CAfile", root_pem, ca_dir / "intermediate.pem")
         assert r.returncode == 0, describe(r)
         ikey = load_key(ca_dir / "intermediate.key", passphrase)
@@ -744,14 +748,51 @@ def db_copy(ca_dir: Path, tmp: Path) -> Path:
     return d / "ca.db"
 
 
-def db_rows(ca_dir: Path, tmp: Path, where: str = "1=1") -> list[dict]:
-    """Rows of the `certificates` table (as dicts), read from a copy of ca.db."""
+def db_rows(ca_dir: Path, tmp: Path, where: str = "1=1", passphrase: str | None = PASSPHRASE) -> list[dict]:
+    """Rows of the `certificates` table (as dicts), read from a copy of ca.db. Sealed leaf keys are
+    opened with `passphrase` (see `unseal_leaf_keys`) into `private_key_pem`, as the first release stored them."""
     con = sqlite3.connect(db_copy(ca_dir, tmp))
     con.row_factory = sqlite3.Row
     try:
-        return [dict(r) for r in con.execute(f"SELECT * FROM certificates WHERE {where} ORDER BY rowid")]
+        rows = [dict(r) for r in con.execute(f"SELECT * FROM certificates WHERE {where} ORDER BY rowid")]
+        wrap = con.execute("SELECT value FROM meta WHERE key = 'leaf_key_wrap'").fetchone()
     finally:
         con.close()
+    if wrap and passphrase is not None and any(r.get("key_sealed") for r in rows):
+        try:
+            data_key = unwrap_data_key(wrap[0], passphrase)
+        except Exception:
+            data_key = None
+        if data_key is not None:
+            for r in rows:
+                if r.get("key_sealed"):
+                    r["private_key_pem"] = unseal(data_key, r["key_sealed"], r["serial"]).decode()
+    return rows
+
+
+# Leaf keys at rest (docs/security.md), re-implemented with hashlib's scrypt and cryptography's
+# AES-GCM: a data key wrapped under scrypt(passphrase), each key sealed under it with its serial as AAD.
+WRAP_AAD = b"chpki leaf-key data key v1"
+KEY_AAD = b"chpki leaf key v1 serial "
+
+
+def unwrap_data_key(wrap_json: str, passphrase: str) -> bytes:
+    import base64
+    import hashlib
+    import json as _json
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    wrap = _json.loads(wrap_json)
+    assert wrap["kdf"] == "scrypt" and wrap["version"] == 1, wrap
+    params = wrap["scrypt"]
+    kek = hashlib.scrypt(passphrase.encode(), salt=base64.b64decode(wrap["salt"]), n=params["n"], r=params["r"],
+                         p=params["p"], maxmem=2**31 - 1, dklen=32)
+    box = base64.b64decode(wrap["wrapped_key"])
+    return AESGCM(kek).decrypt(box[:12], box[12:], WRAP_AAD)
+
+
+def unseal(data_key: bytes, box: bytes, serial_hex: str) -> bytes:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    return AESGCM(data_key).decrypt(box[:12], box[12:], KEY_AAD + bytes.fromhex(serial_hex))
 
 
 def db_integrity(ca_dir: Path, tmp: Path) -> str:

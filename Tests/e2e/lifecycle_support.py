@@ -67,7 +67,7 @@ class CA:
     # -- reading the CA
 
     def rows(self, where: str = "1=1") -> list[dict]:
-        return h.db_rows(self.ca_dir, self._tmp, where)
+        return h.db_rows(self.ca_dir, self._tmp, where, passphrase=PASSPHRASE)
 
     def valid_leaves(self) -> dict[str, dict]:
         """serial -> valid leaf row."""

@@ -58,7 +58,7 @@ def test_templates_show_unknown_name_is_refused(run):
     h.assert_refused(run("templates", "show", "no-such-template"), "no-such-template", "pg_hba.conf")
 
 
-def test_override_directory_replaces_only_the_templates_it_holds(cluster, run, tmp_path):
+def test_override_directory_replaces_only_the_templates_it_holds(cluster, run, tmp_path, passphrase_file):
     override = tmp_path / "site-templates"
     override.mkdir()
     (override / "pg_hba.conf.mustache").write_text("# site pg_hba\nhostssl all all 10.0.0.0/8 cert\n")
@@ -76,8 +76,8 @@ def test_override_directory_replaces_only_the_templates_it_holds(cluster, run, t
     assert res.stdout == (TEMPLATES / "pg_hba.conf.mustache").read_text()
 
     # bundle renders the override for pg_hba.conf, the built-in for everything else.
-    h.assert_ok(run("bundle", "--out", "plain"))
-    h.assert_ok(run("bundle", "--out", "site", "--templates", override))
+    h.assert_ok(run("bundle", "--out", "plain", "--passphrase-file", passphrase_file))
+    h.assert_ok(run("bundle", "--out", "site", "--templates", override, "--passphrase-file", passphrase_file))
     backend = "backend-1.example.com"
     assert (cluster / "site" / backend / "etc/patroni/pg_hba.conf").read_text() == \
         "# site pg_hba\nhostssl all all 10.0.0.0/8 cert\n"
@@ -85,7 +85,7 @@ def test_override_directory_replaces_only_the_templates_it_holds(cluster, run, t
         assert (cluster / "site" / backend / path).read_bytes() == (cluster / "plain" / backend / path).read_bytes(), path
 
 
-def test_flag_beats_environment_and_environment_applies_without_flag(cluster, run, tmp_path):
+def test_flag_beats_environment_and_environment_applies_without_flag(cluster, run, tmp_path, passphrase_file):
     from_env, from_flag = tmp_path / "env", tmp_path / "flag"
     for directory, marker in ((from_env, "env"), (from_flag, "flag")):
         directory.mkdir()
@@ -93,14 +93,13 @@ def test_flag_beats_environment_and_environment_applies_without_flag(cluster, ru
     env = {"CHPKI_TEMPLATES": from_env}
     assert h.assert_ok(run("templates", "show", "pg_ident.conf", env=env)).stdout == "# from env\n"
     assert h.assert_ok(run("templates", "show", "pg_ident.conf", "--templates", from_flag, env=env)).stdout == "# from flag\n"
-    h.assert_ok(run("bundle", "patroni", "--out", "b", env=env))
+    h.assert_ok(run("bundle", "patroni", "--out", "b", "--passphrase-file", passphrase_file, env=env))
     assert (cluster / "b/backend-1.example.com/etc/patroni/pg_ident.conf").read_text() == "# from env\n"
 
 
 def test_system_override_directory_applies_when_present(chpki_bin, tmp_path):
     """/etc/chpki/templates, shown in a private mount namespace so the real /etc is untouched."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root for a mount namespace")
+    assert os.geteuid() == 0, "needs root for a mount namespace"
     created = not Path("/etc/chpki").exists()
     if created:
         os.mkdir("/etc/chpki", 0o755)
@@ -125,11 +124,11 @@ def test_missing_override_directory_is_refused(run, tmp_path):
     h.assert_refused(run("templates", "list", env={"CHPKI_TEMPLATES": tmp_path / "gone"}), "gone", "CHPKI_TEMPLATES")
 
 
-def test_override_that_does_not_parse_is_refused_before_anything_is_written(cluster, run, tmp_path):
+def test_override_that_does_not_parse_is_refused_before_anything_is_written(cluster, run, tmp_path, passphrase_file):
     override = tmp_path / "broken"
     override.mkdir()
     (override / "etcd-tls.env.mustache").write_text("{{#peers}}unclosed section\n")
-    res = run("bundle", "--out", "out", "--templates", override)
+    res = run("bundle", "--out", "out", "--templates", override, "--passphrase-file", passphrase_file)
     h.assert_refused(res, "etcd-tls.env.mustache")
     assert not (cluster / "out").exists()
 
@@ -189,7 +188,8 @@ def test_quiet_prints_nothing_and_the_exit_status_tells(write_inventory, init_ca
     res = init_ca("-q")
     assert res.stdout == "" and res.stderr == ""
     for args in (["issue", "-q", "--passphrase-file", passphrase_file], ["nodes-dn", "-q"], ["list", "-q"],
-                 ["verify", "-q"], ["bundle", "-q", "--out", "b"], ["templates", "list", "-q"],
+                 ["verify", "-q", "--passphrase-file", passphrase_file],
+                 ["bundle", "-q", "--out", "b", "--passphrase-file", passphrase_file], ["templates", "list", "-q"],
                  ["expiring", "-q"]):
         res = run(*args)
         assert res.returncode == 0 and res.stdout == "" and res.stderr == "", h.describe(res)
@@ -199,7 +199,7 @@ def test_quiet_prints_nothing_and_the_exit_status_tells(write_inventory, init_ca
     res = run("expiring", "--within", "500d")
     assert res.returncode == 1 and "expire" in res.stderr and res.stdout.strip()
     # A refusal still says why under -q.
-    h.assert_refused(run("bundle", "-q", "--out", "b", "nosuchservice"), "nosuchservice")
+    h.assert_refused(run("bundle", "-q", "--out", "b", "nosuchservice", "--passphrase-file", passphrase_file), "nosuchservice")
 
 
 def test_demo_json_is_one_document_with_every_step(run, workdir):
@@ -219,8 +219,8 @@ def test_each_changing_command_ends_with_the_next_step(write_inventory, init_ca,
     dry = h.assert_ok(run("issue", "--dry-run"))
     assert dry.stdout.rstrip().splitlines()[-1].startswith("next: chpki issue")
     issued = h.assert_ok(run("issue", "--passphrase-file", passphrase_file))
-    assert "next: chpki bundle --out bundles --tar" in issued.stdout
-    bundled = h.assert_ok(run("bundle", "--out", "bundles", "--tar"))
+    assert f"next: chpki bundle --out bundles --tar --passphrase-file {passphrase_file}" in issued.stdout
+    bundled = h.assert_ok(run("bundle", "--out", "bundles", "--tar", "--passphrase-file", passphrase_file))
     assert "next: copy bundles/HOST.tar.gz" in bundled.stdout and "tar -xzpf" in bundled.stdout
     renewed = h.assert_ok(run("renew", "--passphrase-file", passphrase_file))
     assert "next: chpki bundle" in renewed.stdout

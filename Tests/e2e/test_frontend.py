@@ -421,13 +421,13 @@ def test_compare_agrees_despite_a_new_veil_cipher(run, frontend, tmp_path):
 # owners
 
 
-def test_owner_and_group_restored_by_name(run, frontend, tmp_path):
-    import grp
+def test_owners_come_from_the_table_not_the_source(run, frontend, tmp_path):
+    """SPEC §5: the table, not the frontend or the bundle, decides owners: a key owned by another
+    account on the source is carried, and installed, as root:root, and bundle-frontend says so."""
     import pwd
 
     try:
         daemon = pwd.getpwnam("daemon")
-        group = grp.getgrgid(daemon.pw_gid).gr_name
     except KeyError:
         pytest.skip("no 'daemon' user on this system")
     if os.geteuid() != 0:
@@ -435,18 +435,19 @@ def test_owner_and_group_restored_by_name(run, frontend, tmp_path):
     a = frontend("A")
     os.chown(a.path("webui_priv"), daemon.pw_uid, daemon.pw_gid)
     out = tmp_path / "b.tgz"
-    bundle(run, a.root, out)
+    res = bundle(run, a.root, out)
+    assert "webui_priv.pem is owned by daemon" in res.stderr and "root:root" in res.stderr, h.describe(res)
     entry = next(f for f in json.loads(fh.tar_read(out, "MANIFEST.json"))["files"] if f["path"] == a.paths["webui_priv"])
-    assert (entry["owner"], entry["group"]) == ("daemon", group)
-    assert fh.tar_members(out)[a.paths["webui_priv"]].uname == "daemon"
+    assert (entry["owner"], entry["group"], entry["mode"]) == ("root", "root", "0600")
+    assert fh.tar_members(out)[a.paths["webui_priv"]].uname == "root"
     b = tmp_path / "B"
     b.mkdir()
     res = run("install-frontend", out, "--root", b)
     h.assert_ok(res)
     st = os.stat(b / a.paths["webui_priv"])
-    assert (st.st_uid, st.st_gid) == (daemon.pw_uid, daemon.pw_gid)
+    assert (st.st_uid, st.st_gid) == (0, 0)
     assert h.mode_of(b / a.paths["webui_priv"]) == 0o600
-    assert res.stderr == "", "every owner exists here: nothing to say"
+    assert res.stderr == "", "running as root: nothing to say"
 
 
 def test_install_by_a_non_root_user_keeps_going_and_says_so_once(chpki, run, frontend, tmp_path):

@@ -104,13 +104,19 @@ def test_expiring_nothing_due_exits_0(chpki_bin, tmp_path):
 
 
 def test_expiring_json_report_states_its_window(chpki_bin, tmp_path):
-    """docs/lifecycle.md: `{"within": ..., "certificates": [...]}`, with and without --within."""
+    """docs/lifecycle.md: `{"within": ..., "certificates": [...]}`, with and without --within, and
+    the listed certificates are exactly those due in that window: none of a fresh CA by the default
+    windows (renew_before 30d for leaves, 365d for CAs), every leaf (397d) but no CA with 400d."""
     ca = make_ca(chpki_bin, tmp_path / "lo", LOOPBACK)
-    for args in ((), ("--within", "400d")):
-        res = ca.run("expiring", "--json", *args)
-        assert res.returncode in (0, 1), h.describe(res)
-        report = h.parse_json_output(res)
+    at = now_s()
+    for args, within, leaf_window, code in (((), None, 30 * DAY, 0), (("--within", "400d"), "400d", 400 * DAY, 1)):
+        report = expiring_json(ca, *args, now=at, code=code)
         assert "within" in report, f"expiring --json {' '.join(args)}: no 'within' key in {sorted(report)}"
+        assert report["within"] == within, report["within"]
+        expected = due_serials(ca, at, leaf_window, leaf_window if within else 365 * DAY)
+        assert {c["serial"] for c in report["certificates"]} == expected, args
+        check_entries(ca, report, at)
+    assert len(expected) == len(ca.valid_leaves()) > 0
 
 
 def test_expiring_within_overrides_the_windows(chpki_bin, tmp_path):

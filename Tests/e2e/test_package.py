@@ -16,7 +16,11 @@ import pytest
 
 import package_support as ps
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: unshare -m and mount hide the toolchain")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def as_root():
+    assert os.geteuid() == 0, "needs root: unshare -m and mount hide the toolchain"
 
 
 @pytest.fixture(scope="module")

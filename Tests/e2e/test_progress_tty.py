@@ -116,11 +116,11 @@ def small_ca(chpki_bin, tmp_path_factory):
 def test_bundle_shows_progress_on_a_tty_and_nothing_when_piped(chpki_bin, small_ca, tmp_path):
     # CHPKI_PROGRESS_FIRST_MS=0: draw from the first host, so a small cluster shows its progress.
     env = clean_env({"CHPKI_PROGRESS_FIRST_MS": "0"})
-    piped = subprocess.run([str(chpki_bin), "bundle", "--out", str(tmp_path / "piped")], cwd=small_ca, env=env,
+    piped = subprocess.run([str(chpki_bin), "bundle", "--passphrase-file", "pass", "--out", str(tmp_path / "piped")], cwd=small_ca, env=env,
                            capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert piped.returncode == 0, piped.stderr
     assert "\r" not in piped.stderr and "hosts" not in piped.stderr, piped.stderr
-    status, stdout, tty, elapsed = run_on_pty([str(chpki_bin), "bundle", "--out", str(tmp_path / "tty")], small_ca, env)
+    status, stdout, tty, elapsed = run_on_pty([str(chpki_bin), "bundle", "--passphrase-file", "pass", "--out", str(tmp_path / "tty")], small_ca, env)
     assert status == 0, tty
     updates = frames(tty, "laying out hosts")
     assert len(updates) >= 1, tty[:2000]
@@ -131,6 +131,6 @@ def test_bundle_shows_progress_on_a_tty_and_nothing_when_piped(chpki_bin, small_
 
 def test_quiet_shows_no_progress_even_on_a_tty(chpki_bin, small_ca, tmp_path):
     env = clean_env({"CHPKI_PROGRESS_FIRST_MS": "0"})
-    status, stdout, tty, _ = run_on_pty([str(chpki_bin), "bundle", "-q", "--out", str(tmp_path / "q")], small_ca, env)
+    status, stdout, tty, _ = run_on_pty([str(chpki_bin), "bundle", "-q", "--passphrase-file", "pass", "--out", str(tmp_path / "q")], small_ca, env)
     assert status == 0, tty
     assert tty == "" and stdout == "", (tty[:500], stdout[:500])

@@ -28,7 +28,11 @@ import helpers as h
 import package_support as ps
 
 README = ps.REPO / "README.md"
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: unshare -m hides the toolchain")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def as_root():
+    assert os.geteuid() == 0, "needs root: unshare -m hides the toolchain"
 
 
 def fenced_blocks(text: str) -> list[tuple[str | None, str]]:

@@ -147,7 +147,7 @@ def test_overlap_then_finish(chpki_bin, tmp_path):
     ca = rotation_ca(chpki_bin, tmp_path / "ca")
     old_root = ca.root()
     old_root_pem = (ca.ca_dir / "root.pem").read_bytes()
-    ca.ok("bundle", "--out", tmp_path / "old")
+    ca.ok("bundle", "--out", tmp_path / "old", signed=True)
     old_leaves = leaf_certs(ca)
     old_rows = {h.row_identity(r): r for r in ca.valid_leaves().values()}
 
@@ -184,11 +184,11 @@ def test_overlap_then_finish(chpki_bin, tmp_path):
     assert verify_fails_all(old_leaves.values(), tmp / "on", "-CAfile", ca.ca_dir / "root.pem") == []
 
     # a bundle laid out during the overlap carries both roots in every trust file
-    ca.ok("bundle", "--out", tmp_path / "overlap")
+    ca.ok("bundle", "--out", tmp_path / "overlap", signed=True)
     problems = check_trust_files(tmp_path / "overlap", {fp(old_root), fp(new_root)})
     assert not problems, "\n".join(problems)
     h.assert_ok(ca.run("verify", "--bundle", tmp_path / "overlap"))
-    h.assert_ok(ca.run("verify"))
+    h.assert_ok(ca.signed("verify"))
     # the old bundle's trust (old root only) keeps working for old leaves only
     old_anchor = tmp_path / "old" / "haproxy-1.chpki.test" / "etc/pki/ca-trust/source/anchors"
     assert [fp(c) for c in certs_in(old_anchor)] == [fp(old_root)]
@@ -202,7 +202,7 @@ def test_overlap_then_finish(chpki_bin, tmp_path):
     assert (ca.ca_dir / "root.pem").read_bytes() == h.pem(new_root)
     assert [fp(c) for c in certs_in(trust)] == [fp(new_root)]
 
-    ca.ok("bundle", "--out", tmp_path / "after")
+    ca.ok("bundle", "--out", tmp_path / "after", signed=True)
     problems = check_trust_files(tmp_path / "after", {fp(new_root)})
     assert not problems, "\n".join(problems)
     h.assert_ok(ca.run("verify", "--bundle", tmp_path / "after"))
@@ -303,10 +303,10 @@ def stop_process(p: subprocess.Popen):
 @pytest.mark.skipif(not os.access(HAPROXY, os.X_OK), reason="haproxy is not installed")
 def test_haproxy_certificate_swap_during_overlap(chpki_bin, tmp_path):
     ca = rotation_ca(chpki_bin, tmp_path / "ca")
-    ca.ok("bundle", "--out", tmp_path / "old")
+    ca.ok("bundle", "--out", tmp_path / "old", signed=True)
     ca.ok("rotate-ca", signed=True)
     ca.issue()
-    ca.ok("bundle", "--out", tmp_path / "new")
+    ca.ok("bundle", "--out", tmp_path / "new", signed=True)
 
     vip = "cinc-server-cluster.chpki.test"
     rel = Path("haproxy-1.chpki.test") / "etc/ssl/haproxy" / f"{vip}.pem"
@@ -534,13 +534,14 @@ def test_rotate_script_archive_and_host_filter(chpki_bin, tmp_path):
     assert sorted((l[1], l[2]) for l in log_lines(log) if l[0] == "reload") == [
         ("frontend-1.chpki.test", "nginx"), ("haproxy-1.chpki.test", "haproxy")]
 
-    res = rotate(ca, "--out", out, "--copy-cmd", copy, "--reload-cmd", reload, "--no-renew", "--hosts", "nosuchhost")
+    res = rotate(ca, "--out", out, "--passphrase-file", ca.pf, "--copy-cmd", copy, "--reload-cmd", reload, "--no-renew",
+                 "--hosts", "nosuchhost")
     assert res.returncode == 2 and "nosuchhost" in res.stderr, h.describe(res)
 
 
 def test_rotate_script_dry_run_changes_nothing(chpki_bin, tmp_path):
     ca, out, hosts, log, copy, reload = script_setup(chpki_bin, tmp_path)
-    h.assert_ok(ca.run("bundle", "--out", out, "--tar"))
+    h.assert_ok(ca.signed("bundle", "--out", out, "--tar"))
     at = now_s() + 80 * DAY
     before = (ca.snapshot(), h.snapshot(out))
     res = rotate(ca, "--dry-run", "--out", out, "--passphrase-file", ca.pf, "--copy-cmd", copy,

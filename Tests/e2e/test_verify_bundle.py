@@ -27,7 +27,7 @@ def bundle(tmp_path_factory, chpki_bin):
     pf = h.write_secret(base / "pass", PASSPHRASE)
     h.assert_ok(tool.run("init-ca", "--intermediate", "--passphrase-file", pf))
     h.assert_ok(tool.run("issue", "--passphrase-file", pf))
-    h.assert_ok(tool.run("bundle", "--out", base / "out"))
+    h.assert_ok(tool.run("bundle", "--out", base / "out", "--passphrase-file", pf))
     return tool, base, pf
 
 

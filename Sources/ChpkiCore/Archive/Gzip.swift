@@ -10,18 +10,23 @@ public enum Gzip {
         return try run(&stream, input: data) { deflate(&$0, Z_FINISH) }
     }
 
-    /// Refuses truncated or corrupt input instead of returning what could be read.
+    /// Refuses truncated or corrupt input instead of returning what could be read, output past
+    /// `limit` bytes (a decompression bomb stops there, not at the end of memory), and bytes after
+    /// the gzip member (a second member or trailing garbage: nothing chpki writes has them).
     public static func decompress(_ data: Data, limit: Int = 1 << 30) throws -> Data {
         var stream = z_stream()
         guard chpki_gzip_inflate_init(&stream) == Z_OK else { throw ChpkiError(.refused, "gzip: cannot initialise zlib") }
         defer { inflateEnd(&stream) }
-        return try run(&stream, input: data, limit: limit) { inflate(&$0, Z_NO_FLUSH) }
+        let output = try run(&stream, input: data, limit: limit) { inflate(&$0, Z_NO_FLUSH) }
+        guard stream.avail_in == 0 else { throw ChpkiError(.refused, "gzip: \(stream.avail_in) bytes after the end of the compressed data") }
+        return output
     }
 
     private static func run(_ stream: inout z_stream, input: Data, limit: Int = Int.max,
                             step: (inout z_stream) -> Int32) throws -> Data {
         var output = Data()
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        guard input.count <= Int(uInt.max) else { throw ChpkiError(.refused, "gzip: the input is larger than zlib takes in one call") }
         var input = [UInt8](input)
         let inputCount = input.count
         return try input.withUnsafeMutableBufferPointer { inputBuffer in
@@ -34,11 +39,12 @@ public enum Gzip {
                     let status = step(&stream)
                     return (status, outputBuffer.count - Int(stream.avail_out))
                 }
+                guard produced <= limit - output.count else { throw ChpkiError(.refused, "gzip: the archive expands past \(limit) bytes") }
                 output.append(contentsOf: buffer[..<produced])
-                guard output.count <= limit else { throw ChpkiError(.refused, "gzip: the archive expands past \(limit) bytes") }
                 switch status {
                 case Z_STREAM_END: return output
-                case Z_OK, Z_BUF_ERROR where produced > 0: continue
+                case Z_OK: continue
+                case Z_BUF_ERROR where produced > 0: continue
                 case Z_BUF_ERROR: throw ChpkiError(.refused, "gzip: the archive is truncated")
                 default: throw ChpkiError(.refused, "gzip: the archive is corrupt (zlib \(status))")
                 }

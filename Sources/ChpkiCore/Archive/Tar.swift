@@ -51,43 +51,152 @@ public enum Tar {
         return out
     }
 
-    /// Every member of `data`; refuses a bad checksum, a truncated archive, an unsafe path or a
-    /// member that is neither a regular file nor a directory.
-    public static func read(_ data: Data) throws -> [TarEntry] {
+    /// How much a reader accepts: one member's size and the whole archive's, checked before any
+    /// byte is copied. The writers of secret bundles check the same values (`SecretBundleLimits`).
+    public struct Limits: Sendable, Equatable {
+        public var memberSize: Int
+        public var archiveSize: Int
+
+        public init(memberSize: Int, archiveSize: Int) {
+            self.memberSize = memberSize
+            self.archiveSize = archiveSize
+        }
+
+        /// For archives chpki reads back in its own tests and tools.
+        public static let unlimited = Limits(memberSize: Int.max / 2, archiveSize: Int.max / 2)
+    }
+
+    /// Every member of `data`. Refuses (never traps on) anything but a plain ustar archive of
+    /// regular files and directories: a bad checksum, a numeric field that is not plain octal
+    /// (signed, base-256, too large), links, devices, fifos, pax and GNU extension headers, an
+    /// absolute or `..` path, an empty or `.` component, bytes after a NUL in a name, a duplicate
+    /// member, a member or archive over `limits`, a truncated archive, and anything but zeros after
+    /// the end-of-archive blocks.
+    public static func read(_ data: Data, limits: Limits = .unlimited) throws -> [TarEntry] {
+        guard data.count <= limits.archiveSize else {
+            throw ChpkiError(.refused, "tar: the archive is \(data.count) bytes, more than the \(limits.archiveSize) allowed")
+        }
         let bytes = [UInt8](data)
         var offset = 0
         var entries: [TarEntry] = []
+        var seen: Set<String> = []
         while true {
-            guard offset + block <= bytes.count else { throw ChpkiError(.refused, "tar: the archive is truncated") }
-            let header = Array(bytes[offset..<offset + block])
-            if header.allSatisfy({ $0 == 0 }) { return entries }
-            guard let expected = octal(header[148..<156]),
-                  expected == header.enumerated().reduce(0, { $0 + Int((148..<156).contains($1.offset) ? 32 : $1.element) }) else {
-                throw ChpkiError(.refused, "tar: bad header checksum at offset \(offset)")
+            guard bytes.count - offset >= block else { throw ChpkiError(.refused, "tar: the archive is truncated (no end-of-archive blocks)") }
+            let header = bytes[offset..<offset + block]
+            if header.allSatisfy({ $0 == 0 }) {
+                // End of archive: two zero blocks, then only the zero padding of the last record.
+                guard bytes.count - offset >= 2 * block else { throw ChpkiError(.refused, "tar: the archive is truncated (one end-of-archive block of two)") }
+                guard bytes[(offset + block)...].allSatisfy({ $0 == 0 }) else {
+                    throw ChpkiError(.refused, "tar: data after the end-of-archive blocks at offset \(offset)")
+                }
+                return entries
             }
-            let name = string(header[0..<100])
-            let prefix = string(header[345..<500])
-            let path = prefix.isEmpty ? name : prefix + "/" + name
-            try checkPath(path)
-            guard let mode = octal(header[100..<108]), let size = octal(header[124..<136]), let mtime = octal(header[136..<148]) else {
-                throw ChpkiError(.refused, "tar: bad numeric field in \(path)")
-            }
-            let owner = string(header[265..<297]), group = string(header[297..<329])
+            let (entry, size) = try member(header, at: offset)
             offset += block
-            switch header[156] {
-            case UInt8(ascii: "0"), 0:
-                guard offset + size <= bytes.count else { throw ChpkiError(.refused, "tar: the archive is truncated in \(path)") }
-                entries.append(TarEntry(path: path, kind: .file(Data(bytes[offset..<offset + size])), mode: UInt16(mode & 0o7777),
-                                        owner: owner, group: group, modified: Date(timeIntervalSince1970: TimeInterval(mtime))))
-                offset += (size + block - 1) / block * block
-            case UInt8(ascii: "5"):
-                entries.append(TarEntry(path: path.hasSuffix("/") ? String(path.dropLast()) : path, kind: .directory,
-                                        mode: UInt16(mode & 0o7777), owner: owner, group: group,
-                                        modified: Date(timeIntervalSince1970: TimeInterval(mtime))))
-            default:
-                throw ChpkiError(.refused, "tar: \(path) is not a regular file or directory (links and devices are refused)")
+            guard size <= limits.memberSize else {
+                throw ChpkiError(.refused, "tar: \(entry.path) is \(size) bytes, more than the \(limits.memberSize) allowed")
             }
+            guard seen.insert(entry.path).inserted else { throw ChpkiError(.refused, "tar: \(entry.path) appears twice in the archive") }
+            guard case .file = entry.kind else {
+                entries.append(entry)
+                continue
+            }
+            // The bytes follow the header, padded to a whole block.
+            guard let padded = size.roundedUp(to: block), bytes.count - offset >= padded else {
+                throw ChpkiError(.refused, "tar: the archive is truncated in \(entry.path)")
+            }
+            var complete = entry
+            complete.kind = .file(Data(bytes[offset..<offset + size]))
+            entries.append(complete)
+            offset += padded
         }
+    }
+
+    /// One header, checked, and the size of the member's data (a file's `kind` holds no bytes yet).
+    private static func member(_ header: ArraySlice<UInt8>, at offset: Int) throws -> (TarEntry, size: Int) {
+        let base = header.startIndex
+        func field(_ start: Int, _ width: Int) -> ArraySlice<UInt8> { header[(base + start)..<(base + start + width)] }
+        let storedChecksum = try number(field(148, 8), name: "checksum", at: offset)
+        var computed = 0
+        for (index, byte) in header.enumerated() { computed += (148..<156).contains(index) ? 32 : Int(byte) }
+        guard storedChecksum == computed else { throw ChpkiError(.refused, "tar: bad header checksum at offset \(offset)") }
+        let magic = Array(field(257, 8))
+        guard magic == Array("ustar\u{0}00".utf8) || magic == Array("ustar  \u{0}".utf8) else {
+            throw ChpkiError(.refused, "tar: the header at offset \(offset) is not ustar")
+        }
+        let name = try text(field(0, 100), what: "name", at: offset)
+        let prefix = try text(field(345, 155), what: "name prefix", at: offset)
+        var path = prefix.isEmpty ? name : prefix + "/" + name
+        let type = header[base + 156]
+        let isDirectory = type == UInt8(ascii: "5")
+        guard type == UInt8(ascii: "0") || type == 0 || isDirectory else {
+            let printable = (0x21...0x7E).contains(type) ? String(UnicodeScalar(type)) : String(format: "0x%02x", type)
+            throw ChpkiError(.refused, "tar: \(path.isEmpty ? "member at offset \(offset)" : path) has type '\(printable)': only regular files and directories are accepted (links, devices, fifos and extension headers are refused)")
+        }
+        if isDirectory && path.hasSuffix("/") { path.removeLast() }
+        try checkMemberPath(path)
+        guard try text(field(157, 100), what: "link name", at: offset).isEmpty else {
+            throw ChpkiError(.refused, "tar: \(path) carries a link name")
+        }
+        let mode = try number(field(100, 8), name: "mode", at: offset, path: path)
+        guard mode <= 0o7777 else { throw ChpkiError(.refused, "tar: \(path): mode \(String(mode, radix: 8)) is out of range") }
+        _ = try number(field(108, 8), name: "uid", at: offset, path: path, allowEmpty: true)
+        _ = try number(field(116, 8), name: "gid", at: offset, path: path, allowEmpty: true)
+        let size = try number(field(124, 12), name: "size", at: offset, path: path)
+        let mtime = try number(field(136, 12), name: "mtime", at: offset, path: path, allowEmpty: true)
+        guard !isDirectory || size == 0 else { throw ChpkiError(.refused, "tar: directory \(path) has a size") }
+        let owner = try text(field(265, 32), what: "owner name", at: offset)
+        let group = try text(field(297, 32), what: "group name", at: offset)
+        let entry = TarEntry(path: path, kind: isDirectory ? .directory : .file(Data()), mode: UInt16(mode),
+                             owner: owner, group: group, modified: Date(timeIntervalSince1970: TimeInterval(mtime)))
+        return (entry, size)
+    }
+
+    /// A member path: relative, `/`-separated, no empty, `.` or `..` component, no NUL.
+    static func checkMemberPath(_ path: String) throws {
+        let components = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard !path.isEmpty, !path.hasPrefix("/"), !path.contains("\0"),
+              !components.contains(where: { $0.isEmpty || $0 == ".." || $0 == "." }) else {
+            throw ChpkiError(.refused, "tar: unsafe member path '\(path)'")
+        }
+    }
+
+    /// A plain octal field: optional leading spaces, octal digits, then NULs or spaces only. A
+    /// sign, base-256 (high bit set), any other byte, or a value past 2^40 is refused: no
+    /// archive chpki reads needs more, and no arithmetic on it can overflow.
+    private static func number(_ field: ArraySlice<UInt8>, name: String, at offset: Int, path: String? = nil,
+                               allowEmpty: Bool = false) throws -> Int {
+        let location = path ?? "the header at offset \(offset)"
+        if let first = field.first, first & 0x80 != 0 {
+            throw ChpkiError(.refused, "tar: \(location): \(name) is base-256 encoded; only octal is accepted")
+        }
+        var index = field.startIndex
+        while index < field.endIndex && field[index] == 32 { index += 1 }
+        var value = 0
+        var digits = 0
+        while index < field.endIndex, (UInt8(ascii: "0")...UInt8(ascii: "7")).contains(field[index]) {
+            value = value * 8 + Int(field[index] - UInt8(ascii: "0"))
+            digits += 1
+            guard value < 1 << 40 else { throw ChpkiError(.refused, "tar: \(location): \(name) is out of range") }
+            index += 1
+        }
+        guard field[index...].allSatisfy({ $0 == 0 || $0 == 32 }) else {
+            throw ChpkiError(.refused, "tar: \(location): \(name) is not an octal number")
+        }
+        guard digits > 0 || allowEmpty else { throw ChpkiError(.refused, "tar: \(location): \(name) is empty") }
+        return value
+    }
+
+    /// A NUL-terminated UTF-8 field; anything but NULs after the terminator is refused.
+    private static func text(_ field: ArraySlice<UInt8>, what: String, at offset: Int) throws -> String {
+        let end = field.firstIndex(of: 0) ?? field.endIndex
+        guard field[end...].allSatisfy({ $0 == 0 }) else {
+            throw ChpkiError(.refused, "tar: the \(what) at offset \(offset) has bytes after a NUL")
+        }
+        guard let value = String(validating: field[..<end], as: UTF8.self) else {
+            throw ChpkiError(.refused, "tar: the \(what) at offset \(offset) is not UTF-8")
+        }
+        return value
     }
 
     /// Relative, no `..` component, no NUL: a member can never land outside the target root.
@@ -133,13 +242,13 @@ public enum Tar {
         return Data(header)
     }
 
-    private static func octal(_ field: ArraySlice<UInt8>) -> Int? {
-        let text = String(decoding: field.prefix(while: { $0 != 0 && $0 != 32 }).drop(while: { $0 == 32 }), as: UTF8.self)
-        return text.isEmpty ? 0 : Int(text, radix: 8)
-    }
+}
 
-    private static func string(_ field: ArraySlice<UInt8>) -> String {
-        String(decoding: field.prefix(while: { $0 != 0 }), as: UTF8.self)
+private extension Int {
+    /// Rounded up to a multiple of `unit`, or nil on overflow.
+    func roundedUp(to unit: Int) -> Int? {
+        let (sum, overflow) = addingReportingOverflow(unit - 1)
+        return overflow ? nil : sum / unit * unit
     }
 }
 

@@ -36,7 +36,7 @@ public enum BundleLayout {
         var roots: [Data]
         /// Intermediates by serial: the current one, and during a rotation the previous one.
         var intermediates: [String: Data]
-        var leaves: [CertificateIdentity: CertificateRecord]
+        var leaves: [CertificateIdentity: LeafWithKey]
         var templates: Templates
         var flavor: FrontendFlavor
 
@@ -46,15 +46,16 @@ public enum BundleLayout {
         var caBundlePEM: Data { rootPEM + intermediates.keys.sorted().compactMap { intermediates[$0] }.reduce(Data(), +) }
 
         /// The intermediate that issued a record, if it was not the root.
-        func intermediate(of record: CertificateRecord) -> Data? { record.issuerSerial.flatMap { intermediates[$0] } }
+        func intermediate(of record: IssuedCertificate) -> Data? { record.issuerSerial.flatMap { intermediates[$0.hex] } }
 
         func leaf(_ identity: CertificateIdentity) throws -> Leaf {
-            guard let record = leaves[identity], let key = record.privateKeyPEM else {
+            guard let leaf = leaves[identity] else {
                 throw ChpkiError.input(file: inventory.path, field: identity.host ?? identity.name,
                                        "no valid \(identity.kind.rawValue) certificate for \(identity.service ?? "") '\(identity.name)' in the CA: run 'chpki issue' first")
             }
+            let record = leaf.certificate
             let chain = record.certificatePEM + (intermediate(of: record).map { String(decoding: $0, as: UTF8.self) } ?? "")
-            return Leaf(certificatePEM: record.certificatePEM, keyPEM: key, chainPEM: chain)
+            return Leaf(certificatePEM: record.certificatePEM, keyPEM: leaf.privateKeyPEM, chainPEM: chain)
         }
 
         func server(_ service: Service, _ host: Host) throws -> Leaf {

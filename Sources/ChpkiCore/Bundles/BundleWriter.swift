@@ -6,6 +6,20 @@ import Glibc
 /// Writes host trees under an output directory: each tree is built beside its old one and swapped in
 /// with renames, so a reader sees the old tree or the new one, never a mix, and nothing stale stays.
 public enum BundleWriter {
+    /// Locks `output` for one bundle run (a second run waits), then removes staging trees that killed
+    /// runs left behind (`.HOST.new-*`, `.HOST.old-*`: they may hold private keys).
+    public static func lockOutput(_ output: String, waiting: () -> Void) throws -> DirectoryLock {
+        let lock: DirectoryLock
+        do { lock = try DirectoryLock(directory: output, waiting: waiting) } catch let failure as POSIXFailure {
+            throw ChpkiError.input(file: output, field: "--out", failure.message)
+        }
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: output)) ?? []
+        where entry.hasPrefix(".") && (entry.contains(".new-") || entry.contains(".old-") || entry.contains(".tmp-")) {
+            try? FileManager.default.removeItem(atPath: Path.join(output, entry))
+        }
+        return lock
+    }
+
     public static func write(_ bundle: HostBundle, to output: String, tar: Bool, now: Date) throws -> (tree: String, archive: String?) {
         let target = Path.join(output, bundle.host)
         let staging = Path.join(output, ".\(bundle.host).new-\(UUID().uuidString.prefix(8))")

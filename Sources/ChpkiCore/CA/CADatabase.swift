@@ -1,13 +1,16 @@
 import Foundation
 import GRDB
 
-/// `ca.db`: SQLite through GRDB in WAL mode, the single source of truth for serials, issued
-/// certificates and keys, revocations and CRL numbers (SPEC §6).
+/// `ca.db`: SQLite through GRDB in WAL mode, the single source of truth of the CA (SPEC §6): every
+/// certificate (CA ones with their encrypted keys and roles), issued leaf keys, revocations, the
+/// signed CRL and its number. The only place that knows the schema and speaks SQL: it hands out
+/// typed `IssuedCertificate`s and offers each change of state as one method, one exclusive
+/// transaction each. The files of the CA directory are views of it (`CAFiles`).
 public final class CADatabase {
     public static let fileName = "ca.db"
     let queue: DatabaseQueue
 
-    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    /// Opens the database at `path` and brings its schema up to date (in place; the caller holds the lock).
     public init(path: String) throws {
         var configuration = Configuration()
         configuration.busyMode = .timeout(60)
@@ -15,54 +18,67 @@ public final class CADatabase {
             try db.execute(sql: "PRAGMA journal_mode = WAL")
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
-        queue = try DatabaseQueue(path: path, configuration: configuration)
-        try Self.migrator.migrate(queue)
+        do {
+            queue = try DatabaseQueue(path: path, configuration: configuration)
+            try Self.migrator.migrate(queue)
+        } catch let error as DatabaseError {
+            throw ChpkiError.input(file: path, field: nil, "not a chpki CA database: \(error.message ?? error.description)")
+        }
+    }
+
+    /// Whether opening the file at `path` would change its schema (a shared-lock reader must then upgrade).
+    public static func needsMigration(path: String) -> Bool {
+        guard let queue = try? DatabaseQueue(path: path, configuration: { var c = Configuration(); c.readonly = true; return c }()) else {
+            return true
+        }
+        defer { try? queue.close() }
+        return (try? queue.read { db in try !migrator.hasCompletedMigrations(db) }) ?? true
     }
 
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
+        // v1: the schema of the first release (main at 3e1229e). Kept verbatim: old ca.db files have it.
         migrator.registerMigration("v1") { db in
-            try db.create(table: "meta") { table in
-                table.primaryKey("key", .text)
-                table.column("value", .text).notNull()
-            }
-            try db.create(table: CertificateRecord.databaseTableName) { table in
-                table.autoIncrementedPrimaryKey("id")
-                table.column("serial", .text).notNull().unique()
-                table.column("kind", .text).notNull()
-                    .check(sql: "kind IN ('root', 'intermediate', 'server', 'client', 'admin')")
-                table.column("host", .text)
-                table.column("service", .text)
-                table.column("name", .text)
-                table.column("subject", .text).notNull()
-                table.column("subject_oneline", .text).notNull()
-                table.column("profile", .text)
-                table.column("sans", .text).notNull().defaults(to: "[]")
-                table.column("key_type", .text).notNull()
-                table.column("issuer_serial", .text)
-                table.column("not_before", .datetime).notNull()
-                table.column("not_after", .datetime).notNull()
-                table.column("status", .text).notNull().defaults(to: "valid")
-                    .check(sql: "status IN ('valid', 'revoked', 'superseded')")
-                table.column("revoked_at", .datetime)
-                table.column("revocation_reason", .text)
-                table.column("superseded_by", .text)
-                table.column("certificate_pem", .text).notNull()
-                table.column("private_key_pem", .text)
-                table.column("created_at", .datetime).notNull()
-            }
-            // One valid certificate per identity: a second concurrent issuer cannot add a twin.
             try db.execute(sql: """
+                CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                CREATE TABLE certificates (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    serial TEXT NOT NULL UNIQUE,
+                    kind TEXT NOT NULL CHECK (kind IN ('root', 'intermediate', 'server', 'client', 'admin')),
+                    host TEXT, service TEXT, name TEXT,
+                    subject TEXT NOT NULL, subject_oneline TEXT NOT NULL, profile TEXT,
+                    sans TEXT NOT NULL DEFAULT '[]', key_type TEXT NOT NULL, issuer_serial TEXT,
+                    not_before DATETIME NOT NULL, not_after DATETIME NOT NULL,
+                    status TEXT NOT NULL DEFAULT 'valid' CHECK (status IN ('valid', 'revoked', 'superseded')),
+                    revoked_at DATETIME, revocation_reason TEXT, superseded_by TEXT,
+                    certificate_pem TEXT NOT NULL, private_key_pem TEXT, created_at DATETIME NOT NULL);
                 CREATE UNIQUE INDEX one_valid_per_identity ON certificates
                     (kind, coalesce(host, ''), coalesce(service, ''), coalesce(name, ''))
-                    WHERE status = 'valid' AND kind IN ('server', 'client', 'admin')
+                    WHERE status = 'valid' AND kind IN ('server', 'client', 'admin');
                 """)
+        }
+        // v2: CA certificates become first-class (their role and encrypted key live here, the files
+        // are views), leaf keys can be sealed (AES-256-GCM, `LeafKeyVault`).
+        migrator.registerMigration("v2-authorities-and-sealed-keys") { db in
+            try db.execute(sql: """
+                ALTER TABLE certificates ADD COLUMN authority_role TEXT
+                    CHECK (authority_role IS NULL OR authority_role IN ('current', 'previous', 'retired'));
+                ALTER TABLE certificates ADD COLUMN authority_key_pem TEXT;
+                ALTER TABLE certificates ADD COLUMN key_sealed BLOB;
+                CREATE INDEX certificates_by_issuer ON certificates (issuer_serial);
+                UPDATE certificates SET authority_role = CASE status WHEN 'valid' THEN 'current' ELSE 'retired' END
+                    WHERE kind IN ('root', 'intermediate');
+                """)
+            // A database of the first release still has its CA keys and CRL in files: `CASession`
+            // imports them under the lock (they are files, so not here).
+            let hasAuthorities = try Int.fetchOne(db, sql: "SELECT count(*) FROM certificates WHERE kind IN ('root', 'intermediate')") ?? 0
+            if hasAuthorities > 0 { try setMeta(db, Meta.legacyFilesPending, "1") }
         }
         return migrator
     }
 
     /// Runs `body` in one EXCLUSIVE transaction: it commits whole or not at all.
-    public func change<T>(_ body: (Database) throws -> T) throws -> T {
+    func change<T>(_ body: (Database) throws -> T) throws -> T {
         try queue.writeWithoutTransaction { db in
             var result: T?
             try db.inTransaction(.exclusive) {
@@ -73,44 +89,8 @@ public final class CADatabase {
         }
     }
 
-    public func read<T>(_ body: (Database) throws -> T) throws -> T {
+    func read<T>(_ body: (Database) throws -> T) throws -> T {
         try queue.read(body)
-    }
-
-    public func allCertificates() throws -> [CertificateRecord] {
-        try read { db in try CertificateRecord.order(Column("id")).fetchAll(db) }
-    }
-
-    /// Every valid leaf certificate, with its key.
-    public func validLeaves() throws -> [CertificateRecord] {
-        try read { db in
-            try CertificateRecord.filter(Column("status") == CertificateRecord.Status.valid.rawValue)
-                .filter(![CertificateRecord.Kind.root.rawValue, CertificateRecord.Kind.intermediate.rawValue].contains(Column("kind")))
-                .fetchAll(db)
-        }
-    }
-
-    /// Valid CA certificates (root, intermediate; two roots during a rotation).
-    public func validAuthorities() throws -> [CertificateRecord] {
-        try read { db in
-            try CertificateRecord.filter(Column("status") == CertificateRecord.Status.valid.rawValue)
-                .filter([CertificateRecord.Kind.root.rawValue, CertificateRecord.Kind.intermediate.rawValue].contains(Column("kind")))
-                .order(Column("id")).fetchAll(db)
-        }
-    }
-
-    /// The columns index.txt needs, for every certificate, without the PEMs.
-    public func indexEntries() throws -> [OpenSSLIndex.Entry] {
-        try read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT kind, serial, status, not_after, revoked_at, revocation_reason, subject_oneline
-                FROM certificates WHERE kind != 'root'
-                """).map { row in
-                OpenSSLIndex.Entry(serial: row["serial"], status: CertificateRecord.Status(rawValue: row["status"]) ?? .valid,
-                                   notAfter: row["not_after"], revokedAt: row["revoked_at"],
-                                   revocationReason: row["revocation_reason"], subjectOneLine: row["subject_oneline"])
-            }
-        }
     }
 
     /// Checkpoints the WAL into the main file and closes, so the database is one file again.
@@ -121,14 +101,353 @@ public final class CADatabase {
         try queue.close()
     }
 
-    // MARK: meta
+    // MARK: - Reading
 
-    public static func setMeta(_ db: Database, _ key: String, _ value: String) throws {
+    static let columns = """
+        serial, kind, host, service, name, subject, subject_oneline, profile, sans, key_type, issuer_serial,
+        not_before, not_after, status, revoked_at, revocation_reason, superseded_by, authority_role, certificate_pem
+        """
+
+    /// Every certificate, in the order they were recorded.
+    public func certificates() throws -> [IssuedCertificate] {
+        try read { db in try Self.fetch(db, where: "1 = 1") }
+    }
+
+    /// Every valid leaf certificate (no key).
+    public func validLeaves() throws -> [IssuedCertificate] {
+        try read { db in try Self.fetch(db, where: "status = 'valid' AND kind IN ('server', 'client', 'admin')") }
+    }
+
+    /// Every CA certificate (roots and intermediates, whatever their role).
+    public func authorities() throws -> [IssuedCertificate] {
+        try read { db in try Self.fetch(db, where: "kind IN ('root', 'intermediate')") }
+    }
+
+    public func certificate(serial: SerialNumber) throws -> IssuedCertificate? {
+        try read { db in try Self.fetch(db, where: "serial = ?", [serial.hex]).first }
+    }
+
+    /// The stored (possibly encrypted) PKCS#8 PEM of a CA key; nil when the key is not in the database.
+    public func authorityKeyPEM(serial: SerialNumber) throws -> Data? {
+        try read { db in
+            try String.fetchOne(db, sql: "SELECT authority_key_pem FROM certificates WHERE serial = ?", arguments: [serial.hex])
+        }.map { Data($0.utf8) }
+    }
+
+    /// How a leaf key is stored: in clear (a `--no-passphrase` CA, or not yet migrated) or sealed.
+    public enum StoredKey: Sendable {
+        case clear(SecretBytes)
+        case sealed(Data)
+    }
+
+    /// The stored keys of the given leaves; a serial without a key is absent.
+    public func leafKeys(_ serials: [SerialNumber]) throws -> [SerialNumber: StoredKey] {
+        guard !serials.isEmpty else { return [:] }
+        return try read { db in
+            var result: [SerialNumber: StoredKey] = [:]
+            // Chunks keep the statement under SQLite's parameter limit.
+            for chunk in stride(from: 0, to: serials.count, by: 500).map({ Array(serials[$0..<min($0 + 500, serials.count)]) }) {
+                let placeholders = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+                let rows = try Row.fetchCursor(db, sql: "SELECT serial, private_key_pem, key_sealed FROM certificates WHERE serial IN (\(placeholders))",
+                                               arguments: StatementArguments(chunk.map(\.hex)))
+                while let row = try rows.next() {
+                    guard let serial = SerialNumber(hex: row["serial"]) else { continue }
+                    if let sealed: Data = row["key_sealed"] {
+                        result[serial] = .sealed(sealed)
+                    } else if var clear: Data = row["private_key_pem"] {
+                        result[serial] = .clear(SecretBytes(consuming: &clear))
+                    }
+                }
+            }
+            return result
+        }
+    }
+
+    /// How many leaf keys are still stored in clear.
+    public func clearLeafKeyCount() throws -> Int {
+        try read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM certificates WHERE private_key_pem IS NOT NULL") ?? 0 }
+    }
+
+    /// The columns index.txt needs, for every certificate but self-signed roots.
+    public func indexEntries() throws -> [OpenSSLIndex.Entry] {
+        try read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT serial, status, not_after, revoked_at, revocation_reason, subject_oneline
+                FROM certificates WHERE NOT (kind = 'root' AND issuer_serial IS NULL)
+                """).map { row in
+                OpenSSLIndex.Entry(serial: row["serial"], status: CertificateStatus(rawValue: row["status"]) ?? .valid,
+                                   notAfter: row["not_after"], revokedAt: row["revoked_at"],
+                                   revocationReason: row["revocation_reason"], subjectOneLine: row["subject_oneline"])
+            }
+        }
+    }
+
+    /// The state a CRL and the derived files are made from.
+    public struct PublishedState: Sendable {
+        public var crlNumber: Int
+        public var crlPEM: Data?
+        public var crossSignedPEM: Data?
+        public var leafKeyWrap: LeafKeyVault.Wrap?
+        public var legacyFilesPending: Bool
+    }
+
+    public func publishedState() throws -> PublishedState {
+        try read { db in
+            PublishedState(
+                crlNumber: Int(try Self.meta(db, Meta.crlNumber) ?? "0") ?? 0,
+                crlPEM: try Self.meta(db, Meta.crlPEM).map { Data($0.utf8) },
+                crossSignedPEM: try Self.meta(db, Meta.crossSignedPEM).map { Data($0.utf8) },
+                leafKeyWrap: try Self.meta(db, Meta.leafKeyWrap).flatMap { try? JSONDecoder().decode(LeafKeyVault.Wrap.self, from: Data($0.utf8)) },
+                legacyFilesPending: try Self.meta(db, Meta.legacyFilesPending) != nil)
+        }
+    }
+
+    // MARK: - Changes (one exclusive transaction each)
+
+    /// A CA certificate to record, with its (encrypted) key.
+    public struct NewAuthority: Sendable {
+        public var certificate: Certificate
+        public var kind: CertificateKind
+        public var issuerSerial: SerialNumber?
+        public var keyPEM: Data?
+        public var role: AuthorityRole
+
+        public init(certificate: Certificate, kind: CertificateKind, issuerSerial: SerialNumber?, keyPEM: Data?, role: AuthorityRole) {
+            self.certificate = certificate
+            self.kind = kind
+            self.issuerSerial = issuerSerial
+            self.keyPEM = keyPEM
+            self.role = role
+        }
+    }
+
+    /// init-ca: the CA certificates, the first CRL, the leaf-key wrap; into an empty database.
+    public func initialize(authorities: [NewAuthority], crl: SignedCRL, leafKeyWrap: LeafKeyVault.Wrap?, now: Date) throws {
+        try change { db in
+            for authority in authorities { try Self.insert(authority, db: db, now: now) }
+            try Self.setMeta(db, Meta.crlNumber, String(crl.number))
+            try Self.setMeta(db, Meta.crlPEM, String(decoding: crl.pem, as: UTF8.self))
+            if let leafKeyWrap { try Self.setMeta(db, Meta.leafKeyWrap, try Self.json(leafKeyWrap)) }
+            try Self.setMeta(db, "created_at", RFC3339.format(now))
+        }
+    }
+
+    /// A CA certificate added to a running CA (a new issuing intermediate).
+    public func recordAuthority(_ authority: NewAuthority, now: Date) throws {
+        try change { db in try Self.insert(authority, db: db, now: now) }
+    }
+
+    /// A signed leaf to record.
+    public struct NewLeaf: Sendable {
+        public var signed: SignedCertificate
+        public var profile: CertificateProfile
+        public var issuerSerial: SerialNumber
+        public var key: StoredKey
+        /// The valid certificate of the same identity this one replaces.
+        public var supersedes: SerialNumber?
+    }
+
+    /// issue / renew: the whole batch, superseding what each replaces, in one transaction.
+    public func recordIssued(_ batch: [NewLeaf], now: Date) throws {
+        try change { db in
+            for leaf in batch {
+                if let previous = leaf.supersedes {
+                    try db.execute(sql: "UPDATE certificates SET status = 'superseded', superseded_by = ? WHERE serial = ? AND status = 'valid'",
+                                   arguments: [leaf.signed.serial.hex, previous.hex])
+                }
+                try Self.insert(leaf, db: db, now: now)
+            }
+        }
+    }
+
+    /// A CRL signed from the revoked set, with its number.
+    public struct SignedCRL: Sendable {
+        public var number: Int
+        public var pem: Data
+        public init(number: Int, pem: Data) {
+            self.number = number
+            self.pem = pem
+        }
+    }
+
+    /// The revoked certificates a CRL of `issuer` lists.
+    public struct CRLInput: Sendable {
+        public var number: Int
+        public var revoked: [IssuedCertificate]
+    }
+
+    /// revoke (with `serials`) or crl (without): marks the revocations, takes the next CRL number,
+    /// signs the CRL (`sign`, inside the transaction) and stores it, all in one transaction.
+    @discardableResult
+    public func revokeAndPublish(_ serials: [SerialNumber], at date: Date, reason: RevocationReason, issuer: SerialNumber,
+                                 sign: (CRLInput) throws -> Data) throws -> SignedCRL {
+        try change { db in
+            for serial in serials {
+                try db.execute(sql: """
+                    UPDATE certificates SET status = 'revoked', revoked_at = ?, revocation_reason = ?
+                    WHERE serial = ? AND status != 'revoked'
+                    """, arguments: [date, reason.indexName, serial.hex])
+            }
+            let number = (Int(try Self.meta(db, Meta.crlNumber) ?? "0") ?? 0) + 1
+            let revoked = try Self.fetch(db, where: "status = 'revoked' AND issuer_serial = ?", [issuer.hex])
+            let pem = try sign(CRLInput(number: number, revoked: revoked))
+            try Self.setMeta(db, Meta.crlNumber, String(number))
+            try Self.setMeta(db, Meta.crlPEM, String(decoding: pem, as: UTF8.self))
+            return SignedCRL(number: number, pem: pem)
+        }
+    }
+
+    /// rotate-ca: the current authorities become previous, the new ones current, the cross-certificate stored.
+    public func startRotation(_ authorities: [NewAuthority], crossSigned: Certificate, now: Date) throws {
+        try change { db in
+            try db.execute(sql: "UPDATE certificates SET authority_role = 'previous' WHERE authority_role = 'current'")
+            for authority in authorities { try Self.insert(authority, db: db, now: now) }
+            try Self.setMeta(db, Meta.crossSignedPEM, String(decoding: try crossSigned.pemEncoded(), as: UTF8.self))
+            try Self.setMeta(db, Meta.rotationStartedAt, RFC3339.format(now))
+        }
+    }
+
+    /// rotate-ca --finish: the previous authorities are retired (superseded), the cross-certificate dropped.
+    public func finishRotation() throws {
+        try change { db in
+            try db.execute(sql: "UPDATE certificates SET authority_role = 'retired', status = 'superseded' WHERE authority_role = 'previous'")
+            try db.execute(sql: "DELETE FROM meta WHERE key IN (?, ?)", arguments: [Meta.crossSignedPEM, Meta.rotationStartedAt])
+        }
+    }
+
+    /// Retires one CA certificate (an intermediate no longer needed).
+    public func retire(_ serial: SerialNumber) throws {
+        try change { db in
+            try db.execute(sql: "UPDATE certificates SET authority_role = 'retired', status = 'superseded' WHERE serial = ? AND kind IN ('root', 'intermediate')",
+                           arguments: [serial.hex])
+        }
+    }
+
+    /// Seals every leaf key stored in clear, and stores the wrap of the data key (if new), in one transaction.
+    public func sealClearLeafKeys(wrap: LeafKeyVault.Wrap, seal: (SecretBytes, SerialNumber) throws -> Data) throws -> Int {
+        try change { db in
+            try Self.setMeta(db, Meta.leafKeyWrap, try Self.json(wrap))
+            let rows = try Row.fetchAll(db, sql: "SELECT serial, private_key_pem FROM certificates WHERE private_key_pem IS NOT NULL")
+            for row in rows {
+                guard let serial = SerialNumber(hex: row["serial"]), var clear: Data = row["private_key_pem"] else { continue }
+                let sealed = try seal(SecretBytes(consuming: &clear), serial)
+                try db.execute(sql: "UPDATE certificates SET key_sealed = ?, private_key_pem = NULL WHERE serial = ?",
+                               arguments: [sealed, serial.hex])
+            }
+            return rows.count
+        }
+    }
+
+    /// What a first-release CA directory held in files, adopted into the database (one transaction).
+    public struct LegacyFiles: Sendable {
+        public var roles: [SerialNumber: AuthorityRole]
+        public var keys: [SerialNumber: Data]
+        public var crlPEM: Data?
+        public var crossSignedPEM: Data?
+    }
+
+    public func adoptLegacyFiles(_ files: LegacyFiles) throws {
+        try change { db in
+            try db.execute(sql: "UPDATE certificates SET authority_role = 'retired' WHERE kind IN ('root', 'intermediate')")
+            for (serial, role) in files.roles {
+                try db.execute(sql: "UPDATE certificates SET authority_role = ?, status = CASE ? WHEN 'retired' THEN status ELSE 'valid' END WHERE serial = ?",
+                               arguments: [role.rawValue, role.rawValue, serial.hex])
+            }
+            for (serial, key) in files.keys {
+                try db.execute(sql: "UPDATE certificates SET authority_key_pem = ? WHERE serial = ?",
+                               arguments: [String(decoding: key, as: UTF8.self), serial.hex])
+            }
+            if let crl = files.crlPEM { try Self.setMeta(db, Meta.crlPEM, String(decoding: crl, as: UTF8.self)) }
+            if let cross = files.crossSignedPEM { try Self.setMeta(db, Meta.crossSignedPEM, String(decoding: cross, as: UTF8.self)) }
+            try db.execute(sql: "DELETE FROM meta WHERE key = ?", arguments: [Meta.legacyFilesPending])
+        }
+    }
+
+    // MARK: - Rows
+
+    enum Meta {
+        static let crlNumber = "crl_number"
+        static let crlPEM = "crl_pem"
+        static let crossSignedPEM = "cross_signed_pem"
+        static let rotationStartedAt = "rotation_started_at"
+        static let leafKeyWrap = "leaf_key_wrap"
+        static let legacyFilesPending = "legacy_files_pending"
+    }
+
+    static func setMeta(_ db: Database, _ key: String, _ value: String) throws {
         try db.execute(sql: "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                        arguments: [key, value])
     }
 
-    public static func meta(_ db: Database, _ key: String) throws -> String? {
+    static func meta(_ db: Database, _ key: String) throws -> String? {
         try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key])
+    }
+
+    static func json<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    static func fetch(_ db: Database, where condition: String, _ arguments: [String] = []) throws -> [IssuedCertificate] {
+        try Row.fetchAll(db, sql: "SELECT \(columns) FROM certificates WHERE \(condition) ORDER BY id",
+                         arguments: StatementArguments(arguments)).map(certificate(from:))
+    }
+
+    /// A row as the typed certificate; a row this code cannot read is refused naming it, never trapped on.
+    static func certificate(from row: Row) throws -> IssuedCertificate {
+        let serialText: String = row["serial"]
+        guard let serial = SerialNumber(hex: serialText),
+              let kind = CertificateKind(rawValue: row["kind"]),
+              let status = CertificateStatus(rawValue: row["status"]) else {
+            throw ChpkiError.input(file: fileName, field: "certificates.serial=\(serialText)", "unreadable row (serial, kind or status)")
+        }
+        let sansText: String = row["sans"]
+        let sans = ((try? JSONDecoder().decode([String].self, from: Data(sansText.utf8))) ?? []).compactMap(GeneralNameText.parse)
+        let profile = (row["profile"] as String?).flatMap { try? JSONDecoder().decode(CertificateProfile.Essentials.self, from: Data($0.utf8)) }
+        let revokedAt: Date? = row["revoked_at"]
+        let reasonText: String? = row["revocation_reason"]
+        return IssuedCertificate(
+            serial: serial, kind: kind, host: row["host"], service: row["service"], name: row["name"],
+            subject: row["subject"], subjectOneLine: row["subject_oneline"], subjectAlternativeNames: sans, profile: profile,
+            keyType: KeyType(rawValue: row["key_type"]), issuerSerial: (row["issuer_serial"] as String?).flatMap(SerialNumber.init(hex:)),
+            notBefore: row["not_before"], notAfter: row["not_after"], status: status,
+            revocation: revokedAt.map { Revocation(date: $0, reason: reasonText.flatMap(RevocationReason.init(indexName:))) },
+            supersededBy: (row["superseded_by"] as String?).flatMap(SerialNumber.init(hex:)),
+            authorityRole: (row["authority_role"] as String?).flatMap(AuthorityRole.init(rawValue:)),
+            certificatePEM: row["certificate_pem"])
+    }
+
+    static func insert(_ authority: NewAuthority, db: Database, now: Date) throws {
+        let certificate = authority.certificate
+        try db.execute(sql: """
+            INSERT INTO certificates (serial, kind, subject, subject_oneline, sans, key_type, issuer_serial, not_before, not_after,
+                                      status, certificate_pem, created_at, authority_role, authority_key_pem)
+            VALUES (?, ?, ?, ?, '[]', ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [certificate.serial.hex, authority.kind.rawValue, certificate.subject.rfc4514, certificate.subjectOneLine,
+                             certificate.keyType?.rawValue ?? certificate.keyDescription, authority.issuerSerial?.hex,
+                             certificate.notBefore, certificate.notAfter, authority.role == .retired ? "superseded" : "valid",
+                             String(decoding: try certificate.pemEncoded(), as: UTF8.self), now, authority.role.rawValue,
+                             authority.keyPEM.map { String(decoding: $0, as: UTF8.self) }])
+    }
+
+    static func insert(_ leaf: NewLeaf, db: Database, now: Date) throws {
+        let signed = leaf.signed
+        let identity = leaf.profile.identity
+        let sans = try json(signed.subjectAlternativeNames.map(\.description))
+        var clearKey: String?
+        var sealedKey: Data?
+        switch leaf.key {
+        case let .clear(bytes): clearKey = bytes.withBytes { String(decoding: $0, as: UTF8.self) }
+        case let .sealed(box): sealedKey = box
+        }
+        try db.execute(sql: """
+            INSERT INTO certificates (serial, kind, host, service, name, subject, subject_oneline, profile, sans, key_type,
+                                      issuer_serial, not_before, not_after, status, certificate_pem, private_key_pem, key_sealed, created_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'valid', ?, ?, ?, ?)
+            """, arguments: [signed.serial.hex, identity.kind.rawValue, identity.host, identity.service, identity.name,
+                             signed.subject.rfc4514, signed.subjectOneLine, leaf.profile.encodedEssentials(), sans,
+                             leaf.profile.keyType.rawValue, leaf.issuerSerial.hex, signed.notBefore, signed.notAfter,
+                             signed.pem, clearKey, sealedKey, now])
     }
 }

@@ -46,7 +46,7 @@ public enum CAInitializer {
     /// An intermediate lives at most this long (and never past the root).
     public static let intermediateValidity = Period(amount: 5, unit: .years)
 
-    public static func create(_ request: Request, waitingForLock: () -> Void = {}) throws -> Result {
+    public static func create(_ request: Request, waitingForLock: @escaping () -> Void = {}) throws -> Result {
         let directory = request.directory
         try checkTarget(directory)
 
@@ -54,7 +54,6 @@ public enum CAInitializer {
         let materials = try buildMaterials(request)
 
         let createdDirectory = try makeDirectoryIfMissing(directory.path)
-        var placed: [String] = []
         var staging: String?
         do {
             let lock = try DirectoryLock(directory: directory.path, waiting: waitingForLock)
@@ -62,33 +61,35 @@ public enum CAInitializer {
             // Checked again under the lock: a concurrent init-ca may have won the race.
             let existing = directory.existingAuthorityFiles()
             guard existing.isEmpty else { throw alreadyExists(directory, existing) }
+            CAFiles.removeStaging(CAFiles.staleStaging(in: directory), in: directory)
 
-            let stagingPath = directory.file(".init-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString.prefix(8))")
-            guard mkdir(stagingPath, 0o700) == 0 else { throw POSIXFailure.last("cannot write in \(directory.path)") }
+            // The whole CA is one database file, written aside and renamed into place: that rename is
+            // the commit. Killed before it, there is no CA (and the next init-ca removes the remains);
+            // after it, the next command writes root.pem and the other files from ca.db.
+            let stagingPath = directory.file(".ca.db.init-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString.prefix(8))")
             staging = stagingPath
-            for (name, data) in materials.files {
-                try AtomicFile.write(data, to: Path.join(stagingPath, name), mode: 0o600)
+            let database = try CADatabase(path: stagingPath)
+            try database.initialize(authorities: materials.authorities, crl: materials.crl, leafKeyWrap: materials.leafKeyWrap,
+                                    now: request.now)
+            try database.close()
+            try AtomicFile.syncFile(stagingPath)
+            guard rename(stagingPath, directory.file(CADatabase.fileName)) == 0 else {
+                throw POSIXFailure.last("cannot move \(CADatabase.fileName) into \(directory.path)")
             }
-            try writeDatabase(materials, to: Path.join(stagingPath, CADatabase.fileName), now: request.now)
-
-            for name in materials.files.map(\.name) + [CADatabase.fileName] {
-                let from = Path.join(stagingPath, name)
-                guard rename(from, directory.file(name)) == 0 else { throw POSIXFailure.last("cannot move \(name) into \(directory.path)") }
-                placed.append(name)
-            }
-            AtomicFile.syncDirectory(directory.path)
-            rmdir(stagingPath)
             staging = nil
+            AtomicFile.syncDirectory(directory.path)
             chmod(directory.path, 0o700)
         } catch {
-            for name in placed { unlink(directory.file(name)) }
-            if let staging { try? FileManager.default.removeItem(atPath: staging) }
+            if let staging { for suffix in ["", "-wal", "-shm", "-journal"] { unlink(staging + suffix) } }
             if createdDirectory { rmdir(directory.path) }
             if let failure = error as? POSIXFailure { throw ChpkiError.input(file: directory.path, field: nil, failure.message) }
             throw error
         }
+        // The files are views of ca.db: the session writes them (as the recovery of any later command would).
+        let session = try CASession.open(directory, access: .change, now: request.now, waiting: waitingForLock)
+        withExtendedLifetime(session) {}
         return Result(root: materials.root, intermediate: materials.intermediate, keyEncrypted: request.passphrase != nil,
-                      files: materials.files.map(\.name) + [CADatabase.fileName])
+                      files: materials.fileNames + [CADatabase.fileName])
     }
 
     // MARK: - Steps
@@ -123,10 +124,11 @@ public enum CAInitializer {
 
     struct Materials {
         var root: Certificate
-        var rootKey: PrivateKey
         var intermediate: Certificate?
-        var intermediateKey: PrivateKey?
-        var files: [(name: String, data: Data)]
+        var authorities: [CADatabase.NewAuthority]
+        var crl: CADatabase.SignedCRL
+        var leafKeyWrap: LeafKeyVault.Wrap?
+        var fileNames: [String]
     }
 
     static func buildMaterials(_ request: Request) throws -> Materials {
@@ -138,13 +140,12 @@ public enum CAInitializer {
             certificateAuthority: .init(pathLength: nil), keyUsage: [.keyCertSign, .cRLSign],
             nameConstraints: request.nameConstraints)
         let root = try rootTemplate.sign(publicKeyOf: rootKey, by: Signer(certificate: nil, key: rootKey))
-        var files: [(String, Data)] = [
-            (CADirectory.rootKey, try protect(rootKey, request)),
-            (CADirectory.rootCertificate, try root.pemEncoded()),
-        ]
+        var authorities = [CADatabase.NewAuthority(
+            certificate: root, kind: .root, issuerSerial: nil,
+            keyPEM: try AuthorityKey.protect(rootKey, passphrase: request.passphrase, protection: request.protection), role: .current)]
+        var fileNames = [CADirectory.rootKey, CADirectory.rootCertificate]
 
         var intermediate: Certificate?
-        var intermediateKey: PrivateKey?
         var crlSigner = Signer(certificate: root, key: rootKey)
         if request.intermediate {
             let key = try PrivateKey.generate(request.keyType)
@@ -157,42 +158,22 @@ public enum CAInitializer {
                 notAfter: min(intermediateValidity.after(request.now), rootNotAfter),
                 certificateAuthority: .init(pathLength: 0), keyUsage: [.keyCertSign, .cRLSign])
             let certificate = try template.sign(publicKeyOf: key, by: crlSigner)
-            files.append((CADirectory.intermediateKey, try protect(key, request)))
-            files.append((CADirectory.intermediateCertificate, try certificate.pemEncoded()))
+            authorities.append(.init(certificate: certificate, kind: .intermediate, issuerSerial: root.serial,
+                                     keyPEM: try AuthorityKey.protect(key, passphrase: request.passphrase, protection: request.protection),
+                                     role: .current))
+            fileNames += [CADirectory.intermediateKey, CADirectory.intermediateCertificate]
             intermediate = certificate
-            intermediateKey = key
             crlSigner = Signer(certificate: certificate, key: key)
         }
 
         let crl = try CertificateRevocationList.sign(
             entries: [], number: 1, thisUpdate: notBefore, nextUpdate: CRLPolicy.nextUpdate(after: request.now),
             issuer: crlSigner.certificate!, key: crlSigner.key)
-        files.append((CADirectory.crl, try crl.pemEncoded()))
-        files.append((OpenSSLIndex.fileName, Data()))
-        files.append((OpenSSLIndex.attributesFileName, Data(OpenSSLIndex.attributes.utf8)))
-        return Materials(root: root, rootKey: rootKey, intermediate: intermediate, intermediateKey: intermediateKey,
-                         files: files.map { (name: $0.0, data: $0.1) })
-    }
-
-    static func protect(_ key: PrivateKey, _ request: Request) throws -> Data {
-        guard let passphrase = request.passphrase else { return try key.pkcs8PEM() }
-        return try key.encryptedPKCS8PEM(passphrase: passphrase, protection: request.protection)
-    }
-
-    static func writeDatabase(_ materials: Materials, to path: String, now: Date) throws {
-        let database = try CADatabase(path: path)
-        try database.change { db in
-            var root = try CertificateRecord(certificate: materials.root, kind: .root, issuerSerial: nil, createdAt: now)
-            try root.insert(db)
-            if let intermediate = materials.intermediate {
-                var record = try CertificateRecord(certificate: intermediate, kind: .intermediate,
-                                                   issuerSerial: materials.root.serial.hex, createdAt: now)
-                try record.insert(db)
-            }
-            try CADatabase.setMeta(db, "crl_number", "1")
-            try CADatabase.setMeta(db, "created_at", RFC3339.format(now))
-        }
-        try database.close()
+        fileNames += [CADirectory.crl, OpenSSLIndex.fileName, OpenSSLIndex.attributesFileName]
+        // Leaf keys are sealed under the passphrase; a --no-passphrase CA keeps them in clear, as its CA key.
+        let wrap = try request.passphrase.map { try LeafKeyVault.create(passphrase: $0).1 }
+        return Materials(root: root, intermediate: intermediate, authorities: authorities,
+                         crl: .init(number: 1, pem: try crl.pemEncoded()), leafKeyWrap: wrap, fileNames: fileNames)
     }
 
     /// Creates the CA directory (0700) when missing; true if this call created it.

@@ -14,7 +14,7 @@ public enum OpenSSLIndex {
     /// What one line of index.txt says about a certificate.
     public struct Entry: Sendable {
         public var serial: String
-        public var status: CertificateRecord.Status
+        public var status: CertificateStatus
         public var notAfter: Date
         public var revokedAt: Date?
         public var revocationReason: String?

@@ -12,6 +12,7 @@ public enum BundleCommand {
         public var tar = false
         public var flavor: FrontendFlavor = .cinc
         public var templates: String?
+        public var passphraseFile: String?
         public init() {}
     }
 
@@ -31,20 +32,20 @@ public enum BundleCommand {
 
     public static func run(_ options: Options, settings: Settings, reporter: Reporter) throws {
         let inventory = try settings.requireInventory()
-        let authority = try CertificateAuthority(directory: settings.caDirectory)
-        let now = try settings.now()
         let templates = try Templates(explicit: options.templates, environment: settings.environment)
         let (services, minicluster) = try selectServices(options.services, inventory: inventory)
         let hosts = try selectHosts(options.host, services: services, inventory: inventory)
-        let leaves = try authority.database.validLeaves()
-        try checkIssued(inventory: inventory, leaves: leaves, now: now, reporter: reporter)
-
+        // The one place bundles get the CA from: its roots, intermediates, and valid leaves with their keys.
+        let session = try settings.openCA(.read, passphraseFile: options.passphraseFile, reporter: reporter)
+        let now = session.now
+        try checkIssued(inventory: inventory, leaves: try session.validLeaves(), now: now, reporter: reporter)
+        let leaves = try session.validLeavesWithKeys()
         let context = BundleLayout.Context(
-            inventory: inventory, roots: try authority.trustedRoots.map { try $0.pemEncoded() },
-            intermediates: try authority.intermediates(),
-            leaves: Dictionary(leaves.map { ($0.identity, $0) }, uniquingKeysWith: { first, _ in first }),
+            inventory: inventory, roots: try session.trustedRoots.map { try $0.pemEncoded() },
+            intermediates: session.intermediates,
+            leaves: Dictionary(leaves.map { ($0.certificate.identity, $0) }, uniquingKeysWith: { first, _ in first }),
             templates: templates, flavor: options.flavor)
-        let fingerprint = authority.root.fingerprintSHA256
+        let fingerprint = session.root.fingerprintSHA256
         var bundles: [HostBundle] = []
         let progress = reporter.progress(total: hosts.count, label: "laying out hosts")
         defer { progress.finish() }
@@ -56,7 +57,12 @@ public enum BundleCommand {
                                       files: files, caFingerprint: fingerprint))
         }
 
-        try IssueCommand.checkOutputDirectory(options.output)
+        try OutputDirectory.prepare(options.output)
+        // Two bundle runs on one --out: the second waits for the first.
+        let outputLock = try BundleWriter.lockOutput(options.output) {
+            reporter.progress("waiting for another chpki writing bundles into \(options.output)")
+        }
+        defer { withExtendedLifetime(outputLock) {} }
         var lines: [Report.HostLine] = []
         for bundle in bundles {
             let written = try BundleWriter.write(bundle, to: options.output, tar: options.tar, now: now)
@@ -104,7 +110,7 @@ public enum BundleCommand {
     }
 
     /// Bundles ship what the inventory says: certificates missing or out of date are refused, due ones noted.
-    static func checkIssued(inventory: Inventory, leaves: [CertificateRecord], now: Date, reporter: Reporter) throws {
+    static func checkIssued(inventory: Inventory, leaves: [IssuedCertificate], now: Date, reporter: Reporter) throws {
         let plan = IssuancePlan(profiles: NamingRules.profiles(for: inventory), existing: leaves, now: now)  // issuer changes are fine during a rotation
         let pending = plan.items.filter { $0.action == .issued || $0.action == .reissued }
         if let first = pending.first {

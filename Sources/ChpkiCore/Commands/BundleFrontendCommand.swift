@@ -37,17 +37,28 @@ public enum BundleFrontendCommand {
 
         let (bundle, notes, problems) = try FrontendCollector.bundle(root: from, flavor: options.flavor)
         guard problems.isEmpty else { throw ChpkiError(.refused, problems.joined(separator: "\n")) }
-        var archive = try bundle.archive()
-        if options.encrypt {
-            let passphrase = try PassphraseSource(file: options.passphraseFile, environment: settings.environment,
-                                                  variable: PassphraseSource.bundleEnvironmentVariable)
-                .newPassphrase(purpose: "the frontend bundle")
-            reporter.progress("encrypting (PBKDF2, \(PasswordEnvelope.defaultIterations) iterations)")
-            archive = try PasswordEnvelope.seal(archive, passphrase: passphrase, encoding: options.encoding)
-        }
-        try AtomicFile.write(archive, to: out, mode: 0o600)
+        try writeBundle(try bundle.archive(source: from), to: out, encrypt: options.encrypt, encoding: options.encoding,
+                        passphraseFile: options.passphraseFile, purpose: "the frontend bundle", settings: settings, reporter: reporter)
         for note in notes { reporter.note(note) }
         try report(bundle, from: from, out: out, options: options, reporter: reporter)
+    }
+
+    /// Writes a secret bundle's tar.gz to `out` (0600, atomically), inside a CMS password
+    /// envelope when `encrypt`: shared by every bundle command.
+    static func writeBundle(_ archive: Data, to out: String, encrypt: Bool, encoding: PasswordEnvelope.Encoding,
+                            passphraseFile: String?, purpose: String, settings: Settings, reporter: Reporter) throws {
+        var archive = archive
+        defer { archive.wipe() }
+        if encrypt {
+            let passphrase = try PassphraseSource(file: passphraseFile, environment: settings.environment,
+                                                  variable: PassphraseSource.bundleEnvironmentVariable)
+                .newPassphrase(purpose: purpose)
+            reporter.progress("encrypting (PBKDF2, \(PasswordEnvelope.defaultIterations) iterations)")
+            let sealed = try PasswordEnvelope.seal(archive, passphrase: passphrase, encoding: encoding)
+            try AtomicFile.write(sealed, to: out, mode: 0o600)
+        } else {
+            try AtomicFile.write(archive, to: out, mode: 0o600)
+        }
     }
 
     struct Report: Encodable {
@@ -55,7 +66,7 @@ public enum BundleFrontendCommand {
         var from: String
         var flavor: FrontendFlavor
         @NullEncoded var encrypted: String?
-        var files: [FrontendManifest.File]
+        var files: [SecretBundleManifest.File]
         @NullEncoded var migrationLevel: String?
         @NullEncoded var secretsFormat: String?
         @NullEncoded var credentials: Int?

@@ -14,9 +14,9 @@ public enum ExpiringCommand {
             return period
         }
         let inventory = try settings.inventoryIfPresent()
-        let authority = try CertificateAuthority(directory: settings.caDirectory)
-        let now = try settings.now()
-        let records = try authority.database.validLeaves() + authority.database.validAuthorities()
+        let session = try settings.openCA(.read, reporter: reporter)
+        let now = session.now
+        let records = try session.validLeaves() + session.authorities.filter { $0.status == .valid && $0.authorityRole != .retired }
         let due = Expiry.due(records, now: now, window: window, renewBefore: inventory?.defaults.renewBefore ?? Defaults.renewBefore)
             .sorted { $0.notAfter < $1.notAfter }
         try reporter.emit(Report(within: window?.description, certificates: due))

@@ -104,10 +104,10 @@ public enum InitCACommand {
         }
         if let intermediate = result.intermediate {
             reporter.line("  intermediate      \(intermediate.subject.rfc4514), valid until \(RFC3339.format(intermediate.notAfter))")
-            reporter.line("                    leaves are signed by the intermediate; root.key can be moved offline")
+            reporter.line("                    leaves and CRLs are signed by the intermediate; the root key signs only rotations")
         }
         if request.passphrase == nil {
-            reporter.note("the CA key is stored UNENCRYPTED (--no-passphrase)")
+            reporter.note("the CA key and the leaf keys in ca.db are stored UNENCRYPTED (--no-passphrase)")
         }
     }
 

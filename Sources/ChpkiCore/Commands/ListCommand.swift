@@ -22,11 +22,11 @@ public enum ListCommand {
     }
 
     public static func run(settings: Settings, reporter: Reporter) throws {
-        let authority = try CertificateAuthority(directory: settings.caDirectory)
-        let now = try settings.now()
-        let entries = try authority.database.allCertificates().map { record in
+        let session = try settings.openCA(.read, reporter: reporter)
+        let now = session.now
+        let entries = try session.certificates().map { record in
             Entry(host: record.host, service: record.service, kind: record.kind.isAuthority ? "ca" : record.kind.rawValue,
-                  name: record.name, serial: record.serial, subject: record.subject, sans: record.sanList,
+                  name: record.name, serial: record.serial.hex, subject: record.subject, sans: record.subjectAlternativeNames.map(\.description),
                   notAfter: record.notAfter,
                   status: record.status == .valid && record.notAfter <= now ? "expired" : record.status.rawValue,
                   certificate: record.certificatePEM)

@@ -9,30 +9,26 @@ public enum RenewCommand {
         }
         let inventory = try settings.inventoryIfPresent()
         let renewBefore = window ?? inventory?.defaults.renewBefore ?? Defaults.renewBefore
-        let authority = try CertificateAuthority(directory: settings.caDirectory)
-        let now = try settings.now()
-        let lines = try IssueCommand.withLockedCA(authority, reporter: reporter) { () -> [IssueCommand.Line] in
-            // Due: within the window, or issued by a CA that a rotation replaced.
-            let issuer = authority.issuingCertificate.serial.hex
-            let due = try authority.database.validLeaves().filter { renewBefore.before($0.notAfter) <= now || $0.issuerSerial != issuer }
-            let items = try due.map { record in
-                IssuancePlan.Item(profile: try profile(renewing: record, renewBefore: renewBefore), action: .renewed,
-                                  reason: "expires \(RFC3339.format(record.notAfter))" + (rekey ? ", new key" : ""),
-                                  previous: record, keepsKey: !rekey && record.privateKeyPEM != nil)
-            }
-            let issued = try IssueCommand.sign(items, authority: authority, settings: settings, passphraseFile: passphraseFile,
-                                               now: now, reporter: reporter)
-            return issued.map { IssueCommand.line($0.item, issued: $0.record) }
+        let session = try settings.openCA(.change, passphraseFile: passphraseFile, reporter: reporter)
+        // Due: within the window, or issued by a CA that a rotation replaced.
+        let due = try session.validLeaves().filter {
+            RenewalRule.isDue(notAfter: $0.notAfter, window: renewBefore, now: session.now) || $0.issuerSerial != session.issuing.serial
         }
-        try IssueCommand.report(lines, dryRun: false, reporter: reporter)
+        let items = try due.map { record in
+            IssuancePlan.Item(profile: try profile(renewing: record, renewBefore: renewBefore), action: .renewed,
+                              reason: "expires \(RFC3339.format(record.notAfter))" + (rekey ? ", new key" : ""),
+                              previous: record, keepsKey: !rekey)
+        }
+        let issued = try session.issue(items) { reporter.detail($0) }
+        try IssuanceReport.report(issued.map { IssuanceReport.line($0.item, issued: $0) }, dryRun: false, reporter: reporter)
     }
 
     /// The profile a certificate was made from, read back from the certificate itself, with the
     /// lifetime it had (less the backdating).
-    static func profile(renewing record: CertificateRecord, renewBefore: Period) throws -> CertificateProfile {
-        let certificate = try Certificate(pem: Data(record.certificatePEM.utf8))
-        guard let keyType = KeyType(rawValue: record.keyType) else {
-            throw ChpkiError.input(file: nil, field: record.serial, "key type \(record.keyType) cannot be renewed by chpki")
+    static func profile(renewing record: IssuedCertificate, renewBefore: Period) throws -> CertificateProfile {
+        let certificate = try record.certificate()
+        guard let keyType = record.keyType else {
+            throw ChpkiError.input(file: nil, field: record.serial.hex, "its key type cannot be renewed by chpki")
         }
         let lifetime = certificate.notAfter.timeIntervalSince(certificate.notBefore) - CertificateProfile.backdating
         return CertificateProfile(

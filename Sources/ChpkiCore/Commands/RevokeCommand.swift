@@ -1,73 +1,70 @@
 import Foundation
-import GRDB
 
-/// `chpki revoke` and `chpki crl`: revocation and a freshly signed CRL.
+/// `chpki revoke` and `chpki crl`: revocation and a freshly signed CRL, one transaction each.
 public enum RevokeCommand {
     struct Report: Encodable {
         var revoked: [String]
+        var alreadyRevoked: [String]
         var crlNumber: Int
         var crl: String
 
         enum CodingKeys: String, CodingKey {
             case revoked, crl
+            case alreadyRevoked = "already_revoked"
             case crlNumber = "crl_number"
         }
     }
 
+    /// Revokes `target`. Idempotent: a target that is already revoked (e.g. a re-run after a run that
+    /// was killed) is reported as such and the CRL is signed again, so the run completes.
     public static func revoke(_ target: String, reason: RevocationReason, passphraseFile: String?, settings: Settings, reporter: Reporter) throws {
-        let authority = try CertificateAuthority(directory: settings.caDirectory)
-        let now = try settings.now()
-        let (number, serials) = try IssueCommand.withLockedCA(authority, reporter: reporter) { () -> (Int, [String]) in
-            let serials = try select(target, in: authority, inventory: try settings.inventoryIfPresent())
-            let signer = try authority.signer {
-                try PassphraseSource(file: passphraseFile, environment: settings.environment).existingPassphrase(purpose: "the CA key")
-            }
-            let number = try CRLPublisher.publish(authority, signer: signer, now: now) { db in
-                for serial in serials {
-                    try db.execute(sql: """
-                        UPDATE certificates SET status = 'revoked', revoked_at = ?, revocation_reason = ?
-                        WHERE serial = ? AND status != 'revoked'
-                        """, arguments: [now, reason.indexName, serial])
-                }
-            }
-            return (number, serials)
-        }
-        try reporter.emit(Report(revoked: serials, crlNumber: number, crl: authority.directory.file(CADirectory.crl)))
-        for serial in serials { reporter.line("revoked \(serial) (\(reason.rawValue))") }
-        reporter.line("signed CRL number \(number): \(authority.directory.file(CADirectory.crl))")
+        let inventory = try settings.inventoryIfPresent()
+        let session = try settings.openCA(.change, passphraseFile: passphraseFile, reporter: reporter)
+        let selection = try select(target, in: try session.certificates(), inventory: inventory)
+        let crl = try session.revokeAndPublishCRL(selection.valid, reason: reason)
+        let path = session.directory.file(CADirectory.crl)
+        try reporter.emit(Report(revoked: selection.valid.map(\.hex), alreadyRevoked: selection.alreadyRevoked.map(\.hex),
+                                 crlNumber: crl.number, crl: path))
+        for serial in selection.valid { reporter.line("revoked \(serial.hex) (\(reason.rawValue))") }
+        for serial in selection.alreadyRevoked { reporter.line("\(serial.hex) was already revoked") }
+        reporter.line("signed CRL number \(crl.number): \(path)")
     }
 
     public static func crl(days: Int, passphraseFile: String?, settings: Settings, reporter: Reporter) throws {
         guard (1...3650).contains(days) else { throw ChpkiError.input(file: nil, field: "--days", "must be between 1 and 3650") }
-        let authority = try CertificateAuthority(directory: settings.caDirectory)
-        let now = try settings.now()
-        let number = try IssueCommand.withLockedCA(authority, reporter: reporter) { () -> Int in
-            let signer = try authority.signer {
-                try PassphraseSource(file: passphraseFile, environment: settings.environment).existingPassphrase(purpose: "the CA key")
-            }
-            return try CRLPublisher.publish(authority, signer: signer, now: now, days: days)
-        }
-        try reporter.emit(Report(revoked: [], crlNumber: number, crl: authority.directory.file(CADirectory.crl)))
-        reporter.line("signed CRL number \(number), valid \(days) days: \(authority.directory.file(CADirectory.crl))")
+        let session = try settings.openCA(.change, passphraseFile: passphraseFile, reporter: reporter)
+        let crl = try session.revokeAndPublishCRL([], days: days)
+        let path = session.directory.file(CADirectory.crl)
+        try reporter.emit(Report(revoked: [], alreadyRevoked: [], crlNumber: crl.number, crl: path))
+        reporter.line("signed CRL number \(crl.number), valid \(days) days: \(path)")
     }
 
-    /// Serials for `SERIAL`, `HOST` or `HOST/SERVICE`; refuses a target that matches nothing.
-    static func select(_ target: String, in authority: CertificateAuthority, inventory: Inventory?) throws -> [String] {
-        let records = try authority.database.allCertificates().filter { !$0.kind.isAuthority }
-        if let serial = SerialNumber(hex: target), let record = records.first(where: { $0.serial == serial.hex }) {
-            guard record.status != .revoked else { throw ChpkiError.input(file: nil, field: "SERIAL", "\(record.serial) is already revoked") }
-            return [record.serial]
+    struct Selection {
+        var valid: [SerialNumber]
+        var alreadyRevoked: [SerialNumber]
+    }
+
+    /// Serials for `SERIAL`, `HOST` or `HOST/SERVICE`; refuses a target that matches nothing. A host
+    /// with no valid certificate left but revoked ones matches those (already revoked).
+    static func select(_ target: String, in certificates: [IssuedCertificate], inventory: Inventory?) throws -> Selection {
+        let leaves = certificates.filter { !$0.kind.isAuthority }
+        if let serial = SerialNumber(hex: target), let record = leaves.first(where: { $0.serial == serial }) {
+            return record.status == .revoked ? Selection(valid: [], alreadyRevoked: [record.serial])
+                : Selection(valid: [record.serial], alreadyRevoked: [])
         }
         let parts = target.split(separator: "/", maxSplits: 1).map(String.init)
         let hostName = parts.first.map { name in inventory?.host(named: name)?.name ?? name.lowercased() } ?? ""
         let service = parts.count == 2 ? parts[1] : nil
-        let matches = records.filter { record in
-            record.status == .valid && (record.host == hostName || record.host?.split(separator: ".").first.map(String.init) == hostName)
+        let ofTarget = leaves.filter { record in
+            (record.host == hostName || record.host?.split(separator: ".").first.map(String.init) == hostName)
                 && (service == nil || record.service == service)
         }
-        guard !matches.isEmpty else {
+        let valid = ofTarget.filter { $0.status == .valid }
+        if !valid.isEmpty { return Selection(valid: valid.map(\.serial), alreadyRevoked: []) }
+        let revoked = ofTarget.filter { $0.status == .revoked }
+        guard !revoked.isEmpty else {
             throw ChpkiError.input(file: nil, field: "SERIAL|HOST[/SERVICE]", "'\(target)' matches no valid certificate of this CA")
         }
-        return matches.map(\.serial)
+        return Selection(valid: [], alreadyRevoked: revoked.map(\.serial))
     }
 }

@@ -8,7 +8,7 @@ public enum VerifyCommand {
         var violations: [String]
     }
 
-    public static func run(bundle: String?, settings: Settings, reporter: Reporter) throws {
+    public static func run(bundle: String?, passphraseFile: String? = nil, settings: Settings, reporter: Reporter) throws {
         let now = try settings.now()
         var checked: [String] = []
         var violations: [String] = []
@@ -19,12 +19,14 @@ public enum VerifyCommand {
                 violations += verifier.verify(tree: tree)
             }
         } else {
-            let authority = try CertificateAuthority(directory: settings.caDirectory)
             let profiles = try settings.inventoryIfPresent().map { Dictionary(NamingRules.profiles(for: $0).map { ($0.identity, $0) },
                                                                                uniquingKeysWith: { first, _ in first }) }
-            for record in try authority.database.validLeaves() {
-                checked.append(record.serial)
-                violations += problems(record, authority: authority, profile: profiles?[record.identity], now: now)
+            let session = try settings.openCA(.read, passphraseFile: passphraseFile, reporter: reporter)
+            let leaves = try session.validLeaves()
+            let keys = try session.leafKeys(leaves.map(\.serial))
+            for record in leaves {
+                checked.append(record.serial.hex)
+                violations += problems(record, key: keys[record.serial], session: session, profile: profiles?[record.identity], now: now)
             }
         }
         try reporter.emit(Report(checked: checked, violations: violations))
@@ -35,16 +37,17 @@ public enum VerifyCommand {
         reporter.line("ok: \(checked.count) \(bundle == nil ? "certificates" : "host trees") checked, no violation")
     }
 
-    static func problems(_ record: CertificateRecord, authority: CertificateAuthority, profile: CertificateProfile?, now: Date) -> [String] {
-        let label = "\(record.serial) (\(record.kind.rawValue) \(record.service ?? "") \(record.name ?? record.subject))"
-        guard let certificate = try? Certificate(pem: Data(record.certificatePEM.utf8)) else { return ["\(label): not a certificate"] }
+    static func problems(_ record: IssuedCertificate, key: SecretBytes?, session: CASession, profile: CertificateProfile?, now: Date) -> [String] {
+        let label = "\(record.serial.hex) (\(record.kind.rawValue) \(record.service ?? "") \(record.name ?? record.subject))"
+        guard let certificate = try? record.certificate() else { return ["\(label): not a certificate"] }
         var problems: [String] = []
-        if let keyPEM = record.privateKeyPEM, (try? PrivateKey(pem: Data(keyPEM.utf8)))?.matches(certificate) != true {
+        if let key, key.withBytes({ (try? PrivateKey(pem: Data($0)))?.matches(certificate) }) != true {
             problems.append("\(label): the stored key does not match the certificate")
         }
-        if !certificate.isSigned(by: authority.issuingCertificate) { problems.append("\(label): not signed by the issuing CA") }
+        let issuer = session.issuingCertificate
+        if !certificate.isSigned(by: issuer) { problems.append("\(label): not signed by the issuing CA") }
         if certificate.notAfter <= now { problems.append("\(label): expired \(RFC3339.format(certificate.notAfter))") }
-        if certificate.notAfter > authority.issuingCertificate.notAfter { problems.append("\(label): outlives the issuing CA") }
+        if certificate.notAfter > issuer.notAfter { problems.append("\(label): outlives the issuing CA") }
         if let profile {
             if Set(certificate.subjectAlternativeNames) != Set(profile.subjectAlternativeNames) {
                 problems.append("\(label): SANs differ from the inventory's (run chpki issue)")

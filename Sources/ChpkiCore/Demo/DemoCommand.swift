@@ -43,6 +43,7 @@ public enum DemoCommand {
         var bundle = BundleCommand.Options()
         bundle.output = Path.join(output, "bundles")
         bundle.tar = true
+        bundle.passphraseFile = passphrasePath
         try steps.run("bundle", title: "chpki bundle: the files each host needs, with owners, modes and a manifest") { stepReporter in
             try BundleCommand.run(bundle, settings: settings, reporter: stepReporter)
         }
@@ -53,7 +54,7 @@ public enum DemoCommand {
         reporter.line("Everything is in \(output):")
         reporter.line("  cluster.yml      the example inventory")
         reporter.line("  ca-passphrase    the random passphrase of the demo CA key (0600)")
-        reporter.line("  ca/              the CA: root.pem, root.key, ca.db (every certificate and key), index.txt, crl.pem")
+        reporter.line("  ca/              the CA: root.pem, root.key, ca.db (every certificate; leaf keys sealed under the passphrase), index.txt, crl.pem")
         reporter.line("  bundles/         one filesystem tree per host (MANIFEST.json inside) and <host>.tar.gz")
         reporter.line("Try: chpki list --ca-dir \(caPath)")
         reporter.line("     tar -tvzf \(output)/bundles/backend-1.example.com.tar.gz")

@@ -14,7 +14,7 @@ public enum AtomicFile {
         var template = Array("\(directory)/.\(name).tmp-XXXXXX".utf8CString)
         let descriptor = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard descriptor >= 0 else { throw POSIXFailure.last("cannot create a temporary file next to \(path)") }
-        let temporary = String(cString: template)
+        let temporary = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         var renamed = false
         defer {
             if !renamed { unlink(temporary) }
@@ -33,6 +33,21 @@ public enum AtomicFile {
         guard rename(temporary, path) == 0 else { throw POSIXFailure.last("cannot rename \(temporary) to \(path)") }
         renamed = true
         syncDirectory(directory)
+    }
+
+    /// Flushes a file written by other means (SQLite) to disk.
+    public static func syncFile(_ path: String) throws {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw POSIXFailure.last("cannot open \(path)") }
+        defer { close(descriptor) }
+        guard fsync(descriptor) == 0 else { throw POSIXFailure.last("cannot fsync \(path)") }
+    }
+
+    /// Writes raw bytes (a secret held in `SecretBytes`) atomically, without an intermediate Data copy.
+    public static func write(_ bytes: UnsafeRawBufferPointer, to path: String, mode: mode_t = 0o600) throws {
+        var data = Data(bytes)
+        defer { data.withUnsafeMutableBytes { SecureMemory.cleanse($0) } }
+        try write(data, to: path, mode: mode)
     }
 
     /// Makes a rename inside `directory` durable.

@@ -1,47 +1,5 @@
 import Foundation
 
-/// `MANIFEST.json`, the first member of a frontend bundle: every file with its SHA-256, size,
-/// owner, group and mode, and the directories to create on the new frontend.
-public struct FrontendManifest: Codable, Sendable, Equatable {
-    public static let format = "chpki-frontend-bundle"
-    public static let currentVersion = 1
-    public static let memberName = "MANIFEST.json"
-
-    public struct File: Codable, Sendable, Equatable {
-        public var path: String
-        public var sha256: String
-        public var size: Int
-        public var owner: String
-        public var group: String
-        public var mode: String
-    }
-
-    public struct Directory: Codable, Sendable, Equatable {
-        public var path: String
-        public var owner: String
-        public var group: String
-        public var mode: String
-    }
-
-    public var format: String
-    public var version: Int
-    public var flavor: FrontendFlavor
-    public var migrationLevel: String?
-    public var files: [File]
-    public var directories: [Directory]
-
-    enum CodingKeys: String, CodingKey {
-        case format, version, flavor, files, directories
-        case migrationLevel = "migration_level"
-    }
-
-    public func encoded() throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return try encoder.encode(self) + Data("\n".utf8)
-    }
-}
-
 /// The frontend secret bundle in memory: the flavour, the files, the directories to create.
 public struct FrontendBundle: Sendable {
     public var flavor: FrontendFlavor
@@ -55,41 +13,18 @@ public struct FrontendBundle: Sendable {
         return files.first { $0.path == path }
     }
 
-    public var manifest: FrontendManifest {
+    public var manifest: SecretBundleManifest {
         get throws {
-            FrontendManifest(
-                format: FrontendManifest.format, version: FrontendManifest.currentVersion, flavor: flavor,
-                migrationLevel: validation.migrationLevel?.description,
-                files: try files.map {
-                    FrontendManifest.File(path: $0.path, sha256: Hex.lower(try Digest.sha256($0.data)), size: $0.data.count,
-                                          owner: $0.owner, group: $0.group, mode: ModeText.format($0.mode))
-                },
-                directories: directories.map {
-                    FrontendManifest.Directory(path: $0.path, owner: $0.owner, group: $0.group, mode: ModeText.format($0.mode))
-                })
+            try SecretBundleArchive.manifest(flavor.layout, files: files.map { ($0.path, $0.data) }, flavor: flavor,
+                                             migrationLevel: validation.migrationLevel?.description)
         }
     }
 
-    /// The tar.gz: `MANIFEST.json`, the directories, then the files, with owners and modes, so
-    /// `tar -xzpf` restores them too. The same frontend always gives the same bytes.
-    public func archive() throws -> Data {
+    /// The tar.gz, with the table's modes and owners. The same frontend always gives the same bytes.
+    public func archive(source: String) throws -> Data {
         let newest = files.map(\.modified).max() ?? Date(timeIntervalSince1970: 0)
-        var entries = [TarEntry(path: FrontendManifest.memberName, kind: .file(try manifest.encoded()), mode: 0o600,
-                                modified: newest)]
-        for directory in directories {
-            entries.append(TarEntry(path: directory.path, kind: .directory, mode: directory.mode, owner: directory.owner,
-                                    group: directory.group, modified: newest))
-        }
-        for file in files {
-            entries.append(TarEntry(path: file.path, kind: .file(file.data), mode: file.mode, owner: file.owner,
-                                    group: file.group, modified: file.modified))
-        }
-        return try Gzip.compress(try Tar.archive(entries), level: 9)
+        return try SecretBundleArchive.write(try manifest, files: files.map { ($0.path, $0.data) }, modified: newest, source: source)
     }
-}
-
-extension Hex {
-    static func lower(_ bytes: [UInt8]) -> String { upper(bytes).lowercased() }
 }
 
 /// Reads a frontend's files from its filesystem root.
@@ -100,12 +35,13 @@ public enum FrontendCollector {
         public var directories: [FrontendDirectory] = []
         /// Files that exist but cannot be read, missing directories.
         public var problems: [String] = []
-        /// Modes chpki tightened (SPEC §5 modes).
+        /// Modes and owners chpki set to SPEC §5's table.
         public var notes: [String] = []
     }
 
-    /// `tighten`: clear the mode bits SPEC §5 forbids (and say so in `notes`), as a bundle carries them.
-    public static func collect(root: String, flavor: FrontendFlavor, option: String = "--from", tighten: Bool = true) throws -> Collected {
+    /// `normalize`: give each file the mode and owner of the flavour's table (and say in `notes`
+    /// where the frontend differs), as the bundle carries them; false keeps what is on disk.
+    public static func collect(root: String, flavor: FrontendFlavor, option: String = "--from", normalize: Bool = true) throws -> Collected {
         guard let rootStatus = try FileStatus.of(root) else {
             throw ChpkiError.input(file: root, field: option, "no such directory")
         }
@@ -133,14 +69,19 @@ public enum FrontendCollector {
             let path = Path.join(root, file.path)
             switch RegularFile.read(path) {
             case let .success((data, status)):
-                var mode = status.mode
-                if tighten && mode & file.forbiddenModeBits != 0 {
-                    let tightened = mode & ~file.forbiddenModeBits
-                    collected.notes.append("\(path) is \(ModeText.format(mode)); the bundle carries it as \(ModeText.format(tightened))")
-                    mode = tightened
+                var (mode, owner, group) = (status.mode, status.owner, status.group)
+                if normalize {
+                    if mode != file.mode {
+                        collected.notes.append("\(path) is \(ModeText.format(mode)); the bundle carries it as \(ModeText.format(file.mode)) (SPEC §5)")
+                    }
+                    let layout = flavor.layout
+                    if !layout.accepts(owner) || !layout.accepts(group) {
+                        collected.notes.append("\(path) is owned by \(owner):\(group); the bundle carries it as root:root (SPEC §5)")
+                    }
+                    (mode, owner, group) = (file.mode, SecretBundleLayout.owner, SecretBundleLayout.group)
                 }
-                collected.files[file.role] = FrontendFileData(path: file.path, data: data, mode: mode, owner: status.owner,
-                                                              group: status.group, modified: status.modified)
+                collected.files[file.role] = FrontendFileData(path: file.path, data: data, mode: mode, owner: owner,
+                                                              group: group, modified: status.modified)
             case .failure(.missing):
                 if missingDirectories.contains(where: { file.path.hasPrefix($0) }) { continue }
                 collected.absent.insert(file.role)
@@ -165,131 +106,43 @@ public enum FrontendCollector {
     }
 }
 
-/// Reads a bundle file: decrypts a CMS envelope, unpacks, checks the manifest against every member,
-/// and validates the files as `bundle-frontend` did.
+/// Reads a frontend bundle file: decrypts a CMS envelope, unpacks, checks the manifest against
+/// every member and against the flavour's table, and validates the files as `bundle-frontend` did.
 public enum FrontendBundleReader {
     public struct Opened: Sendable {
         public var bundle: FrontendBundle
-        public var manifest: FrontendManifest
+        public var manifest: SecretBundleManifest
         public var encrypted: Bool
     }
 
-    /// gzip magic: an unencrypted bundle.
-    static func isGzip(_ data: Data) -> Bool { data.count >= 2 && data[data.startIndex] == 0x1F && data[data.startIndex + 1] == 0x8B }
-
     public static func open(_ data: Data, file: String, passphrase: () throws -> Passphrase) throws -> Opened {
-        var archive = data
-        var encrypted = false
-        if !isGzip(data) {
-            guard PasswordEnvelope.isEnvelope(data) else {
-                throw ChpkiError.input(file: file, field: nil, "not a frontend bundle (neither a tar.gz nor a CMS envelope)")
-            }
-            encrypted = true
-            let secret = try passphrase()
-            do {
-                archive = try PasswordEnvelope.open(data, passphrase: secret)
-            } catch let error as OpenSSLError {
-                throw ChpkiError.input(file: file, field: nil, "cannot decrypt: wrong passphrase, or the file is damaged (\(error.reasons.last ?? error.operation))")
-            }
-            guard isGzip(archive) else {
-                throw ChpkiError.input(file: file, field: nil, "decrypted, but the content is not a frontend bundle (wrong passphrase?)")
-            }
-        }
-        let entries: [TarEntry]
-        do {
-            entries = try Tar.read(try Gzip.decompress(archive, limit: 64 << 20))
-        } catch let error as ChpkiError {
-            throw ChpkiError.input(file: file, field: nil, "not a complete frontend bundle: \(error.message)")
-        }
-        let manifest = try readManifest(entries, file: file)
-        let (bundle, problems) = try check(entries, manifest: manifest, file: file)
-        let all = problems + bundle.validation.problems
-        guard all.isEmpty else { throw ChpkiError(.refused, all.joined(separator: "\n")) }
-        return Opened(bundle: bundle, manifest: manifest, encrypted: encrypted)
-    }
-
-    static func readManifest(_ entries: [TarEntry], file: String) throws -> FrontendManifest {
-        guard let member = entries.first(where: { $0.path == FrontendManifest.memberName }), let data = member.data else {
-            throw ChpkiError.input(file: file, field: FrontendManifest.memberName, "missing: not a chpki frontend bundle")
-        }
-        let manifest: FrontendManifest
-        do {
-            manifest = try JSONDecoder().decode(FrontendManifest.self, from: data)
-        } catch {
-            throw ChpkiError.input(file: file, field: FrontendManifest.memberName, "not a frontend bundle manifest (\(JSONProblem.describe(error)))")
-        }
+        let unpacked = try SecretBundleArchive.open(data, file: file, expected: "frontend bundle", passphrase: passphrase)
+        let manifest = unpacked.manifest
         guard manifest.format == FrontendManifest.format else {
-            throw ChpkiError.input(file: file, field: "\(FrontendManifest.memberName) format", "'\(manifest.format)' is not \(FrontendManifest.format)")
+            let hint = manifest.format == BackendSecretsBundle.format ? " (a Chef Backend secrets bundle: use install-backend)" : ""
+            throw ChpkiError.input(file: file, field: "\(SecretBundleManifest.memberName) format", "'\(manifest.format)' is not \(FrontendManifest.format)\(hint)")
         }
-        guard manifest.version == FrontendManifest.currentVersion else {
-            throw ChpkiError.input(file: file, field: "\(FrontendManifest.memberName) version", "\(manifest.version) is not supported (this chpki reads version \(FrontendManifest.currentVersion))")
+        guard let flavor = manifest.flavor else {
+            throw ChpkiError.input(file: file, field: "\(SecretBundleManifest.memberName) flavor", "missing")
         }
-        return manifest
-    }
-
-    /// Every manifest entry against its member: one problem line per mismatch.
-    static func check(_ entries: [TarEntry], manifest: FrontendManifest, file: String) throws -> (FrontendBundle, [String]) {
-        let flavor = manifest.flavor
-        var problems: [String] = []
-        func problem(_ path: String, _ text: String) { problems.append("\(file): \(path): \(text)") }
-        var members: [String: TarEntry] = [:]
-        for entry in entries where entry.path != FrontendManifest.memberName {
-            if members[entry.path] != nil { problem(entry.path, "appears twice in the archive") }
-            members[entry.path] = entry
-        }
-        let known = Dictionary(uniqueKeysWithValues: flavor.files.map { ($0.path, $0) })
-        var listed: Set<String> = []
+        let (verified, problems) = try SecretBundleArchive.check(unpacked, layout: flavor.layout, file: file)
+        guard problems.isEmpty else { throw ChpkiError(.refused, problems.joined(separator: "\n")) }
         var files: [FrontendFile.Role: FrontendFileData] = [:]
-        for entry in manifest.files {
-            guard let spec = known[entry.path] else {
-                problem(entry.path, "not a file of a \(flavor.rawValue) frontend bundle; refusing to install it")
-                continue
-            }
-            guard listed.insert(entry.path).inserted else {
-                problem(entry.path, "listed twice in \(FrontendManifest.memberName)")
-                continue
-            }
-            guard let member = members[entry.path], let data = member.data else {
-                problem(entry.path, "listed in \(FrontendManifest.memberName) but missing from the archive")
-                continue
-            }
-            let digest = Hex.lower(try Digest.sha256(data))
-            guard digest == entry.sha256.lowercased(), data.count == entry.size else {
-                problem(entry.path, "SHA-256 does not match \(FrontendManifest.memberName): the bundle was altered or damaged")
-                continue
-            }
-            guard let mode = ModeText.parse(entry.mode), mode == member.mode else {
-                problem(entry.path, "mode \(entry.mode) in \(FrontendManifest.memberName) does not match the archive's \(ModeText.format(member.mode))")
-                continue
-            }
-            guard entry.owner == member.owner, entry.group == member.group, !entry.owner.isEmpty, !entry.group.isEmpty else {
-                problem(entry.path, "owner \(entry.owner):\(entry.group) in \(FrontendManifest.memberName) does not match the archive's \(member.owner):\(member.group)")
-                continue
-            }
-            // A hand-made bundle cannot loosen what SPEC §5 keeps private.
-            files[spec.role] = FrontendFileData(path: entry.path, data: data, mode: mode & ~spec.forbiddenModeBits,
-                                                owner: entry.owner, group: entry.group, modified: member.modified)
+        for spec in flavor.files {
+            guard let data = verified[spec.path] else { continue }
+            files[spec.role] = FrontendFileData(path: spec.path, data: data, mode: spec.mode, owner: SecretBundleLayout.owner,
+                                                group: SecretBundleLayout.group,
+                                                modified: unpacked.members[spec.path]?.modified ?? Date(timeIntervalSince1970: 0))
         }
-        var directories: [FrontendDirectory] = []
-        for directory in manifest.directories {
-            guard flavor.directories.contains(directory.path) else {
-                problem(directory.path, "not a directory of a \(flavor.rawValue) frontend; refusing to create it")
-                continue
-            }
-            guard let mode = ModeText.parse(directory.mode) else {
-                problem(directory.path, "mode '\(directory.mode)' is not octal")
-                continue
-            }
-            directories.append(FrontendDirectory(path: directory.path, mode: mode, owner: directory.owner, group: directory.group))
-        }
-        let directoryPaths = Set(manifest.directories.map(\.path))
-        for path in members.keys.sorted() where !listed.contains(path) && !directoryPaths.contains(path) {
-            problem(path, "in the archive but not in \(FrontendManifest.memberName)")
-        }
-        // A member left out of the manifest is already reported; do not call it missing too.
-        let absent = Set(flavor.files.filter { !listed.contains($0.path) && members[$0.path] == nil }.map(\.role))
+        let listed = Set(manifest.files.map(\.path))
+        let absent = Set(flavor.files.filter { !listed.contains($0.path) }.map(\.role))
         let validation = FrontendValidation.validate(flavor: flavor, files: files, absent: absent) { "\(file): \($0.path)" }
+        guard validation.problems.isEmpty else { throw ChpkiError(.refused, validation.problems.joined(separator: "\n")) }
         let ordered = flavor.files.compactMap { files[$0.role] }
-        return (FrontendBundle(flavor: flavor, files: ordered, directories: directories, validation: validation), problems)
+        let directories = flavor.directories.map {
+            FrontendDirectory(path: $0, mode: 0o755, owner: SecretBundleLayout.owner, group: SecretBundleLayout.group)
+        }
+        return Opened(bundle: FrontendBundle(flavor: flavor, files: ordered, directories: directories, validation: validation),
+                      manifest: manifest, encrypted: unpacked.encrypted)
     }
 }

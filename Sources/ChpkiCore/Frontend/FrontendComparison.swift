@@ -29,8 +29,8 @@ public struct FrontendComparison: Sendable, Encodable {
     }
 
     public static func compare(_ first: String, _ second: String, flavor: FrontendFlavor) throws -> FrontendComparison {
-        let a = try FrontendCollector.collect(root: first, flavor: flavor, option: "--compare", tighten: false)
-        let b = try FrontendCollector.collect(root: second, flavor: flavor, option: "--compare", tighten: false)
+        let a = try FrontendCollector.collect(root: first, flavor: flavor, option: "--compare", normalize: false)
+        let b = try FrontendCollector.collect(root: second, flavor: flavor, option: "--compare", normalize: false)
         let unreadable = a.problems + b.problems
         guard unreadable.isEmpty else { throw ChpkiError(.refused, unreadable.joined(separator: "\n")) }
         var result = FrontendComparison(first: first, second: second, flavor: flavor)
@@ -132,8 +132,13 @@ public struct FrontendComparison: Sendable, Encodable {
             }
         }
 
-        // Modes: a secrets file copied with the wrong mode is a known failure.
+        // Modes: a secrets file copied with the wrong mode is a known failure. Against each other
+        // (a difference), and against SPEC §5's table, which install-frontend writes (a note).
         for file in flavor.files {
+            for (collected, root) in [(a, first), (b, second)] {
+                guard let mode = collected.files[file.role]?.mode, mode != file.mode else { continue }
+                result.notes.append("\(file.name): mode \(ModeText.format(mode)) on \(root), SPEC §5's table says \(ModeText.format(file.mode)) (install-frontend writes that)")
+            }
             guard let x = a.files[file.role], let y = b.files[file.role], x.mode != y.mode else { continue }
             result.differences.append("\(file.name): mode \(ModeText.format(x.mode)) on \(first), \(ModeText.format(y.mode)) on \(second)")
         }

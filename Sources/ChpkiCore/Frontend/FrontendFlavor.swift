@@ -28,22 +28,38 @@ public enum FrontendFlavor: String, CaseIterable, Sendable, Codable {
             self == .cinc ? .required : .unlessInSecrets(credential)
         }
         let chefOptional: FrontendFile.Requirement = self == .cinc ? .required : .optional
+        // The modes of SPEC §5; every file is installed root:root (reconfigure hands the service
+        // account what it needs).
         return [
-            FrontendFile(.serverConfig, "\(etc)/\(serverConfigName)", .required, forbiddenModeBits: 0o007),
-            FrontendFile(.darkLaunch, "\(etc)/dark_launch_features.json", chefOptional),
-            FrontendFile(.pivotalConfig, "\(etc)/pivotal.rb", chefOptional),
-            FrontendFile(.privateChefShell, "\(etc)/private-chef.sh", chefOptional),
-            FrontendFile(.webuiPublic, "\(etc)/webui_pub.pem", keyRule("webui_key")),
-            FrontendFile(.webuiPrivate, "\(etc)/webui_priv.pem", keyRule("webui_key"), forbiddenModeBits: 0o077),
-            FrontendFile(.pivotalKey, "\(etc)/pivotal.pem", keyRule("superuser_key"), forbiddenModeBits: 0o077),
-            FrontendFile(.secrets, "\(etc)/\(secretsName)", .required, forbiddenModeBits: 0o077),
-            FrontendFile(.migrationLevel, "\(upgradesDirectory)/migration-level", .required),
-            FrontendFile(.bootstrapped, "\(dataDirectory)/bootstrapped", .required),
+            FrontendFile(.serverConfig, "\(etc)/\(serverConfigName)", .required, mode: 0o640),
+            FrontendFile(.darkLaunch, "\(etc)/dark_launch_features.json", chefOptional, mode: 0o644),
+            FrontendFile(.pivotalConfig, "\(etc)/pivotal.rb", chefOptional, mode: 0o644),
+            FrontendFile(.privateChefShell, "\(etc)/private-chef.sh", chefOptional, mode: 0o644),
+            FrontendFile(.webuiPublic, "\(etc)/webui_pub.pem", keyRule("webui_key"), mode: 0o644),
+            FrontendFile(.webuiPrivate, "\(etc)/webui_priv.pem", keyRule("webui_key"), mode: 0o600),
+            FrontendFile(.pivotalKey, "\(etc)/pivotal.pem", keyRule("superuser_key"), mode: 0o600),
+            FrontendFile(.secrets, "\(etc)/\(secretsName)", .required, mode: 0o600),
+            FrontendFile(.migrationLevel, "\(upgradesDirectory)/migration-level", .required, mode: 0o644),
+            FrontendFile(.bootstrapped, "\(dataDirectory)/bootstrapped", .required, mode: 0o600),
         ]
     }
 
-    /// Directories the bundle records (owner, group, mode) so install can create them when missing.
+    /// Directories the bundle lists so install can create them when missing (root-owned 0755:
+    /// the services, running as the service account, must traverse them).
     public var directories: [String] { [configDirectory, dataDirectory, upgradesDirectory] }
+
+    /// The flavour's system user (the Chef packages' `opscode`, kept by Cinc's rebuild): a
+    /// manifest may name it as an owner, but install writes root:root as the table says.
+    public var serviceAccount: String { "opscode" }
+
+    /// The one table that bundle-frontend writes, install-frontend enforces and --compare reads.
+    public var layout: SecretBundleLayout {
+        SecretBundleLayout(
+            name: "\(rawValue) frontend bundle", format: FrontendManifest.format,
+            files: files.map { SecretBundleLayout.File(path: $0.path, mode: $0.mode) },
+            directories: directories.map { SecretBundleLayout.Directory(path: $0, mode: 0o755) },
+            serviceAccount: serviceAccount)
+    }
 
     public func file(_ role: FrontendFile.Role) -> FrontendFile {
         files.first { $0.role == role }!
@@ -68,15 +84,14 @@ public struct FrontendFile: Sendable, Equatable {
     /// Relative to the root: `etc/cinc-project/pivotal.pem`.
     public var path: String
     public var requirement: Requirement
-    /// Permission bits the file must not have (SPEC §5: the secrets file and private keys 0600,
-    /// the server .rb not world-readable). A bundle carries the mode with these bits cleared.
-    public var forbiddenModeBits: UInt16
+    /// The mode SPEC §5 fixes: the bundle carries it and install writes it, whatever the source had.
+    public var mode: UInt16
 
-    init(_ role: Role, _ path: String, _ requirement: Requirement, forbiddenModeBits: UInt16 = 0) {
+    init(_ role: Role, _ path: String, _ requirement: Requirement, mode: UInt16) {
         self.role = role
         self.path = path
         self.requirement = requirement
-        self.forbiddenModeBits = forbiddenModeBits
+        self.mode = mode
     }
 
     public var name: String { Path.name(of: path) }

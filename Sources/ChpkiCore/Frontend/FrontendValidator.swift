@@ -58,14 +58,22 @@ public struct FrontendValidation: Sendable {
                 problem(secretsFile, "cannot be read as a secrets file")
             }
         }
-        let chefServer = result.secrets?.credentials["chef-server"] ?? [:]
+        // A secrets file without the keys the server signs with is useless to a new frontend,
+        // however well-formed (`{"vail": {...}}` reads as a legacy file of one group "vail").
+        var secretsIncomplete = false
+        if let secrets = result.secrets, let missing = secrets.missing(FrontendValidation.requiredCredentials,
+                                                                         purpose: "a new frontend needs them") {
+            problem(secretsFile, missing)
+            secretsIncomplete = true
+        }
+        let chefServer = secretsIncomplete ? [:] : result.secrets?.credentials["chef-server"] ?? [:]
 
         for file in flavor.files where absent.contains(file.role) {
             switch file.requirement {
             case .required:
                 problem(file, "missing (required in a \(flavor.rawValue) frontend bundle)")
             case let .unlessInSecrets(credential):
-                if result.secrets != nil && chefServer[credential] == nil {
+                if result.secrets != nil && !secretsIncomplete && chefServer[credential] == nil {
                     problem(file, "missing, and \(secretsName) has no chef-server.\(credential) either")
                 }
             case .optional:
@@ -173,6 +181,9 @@ public struct FrontendValidation: Sendable {
         }
         return result
     }
+
+    /// What the secrets file must hold (SPEC §5): the chef-server keys.
+    public static let requiredCredentials = [(group: "chef-server", names: ["superuser_key", "webui_key", "webui_pub_key"])]
 
     static func privateKeyFingerprint(_ pem: Data) -> String? {
         guard let key = try? PrivateKey(pem: pem) else { return nil }

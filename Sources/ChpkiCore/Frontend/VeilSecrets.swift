@@ -32,6 +32,8 @@ public struct VeilSecrets: Sendable {
     public var credentials: [String: [String: String]]
     /// The veil hasher settings (canonical JSON), which derive new credentials; nil in the legacy form.
     public var hasher: String?
+    /// `group.name` of every credential whose value was not a JSON string.
+    public var nonStringValues: Set<String> = []
 
     public static let collectionType = "Veil::CredentialCollection::ChefSecretsFile"
     public static let credentialType = "Veil::Credential"
@@ -68,14 +70,23 @@ public struct VeilSecrets: Sendable {
             throw Failure(field: nil, reason: "not a JSON object")
         }
         guard let veil = top["veil"] else {
-            return VeilSecrets(format: .legacy, credentials: try flat(top), hasher: nil)
+            var nonString: Set<String> = []
+            return VeilSecrets(format: .legacy, credentials: try flat(top, &nonString), hasher: nil, nonStringValues: nonString)
         }
         guard let collection = veil as? [String: Any] else { throw Failure(field: "veil", reason: "not an object") }
         guard collection["type"] as? String == collectionType else {
             throw Failure(field: "veil.type", reason: "not \(collectionType)")
         }
+        // veil 1 kept the credentials in clear, veil 2 encrypts them (Veil::Cipher::V2); a
+        // version chpki does not know may mean anything, so it is refused, not guessed at.
+        guard let version = collection["version"] else { throw Failure(field: "veil.version", reason: "missing") }
+        guard let number = exactInteger(version), number == 1 || number == 2 else {
+            throw Failure(field: "veil.version", reason: "\((try? canonicalJSON(version)) ?? "this value") is not a veil version chpki reads (1: credentials in clear, 2: Veil::Cipher::V2)")
+        }
         let hasher = try collection["hasher"].map { try canonicalJSON($0) }
         switch collection["credentials"] {
+        case is String where number == 1, is [String: Any] where number == 2:
+            throw Failure(field: "veil.credentials", reason: number == 1 ? "a string, but veil version 1 keeps the credentials as an object" : "an object, but veil version 2 encrypts the credentials (a base64 string)")
         case let ciphertext as String:
             let plaintext = try decrypt(ciphertext, cipher: collection["cipher"])
             let decoded: Any
@@ -87,9 +98,11 @@ public struct VeilSecrets: Sendable {
             guard let groups = decoded as? [String: Any] else {
                 throw Failure(field: "veil.credentials", reason: "decrypted, but not a JSON object")
             }
-            return VeilSecrets(format: .v2, credentials: try expanded(groups), hasher: hasher)
+            var nonString: Set<String> = []
+            return VeilSecrets(format: .v2, credentials: try expanded(groups, &nonString), hasher: hasher, nonStringValues: nonString)
         case let groups as [String: Any]:
-            return VeilSecrets(format: .veilPlain, credentials: try expanded(groups), hasher: hasher)
+            var nonString: Set<String> = []
+            return VeilSecrets(format: .veilPlain, credentials: try expanded(groups, &nonString), hasher: hasher, nonStringValues: nonString)
         case nil:
             return VeilSecrets(format: .veilPlain, credentials: [:], hasher: hasher)
         default:
@@ -129,14 +142,14 @@ public struct VeilSecrets: Sendable {
 
     /// `{group: {name: credential}}` where a credential is a `Veil::Credential` object; a top-level
     /// `Veil::Credential` is a credential without a group.
-    private static func expanded(_ groups: [String: Any]) throws -> [String: [String: String]] {
+    private static func expanded(_ groups: [String: Any], _ nonString: inout Set<String>) throws -> [String: [String: String]] {
         var out: [String: [String: String]] = [:]
         for (groupName, entry) in groups {
             guard let entry = entry as? [String: Any] else {
                 throw Failure(field: "credentials.\(groupName)", reason: "not an object")
             }
             if entry["type"] as? String == credentialType {
-                out["", default: [:]][groupName] = try credentialValue(entry, field: groupName)
+                out["", default: [:]][groupName] = try credentialValue(entry, field: groupName, &nonString)
                 continue
             }
             var group: [String: String] = [:]
@@ -144,22 +157,23 @@ public struct VeilSecrets: Sendable {
                 guard let credential = credential as? [String: Any] else {
                     throw Failure(field: "credentials.\(groupName).\(name)", reason: "not a Veil::Credential object")
                 }
-                group[name] = try credentialValue(credential, field: "\(groupName).\(name)")
+                group[name] = try credentialValue(credential, field: "\(groupName).\(name)", &nonString)
             }
             out[groupName] = group
         }
         return out
     }
 
-    private static func credentialValue(_ credential: [String: Any], field: String) throws -> String {
+    private static func credentialValue(_ credential: [String: Any], field: String, _ nonString: inout Set<String>) throws -> String {
         guard let value = credential["value"] else {
             throw Failure(field: "credentials.\(field)", reason: "has no value")
         }
+        if !(value is String) { nonString.insert(field) }
         return try scalarText(value, field: "credentials.\(field).value")
     }
 
     /// The legacy `{group: {name: value}}`.
-    private static func flat(_ top: [String: Any]) throws -> [String: [String: String]] {
+    private static func flat(_ top: [String: Any], _ nonString: inout Set<String>) throws -> [String: [String: String]] {
         var out: [String: [String: String]] = [:]
         for (groupName, entry) in top {
             guard let entry = entry as? [String: Any] else {
@@ -167,11 +181,39 @@ public struct VeilSecrets: Sendable {
             }
             var group: [String: String] = [:]
             for (name, value) in entry {
+                if !(value is String) { nonString.insert("\(groupName).\(name)") }
                 group[name] = try scalarText(value, field: "\(groupName).\(name)")
             }
             out[groupName] = group
         }
         return out
+    }
+
+    /// Why the credentials lack what a consumer needs (`required`: group -> names, each a
+    /// non-empty JSON string), as one line, or nil. Never quotes a value.
+    public func missing(_ required: [(group: String, names: [String])], purpose: String) -> String? {
+        var absent: [String] = []
+        var wrong: [String] = []
+        for (group, names) in required {
+            guard let entries = credentials[group] else {
+                return "no \(group) group (\(names.joined(separator: ", "))): \(purpose)"
+            }
+            for name in names {
+                if nonStringValues.contains("\(group).\(name)") { wrong.append("\(group).\(name)") }
+                else if entries[name]?.isEmpty ?? true { absent.append("\(group).\(name)") }
+            }
+        }
+        if !absent.isEmpty { return "\(absent.joined(separator: ", ")) missing or empty: \(purpose)" }
+        if !wrong.isEmpty { return "\(wrong.joined(separator: ", ")): not a string" }
+        return nil
+    }
+
+    /// A JSON integer (not a boolean, not a fraction).
+    static func exactInteger(_ value: Any) -> Int? {
+        guard let number = value as? NSNumber, !(value is String) else { return nil }
+        let type = String(cString: number.objCType)
+        guard type != "c", type != "d", type != "f" else { return nil }
+        return number.intValue
     }
 
     private static func scalarText(_ value: Any, field: String) throws -> String {

@@ -19,7 +19,6 @@ struct InventoryReader {
     static let adminKeys = ["name"]
 
     /// Upper bound of X.520 name attributes (ub-common-name, ub-organization-name, ...).
-    static let maxAttributeLength = 64
 
     /// Hints for keys that minicluster's services.yml has but chpki's inventory spells differently.
     static let serviceHints = [
@@ -93,14 +92,11 @@ struct InventoryReader {
         for entry in entries {
             let field = "subject.\(entry.key)"
             let value = try walker.string(entry.value, field)
+            try checkAttribute(value, type: entry.key, entry.value, field)
             if entry.key == "C" {
-                guard value.count == 2, value.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("A"..."Z").contains($0) }) else {
-                    throw walker.error(entry.value, field, "'\(value)' is not a country code: expected two letters (ISO 3166), e.g. US")
-                }
                 subject.c = value.uppercased()
                 continue
             }
-            try checkAttribute(value, entry.value, field)
             switch entry.key {
             case "ST": subject.st = value
             case "L": subject.l = value
@@ -111,23 +107,9 @@ struct InventoryReader {
         return subject
     }
 
-    /// A DN attribute value: non-empty, at most 64 characters, no control characters. Other
-    /// characters (`,`, `+`, `"`, non-ASCII) are fine: they are escaped where DNs are written.
-    private func checkAttribute(_ value: String, _ node: Node, _ field: String) throws {
-        if value.trimmingCharacters(in: .whitespaces).isEmpty {
-            throw walker.error(node, field, "must not be empty")
-        }
-        let length = value.unicodeScalars.count
-        if length > Self.maxAttributeLength {
-            throw walker.error(node, field, "is \(length) characters long; at most \(Self.maxAttributeLength) are allowed (X.520)")
-        }
-        if value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
-            throw walker.error(node, field, "must not contain control characters (tab, newline, ...)")
-        }
-        // OpenSSL keeps such a space, Java's LdapName drops it: nodes_dn would never match.
-        if value.first?.isWhitespace == true || value.last?.isWhitespace == true {
-            throw walker.error(node, field, "must not begin or end with a space (OpenSearch would not match the DN)")
-        }
+    /// A DN attribute value, by the one rule of `DNAttributeValue`.
+    private func checkAttribute(_ value: String, type: String, _ node: Node, _ field: String) throws {
+        if let reason = DNAttributeValue.problem(type: type, value: value) { throw walker.error(node, field, reason) }
     }
 
     private func readCA(_ node: Node) throws -> CASettings {
@@ -139,7 +121,7 @@ struct InventoryReader {
             switch entry.key {
             case "common_name":
                 let value = try walker.string(entry.value, field)
-                try checkAttribute(value, entry.value, field)
+                try checkAttribute(value, type: "CN", entry.value, field)
                 ca.commonName = value
             case "key": ca.key = try readKey(entry.value, field)
             default: ca.validity = try readPeriod(entry.value, field)
@@ -179,7 +161,7 @@ struct InventoryReader {
         var admin = Admin()
         for entry in entries {
             let value = try walker.string(entry.value, "admin.name")
-            try checkAttribute(value, entry.value, "admin.name")
+            try checkAttribute(value, type: "CN", entry.value, "admin.name")
             if let host = hosts.first(where: { $0.name == value.lowercased() }) {
                 throw walker.error(entry.value, "admin.name",
                                    "'\(value)' is the name of host \(host.name); the admin certificate must not look like a node (nodes_dn)")
@@ -442,15 +424,9 @@ struct InventoryReader {
         return service
     }
 
-    /// Service names become DNS labels (`S.<domain>`) and directory names.
+    /// Service names become DNS labels (`S.<domain>`) and directory names: `ServiceName`'s rule.
     private func checkServiceName(_ name: String, _ node: Node, _ field: String) throws {
-        let valid = !name.isEmpty && name.utf8.count <= HostName.maxLabelLength
-            && name.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }
-            && !name.hasPrefix("-") && !name.hasSuffix("-")
-        guard valid else {
-            throw walker.error(node, field,
-                               "'\(name)' is not a valid service name: expected a DNS label of lower-case letters, digits and '-' (it becomes \(name.lowercased()).<domain>)")
-        }
+        if let reason = ServiceName.problem(with: name) { throw walker.error(node, field, reason) }
     }
 
     /// `hosts:` of a service: a group that some host has, or a list of existing hosts (FQDN or

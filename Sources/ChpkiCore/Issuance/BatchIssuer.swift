@@ -1,21 +1,20 @@
 import Foundation
 
-/// Signs a batch of certificates on every core, then records the whole batch in one exclusive
-/// transaction: all of it commits or none (SPEC §6). Keys are generated and certificates signed
-/// in parallel; the CA key is shared read-only, each worker has its own OpenSSL objects.
+/// Signs a batch of certificates on every core. Keys are generated (or the previous key reused)
+/// and certificates signed in parallel; the CA key is shared read-only, each worker has its own
+/// OpenSSL objects. Recording the batch is the session's (`CASession.issue`): one transaction.
 public enum BatchIssuer {
     public struct Issued: Sendable {
         public var item: IssuancePlan.Item
-        public var record: CertificateRecord
+        public var signed: SignedCertificate
+        /// The leaf's private key, unencrypted PKCS#8 PEM (wiped when released).
+        public var key: SecretBytes
     }
 
-    public static func issue(_ items: [IssuancePlan.Item], authority: CertificateAuthority, signer: Signer, now: Date,
-                             workers: Int = ProcessInfo.processInfo.activeProcessorCount,
-                             progress: ProgressTicker? = nil,
-                             phaseDone: (String) -> Void = { _ in }) throws -> [Issued] {
+    public static func sign(_ items: [IssuancePlan.Item], signer: Signer, issuerNotAfter: Date, previousKeys: [SerialNumber: SecretBytes],
+                            now: Date, workers: Int = ProcessInfo.processInfo.activeProcessorCount,
+                            progress: ProgressTicker? = nil) throws -> [Issued] {
         guard !items.isEmpty else { return [] }
-        let issuer = authority.issuingCertificate
-        let issuerSerial = issuer.serial.hex
         let slots = ResultSlots(count: items.count)
         let workerCount = max(1, min(workers, items.count))
         // Strided, not chunked: a batch often mixes slow RSA and fast EC keys service by service.
@@ -27,48 +26,37 @@ public enum BatchIssuer {
             }
             var index = workerIndex
             while index < items.count, !slots.failed {
-                slots.set(index, Result { try sign(items[index], worker: worker, issuerNotAfter: issuer.notAfter,
-                                                   issuerSerial: issuerSerial, now: now) })
+                let item = items[index]
+                let previousKey = item.keepsKey ? item.previous.flatMap { previousKeys[$0.serial] } : nil
+                slots.set(index, Result { try sign(item, previousKey: previousKey, worker: worker, issuerNotAfter: issuerNotAfter, now: now) })
                 progress?.advance()
                 index += workerCount
             }
         }
         progress?.finish()
-        let records = try slots.values()
-        phaseDone("signed \(items.count) certificates on \(workerCount) threads")
-        try authority.database.change { db in
-            for (item, var record) in zip(items, records) {
-                if let previous = item.previous {
-                    try db.execute(sql: "UPDATE certificates SET status = 'superseded', superseded_by = ? WHERE serial = ? AND status = 'valid'",
-                                   arguments: [record.serial, previous.serial])
-                }
-                try record.insert(db)
-            }
-        }
-        phaseDone("recorded them in one transaction")
-        return zip(items, records).map { Issued(item: $0, record: $1) }
+        return try slots.values()
     }
 
-    static func sign(_ item: IssuancePlan.Item, worker: SigningWorker, issuerNotAfter: Date, issuerSerial: String, now: Date) throws -> CertificateRecord {
+    static func sign(_ item: IssuancePlan.Item, previousKey: SecretBytes?, worker: SigningWorker, issuerNotAfter: Date, now: Date) throws -> Issued {
         let profile = item.profile
         let key: PrivateKey
-        let keyPEM: String
-        if item.keepsKey, let previousKey = item.previous?.privateKeyPEM {
-            key = try worker.readKey(pem: Data(previousKey.utf8))
+        let keyPEM: SecretBytes
+        if let previousKey {
+            key = try previousKey.withBytes { try worker.readKey(pem: Data($0)) }
             keyPEM = previousKey
         } else {
             key = try worker.generateKey(profile.keyType)
-            keyPEM = String(decoding: try key.pkcs8PEM(), as: UTF8.self)
+            var pem = try key.pkcs8PEM()
+            keyPEM = SecretBytes(consuming: &pem)
         }
         let template = profile.template(serial: try SerialNumber.random(), now: now, issuerNotAfter: issuerNotAfter)
-        let signed = try worker.sign(template, publicKeyOf: key)
-        return CertificateRecord(signed: signed, profile: profile, issuerSerial: issuerSerial, privateKeyPEM: keyPEM, createdAt: now)
+        return Issued(item: item, signed: try worker.sign(template, publicKeyOf: key), key: keyPEM)
     }
 }
 
 /// One result per batch index, each written by exactly one worker.
 private final class ResultSlots: @unchecked Sendable {
-    private var results: [Result<CertificateRecord, Error>?]
+    private var results: [Result<BatchIssuer.Issued, Error>?]
     private let lock = NSLock()
     private var anyFailure = false
 
@@ -78,14 +66,14 @@ private final class ResultSlots: @unchecked Sendable {
 
     var failed: Bool { lock.withLock { anyFailure } }
 
-    func set(_ index: Int, _ result: Result<CertificateRecord, Error>) {
+    func set(_ index: Int, _ result: Result<BatchIssuer.Issued, Error>) {
         lock.withLock {
             results[index] = result
             if case .failure = result { anyFailure = true }
         }
     }
 
-    func values() throws -> [CertificateRecord] {
+    func values() throws -> [BatchIssuer.Issued] {
         for case let .failure(error)? in results { throw error }
         return try results.map { result in
             guard let result else { throw ChpkiError(.refused, "issuance stopped after an earlier failure") }

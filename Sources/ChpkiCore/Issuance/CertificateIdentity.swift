@@ -1,12 +1,12 @@
 /// What makes two certificates "the same certificate" across renewals: its kind, host, service and
 /// name (host FQDN, VIP FQDN, `service@host` or the admin name).
 public struct CertificateIdentity: Hashable, Sendable, Comparable, CustomStringConvertible {
-    public var kind: CertificateRecord.Kind
+    public var kind: CertificateKind
     public var host: String?
     public var service: String?
     public var name: String
 
-    public init(kind: CertificateRecord.Kind, host: String?, service: String?, name: String) {
+    public init(kind: CertificateKind, host: String?, service: String?, name: String) {
         self.kind = kind
         self.host = host
         self.service = service

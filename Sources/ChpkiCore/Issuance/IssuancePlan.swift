@@ -10,10 +10,18 @@ public struct IssuancePlan: Sendable {
         public var profile: CertificateProfile
         public var action: Action
         public var reason: String
-        /// The valid certificate this one replaces (reissued, renewed) or is (unchanged).
-        public var previous: CertificateRecord?
+        /// The valid certificate this one replaces (reissued, renewed) or is (unchanged); never its key.
+        public var previous: IssuedCertificate?
         /// Whether the previous certificate's key is kept: renewals and name changes keep it, a key-type change does not.
         public var keepsKey: Bool
+
+        public init(profile: CertificateProfile, action: Action, reason: String, previous: IssuedCertificate?, keepsKey: Bool) {
+            self.profile = profile
+            self.action = action
+            self.reason = reason
+            self.previous = previous
+            self.keepsKey = keepsKey
+        }
     }
 
     public var items: [Item]
@@ -22,8 +30,8 @@ public struct IssuancePlan: Sendable {
 
     /// Compares each profile with the valid certificate of the same identity; with `issuerSerial`,
     /// a certificate from another issuer (the CA was rotated) is reissued.
-    public init(profiles: [CertificateProfile], existing: [CertificateRecord], now: Date, issuerSerial: String? = nil) {
-        var current: [CertificateIdentity: CertificateRecord] = [:]
+    public init(profiles: [CertificateProfile], existing: [IssuedCertificate], now: Date, issuerSerial: SerialNumber? = nil) {
+        var current: [CertificateIdentity: IssuedCertificate] = [:]
         for record in existing where record.status == .valid && !record.kind.isAuthority {
             current[record.identity] = record
         }
@@ -31,22 +39,20 @@ public struct IssuancePlan: Sendable {
             guard let previous = current[profile.identity] else {
                 return Item(profile: profile, action: .issued, reason: "new", previous: nil, keepsKey: false)
             }
-            let stored = previous.profile.flatMap { try? JSONDecoder().decode(CertificateProfile.Essentials.self, from: Data($0.utf8)) }
+            let stored = previous.profile
             let wanted = profile.essentials
             if let stored, stored != wanted {
                 let keyChanged = stored.key != wanted.key
                 return Item(profile: profile, action: .reissued, reason: Self.differences(stored, wanted),
-                            previous: previous, keepsKey: !keyChanged && previous.privateKeyPEM != nil)
+                            previous: previous, keepsKey: !keyChanged)
             }
             if let issuerSerial, let previousIssuer = previous.issuerSerial, previousIssuer != issuerSerial {
-                return Item(profile: profile, action: .reissued, reason: "CA rotated", previous: previous,
-                            keepsKey: previous.privateKeyPEM != nil)
+                return Item(profile: profile, action: .reissued, reason: "CA rotated", previous: previous, keepsKey: true)
             }
-            let due = profile.renewBefore.before(previous.notAfter)
-            if due <= now {
+            if RenewalRule.isDue(notAfter: previous.notAfter, window: profile.renewBefore, now: now) {
                 let reason = previous.notAfter <= now ? "expired \(RFC3339.format(previous.notAfter))"
                     : "expires \(RFC3339.format(previous.notAfter)), within renew_before \(profile.renewBefore)"
-                return Item(profile: profile, action: .renewed, reason: reason, previous: previous, keepsKey: previous.privateKeyPEM != nil)
+                return Item(profile: profile, action: .renewed, reason: reason, previous: previous, keepsKey: true)
             }
             return Item(profile: profile, action: .unchanged, reason: "valid until \(RFC3339.format(previous.notAfter))",
                         previous: previous, keepsKey: true)

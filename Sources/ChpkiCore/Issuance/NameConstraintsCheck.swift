@@ -52,9 +52,9 @@ public struct NameConstraintsCheck {
         }
     }
 
-    /// Refuses profiles with a SAN outside the constraints of `authority`'s root or intermediate.
-    public static func check(_ profiles: [CertificateProfile], against authority: CertificateAuthority, source: String?) throws {
-        for constraints in [authority.root, authority.intermediate].compactMap({ $0?.nameConstraints }) {
+    /// Refuses profiles with a SAN outside `constraints` (those of the issuing CA's path).
+    public static func check(_ profiles: [CertificateProfile], against constraints: [NameConstraints], source: String?) throws {
+        for constraints in constraints {
             let check = NameConstraintsCheck(constraints)
             for profile in profiles {
                 guard let name = check.firstViolation(profile.subjectAlternativeNames) else { continue }

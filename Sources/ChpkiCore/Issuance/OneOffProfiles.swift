@@ -69,10 +69,7 @@ public enum OneOffProfiles {
     }
 
     static func checkServiceName(_ service: String) throws {
-        guard !service.isEmpty, service.count <= 63, service.first!.isLetter || service.first!.isNumber,
-              service.allSatisfy({ ($0.isASCII && ($0.isLowercase || $0.isNumber)) || $0 == "-" }) else {
-            throw ChpkiError.input(file: nil, field: "--service", "'\(service)' must be a DNS label: lower-case letters, digits and '-'")
-        }
+        if let reason = ServiceName.problem(with: service) { throw ChpkiError.input(file: nil, field: "--service", reason) }
     }
 
     static func checkLoadable(service: String, key: KeyType) throws {

@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// `chpki rotate-ca`: a new root (and intermediate) beside the old one, a cross-certificate of the
 /// new root by the old, and a trust bundle of both, so old and new leaves are trusted during the
@@ -13,30 +10,24 @@ public enum CARotation {
         public var intermediate: Certificate?
     }
 
-    public static func start(_ authority: CertificateAuthority, inventory: Inventory?, passphrase: () throws -> Passphrase,
-                             now: Date) throws -> Started {
-        let directory = authority.directory
-        guard authority.previousRoot == nil else {
+    public static func start(_ session: CASession, inventory: Inventory?) throws -> Started {
+        let directory = session.directory
+        let oldRoot = session.root
+        guard session.previousRoot == nil else {
             throw ChpkiError.input(file: directory.file(CADirectory.previousRoot), field: nil,
                                    "a rotation is already under way: re-issue the leaves ('chpki issue', 'chpki renew'), then 'chpki rotate-ca --finish'")
         }
-        var cached: Passphrase?
-        let once = { () throws -> Passphrase in
-            if let cached { return cached }
-            let value = try passphrase()
-            cached = value
-            return value
-        }
-        let old = try authority.rootSigner(passphrase: once)
-        let rootKeyEncrypted = (FileManager.default.contents(atPath: directory.file(CADirectory.rootKey))
-            .flatMap { try? PEMBlock.all(in: $0).first?.label }) == "ENCRYPTED PRIVATE KEY"
-        let keyType = inventory?.ca.key ?? authority.root.keyType ?? .ecP384
+        let old = try session.rootSigner()
+        // The new keys are protected as the old ones were: with the same passphrase, or not at all.
+        let passphrase: Passphrase? = try session.keysEncrypted() ? try session.passphrase() : nil
+        let keyType = inventory?.ca.key ?? oldRoot.keyType ?? .ecP384
         let key = try PrivateKey.generate(keyType)
-        let lifetime = authority.root.notAfter.timeIntervalSince(authority.root.notBefore)
+        let lifetime = oldRoot.notAfter.timeIntervalSince(oldRoot.notBefore)
+        let now = session.now
         let notBefore = now.addingTimeInterval(-CAInitializer.backdating)
         let notAfter = inventory?.ca.validity?.after(now) ?? now.addingTimeInterval(lifetime)
-        let constraints = inventory.map(NameConstraintsPolicy.constraints(for:)) ?? authority.root.nameConstraints
-        let subject = nextGeneration(of: authority.root.subject)
+        let constraints = inventory.map(NameConstraintsPolicy.constraints(for:)) ?? oldRoot.nameConstraints
+        let subject = nextGeneration(of: oldRoot.subject)
         let rootTemplate = CertificateTemplate(subject: subject, serial: try .random(), notBefore: notBefore, notAfter: notAfter,
                                                certificateAuthority: .init(), keyUsage: [.keyCertSign, .cRLSign], nameConstraints: constraints)
         let root = try rootTemplate.sign(publicKeyOf: key, by: Signer(certificate: nil, key: key))
@@ -44,76 +35,41 @@ public enum CARotation {
         // can still build a path to leaves of the new one.
         var crossTemplate = rootTemplate
         crossTemplate.serial = try .random()
-        crossTemplate.notAfter = min(notAfter, authority.root.notAfter)
+        crossTemplate.notAfter = min(notAfter, oldRoot.notAfter)
         let crossSigned = try crossTemplate.sign(publicKeyOf: key, by: old)
 
-        var files: [(String, Data)] = [
-            (CADirectory.rootKey, try protect(key, encrypted: rootKeyEncrypted, passphrase: once)),
-            (CADirectory.rootCertificate, try root.pemEncoded()),
-            (CADirectory.crossSigned, try crossSigned.pemEncoded()),
-            (CADirectory.trustBundle, try root.pemEncoded() + authority.root.pemEncoded()),
-        ]
+        var authorities = [CADatabase.NewAuthority(certificate: root, kind: .root, issuerSerial: nil,
+                                                   keyPEM: try AuthorityKey.protect(key, passphrase: passphrase), role: .current)]
         var intermediate: Certificate?
-        if let oldIntermediate = authority.intermediate {
+        if session.issuing.kind == .intermediate {
             let intermediateKey = try PrivateKey.generate(keyType)
             let template = CertificateTemplate(
-                subject: nextGeneration(of: oldIntermediate.subject), serial: try .random(), notBefore: notBefore,
+                subject: nextGeneration(of: session.issuingCertificate.subject), serial: try .random(), notBefore: notBefore,
                 notAfter: min(CAInitializer.intermediateValidity.after(now), notAfter), certificateAuthority: .init(pathLength: 0),
                 keyUsage: [.keyCertSign, .cRLSign])
             let certificate = try template.sign(publicKeyOf: intermediateKey, by: Signer(certificate: root, key: key))
-            files.append((CADirectory.intermediateKey, try protect(intermediateKey, encrypted: rootKeyEncrypted, passphrase: once)))
-            files.append((CADirectory.intermediateCertificate, try certificate.pemEncoded()))
+            authorities.append(.init(certificate: certificate, kind: .intermediate, issuerSerial: root.serial,
+                                     keyPEM: try AuthorityKey.protect(intermediateKey, passphrase: passphrase), role: .current))
             intermediate = certificate
         }
-
-        // Stage everything, move the old CA aside, then move the new one in; the database last.
-        for (name, data) in files { try AtomicFile.write(data, to: directory.file(name + ".new")) }
-        var moves = [(CADirectory.rootCertificate, CADirectory.previousRoot), (CADirectory.rootKey, CADirectory.previousRootKey)]
-        if authority.intermediate != nil {
-            moves += [(CADirectory.intermediateCertificate, CADirectory.previousIntermediate),
-                      (CADirectory.intermediateKey, CADirectory.previousIntermediateKey)]
-        }
-        for (from, to) in moves { try move(directory.file(from), directory.file(to)) }
-        for (name, _) in files { try move(directory.file(name + ".new"), directory.file(name)) }
-        AtomicFile.syncDirectory(directory.path)
-        try authority.database.change { db in
-            var record = try CertificateRecord(certificate: root, kind: .root, issuerSerial: nil, createdAt: now)
-            try record.insert(db)
-            if let intermediate {
-                var child = try CertificateRecord(certificate: intermediate, kind: .intermediate, issuerSerial: root.serial.hex, createdAt: now)
-                try child.insert(db)
-            }
-            try CADatabase.setMeta(db, "rotation_started_at", RFC3339.format(now))
-        }
+        // One transaction; the files (root.pem, previous-*, cross-signed.pem, trust-bundle.pem) follow from it.
+        try session.startRotation(authorities, crossSigned: crossSigned)
         return Started(root: root, crossSigned: crossSigned, intermediate: intermediate)
     }
 
     /// Retires the previous root; refuses while a valid, unexpired leaf was issued by the old CA.
-    public static func finish(_ authority: CertificateAuthority, now: Date) throws -> Int {
-        let directory = authority.directory
-        guard let previous = authority.previousRoot else {
-            throw ChpkiError.input(file: directory.path, field: "--finish", "no rotation is under way (there is no previous-root.pem)")
+    public static func finish(_ session: CASession) throws -> Int {
+        let directory = session.directory
+        guard session.previousRoot != nil else {
+            throw ChpkiError.input(file: directory.path, field: "--finish", "no rotation is under way (there is no previous root)")
         }
-        let previousIntermediate = try? CertificateAuthority.readCertificate(directory.file(CADirectory.previousIntermediate))
-        let oldIssuers = Set([previous.serial.hex] + (previousIntermediate.map { [$0.serial.hex] } ?? []))
-        let live = try authority.database.validLeaves().filter { oldIssuers.contains($0.issuerSerial ?? "") && $0.notAfter > now }
+        let oldIssuers = Set(session.authorities.filter { $0.authorityRole == .previous }.map(\.serial))
+        let live = try session.validLeaves().filter { $0.issuerSerial.map(oldIssuers.contains) == true && $0.notAfter > session.now }
         if let first = live.first {
             throw ChpkiError.input(file: directory.path, field: "--finish",
                 "\(live.count) valid certificate(s) still chain only to the old root (first: \(first.service ?? "") \(first.name ?? first.subject)); run 'chpki issue' or 'chpki renew' first")
         }
-        let retired = directory.file(CADirectory.retired)
-        guard mkdir(retired, 0o700) == 0 || errno == EEXIST else { throw POSIXFailure.last("cannot create \(retired)") }
-        let stamp = "\(previous.serial.hex.prefix(12))"
-        for name in [CADirectory.previousRoot, CADirectory.previousRootKey, CADirectory.previousIntermediate,
-                     CADirectory.previousIntermediateKey, CADirectory.crossSigned]
-        where FileManager.default.fileExists(atPath: directory.file(name)) {
-            try move(directory.file(name), Path.join(retired, "\(stamp)-\(name)"))
-        }
-        try AtomicFile.write(try authority.root.pemEncoded(), to: directory.file(CADirectory.trustBundle))
-        try authority.database.change { db in
-            try db.execute(sql: "UPDATE certificates SET status = 'superseded' WHERE serial IN (\(oldIssuers.map { "'\($0)'" }.joined(separator: ",")))")
-            try db.execute(sql: "DELETE FROM meta WHERE key = 'rotation_started_at'")
-        }
+        try session.finishRotation()
         return oldIssuers.count
     }
 
@@ -128,13 +84,5 @@ public enum CARotation {
             name.attributes[index].value = String(value.prefix(61)) + " G2"
         }
         return name
-    }
-
-    static func protect(_ key: PrivateKey, encrypted: Bool, passphrase: () throws -> Passphrase) throws -> Data {
-        encrypted ? try key.encryptedPKCS8PEM(passphrase: try passphrase()) : try key.pkcs8PEM()
-    }
-
-    static func move(_ from: String, _ to: String) throws {
-        guard rename(from, to) == 0 else { throw POSIXFailure.last("cannot move \(from) to \(to)") }
     }
 }

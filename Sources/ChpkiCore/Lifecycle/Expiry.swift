@@ -23,14 +23,13 @@ public enum Expiry {
 
     /// Valid certificates whose notAfter is within `window` of `now` (default: `renewBefore` for
     /// leaves, `authorityWindow` for CAs).
-    public static func due(_ records: [CertificateRecord], now: Date, window: Period?, renewBefore: Period) -> [Item] {
+    public static func due(_ records: [IssuedCertificate], now: Date, window: Period?, renewBefore: Period) -> [Item] {
         records.filter { record in
-            guard record.status == .valid else { return false }
-            let period = window ?? (record.kind.isAuthority ? authorityWindow : renewBefore)
-            return period.before(record.notAfter) <= now
+            record.status == .valid
+                && RenewalRule.isDue(notAfter: record.notAfter, window: window ?? (record.kind.isAuthority ? authorityWindow : renewBefore), now: now)
         }.map { record in
             Item(kind: record.kind.isAuthority ? "ca" : record.kind.rawValue, service: record.service, host: record.host,
-                 name: record.name ?? record.subject, serial: record.serial, notAfter: record.notAfter,
+                 name: record.name ?? record.subject, serial: record.serial.hex, notAfter: record.notAfter,
                  daysLeft: Int((record.notAfter.timeIntervalSince(now) / 86400).rounded(.down)))
         }
     }

@@ -97,19 +97,10 @@ public struct DistinguishedName: Sendable, Equatable, Hashable, CustomStringConv
         self.init(attributes)
     }
 
-    /// Upper bounds of X.520 and the country rule every CA and browser enforces.
+    /// `DNAttributeValue`'s rule, the same one the inventory's subject follows.
     static func validate(type: String, value: String, field: String) throws {
-        if type == "C" {
-            guard value.count == 2, value.allSatisfy({ $0.isASCII && $0.isLetter }) else {
-                throw ChpkiError.input(file: nil, field: field, "C must be a two-letter country code, not '\(value)'")
-            }
-        }
-        let limit = type == "emailAddress" ? 255 : 64
-        guard value.count <= limit else {
-            throw ChpkiError.input(file: nil, field: field, "\(type) is longer than \(limit) characters")
-        }
-        guard !value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-            throw ChpkiError.input(file: nil, field: field, "\(type) contains a control character")
+        if let reason = DNAttributeValue.problem(type: type, value: value) {
+            throw ChpkiError.input(file: nil, field: field, "\(type) \(reason)")
         }
     }
 

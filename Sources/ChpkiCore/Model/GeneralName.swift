@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// A subjectAltName entry or a name-constraint base, as chpki reads and writes them.
 public enum GeneralName: Sendable, Hashable, CustomStringConvertible {
@@ -37,15 +34,9 @@ public enum GeneralName: Sendable, Hashable, CustomStringConvertible {
         return .ipNetwork(address: network, mask: mask)
     }
 
-    /// inet_ntop's canonical text for 4 or 16 octets.
+    /// The one text form of an address (`IPAddress.description`: RFC 5952 for IPv6).
     public static func formatAddress(_ bytes: [UInt8]) -> String {
-        let family = bytes.count == 16 ? AF_INET6 : AF_INET
-        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-        let result = bytes.withUnsafeBytes { raw in
-            inet_ntop(family, raw.baseAddress, &buffer, socklen_t(buffer.count))
-        }
-        guard result != nil else { return bytes.map { String($0) }.joined(separator: ".") }
-        return String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        IPAddress(bytes: bytes)?.description ?? bytes.map { String($0) }.joined(separator: ".")
     }
 }
 

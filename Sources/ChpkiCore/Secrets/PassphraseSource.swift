@@ -47,9 +47,11 @@ public struct PassphraseSource: Sendable {
         if let value = environment[variable] {
             return (try Passphrase(bytes: Array(value.utf8), source: variable), variable)
         }
-        let first = try Terminal.readSecret(prompt: prompt, variable: variable)
+        var first = try Terminal.readSecret(prompt: prompt, variable: variable)
+        defer { SecureMemory.cleanse(&first) }
         if confirm {
-            let second = try Terminal.readSecret(prompt: "Repeat the passphrase: ", variable: variable)
+            var second = try Terminal.readSecret(prompt: "Repeat the passphrase: ", variable: variable)
+            defer { SecureMemory.cleanse(&second) }
             guard first == second else { throw ChpkiError.input(file: nil, field: "passphrase", "the two passphrases differ") }
         }
         return (try Passphrase(bytes: first, source: "passphrase prompt"), "passphrase prompt")
@@ -62,10 +64,13 @@ public struct PassphraseSource: Sendable {
             throw ChpkiError.input(file: file, field: "--passphrase-file", "no such file")
         }
         guard !isDirectory.boolValue else { throw ChpkiError.input(file: file, field: "--passphrase-file", "is a directory") }
-        guard let data = FileManager.default.contents(atPath: file) else {
+        guard let contents = FileManager.default.contents(atPath: file) else {
             throw ChpkiError.input(file: file, field: "--passphrase-file", "cannot read the file")
         }
+        var data = contents
+        defer { data.withUnsafeMutableBytes { SecureMemory.cleanse($0) } }
         var line = Array(data.prefix(while: { $0 != UInt8(ascii: "\n") }))
+        defer { SecureMemory.cleanse(&line) }
         if line.last == UInt8(ascii: "\r") { line.removeLast() }
         guard !line.isEmpty else { throw ChpkiError.input(file: file, field: "--passphrase-file", "the passphrase is empty") }
         return try Passphrase(bytes: line, source: "--passphrase-file \(file)")
@@ -87,15 +92,19 @@ enum Terminal {
         silent.c_lflag &= ~tcflag_t(ECHO)
         silent.c_lflag |= tcflag_t(ICANON)
         _ = prompt.withCString { write(descriptor, $0, strlen($0)) }
-        guard tcsetattr(descriptor, TCSAFLUSH, &silent) == 0 else { throw POSIXFailure.last("cannot turn off echo") }
-        defer {
-            tcsetattr(descriptor, TCSAFLUSH, &original)
-            _ = write(descriptor, "\n", 1)
-        }
         var bytes: [UInt8] = []
-        var byte: UInt8 = 0
-        while read(descriptor, &byte, 1) == 1, byte != UInt8(ascii: "\n") {
-            bytes.append(byte)
+        // A Ctrl-C while echo is off restores the terminal before the process exits.
+        try PromptSignalGuard.during(descriptor: descriptor, original: original) {
+            guard tcsetattr(descriptor, TCSAFLUSH, &silent) == 0 else { throw POSIXFailure.last("cannot turn off echo") }
+            defer {
+                tcsetattr(descriptor, TCSAFLUSH, &original)
+                _ = write(descriptor, "\n", 1)
+            }
+            var byte: UInt8 = 0
+            while read(descriptor, &byte, 1) == 1, byte != UInt8(ascii: "\n") {
+                bytes.append(byte)
+            }
+            byte = 0
         }
         if bytes.last == UInt8(ascii: "\r") { bytes.removeLast() }
         return bytes

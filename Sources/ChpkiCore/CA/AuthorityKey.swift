@@ -1,0 +1,31 @@
+import Foundation
+
+/// A CA key as stored: PKCS#8 PEM, encrypted (PBES2) unless the CA was made with `--no-passphrase`.
+/// The one place that tells the two apart.
+enum AuthorityKey {
+    static func isEncrypted(_ pem: Data) -> Bool {
+        (try? PEMBlock.all(in: pem).first?.label) == "ENCRYPTED PRIVATE KEY"
+    }
+
+    /// The PEM to store for a new CA key: encrypted with `passphrase`, or in clear when there is none.
+    static func protect(_ key: PrivateKey, passphrase: Passphrase?, protection: KeyProtection = .scryptDefault) throws -> Data {
+        guard let passphrase else { return try key.pkcs8PEM() }
+        return try key.encryptedPKCS8PEM(passphrase: passphrase, protection: protection)
+    }
+
+    /// Opens a stored CA key and checks it belongs to `certificate`; `name` is the file the operator knows it by.
+    static func open(_ pem: Data, certificate: Certificate, name: String, passphrase: () throws -> Passphrase) throws -> PrivateKey {
+        let encrypted = isEncrypted(pem)
+        let key: PrivateKey
+        do {
+            key = try PrivateKey(pem: pem, passphrase: encrypted ? try passphrase() : nil)
+        } catch let error as OpenSSLError {
+            throw ChpkiError.input(file: name, field: "passphrase", error.isBadDecrypt || encrypted
+                ? "the passphrase does not open the CA key" : "cannot read the CA key: \(error)")
+        }
+        guard key.matches(certificate) else {
+            throw ChpkiError.input(file: name, field: nil, "this key does not belong to \(Path.name(of: name).replacingOccurrences(of: ".key", with: ".pem"))")
+        }
+        return key
+    }
+}

@@ -1,0 +1,154 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The files of the CA directory, as views of `ca.db` (SPEC §6): root.pem/.key, intermediate.*,
+/// previous-* and cross-signed.pem during a rotation, trust-bundle.pem, retired/, crl.pem,
+/// index.txt(.attr). They are rendered from the database and written atomically after each
+/// commit, and again by the recovery at the start of every command: a run killed between its
+/// commit and its file writes leaves files that the next run rewrites, never a CA in between.
+enum CAFiles {
+    /// What the directory should hold.
+    struct View {
+        /// Name (relative to the CA directory) -> content.
+        var files: [String: Data] = [:]
+        /// Managed names that must not exist.
+        var absent: Set<String> = []
+    }
+
+    /// Every top-level name chpki manages in the CA directory.
+    static let managed: [String] = [
+        CADirectory.rootCertificate, CADirectory.rootKey, CADirectory.intermediateCertificate, CADirectory.intermediateKey,
+        CADirectory.previousRoot, CADirectory.previousRootKey, CADirectory.previousIntermediate, CADirectory.previousIntermediateKey,
+        CADirectory.crossSigned, CADirectory.trustBundle, CADirectory.crl, OpenSSLIndex.fileName, OpenSSLIndex.attributesFileName,
+    ]
+
+    struct Inputs {
+        var authorities: [IssuedCertificate]
+        var authorityKeys: [SerialNumber: Data]
+        var state: CADatabase.PublishedState
+        var indexEntries: [OpenSSLIndex.Entry]
+        var now: Date
+    }
+
+    static func render(_ inputs: Inputs) -> View {
+        var view = View()
+        var untouched: Set<String> = []
+        let authorities = inputs.authorities
+        func place(_ certificate: IssuedCertificate?, _ certificateName: String, _ keyName: String) {
+            guard let certificate else { return }
+            view.files[certificateName] = Data(certificate.certificatePEM.utf8)
+            // A CA key not in the database (a first-release CA whose root.key was moved offline) is left alone.
+            if let key = inputs.authorityKeys[certificate.serial] { view.files[keyName] = key } else { untouched.insert(keyName) }
+        }
+        let roles = AuthorityRoles(authorities)
+        place(roles.currentRoot, CADirectory.rootCertificate, CADirectory.rootKey)
+        place(roles.primaryIntermediate, CADirectory.intermediateCertificate, CADirectory.intermediateKey)
+        place(roles.previousRoot, CADirectory.previousRoot, CADirectory.previousRootKey)
+        place(roles.previousIntermediate, CADirectory.previousIntermediate, CADirectory.previousIntermediateKey)
+        if let cross = inputs.state.crossSignedPEM { view.files[CADirectory.crossSigned] = cross }
+        let otherRoots = authorities.filter { $0.kind == .root && $0.authorityRole != .current }
+        if !otherRoots.isEmpty, let root = roles.currentRoot {
+            view.files[CADirectory.trustBundle] = Data(root.certificatePEM.utf8)
+                + (roles.previousRoot.map { Data($0.certificatePEM.utf8) } ?? Data())
+        }
+        if let crl = inputs.state.crlPEM { view.files[CADirectory.crl] = crl } else { untouched.insert(CADirectory.crl) }
+        view.files[OpenSSLIndex.fileName] = Data(OpenSSLIndex.render(inputs.indexEntries, now: inputs.now).utf8)
+        view.files[OpenSSLIndex.attributesFileName] = Data(OpenSSLIndex.attributes.utf8)
+
+        // Retired CA certificates (and keys) are kept in retired/, named after the root they belonged to.
+        for retired in authorities where retired.authorityRole == .retired {
+            let rootSerial = retired.kind == .root ? retired.serial : (retired.issuerSerial ?? retired.serial)
+            let stem = Path.join(CADirectory.retired, "\(rootSerial.hex.prefix(12))-")
+            let base = retired.kind == .root ? CADirectory.previousRoot : CADirectory.previousIntermediate
+            view.files[stem + base] = Data(retired.certificatePEM.utf8)
+            if let key = inputs.authorityKeys[retired.serial] {
+                view.files[stem + base.replacingOccurrences(of: ".pem", with: ".key")] = key
+            }
+        }
+        view.absent = Set(managed).subtracting(view.files.keys).subtracting(untouched)
+        return view
+    }
+
+    /// The names whose file differs from `view` (content or mode), or exists though it should not.
+    static func differences(_ view: View, in directory: CADirectory) -> [String] {
+        var names: [String] = []
+        for (name, content) in view.files.sorted(by: { $0.key < $1.key }) {
+            let path = directory.file(name)
+            if FileManager.default.contents(atPath: path) != content || !hasPrivateMode(path) { names.append(name) }
+        }
+        for name in view.absent.sorted() where FileManager.default.fileExists(atPath: directory.file(name)) {
+            names.append(name)
+        }
+        return names
+    }
+
+    /// Makes the directory match `view`: new content first (atomic writes), removals last.
+    @discardableResult
+    static func write(_ view: View, to directory: CADirectory) throws -> [String] {
+        let changed = differences(view, in: directory)
+        let changedSet = Set(changed)
+        for (name, content) in view.files.sorted(by: { $0.key < $1.key }) where changedSet.contains(name) {
+            if name.contains("/") {
+                let parent = directory.file(Path.parent(of: name))
+                guard mkdir(parent, 0o700) == 0 || errno == EEXIST else { throw POSIXFailure.last("cannot create \(parent)") }
+            }
+            try AtomicFile.write(content, to: directory.file(name), mode: 0o600)
+        }
+        var removed = false
+        for name in view.absent.sorted() where changedSet.contains(name) {
+            guard unlink(directory.file(name)) == 0 || errno == ENOENT else { throw POSIXFailure.last("cannot remove \(directory.file(name))") }
+            removed = true
+        }
+        if removed { AtomicFile.syncDirectory(directory.path) }
+        return changed
+    }
+
+    static func hasPrivateMode(_ path: String) -> Bool {
+        guard let status = try? FileStatus.of(path) else { return false }
+        return status.mode & 0o7777 == 0o600
+    }
+
+    /// Leftovers of runs killed mid-write: temporary files of `AtomicFile`, first-release staging
+    /// (`*.new`, `.init-*`), an init-ca database never renamed into place.
+    static func staleStaging(in directory: CADirectory) -> [String] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        var stale = entries.filter { name in
+            (name.hasPrefix(".") && name.contains(".tmp-")) || name.hasPrefix(".init-") || name.hasPrefix(".ca.db.init-")
+                || (name.hasSuffix(".new") && managed.contains(String(name.dropLast(4))))
+        }
+        let retired = directory.file(CADirectory.retired)
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: retired)) ?? [] where name.hasPrefix(".") && name.contains(".tmp-") {
+            stale.append(Path.join(CADirectory.retired, name))
+        }
+        return stale
+    }
+
+    static func removeStaging(_ names: [String], in directory: CADirectory) {
+        for name in names { try? FileManager.default.removeItem(atPath: directory.file(name)) }
+        if !names.isEmpty { AtomicFile.syncDirectory(directory.path) }
+    }
+}
+
+/// Which CA certificate plays which part, from their roles: the one rule both the files and the
+/// signer read.
+struct AuthorityRoles {
+    var currentRoot: IssuedCertificate?
+    /// The current intermediate that signs leaves by default: the newest current one under the current root.
+    var primaryIntermediate: IssuedCertificate?
+    /// Every current intermediate (growth may add more, each with its own name constraints).
+    var currentIntermediates: [IssuedCertificate]
+    var previousRoot: IssuedCertificate?
+    var previousIntermediate: IssuedCertificate?
+
+    init(_ authorities: [IssuedCertificate]) {
+        currentRoot = authorities.last { $0.kind == .root && $0.authorityRole == .current }
+        let root = currentRoot
+        currentIntermediates = authorities.filter { $0.kind == .intermediate && $0.authorityRole == .current }
+        primaryIntermediate = currentIntermediates.last { $0.issuerSerial == root?.serial }
+        previousRoot = authorities.last { $0.kind == .root && $0.authorityRole == .previous }
+        let previous = previousRoot
+        previousIntermediate = authorities.last { $0.kind == .intermediate && $0.authorityRole == .previous && $0.issuerSerial == previous?.serial }
+    }
+}

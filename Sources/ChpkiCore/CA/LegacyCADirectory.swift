@@ -1,0 +1,32 @@
+import Foundation
+
+/// A CA directory made by chpki's first release kept its CA keys, CRL and cross-certificate only
+/// in files, and told current from previous roots by file name. Opening it the first time (under
+/// the exclusive lock) adopts them into `ca.db`, in one transaction; from then on the files are
+/// views of the database like every other CA's.
+enum LegacyCADirectory {
+    static func adopt(_ directory: CADirectory, into database: CADatabase) throws {
+        let authorities = try database.authorities()
+        var files = CADatabase.LegacyFiles(roles: [:], keys: [:], crlPEM: nil, crossSignedPEM: nil)
+        let placements: [(String, String, AuthorityRole)] = [
+            (CADirectory.rootCertificate, CADirectory.rootKey, .current),
+            (CADirectory.intermediateCertificate, CADirectory.intermediateKey, .current),
+            (CADirectory.previousRoot, CADirectory.previousRootKey, .previous),
+            (CADirectory.previousIntermediate, CADirectory.previousIntermediateKey, .previous),
+        ]
+        for (certificateName, keyName, role) in placements {
+            guard let data = FileManager.default.contents(atPath: directory.file(certificateName)),
+                  let certificate = try? Certificate(pem: data),
+                  authorities.contains(where: { $0.serial == certificate.serial }) else { continue }
+            files.roles[certificate.serial] = role
+            if let key = FileManager.default.contents(atPath: directory.file(keyName)) { files.keys[certificate.serial] = key }
+        }
+        guard files.roles.values.contains(.current) else {
+            throw ChpkiError.input(file: directory.file(CADirectory.rootCertificate), field: nil,
+                                   "ca.db is from an older chpki and root.pem is missing or not one of its CA certificates")
+        }
+        files.crlPEM = FileManager.default.contents(atPath: directory.file(CADirectory.crl))
+        files.crossSignedPEM = FileManager.default.contents(atPath: directory.file(CADirectory.crossSigned))
+        try database.adoptLegacyFiles(files)
+    }
+}
