@@ -210,3 +210,42 @@ struct CADatabaseTests {
         #expect(!Scrypt.Parameters(n: 32768, r: 0, p: 1).isAcceptable)
     }
 }
+
+/// The files of the CA directory as views of the database (`CAFiles`): what each role maps to.
+@Suite("CA files")
+struct CAFilesTests {
+    @Test("before, during and after a rotation; a key not in the database is left alone")
+    func views() throws {
+        let fixture = try CADatabaseTests.fixture()
+        func view() throws -> CAFiles.View {
+            let authorities = try fixture.database.authorities()
+            var keys: [SerialNumber: Data] = [:]
+            for authority in authorities { keys[authority.serial] = try fixture.database.authorityKeyPEM(serial: authority.serial) }
+            return CAFiles.render(.init(authorities: authorities, authorityKeys: keys, state: try fixture.database.publishedState(),
+                                        indexEntries: try fixture.database.indexEntries(), now: Date()))
+        }
+        var files = try view()
+        #expect(files.files[CADirectory.rootCertificate] == (try fixture.root.pemEncoded()))
+        #expect(files.files[CADirectory.intermediateKey] == (try fixture.intermediateKey.pkcs8PEM()))
+        #expect(files.absent.contains(CADirectory.trustBundle) && files.absent.contains(CADirectory.previousRoot))
+
+        let (newRoot, newRootKey) = try CADatabaseTests.authority("Test Root G2", signedBy: nil)
+        try fixture.database.startRotation([.init(certificate: newRoot, kind: .root, issuerSerial: nil, keyPEM: nil, role: .current)],
+                                           crossSigned: fixture.root, now: Date())
+        files = try view()
+        #expect(files.files[CADirectory.rootCertificate] == (try newRoot.pemEncoded()))
+        #expect(files.files[CADirectory.previousRoot] == (try fixture.root.pemEncoded()))
+        #expect(files.files[CADirectory.trustBundle] == (try newRoot.pemEncoded()) + (try fixture.root.pemEncoded()))
+        // the new root's key is not in the database: root.key is neither written nor removed
+        #expect(files.files[CADirectory.rootKey] == nil && !files.absent.contains(CADirectory.rootKey))
+        _ = newRootKey
+
+        try fixture.database.finishRotation()
+        files = try view()
+        let stem = "\(CADirectory.retired)/\(fixture.root.serial.hex.prefix(12))-"
+        #expect(files.files[stem + CADirectory.previousRoot] == (try fixture.root.pemEncoded()))
+        #expect(files.files[stem + CADirectory.previousIntermediate] == (try fixture.intermediate.pemEncoded()))
+        #expect(files.absent.contains(CADirectory.previousRoot) && files.absent.contains(CADirectory.crossSigned))
+        #expect(files.files[CADirectory.trustBundle] == (try newRoot.pemEncoded()))
+    }
+}

@@ -8,7 +8,7 @@ struct InventoryReader {
     let path: String
     private var walker: YAMLWalker { YAMLWalker(path: path) }
 
-    static let topKeys = ["domain", "subject", "ca", "defaults", "hosts", "vips", "services", "admin"]
+    static let topKeys = ["domain", "subject", "ca", "defaults", "hosts", "ansible_inventory", "vips", "services", "admin"]
     static let subjectKeys = ["C", "ST", "L", "O", "OU"]
     static let caKeys = ["common_name", "key", "validity"]
     static let defaultsKeys = ["key", "validity", "renew_before"]
@@ -61,10 +61,8 @@ struct InventoryReader {
         let ca = try section("ca").map(readCA) ?? CASettings()
         let defaults = try section("defaults").map(readDefaults) ?? Defaults()
 
-        guard let hostsEntry = entry("hosts") else {
-            throw walker.error(root, "hosts", "missing; expected a list of hosts (- name: FQDN, ips: [...], groups: [...])")
-        }
-        let hosts = try readHosts(hostsEntry.value, domain: domain)
+        let hosts = try readAllHosts(hostsEntry: entry("hosts"), ansibleEntry: section("ansible_inventory") == nil ? nil : entry("ansible_inventory"),
+                                     root: root, domain: domain)
         let vips = try section("vips").map { try readVIPs($0, domain: domain, hosts: hosts) } ?? []
         let services = try section("services").map {
             try readServices($0, domain: domain, hosts: hosts, defaults: defaults)
@@ -205,16 +203,36 @@ struct InventoryReader {
 
     // MARK: - hosts
 
-    private func readHosts(_ node: Node, domain: String) throws -> [Host] {
+    /// `hosts:` and the hosts of `ansible_inventory:`, together, checked by the same rules: a name,
+    /// short name or IP that both give is refused like one given twice in `hosts:`.
+    private func readAllHosts(hostsEntry: YAMLWalker.Entry?, ansibleEntry: YAMLWalker.Entry?, root: Node, domain: String) throws -> [Host] {
+        guard hostsEntry != nil || ansibleEntry != nil else {
+            throw walker.error(root, "hosts", "missing; expected a list of hosts (- name: FQDN, ips: [...], groups: [...]) or ansible_inventory: FILE")
+        }
+        var drafts: [HostDraft] = []
+        if let hostsEntry, !(ansibleEntry != nil && walker.isNull(hostsEntry.value)) {
+            drafts += try readHosts(hostsEntry.value, domain: domain, allowEmpty: ansibleEntry != nil)
+        }
+        if let ansibleEntry {
+            let file = try walker.string(ansibleEntry.value, "ansible_inventory", expected: "the path of an Ansible inventory (relative to this file)")
+            let source = AnsibleInventory(file: file, relativeTo: path,
+                                          errorInCluster: { walker.error(ansibleEntry.value, "ansible_inventory", $0) })
+            let ansibleDrafts = try source.hosts()
+            if ansibleDrafts.isEmpty {
+                throw walker.error(ansibleEntry.value, "ansible_inventory", "\(source.path) has no hosts")
+            }
+            drafts += ansibleDrafts
+        }
+        return try HostListChecker(domain: domain).check(drafts)
+    }
+
+    private func readHosts(_ node: Node, domain: String, allowEmpty: Bool) throws -> [HostDraft] {
         let expected = "a list of hosts (- name: FQDN, ips: [...], groups: [...])"
         let items = try walker.sequence(node, "hosts", expected: expected)
-        if items.isEmpty {
+        if items.isEmpty && !allowEmpty {
             throw walker.error(node, "hosts", "the list is empty; expected at least one host")
         }
-        var hosts: [Host] = []
-        var nameIndex: [String: Int] = [:]
-        var shortIndex: [String: Int] = [:]
-        var ipOwner: [IPAddress: Int] = [:]
+        var drafts: [HostDraft] = []
         for (index, item) in items.enumerated() {
             let field = "hosts[\(index)]"
             let entries = try walker.mapping(item, field, expected: "a host (name: FQDN, ips: [...], groups: [...])")
@@ -222,50 +240,27 @@ struct InventoryReader {
             guard let nameEntry = entries.first(where: { $0.key == "name" }) else {
                 throw walker.error(item, "\(field).name", "missing; expected the host's FQDN, e.g. name: backend-1.\(domain)")
             }
-            let name = try readHostFQDN(nameEntry.value, "\(field).name", domain: domain)
-            if let previous = nameIndex[name] {
-                throw walker.error(nameEntry.value, "\(field).name", "duplicate host \(name) (also hosts[\(previous)])")
-            }
-            var host = Host(name: name)
-            if let previous = shortIndex[host.shortName] {
-                throw walker.error(nameEntry.value, "\(field).name",
-                                   "short name '\(host.shortName)' is also the short name of hosts[\(previous)] (\(hosts[previous].name)); short names must be unique")
-            }
-            nameIndex[name] = index
-            shortIndex[host.shortName] = index
-
+            let name = try walker.string(nameEntry.value, "\(field).name", expected: "the host's FQDN")
+            var ips: [(String, Node)] = []
+            var ipsNode: Node?
             if let ipsEntry = entries.first(where: { $0.key == "ips" }), !walker.isNull(ipsEntry.value) {
-                host.ips = try readIPs(ipsEntry.value, "\(field).ips")
-                for (ipIndex, ip) in host.ips.enumerated() {
-                    if let owner = ipOwner[ip] {
-                        throw walker.error(ipsEntry.value.sequence.map { Array($0)[ipIndex] }, "\(field).ips[\(ipIndex)]",
-                                           "\(ip) is already an address of hosts[\(owner)] (\(hosts[owner].name)); host IPs must be unique")
-                    }
-                    ipOwner[ip] = index
-                }
+                ips = try walker.stringList(ipsEntry.value, "\(field).ips", expected: "a list of IP addresses")
+                ipsNode = ipsEntry.value
             }
+            var groups: [(String, Node)] = []
             if let groupsEntry = entries.first(where: { $0.key == "groups" }), !walker.isNull(groupsEntry.value) {
-                host.groups = try readGroups(groupsEntry.value, "\(field).groups")
+                groups = try walker.stringList(groupsEntry.value, "\(field).groups", expected: "a list of group names")
             }
-            hosts.append(host)
+            let walker = self.walker
+            drafts.append(HostDraft(name: name, ips: ips.map(\.0), groups: groups.map(\.0), label: field) { part, reason in
+                switch part {
+                case .name: return walker.error(nameEntry.value, "\(field).name", reason)
+                case let .ip(i): return walker.error(i < ips.count ? ips[i].1 : ipsNode, "\(field).ips[\(i)]", reason)
+                case let .group(i): return walker.error(i < groups.count ? groups[i].1 : item, "\(field).groups[\(i)]", reason)
+                }
+            })
         }
-        return hosts
-    }
-
-    /// A host `name`: a valid FQDN of at least two labels, inside the inventory domain.
-    private func readHostFQDN(_ node: Node, _ field: String, domain: String) throws -> String {
-        let text = try walker.string(node, field, expected: "the host's FQDN")
-        if let problem = HostName.problem(with: text) {
-            throw walker.error(node, field, "not a valid RFC 1123 host name: \(problem)")
-        }
-        let name = text.lowercased()
-        if !name.contains(".") {
-            throw walker.error(node, field, "'\(text)' is not fully qualified; write the FQDN, e.g. \(name).\(domain)")
-        }
-        if name == domain || !HostName.name(name, isWithin: domain) {
-            throw walker.error(node, field, "'\(text)' is not a host name under the domain \(domain)")
-        }
-        return name
+        return drafts
     }
 
     /// A list of addresses, each valid and listed once.
@@ -282,25 +277,6 @@ struct InventoryReader {
             ips.append(ip)
         }
         return ips
-    }
-
-    private func readGroups(_ node: Node, _ field: String) throws -> [String] {
-        let items = try walker.stringList(node, field, expected: "a list of group names")
-        var groups: [String] = []
-        for (index, (text, itemNode)) in items.enumerated() {
-            let valid = !text.isEmpty && text.unicodeScalars.allSatisfy {
-                ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_" || $0 == "."
-            }
-            guard valid else {
-                throw walker.error(itemNode, "\(field)[\(index)]",
-                                   "'\(text)' is not a group name: use letters, digits, '-', '_' and '.'")
-            }
-            if groups.contains(text) {
-                throw walker.error(itemNode, "\(field)[\(index)]", "group '\(text)' is listed twice")
-            }
-            groups.append(text)
-        }
-        return groups
     }
 
     // MARK: - vips

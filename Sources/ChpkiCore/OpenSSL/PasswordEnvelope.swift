@@ -27,10 +27,10 @@ public enum PasswordEnvelope {
             let cms = try checkNotNil(CMS_encrypt(nil, input, EVP_aes_256_cbc(), flags), "CMS_encrypt")
             defer { CMS_ContentInfo_free(cms) }
             // add0: on success the CMS structure owns (and clears and frees) the password copy.
-            let length = passphrase.bytes.count
+            let length = passphrase.count
             let password = try checkNotNil(CRYPTO_malloc(length, #file, #line), "CRYPTO_malloc")
                 .bindMemory(to: UInt8.self, capacity: length)
-            passphrase.bytes.withUnsafeBufferPointer { password.update(from: $0.baseAddress!, count: length) }
+            passphrase.withBytes { password.update(from: $0.bindMemory(to: UInt8.self).baseAddress!, count: length) }
             guard CMS_add0_recipient_password(cms, iterations, NID_undef, NID_undef, password, length, nil) != nil else {
                 CRYPTO_clear_free(password, length, #file, #line)
                 throw OpenSSLError.drain("CMS_add0_recipient_password")

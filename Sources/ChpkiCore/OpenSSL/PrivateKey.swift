@@ -127,7 +127,7 @@ public final class PrivateKey: @unchecked Sendable {
         }
         let pbe = try checkNotNil(algorithm, "PKCS5_pbe2_set")
         let signature = passphrase.withCString { password in
-            PKCS8_set0_pbe(password, Int32(passphrase.bytes.count), info, pbe)
+            PKCS8_set0_pbe(password, Int32(passphrase.count), info, pbe)
         }
         guard let signature else {
             X509_ALGOR_free(pbe)

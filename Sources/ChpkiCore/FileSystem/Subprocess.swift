@@ -1,0 +1,81 @@
+import Foundation
+
+/// Runs another program and collects what it printed: the one place chpki starts a process
+/// (today only `ansible-inventory --list`, SPEC §2 `ansible_inventory:`).
+///
+/// The child gets chpki's environment without any `CHPKI_*` variable, so a passphrase given as
+/// `CHPKI_CA_PASSPHRASE` never reaches it, and stdin from /dev/null.
+public enum Subprocess {
+    public struct Result: Sendable {
+        public var status: Int32
+        public var stdout: Data
+        public var stderr: Data
+    }
+
+    public enum Failure: Error, Sendable {
+        /// No such program on PATH (or not executable).
+        case notFound(String)
+        /// The program could not be started.
+        case cannotStart(String, String)
+    }
+
+    /// The absolute path of `name` on PATH, or `name` itself when it holds a slash and is executable.
+    public static func find(_ name: String, path: String? = ProcessInfo.processInfo.environment["PATH"]) -> String? {
+        if name.contains("/") { return FileManager.default.isExecutableFile(atPath: name) ? name : nil }
+        for directory in (path ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":") where !directory.isEmpty {
+            let candidate = Path.join(String(directory), name)
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: candidate, isDirectory: &isDirectory), !isDirectory.boolValue,
+               FileManager.default.isExecutableFile(atPath: candidate) {
+                return candidate
+            }
+        }
+        return nil
+    }
+
+    /// Runs `program` (a name looked up on PATH, or a path) with `arguments` and `extraEnvironment`
+    /// added, and waits for it. Both outputs are read while it runs, so neither pipe can fill up.
+    public static func run(_ program: String, _ arguments: [String], extraEnvironment: [String: String] = [:]) throws -> Result {
+        guard let executable = find(program) else { throw Failure.notFound(program) }
+        var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("CHPKI_") }
+        environment.merge(extraEnvironment) { _, new in new }
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.environment = environment
+        process.standardInput = FileHandle.nullDevice
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        do {
+            try process.run()
+        } catch {
+            throw Failure.cannotStart(executable, "\(error)")
+        }
+        let stderrReader = BackgroundRead(err.fileHandleForReading)
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = stderrReader.wait()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: stdout, stderr: stderr)
+    }
+
+    /// Reads a pipe to its end on another thread.
+    private final class BackgroundRead: @unchecked Sendable {
+        private let done = DispatchSemaphore(value: 0)
+        // Written once by the reading thread before `done` is signalled, read after waiting on it.
+        private var data = Data()
+
+        init(_ handle: FileHandle) {
+            DispatchQueue.global().async { [self] in
+                data = handle.readDataToEndOfFile()
+                done.signal()
+            }
+        }
+
+        func wait() -> Data {
+            done.wait()
+            return data
+        }
+    }
+}
