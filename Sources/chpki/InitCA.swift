@@ -4,12 +4,16 @@ import ChpkiCore
 struct InitCA: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "init-ca",
-        abstract: "Create the offline root CA, its key encrypted at rest.",
+        abstract: "Create the offline root CA and the intermediate that signs leaves, keys encrypted at rest.",
         discussion: """
             Writes root.pem, root.key (PKCS#8, PBES2/scrypt unless --no-passphrase), ca.db, index.txt and \
             crl.pem into the CA directory (created 0700; files 0600). Refuses, changing nothing, if a CA \
-            is already there. With an inventory present, the root is name-constrained to the cluster's \
-            domain, host short names, IP networks (/24, /64) and loopback (--name-constraints none to skip).
+            is already there. By default it also creates an intermediate (ec-p256, pathlen 0) that signs \
+            the leaves and CRLs; the root key then signs only new intermediates and rotations \
+            (--no-intermediate: the root signs leaves). With an inventory present, the CA that signs leaves \
+            is name-constrained to the cluster's domain, host short names, IP networks (/24, /64) and \
+            loopback (--name-constraints none to skip); 'chpki issue' widens them for a grown inventory \
+            with a new intermediate the root signs, never a new root (docs/growth.md).
 
             The passphrase comes from --passphrase-file, else CHPKI_CA_PASSPHRASE, else a prompt without \
             echo; it must be at least 8 characters. It is never accepted on the command line. It also \
@@ -31,11 +35,19 @@ struct InitCA: ParsableCommand {
     @Option(help: ArgumentHelp("Root lifetime, e.g. 10y or 3650d. Default: the inventory's ca.validity, or 10y.", valueName: "period"))
     var validity: String?
 
-    @Option(name: .customLong("name-constraints"), help: "auto: constrain the root to the inventory's names and networks when an inventory exists; none: no constraints.")
+    @Option(name: .customLong("name-constraints"), help: "auto: constrain the CA that signs leaves (the intermediate) to the inventory's names and networks when an inventory exists; none: no constraints.")
     var nameConstraints: InitCACommand.NameConstraintsMode = .auto
 
-    @Flag(help: "Also create an intermediate CA that signs the leaves, so root.key can stay offline.")
+    @Flag(name: .customLong("no-intermediate"), help: "Let the root sign the leaves itself (no intermediate). The name constraints then sit on the root, so growth beyond them needs a new root (rotate-ca).")
+    var noIntermediate = false
+
+    /// The default since intermediates sign leaves; still accepted so older scripts keep working.
+    @Flag(help: .hidden)
     var intermediate = false
+
+    func validate() throws {
+        if noIntermediate && intermediate { throw ValidationError("--intermediate and --no-intermediate contradict each other") }
+    }
 
     @Option(name: .customLong("passphrase-file"), help: ArgumentHelp("Read the passphrase from the first line of this file.", valueName: "file"))
     var passphraseFile: String?
@@ -52,7 +64,7 @@ struct InitCA: ParsableCommand {
         options.key = key
         options.validity = validity
         options.nameConstraints = nameConstraints
-        options.intermediate = intermediate
+        options.intermediate = !noIntermediate
         options.passphraseFile = passphraseFile
         options.noPassphrase = noPassphrase
         options.kdf = kdf

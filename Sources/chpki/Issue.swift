@@ -7,8 +7,15 @@ struct Issue: ParsableCommand {
         discussion: """
             Without a subcommand: compares the inventory with the CA database and prints one line per \
             certificate: issued (new), reissued (names, usages or key type changed), renewed (within \
-            renew_before of expiry; the key is kept), unchanged. A second run issues nothing. The batch is \
-            signed on every core and recorded in one transaction: it commits whole or not at all.
+            renew_before of expiry; the key is kept), unchanged, and retire for live certificates the inventory \
+            no longer wants (hosts or services gone, or replaced with other names); --prune revokes those and \
+            publishes the CRLs. A second run issues nothing. The batch is signed on every core and recorded \
+            in one transaction: it commits whole or not at all.
+
+            When the inventory names something the issuing intermediate's name constraints do not cover \
+            (a new host's short name, a new network), the plan starts with 'intermediate new covers ...': \
+            the root signs a new issuing intermediate (its passphrase opens root.key once); existing \
+            certificates and every host's trust files stay as they are (docs/growth.md).
 
             Subcommands issue one certificate outside the inventory: 'issue server', 'issue client', \
             'issue admin'. See docs/issuance.md for every certificate's names and usages.
@@ -24,9 +31,13 @@ struct Issue: ParsableCommand {
     @Flag(name: .customLong("dry-run"), help: "Print the plan; change nothing.")
     var dryRun = false
 
+    @Flag(help: "Revoke the certificates the plan shows as 'retire' (hosts and services gone: cessationOfOperation; replaced with other names: superseded) and publish the CRLs.")
+    var prune = false
+
     func run() throws {
         var options = IssueCommand.Options()
         options.dryRun = dryRun
+        options.prune = prune
         options.passphraseFile = key.passphraseFile
         try IssueCommand.run(options, settings: global.settings, reporter: global.makeReporter())
     }

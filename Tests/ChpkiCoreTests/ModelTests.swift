@@ -70,13 +70,13 @@ struct ModelTests {
         #expect(inventory.hosts.count == 8)
     }
 
-    @Test("name constraints cover the domain, short names, /24 networks and loopback")
+    @Test("name constraints cover the domain, short names, the admin name, /24 networks and loopback")
     func constraintsPolicy() throws {
         let inventory = try Inventory.parse(yaml: ExampleInventory.reference000, path: "reference-000.yml")
         let permitted = NameConstraintsPolicy.constraints(for: inventory).permitted.map(\.description)
         #expect(permitted == ["DNS:example.com", "DNS:localhost", "DNS:backend-1", "DNS:backend-2", "DNS:backend-3",
                               "DNS:backend-4", "DNS:frontend-1", "DNS:frontend-2", "DNS:haproxy-1", "DNS:haproxy-2",
-                              "IP:10.0.0.0/24", "IP:127.0.0.0/8", "IP:::1/128"])
+                              "DNS:admin", "IP:10.0.0.0/24", "IP:127.0.0.0/8", "IP:::1/128"])
     }
 }
 

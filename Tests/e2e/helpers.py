@@ -411,10 +411,13 @@ def sqlite_journal_mode(db: Path, tmp: Path) -> str:
         con.close()
 
 
-def check_valid_ca(ca_dir: Path, passphrase: str | None, tmp: Path, intermediate: bool = False):
+def check_valid_ca(ca_dir: Path, passphrase: str | None, tmp: Path, intermediate: bool | None = None):
     """The invariants of a freshly initialised CA, each checked by openssl or cryptography.
+    `intermediate` None: whether the CA has one (init-ca makes one unless --no-intermediate).
     Returns the root certificate."""
     ca_dir = Path(ca_dir)
+    if intermediate is None:
+        intermediate = (ca_dir / "intermediate.pem").exists()
     for name in CA_FILES + (INTERMEDIATE_FILES if intermediate else ()):
         assert (ca_dir / name).is_file(), f"{name} missing in {ca_dir}: {sorted(os.listdir(ca_dir))}"
     root_pem = ca_dir / "root.pem"

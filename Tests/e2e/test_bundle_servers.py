@@ -266,7 +266,7 @@ def pki(request, chpki_bin, tmp_path_factory):
     pf = h.write_secret(base / "pass", h.PASSPHRASE + "\n")
     tool = conftest.Chpki(chpki_bin, work)
     ca_dir = base / "ca"
-    extra = ["--intermediate"] if request.param == "intermediate" else []
+    extra = [] if request.param == "intermediate" else ["--no-intermediate"]
     h.assert_ok(tool.run("init-ca", "--ca-dir", ca_dir, "--inventory", inventory, "--passphrase-file", pf, *extra))
     h.assert_ok(tool.run("issue", "--ca-dir", ca_dir, "--inventory", inventory, "--passphrase-file", pf))
     help_text = tool.run("bundle", "--help").stdout

@@ -38,8 +38,9 @@ def test_creates_every_ca_file_private(init_ca, ca_dir, workdir, passphrase, tmp
     assert h.mode_of(ca_dir) == 0o700
     names = set(os.listdir(ca_dir))
     assert set(h.CA_FILES) <= names
-    # nothing else but SQLite's own companions (and no intermediate unless asked for)
-    extra = names - set(h.CA_FILES) - {"ca.db-wal", "ca.db-shm"}
+    # the intermediate that signs leaves (the default), and nothing else but SQLite's own companions
+    assert set(h.INTERMEDIATE_FILES) <= names
+    extra = names - set(h.CA_FILES) - set(h.INTERMEDIATE_FILES) - {"ca.db-wal", "ca.db-shm"}
     assert not extra, f"unexpected files in the CA dir: {sorted(extra)}"
     assert os.listdir(workdir) == ["ca"], "init-ca wrote outside the CA dir"
 
@@ -54,7 +55,7 @@ def test_ca_db_is_sqlite_in_wal_mode(init_ca, ca_dir, tmp_path):
 
 
 def test_index_files_in_openssl_ca_format(init_ca, ca_dir):
-    init_ca()
+    init_ca("--no-intermediate")  # the root signs nothing at init: index.txt is empty
     assert (ca_dir / "index.txt").read_bytes() == b"", "index.txt must be empty right after init"
     attr = (ca_dir / "index.txt.attr").read_text()
     for line in attr.splitlines():
@@ -63,7 +64,7 @@ def test_index_files_in_openssl_ca_format(init_ca, ca_dir):
 
 
 def test_empty_crl_signed_by_root(init_ca, ca_dir):
-    init_ca()
+    init_ca("--no-intermediate")
     root = h.load_cert(ca_dir / "root.pem")
     crl = x509.load_pem_x509_crl((ca_dir / "crl.pem").read_bytes())
     assert crl.issuer == root.subject
@@ -473,7 +474,7 @@ def test_subject_option_beats_inventory(init_ca, ca_dir, write_inventory):
 
 def _name_constraints(cert):
     nc = h.ext(cert, x509.NameConstraints)
-    assert nc is not None, "root has no nameConstraints extension"
+    assert nc is not None, "the issuing CA has no nameConstraints extension"
     assert nc.critical, "nameConstraints must be critical"
     assert not nc.value.excluded_subtrees
     permitted = nc.value.permitted_subtrees
@@ -491,11 +492,12 @@ MINIMAL_IPS = {ipaddress.ip_network(n) for n in ("10.0.0.0/24", "127.0.0.0/8", "
 def test_name_constraints_from_inventory_in_cwd(init_ca, ca_dir, write_inventory):
     write_inventory()
     init_ca()
-    root = h.load_cert(ca_dir / "root.pem")
+    root = h.load_cert(ca_dir / "intermediate.pem")
     dns, ips = _name_constraints(root)
+    assert h.ext(h.load_cert(ca_dir / "root.pem"), x509.NameConstraints) is None, "a default CA constrains its intermediate, not the root"
     assert dns == MINIMAL_DNS
     assert ips == MINIMAL_IPS
-    out = h.openssl("x509", "-in", ca_dir / "root.pem", "-noout", "-ext", "nameConstraints", check=True).stdout
+    out = h.openssl("x509", "-in", ca_dir / "intermediate.pem", "-noout", "-ext", "nameConstraints", check=True).stdout
     assert "Name Constraints: critical" in out
     assert "DNS:example.com" in out and "IP:10.0.0.0/255.255.255.0" in out
 
@@ -503,14 +505,14 @@ def test_name_constraints_from_inventory_in_cwd(init_ca, ca_dir, write_inventory
 def test_name_constraints_from_inventory_option(init_ca, ca_dir, write_inventory, tmp_path):
     inv = write_inventory(path=tmp_path / "elsewhere.yml")
     init_ca("--inventory", inv, "--name-constraints", "auto")
-    dns, ips = _name_constraints(h.load_cert(ca_dir / "root.pem"))
+    dns, ips = _name_constraints(h.load_cert(ca_dir / "intermediate.pem"))
     assert (dns, ips) == (MINIMAL_DNS, MINIMAL_IPS)
 
 
 def test_name_constraints_from_inventory_env(init_ca, ca_dir, write_inventory, tmp_path):
     inv = write_inventory(path=tmp_path / "from-env.yml")
     init_ca(env={"CHPKI_INVENTORY": str(inv)})
-    dns, ips = _name_constraints(h.load_cert(ca_dir / "root.pem"))
+    dns, ips = _name_constraints(h.load_cert(ca_dir / "intermediate.pem"))
     assert (dns, ips) == (MINIMAL_DNS, MINIMAL_IPS)
 
 
@@ -521,8 +523,9 @@ def test_name_constraints_cover_ipv6_hosts_and_vips(init_ca, ca_dir, write_inven
     assert inv != h.FULL_INVENTORY
     write_inventory(inv)
     init_ca()
-    dns, ips = _name_constraints(h.load_cert(ca_dir / "root.pem"))
-    assert dns == {"example.com", "localhost", "backend-1", "frontend-1", "haproxy-1"}
+    dns, ips = _name_constraints(h.load_cert(ca_dir / "intermediate.pem"))
+    # and the OpenSearch admin name: JSSE checks the CN of that SAN-less certificate as a DNS name
+    assert dns == {"example.com", "localhost", "backend-1", "frontend-1", "haproxy-1", "admin"}
     assert ips == {
         ipaddress.ip_network(n)
         for n in ("10.0.0.0/24", "fd00:10:0:7::/64", "192.168.50.0/24", "127.0.0.0/8", "::1/128")
@@ -532,10 +535,18 @@ def test_name_constraints_cover_ipv6_hosts_and_vips(init_ca, ca_dir, write_inven
 def test_name_constraints_none(init_ca, ca_dir, write_inventory):
     write_inventory()
     init_ca("--name-constraints", "none")
-    root = h.load_cert(ca_dir / "root.pem")
-    assert h.ext(root, x509.NameConstraints) is None
-    out = h.openssl("x509", "-in", ca_dir / "root.pem", "-noout", "-text", check=True).stdout
-    assert "Name Constraints" not in out
+    for name in ("root.pem", "intermediate.pem"):
+        assert h.ext(h.load_cert(ca_dir / name), x509.NameConstraints) is None, name
+        out = h.openssl("x509", "-in", ca_dir / name, "-noout", "-text", check=True).stdout
+        assert "Name Constraints" not in out
+
+
+def test_no_intermediate_puts_the_constraints_on_the_root(init_ca, ca_dir, write_inventory):
+    write_inventory()
+    res = init_ca("--no-intermediate")
+    assert not (ca_dir / "intermediate.pem").exists() and not (ca_dir / "intermediate.key").exists()
+    assert _name_constraints(h.load_cert(ca_dir / "root.pem")) == (MINIMAL_DNS, MINIMAL_IPS)
+    assert "rotate-ca" in res.stderr, "init-ca --no-intermediate must warn that growth needs a new root" + h.describe(res)
 
 
 def test_no_inventory_means_no_name_constraints(init_ca, ca_dir):
@@ -558,7 +569,7 @@ def _verify(ca_file, leaf_file, untrusted=None):
 
 def test_name_constraints_enforced_by_openssl(init_ca, ca_dir, write_inventory, passphrase, tmp_path):
     write_inventory()
-    init_ca()
+    init_ca("--no-intermediate")  # the root carries the constraints and signs leaves
     root = h.load_cert(ca_dir / "root.pem")
     key = h.load_key(ca_dir / "root.key", passphrase)
 
@@ -790,7 +801,7 @@ def test_quiet_prints_nothing(run, ca_dir, passphrase_file):
 @pytest.mark.parametrize("round_", range(5))
 def test_two_concurrent_init_ca_make_one_ca(chpki, tmp_path, passphrase_file, passphrase, round_):
     ca_dir = tmp_path / "race-ca"
-    procs = [chpki.popen("init-ca", "--ca-dir", ca_dir, "--passphrase-file", passphrase_file) for _ in range(2)]
+    procs = [chpki.popen("init-ca", "--ca-dir", ca_dir, "--passphrase-file", passphrase_file, "--no-intermediate") for _ in range(2)]
     results = []
     for p in procs:
         out, err = p.communicate(timeout=300)

@@ -155,10 +155,12 @@ def test_root_certificate_json(run, ca, snapshot):
     assert snapshot(ca.dir) == before, "inspect changed the CA dir"
 
 
-def test_root_name_constraints_json(run, ca):
-    item = inspect_json(run, ca.dir / "root.pem")[0]
+def test_issuing_ca_name_constraints_json(run, ca):
+    # a default CA constrains the intermediate that signs leaves; the root carries none
+    assert inspect_json(run, ca.dir / "root.pem")[0].get("name_constraints") is None
+    item = inspect_json(run, ca.dir / "intermediate.pem")[0]
     nc = item["name_constraints"]
-    assert isinstance(nc, dict), f"name_constraints should be an object for a constrained root: {nc!r}"
+    assert isinstance(nc, dict), f"name_constraints should be an object for a constrained CA: {nc!r}"
     assert {h.norm_general_name(n) for n in nc["permitted"]} == {
         "DNS:example.com", "DNS:localhost", "DNS:backend-1",
         "IP:10.0.0.0/24", "IP:127.0.0.0/8", "IP:::1/128",

@@ -27,7 +27,7 @@ import helpers as h
 REFERENCE = h.INVENTORIES / "reference-000.yml"
 MINICLUSTER = h.INVENTORIES / "minicluster.yml"
 SERIAL_HEX = re.compile(r"^[0-9A-F]+$")
-ACTIONS = ("issued", "reissued", "renewed", "unchanged")
+ACTIONS = ("issued", "reissued", "renewed", "unchanged", "retire", "retired")
 ONE_HOUR = dt.timedelta(hours=1)
 SLACK = dt.timedelta(seconds=5)
 
@@ -71,7 +71,8 @@ def check_report_shape(report, dry_run: bool):
             assert SERIAL_HEX.match(c["serial"]), c
         if c["not_after"] is not None:
             h.rfc3339(c["not_after"])
-    counts = {a: sum(1 for c in report["certificates"] if c["action"] == a) for a in ACTIONS}
+    lines = report["certificates"] + report.get("retire", [])  # retire lines are listed apart (test_growth.py)
+    counts = {a: sum(1 for c in lines if c["action"] == a) for a in ACTIONS}
     assert {a: report["summary"].get(a) for a in ACTIONS} == counts, report["summary"]
 
 
@@ -241,6 +242,11 @@ def write_leaves(rows: dict, out: Path) -> dict:
     return paths
 
 
+def plan_counts(summary: dict) -> dict:
+    """The four certificate actions of a summary (retire counts are test_growth.py's)."""
+    return {k: summary[k] for k in ("issued", "reissued", "renewed", "unchanged")}
+
+
 def check_all(expected: dict, rows: dict, ca_dir: Path, t0, t1, tmp: Path, attime=None):
     """Every profile check on every certificate, then openssl verify of every name."""
     assert set(rows) == set(expected), (
@@ -276,7 +282,7 @@ def ref(request, chpki_bin, tmp_path_factory):
     pf = h.write_secret(base / "pass", h.PASSPHRASE + "\n")
     tool = conftest.Chpki(chpki_bin, work)
     ca_dir = base / "ca"
-    extra = ["--intermediate"] if request.param == "intermediate" else []
+    extra = [] if request.param == "intermediate" else ["--no-intermediate"]
     h.assert_ok(tool.run("init-ca", "--ca-dir", ca_dir, "--inventory", inv, "--passphrase-file", pf, *extra))
     t0 = h.utcnow()
     report, res = issue(tool.run, ca_dir, inv, pf)
@@ -316,7 +322,7 @@ def test_report_lists_every_implied_certificate_as_issued(ref):
     assert set(got) == set(ref.expected), (
         f"missing {sorted(map(str, set(ref.expected) - set(got)))}, extra {sorted(map(str, set(got) - set(ref.expected)))}")
     assert {c["action"] for c in got.values()} == {"issued"}
-    assert ref.report["summary"] == {"issued": 41, "reissued": 0, "renewed": 0, "unchanged": 0}
+    assert plan_counts(ref.report["summary"]) == {"issued": 41, "reissued": 0, "renewed": 0, "unchanged": 0}
     for ident, c in got.items():
         cert = ref.certs[ident]
         assert int(c["serial"], 16) == cert.serial_number, c
@@ -476,7 +482,7 @@ def test_dry_run_changes_nothing_and_reports_the_plan(refca, run, snapshot, pass
     got = by_identity(report)
     assert set(got) == set(h.expected_certificates(h.load_yaml(refca.inv)))
     assert {c["action"] for c in got.values()} == {"issued"}
-    assert report["summary"] == {"issued": 41, "reissued": 0, "renewed": 0, "unchanged": 0}
+    assert plan_counts(report["summary"]) == {"issued": 41, "reissued": 0, "renewed": 0, "unchanged": 0}
     assert all(c["serial"] is None for c in got.values()), "a dry run has no serial for a certificate it did not issue"
     assert h.leaf_rows(h.db_rows(refca.ca_dir, refca.tmp), status=None) == []
 
@@ -488,7 +494,7 @@ def test_dry_run_changes_nothing_and_reports_the_plan(refca, run, snapshot, pass
     report, _ = refca.run("--dry-run")
     assert snapshot(refca.ca_dir) == before, "--dry-run changed the CA directory"
     check_report_shape(report, dry_run=True)
-    assert report["summary"] == {"issued": 0, "reissued": 4, "renewed": 0, "unchanged": 37}
+    assert plan_counts(report["summary"]) == {"issued": 0, "reissued": 4, "renewed": 0, "unchanged": 37}
     assert {k for k, c in by_identity(report).items() if c["action"] == "reissued"} == {
         ("server", f"backend-{i}.example.com", "patroni", f"backend-{i}.example.com") for i in range(1, 5)}
 
@@ -515,7 +521,7 @@ def test_second_run_is_idempotent(refca, tmp_path):
     index1 = (refca.ca_dir / "index.txt").read_bytes()
     second, _ = refca.run()
     check_report_shape(second, dry_run=False)
-    assert second["summary"] == {"issued": 0, "reissued": 0, "renewed": 0, "unchanged": 41}
+    assert plan_counts(second["summary"]) == {"issued": 0, "reissued": 0, "renewed": 0, "unchanged": 41}
     rows2 = h.db_rows(refca.ca_dir, refca.tmp)
     assert len(rows2) == len(rows1)
     assert [(r["serial"], r["status"]) for r in rows2] == [(r["serial"], r["status"]) for r in rows1]
@@ -535,7 +541,7 @@ def test_renewal_when_due_keeps_the_key(refca, tmp_path):
     # 360 days on: notAfter - 30d = +367d is still ahead, nothing is due
     not_yet = floor_s(issued_at + dt.timedelta(days=360))
     report, _ = refca.run(env={"CHPKI_NOW": h.rfc3339_z(not_yet)})
-    assert report["summary"] == {"issued": 0, "reissued": 0, "renewed": 0, "unchanged": 41}
+    assert plan_counts(report["summary"]) == {"issued": 0, "reissued": 0, "renewed": 0, "unchanged": 41}
 
     # 380 days on: everything is due; a dry run says so and changes nothing
     now = floor_s(issued_at + dt.timedelta(days=380))
@@ -543,10 +549,10 @@ def test_renewal_when_due_keeps_the_key(refca, tmp_path):
     report, _ = refca.run("--dry-run", env={"CHPKI_NOW": h.rfc3339_z(now)})
     assert h.snapshot(refca.ca_dir) == before, "--dry-run changed the CA directory"
     check_report_shape(report, dry_run=True)
-    assert report["summary"] == {"issued": 0, "reissued": 0, "renewed": 41, "unchanged": 0}
+    assert plan_counts(report["summary"]) == {"issued": 0, "reissued": 0, "renewed": 41, "unchanged": 0}
     report, _ = refca.run(env={"CHPKI_NOW": h.rfc3339_z(now)})
     check_report_shape(report, dry_run=False)
-    assert report["summary"] == {"issued": 0, "reissued": 0, "renewed": 41, "unchanged": 0}
+    assert plan_counts(report["summary"]) == {"issued": 0, "reissued": 0, "renewed": 41, "unchanged": 0}
     new = valid_leaves(refca.ca_dir, refca.tmp)
     assert set(new) == set(old)
     rows = {r["serial"]: r for r in h.db_rows(refca.ca_dir, refca.tmp)}
@@ -565,10 +571,10 @@ def test_renewal_when_due_keeps_the_key(refca, tmp_path):
     # index.txt now lists old and new certificates
     entries = h.parse_index((refca.ca_dir / "index.txt").read_text())
     assert {e["serial"] for e in entries} == {r["serial"] for r in rows.values() if r["kind"] != "root"}
-    assert len(entries) == 82
+    assert len(entries) == 82 + 1  # 41 leaves, their 41 renewals, and the intermediate (the root is self-signed)
     # and at that same instant nothing more is due
     report, _ = refca.run(env={"CHPKI_NOW": h.rfc3339_z(now + dt.timedelta(minutes=1))})
-    assert report["summary"] == {"issued": 0, "reissued": 0, "renewed": 0, "unchanged": 41}
+    assert plan_counts(report["summary"]) == {"issued": 0, "reissued": 0, "renewed": 0, "unchanged": 41}
 
 
 def sans_of(cert) -> set[str]:
@@ -600,7 +606,7 @@ def test_extra_san_change_reissues_that_service_only_same_key(refca, tmp_path):
     new = valid_leaves(refca.ca_dir, refca.tmp)
     changed = changed_only(report, old, new, "reissued")
     assert changed == {("server", f"backend-{i}.example.com", "patroni", f"backend-{i}.example.com") for i in range(1, 5)}
-    assert report["summary"] == {"issued": 0, "reissued": 4, "renewed": 0, "unchanged": 37}
+    assert plan_counts(report["summary"]) == {"issued": 0, "reissued": 4, "renewed": 0, "unchanged": 37}
     statuses = {r["serial"]: r["status"] for r in h.db_rows(refca.ca_dir, refca.tmp)}
     for ident in changed:
         cert = h.row_cert(new[ident])
@@ -610,7 +616,7 @@ def test_extra_san_change_reissues_that_service_only_same_key(refca, tmp_path):
     check_all(h.expected_certificates(h.load_yaml(refca.inv)), new, refca.ca_dir, None, None, tmp_path)
     # a second run is quiet again
     report, _ = refca.run()
-    assert report["summary"] == {"issued": 0, "reissued": 0, "renewed": 0, "unchanged": 41}
+    assert plan_counts(report["summary"]) == {"issued": 0, "reissued": 0, "renewed": 0, "unchanged": 41}
 
 
 def test_key_type_change_reissues_with_a_new_key(refca, tmp_path):
@@ -627,7 +633,7 @@ def test_key_type_change_reissues_with_a_new_key(refca, tmp_path):
     want = {(k, f"backend-{i}.example.com", "etcd", n) for i in range(1, 5)
             for k, n in (("server", f"backend-{i}.example.com"), ("client", f"etcd@backend-{i}"))}
     assert changed == want
-    assert report["summary"] == {"issued": 0, "reissued": 8, "renewed": 0, "unchanged": 33}
+    assert plan_counts(report["summary"]) == {"issued": 0, "reissued": 8, "renewed": 0, "unchanged": 33}
     for ident in changed:
         cert = h.row_cert(new[ident])
         assert h.key_type_of(cert.public_key()) == "ec-p384"
@@ -645,7 +651,7 @@ def test_subject_change_reissues_node_and_admin_certificates_not_clients(refca, 
     new = valid_leaves(refca.ca_dir, refca.tmp)
     changed = changed_only(report, old, new, "reissued")
     assert changed == {k for k in old if k[0] in ("server", "admin")}
-    assert report["summary"] == {"issued": 0, "reissued": 25, "renewed": 0, "unchanged": 16}
+    assert plan_counts(report["summary"]) == {"issued": 0, "reissued": 25, "renewed": 0, "unchanged": 16}
     check_all(h.expected_certificates(h.load_yaml(refca.inv)), new, refca.ca_dir, None, None, tmp_path)
 
 
@@ -696,7 +702,7 @@ def test_one_off_server_certificate(run, workdir, init_ca, ca_dir, passphrase_fi
          (NameOID.COMMON_NAME, "tools.example.com")],
         dns=["grafana.example.com", "tools", "tools.example.com", "grafana-ui.example.com", "localhost"],
         ips=["10.1.2.3", "2001:db8::7", "127.0.0.1", "::1"], eku={"serverAuth"}, key="ec-p384")
-    issuer = h.load_cert(ca_dir / "root.pem")
+    issuer = issuer_of(ca_dir)
     problems = problems_sans(e, cert) + problems_subject(e, cert, issuer) + problems_extensions(e, cert, issuer)
     problems += problems_validity(e, cert, issuer, t0, t1)
     assert h.key_type_of(cert.public_key()) == "ec-p384"
@@ -720,7 +726,7 @@ def test_one_off_client_certificate(run, workdir, init_ca, ca_dir, passphrase_fi
     crt, key, cert = out_files(out, "grafana@backend-1")
     e = h.Expected("client", "backend-1.example.com", "grafana", "grafana@backend-1", "grafana@backend-1",
                    [(NameOID.COMMON_NAME, "grafana@backend-1")], eku={"clientAuth"}, key="ec-p256")
-    issuer = h.load_cert(ca_dir / "root.pem")
+    issuer = issuer_of(ca_dir)
     problems = problems_sans(e, cert) + problems_subject(e, cert, issuer) + problems_extensions(e, cert, issuer)
     assert not problems, "\n".join(problems)
     assert h.key_type_of(cert.public_key()) == "ec-p256"
@@ -804,7 +810,7 @@ def test_minicluster_modes_and_switches(run, workdir, init_ca, ca_dir, passphras
     }
     assert expected[("client", "core-1.infra.example.org", "prometheus", "prometheus@core-1")].eku == {"serverAuth", "clientAuth"}
     assert set(by_identity(report)) == set(expected)
-    assert report["summary"] == {"issued": 8, "reissued": 0, "renewed": 0, "unchanged": 0}
+    assert plan_counts(report["summary"]) == {"issued": 8, "reissued": 0, "renewed": 0, "unchanged": 0}
     rows = valid_leaves(ca_dir, tmp_path / "db")
     check_all(expected, rows, ca_dir, t0, t1, tmp_path)
     auth = h.row_cert(rows[("server", "core-1.infra.example.org", "auth-server", "core-1.infra.example.org")])
@@ -818,7 +824,7 @@ def test_minicluster_modes_and_switches(run, workdir, init_ca, ca_dir, passphras
 def test_validity_capped_at_the_ca(run, workdir, init_ca, ca_dir, passphrase_file, tmp_path, intermediate):
     inv = workdir / "cluster.yml"
     shutil.copyfile(REFERENCE, inv)
-    init_ca("--inventory", inv, "--validity", "100d", *(["--intermediate"] if intermediate else []))
+    init_ca("--inventory", inv, "--validity", "100d", *([] if intermediate else ["--no-intermediate"]))
     issuer = issuer_of(ca_dir)
     root = h.load_cert(ca_dir / "root.pem")
     assert issuer.not_valid_after_utc <= root.not_valid_after_utc
@@ -836,15 +842,15 @@ def test_validity_capped_at_the_ca(run, workdir, init_ca, ca_dir, passphrase_fil
     check_all(h.expected_certificates(h.load_yaml(inv)), rows, ca_dir, t0, t1, tmp_path)
     # capped certificates are not due: a second run changes nothing
     report, _ = issue(run, ca_dir, inv, passphrase_file)
-    assert report["summary"] == {"issued": 0, "reissued": 0, "renewed": 0, "unchanged": 41}
+    assert plan_counts(report["summary"]) == {"issued": 0, "reissued": 0, "renewed": 0, "unchanged": 41}
 
 
-def test_host_added_after_init_ca_is_verifiable_or_refused(run, workdir, init_ca, ca_dir, passphrase_file, snapshot,
-                                                          tmp_path):
-    """Day 2: a backend joins the cluster after the name-constrained root was made. Its server
-    certificates carry its short name (docs/issuance.md), which the root's constraints (made from
-    the old host list) may not permit. chpki must not write certificates that every verifier
-    rejects: it either issues ones that openssl verifies, or refuses (exit 2, CA unchanged)."""
+def test_host_added_after_init_ca_is_issued_and_verifiable(run, workdir, init_ca, ca_dir, passphrase_file, snapshot,
+                                                         tmp_path):
+    """Day 2: a backend joins the cluster after a default CA was made (docs/growth.md). Its server
+    certificates carry its short name, which the issuing intermediate's constraints (made from the
+    old host list) do not permit: `issue` has the root sign a new issuing intermediate that covers
+    it, and the new certificates verify through it against the unchanged root."""
     inv = workdir / "cluster.yml"
     shutil.copyfile(REFERENCE, inv)
     init_ca("--inventory", inv)
@@ -852,12 +858,14 @@ def test_host_added_after_init_ca_is_verifiable_or_refused(run, workdir, init_ca
     anchor = "  - name: frontend-1.example.com\n"
     inv.write_text(text.replace(anchor, "  - name: backend-5.example.com\n    ips: [10.0.0.5]\n    groups: [backend]\n" + anchor))
     before = snapshot(ca_dir)
+    root_before = (ca_dir / "root.pem").read_bytes()
     res = run("issue", "--json", "--ca-dir", ca_dir, "--inventory", inv, "--passphrase-file", passphrase_file)
-    if res.returncode == 2:
-        h.assert_refused(res, ("backend-5",))
-        assert snapshot(ca_dir) == before
-        return
     h.assert_ok(res)
+    report = h.parse_json_output(res)
+    assert report["intermediate"] and report["intermediate"]["action"] == "new", report
+    assert "DNS:backend-5" in report["intermediate"]["covers"], report
+    assert (ca_dir / "root.pem").read_bytes() == root_before, "growth must not touch the root"
+    assert snapshot(ca_dir) != before
     expected = h.expected_certificates(h.load_yaml(inv))
     rows = valid_leaves(ca_dir, tmp_path / "db")
     new = {k: e for k, e in expected.items() if k[1] == "backend-5.example.com"}

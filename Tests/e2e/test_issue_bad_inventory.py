@@ -107,7 +107,8 @@ def broken(case) -> tuple[str, int]:
 
 @pytest.fixture(scope="module")
 def good_ca(chpki_bin, tmp_path_factory):
-    """One valid, name-constrained CA made from BASE; the refused runs must leave it untouched."""
+    """One valid CA made from BASE, its ROOT name-constrained (--no-intermediate: a default CA would
+    grow through a new intermediate instead, test_growth.py); the refused runs must leave it untouched."""
     base = tmp_path_factory.mktemp("bad-inventory")
     work = base / "work"
     work.mkdir()
@@ -117,7 +118,7 @@ def good_ca(chpki_bin, tmp_path_factory):
     wrong = h.write_secret(base / "wrong", "not the passphrase at all\n")
     tool = conftest.Chpki(chpki_bin, work)
     ca_dir = base / "ca"
-    h.assert_ok(tool.run("init-ca", "--ca-dir", ca_dir, "--inventory", inv, "--passphrase-file", pf))
+    h.assert_ok(tool.run("init-ca", "--ca-dir", ca_dir, "--inventory", inv, "--passphrase-file", pf, "--no-intermediate"))
     return SimpleNamespace(base=base, work=work, inv=inv, pf=pf, wrong=wrong, tool=tool, ca_dir=ca_dir)
 
 
@@ -190,5 +191,5 @@ def test_inventory_outside_the_name_constraints_refused(good_ca):
     bad.write_text(text)
     before = h.snapshot(good_ca.ca_dir)
     res = good_ca.tool.run("issue", "--ca-dir", good_ca.ca_dir, "--inventory", bad, "--passphrase-file", good_ca.pf)
-    h.assert_refused(res, ("10.9.0.2",))
+    h.assert_refused(res, ("10.9.0.2",), "rotate-ca")
     assert h.snapshot(good_ca.ca_dir) == before

@@ -44,6 +44,9 @@ hosts:
 services:
   etcd: {hosts: backend, server_cert_mode: both}
 """
+# Growth: a host with a new short name on a new network, so `issue` has the root sign a new
+# intermediate and signs the host's certificates with it (one transaction, docs/growth.md).
+GROWN = INVENTORY.replace("services:", "  - {name: node-3.example.com, ips: [10.9.0.3], groups: [backend]}\nservices:")
 # Sixty days on: every 90-day leaf is within its 30-day renew_before.
 LATER = h.rfc3339_z(h.utcnow().replace(microsecond=0) + dt.timedelta(days=65))
 
@@ -61,6 +64,7 @@ class Site:
     def fresh(cls, chpki_bin, base: Path) -> "Site":
         base.mkdir(parents=True)
         (base / "cluster.yml").write_text(INVENTORY)
+        (base / "grown.yml").write_text(GROWN)
         h.write_secret(base / "pass", PASSPHRASE + "\n")
         return cls(chpki_bin, base)
 
@@ -84,6 +88,7 @@ class Site:
 SCENARIOS = {
     "init-ca": (["init-ca", "--intermediate"], "empty", None),
     "issue": (["issue"], "initialized", None),
+    "issue-grow": (["issue", "--inventory", "grown.yml"], "issued", None),
     "revoke": (["revoke", "node-1.example.com"], "issued", None),
     "crl": (["crl"], "revoked", None),
     "renew-rekey": (["renew", "--rekey"], "issued", {"CHPKI_NOW": LATER}),

@@ -120,7 +120,7 @@ def test_expiring_json_report_states_its_window(chpki_bin, tmp_path):
 
 
 def test_expiring_within_overrides_the_windows(chpki_bin, tmp_path):
-    ca = make_ca(chpki_bin, tmp_path / "ref", REFERENCE)
+    ca = make_ca(chpki_bin, tmp_path / "ref", REFERENCE, init_args=("--no-intermediate",))  # root and leaves only
     at = now_s()
     leaves = set(ca.valid_leaves())
     root = serial_hex(ca.root())
@@ -382,7 +382,7 @@ def pick(leaves: dict, **want) -> dict:
 
 @pytest.mark.parametrize("intermediate", [False, True], ids=["root", "intermediate"])
 def test_revoke_serial_crl_and_ocsp(chpki_bin, tmp_path, intermediate):
-    ca = make_ca(chpki_bin, tmp_path / "lo", LOOPBACK, init_args=("--intermediate",) if intermediate else ())
+    ca = make_ca(chpki_bin, tmp_path / "lo", LOOPBACK, init_args=() if intermediate else ("--no-intermediate",))
     n0 = crl_number(crl_of(ca))
     leaves = ca.valid_leaves()
     victim = pick(leaves, kind="server", service="etcd", host="backend-1.chpki.test")

@@ -135,8 +135,8 @@ def test_list_table_has_a_line_per_certificate(listed):
 def test_list_statuses_superseded_and_expired(run, workdir, init_ca, ca_dir, passphrase_file, tmp_path, chpki):
     inv = workdir / "cluster.yml"
     inv.write_text(h.MINIMAL_INVENTORY + "services:\n  etcd: { hosts: backend, server_cert_mode: both }\n")
-    init_ca("--inventory", inv)
-    # nothing issued yet: only the root
+    init_ca("--inventory", inv, "--no-intermediate")
+    # nothing issued yet: only the root (a --no-intermediate CA, so the root is the only CA certificate)
     data = list_json(chpki, ca_dir, "--inventory", inv)
     assert [o["kind"] for o in data] == ["ca"]
     assert der(data[0]["certificate"]) == h.load_cert(ca_dir / "root.pem").public_bytes(serialization.Encoding.DER)

@@ -73,6 +73,9 @@ def check_trust_files(out: Path, roots: set[str]) -> list[str]:
 
 
 def rotation_ca(chpki_bin, base, *init_args) -> CA:
+    """A CA for the rotation tests: root-signed (--no-intermediate) unless init_args say otherwise
+    (`--intermediate`: the default CA, with an intermediate)."""
+    init_args = tuple(a for a in init_args if a != "--intermediate") if "--intermediate" in init_args else init_args or ("--no-intermediate",)
     return make_ca(chpki_bin, base, LOOPBACK, init_args=init_args)
 
 

@@ -42,8 +42,6 @@ public enum BundleLayout {
 
         var rootPEM: Data { roots.reduce(Data(), +) }
 
-        /// The root (and intermediate) for files that must hold the whole trust path.
-        var caBundlePEM: Data { rootPEM + intermediates.keys.sorted().compactMap { intermediates[$0] }.reduce(Data(), +) }
 
         /// The intermediate that issued a record, if it was not the root.
         func intermediate(of record: IssuedCertificate) -> Data? { record.issuerSerial.flatMap { intermediates[$0.hex] } }
@@ -82,7 +80,7 @@ public enum BundleLayout {
             if minicluster && knownServices.contains(service.name) { files += try credentials(service, host, context) }
         }
         if minicluster || services.contains(where: { !knownServices.contains($0.name) }) {
-            files.append(BundleFile("etc/credentials/x509/ca.pem", context.caBundlePEM, mode: 0o644, owner: "root"))
+            files.append(BundleFile("etc/credentials/x509/ca.pem", context.rootPEM, mode: 0o644, owner: "root"))
         }
         return files
     }
@@ -132,14 +130,14 @@ public enum BundleLayout {
             BundleFile("\(base)/private.key", Data(server.keyPEM.utf8), mode: 0o600, owner: owner),
             BundleFile("\(base)/CAs/root-ca.crt", context.rootPEM, mode: 0o644, owner: owner),
         ]
-        for (index, serial) in context.intermediates.keys.sorted().enumerated() {
-            let name = index == 0 ? "intermediate-ca.crt" : "intermediate-ca-\(index + 1).crt"
-            files.append(BundleFile("\(base)/CAs/\(name)", context.intermediates[serial]!, mode: 0o644, owner: owner))
-        }
+        // Trust files hold roots only (SPEC §4): intermediates travel in public.crt's chain, so a new
+        // intermediate (growth) changes nothing in an existing host's CAs/.
         let peers = context.inventory.hosts(of: service)
         for peer in peers where peer.name != host.name {
+            // The peer's public.crt, as reference 000 copies it: its leaf and the intermediate that
+            // signed it, so the copy names its own issuer whichever intermediate that is.
             let leaf = try context.server(service, peer)
-            files.append(BundleFile("\(base)/CAs/\(peer.shortName).crt", Data(leaf.certificatePEM.utf8), mode: 0o644, owner: owner))
+            files.append(BundleFile("\(base)/CAs/\(peer.shortName).crt", Data(leaf.chainPEM.utf8), mode: 0o644, owner: owner))
         }
         let snippet = try context.templates.render("minio.tls", [
             "host": host.name,
@@ -183,7 +181,7 @@ public enum BundleLayout {
         let owner = "etcd", base = "etc/etcd/pki"
         let server = try context.server(service, host)
         var files = [
-            BundleFile("\(base)/ca.pem", context.caBundlePEM, mode: 0o644, owner: owner),
+            BundleFile("\(base)/ca.pem", context.rootPEM, mode: 0o644, owner: owner),
             BundleFile("\(base)/server.pem", Data(server.chainPEM.utf8), mode: 0o644, owner: owner),
             BundleFile("\(base)/server-key.pem", Data(server.keyPEM.utf8), mode: 0o600, owner: owner),
             BundleFile("\(base)/peer.pem", Data(server.chainPEM.utf8), mode: 0o644, owner: owner),

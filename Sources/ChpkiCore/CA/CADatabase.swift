@@ -74,6 +74,7 @@ public final class CADatabase {
             let hasAuthorities = try Int.fetchOne(db, sql: "SELECT count(*) FROM certificates WHERE kind IN ('root', 'intermediate')") ?? 0
             if hasAuthorities > 0 { try setMeta(db, Meta.legacyFilesPending, "1") }
         }
+        registerGrowthMigrations(&migrator)
         return migrator
     }
 
@@ -245,18 +246,24 @@ public final class CADatabase {
         public var key: StoredKey
         /// The valid certificate of the same identity this one replaces.
         public var supersedes: SerialNumber?
+        /// A one-off `issue server|client|admin`, which `issue --prune` never retires.
+        public var oneOff = false
     }
 
     /// issue / renew: the whole batch, superseding what each replaces, in one transaction.
     public func recordIssued(_ batch: [NewLeaf], now: Date) throws {
-        try change { db in
-            for leaf in batch {
-                if let previous = leaf.supersedes {
-                    try db.execute(sql: "UPDATE certificates SET status = 'superseded', superseded_by = ? WHERE serial = ? AND status = 'valid'",
-                                   arguments: [leaf.signed.serial.hex, previous.hex])
-                }
-                try Self.insert(leaf, db: db, now: now)
+        try change { db in try Self.recordLeaves(batch, db: db, now: now) }
+    }
+
+    /// The rows of `recordIssued`, inside the caller's transaction.
+    static func recordLeaves(_ batch: [NewLeaf], db: Database, now: Date) throws {
+        for leaf in batch {
+            if let previous = leaf.supersedes {
+                try db.execute(sql: "UPDATE certificates SET status = 'superseded', superseded_by = ? WHERE serial = ? AND status = 'valid'",
+                               arguments: [leaf.signed.serial.hex, previous.hex])
             }
+            try Self.insert(leaf, db: db, now: now)
+            if leaf.oneOff { try Self.markOneOff(leaf.signed.serial, db: db) }
         }
     }
 

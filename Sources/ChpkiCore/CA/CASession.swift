@@ -25,7 +25,8 @@ public final class CASession {
     public private(set) var previousRoot: Certificate?
 
     private var cachedPassphrase: Passphrase?
-    private var cachedSigner: Signer?
+    /// Internal so that growth (CASession+Growth) can replace it with the new intermediate's.
+    var cachedSigner: Signer?
     private var vaultLoaded = false
     private var cachedVault: LeafKeyVault?
 
@@ -253,7 +254,7 @@ public final class CASession {
 
     // MARK: - Changes
 
-    private func requireExclusive() throws {
+    func requireExclusive() throws {
         guard lock.mode == .exclusive else { throw ChpkiError(.refused, "internal: a change needs the exclusive CA lock") }
     }
 
@@ -271,7 +272,8 @@ public final class CASession {
         phaseDone("signed \(items.count) certificates")
         let batch = try issued.map { leaf in
             CADatabase.NewLeaf(signed: leaf.signed, profile: leaf.item.profile, issuerSerial: issuing.serial,
-                               key: try storedKey(leaf.key, serial: leaf.signed.serial), supersedes: leaf.item.previous?.serial)
+                               key: try storedKey(leaf.key, serial: leaf.signed.serial), supersedes: leaf.item.previous?.serial,
+                               oneOff: leaf.item.oneOff)
         }
         try database.recordIssued(batch, now: now)
         phaseDone("recorded them in one transaction")
@@ -283,13 +285,8 @@ public final class CASession {
     /// Revokes `serials` (none: just a fresh CRL) and signs the next CRL, one transaction; then crl.pem and index.txt.
     public func revokeAndPublishCRL(_ serials: [SerialNumber], reason: RevocationReason = .unspecified,
                                     days: Int = CRLPublisher.defaultDays) throws -> CADatabase.SignedCRL {
-        try requireExclusive()
-        let signer = try signer()
-        let signed = try database.revokeAndPublish(serials, at: now, reason: reason, issuer: issuing.serial) { input in
-            try CRLPublisher.sign(input, signer: signer, now: now, days: days)
-        }
-        try publish()
-        return signed
+        // Every CA with leaves publishes its CRL (CASession+Growth), not only the one signing now.
+        try revokeAndPublishCRLs(serials.map { ($0, reason) }, days: days)
     }
 
     /// rotate-ca: records the new root (and intermediate) as current and the old ones as previous.

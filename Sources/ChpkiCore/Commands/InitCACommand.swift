@@ -11,7 +11,7 @@ public enum InitCACommand {
         public var key: KeyType?
         public var validity: String?
         public var nameConstraints: NameConstraintsMode = .auto
-        public var intermediate = false
+        public var intermediate = true
         public var passphraseFile: String?
         public var noPassphrase = false
         public var kdf: KDF = .scrypt
@@ -95,8 +95,9 @@ public enum InitCACommand {
         reporter.line("  serial            \(result.root.serial.hex)")
         reporter.line("  valid until       \(RFC3339.format(result.root.notAfter))")
         reporter.line("  SHA-256           \(result.root.fingerprintSHA256)")
-        if let constraints = result.root.nameConstraints {
-            reporter.line("  name constraints  \(constraints.permitted.map(\.description).joined(separator: ", "))")
+        if let constraints = (result.intermediate ?? result.root).nameConstraints {
+            let holder = result.intermediate == nil ? "root" : "intermediate"
+            reporter.line("  name constraints  on the \(holder): \(NameConstraintsPolicy.describe(constraints))")
         } else if inventory == nil && request.nameConstraints == nil {
             reporter.line("  name constraints  none (no inventory; pass --inventory to constrain the root to the cluster)")
         } else {
@@ -104,7 +105,9 @@ public enum InitCACommand {
         }
         if let intermediate = result.intermediate {
             reporter.line("  intermediate      \(intermediate.subject.rfc4514), valid until \(RFC3339.format(intermediate.notAfter))")
-            reporter.line("                    leaves and CRLs are signed by the intermediate; the root key signs only rotations")
+            reporter.line("                    leaves and CRLs are signed by the intermediate; the root key signs only new intermediates (growth) and rotations")
+        } else if result.root.nameConstraints != nil {
+            reporter.note("--no-intermediate: the root itself is name-constrained, so a host or network added later needs a new root (chpki rotate-ca)")
         }
         if request.passphrase == nil {
             reporter.note("the CA key and the leaf keys in ca.db are stored UNENCRYPTED (--no-passphrase)")

@@ -140,6 +140,18 @@ public enum InspectCommand {
             let exists = FileManager.default.fileExists(atPath: file)
             throw ChpkiError.input(file: file, field: nil, exists ? "cannot read the file" : "no such file")
         }
+        let passphrase = { try options.passphraseFile.map { try PassphraseSource(file: $0, environment: settings.environment).existingPassphrase(purpose: file) } }
+        let items = try items(in: data, file: file, passphrase: passphrase)
+        try reporter.emit(Report(file: file, items: items))
+        for (index, item) in items.enumerated() {
+            if index > 0 { reporter.line() }
+            describe(item, reporter: reporter)
+        }
+    }
+
+    /// Every PEM block of `data` (or `data` as one DER certificate), parsed: what `inspect` reads
+    /// from an untrusted file, in one place so the fuzzer (Fuzz/) calls exactly this.
+    static func items(in data: Data, file: String, passphrase readPassphrase: () throws -> Passphrase?) throws -> [Item] {
         var blocks = try PEMBlock.all(in: data)
         if blocks.isEmpty, (try? Certificate(der: data)) != nil {
             blocks = [PEMBlock(label: "CERTIFICATE", der: data)]
@@ -147,7 +159,7 @@ public enum InspectCommand {
         guard !blocks.isEmpty else {
             throw ChpkiError.input(file: file, field: nil, "no PEM certificate, key, CSR or CRL found (nor a DER certificate)")
         }
-        let passphrase = try options.passphraseFile.map { try PassphraseSource(file: $0, environment: settings.environment).existingPassphrase(purpose: file) }
+        let passphrase = try readPassphrase()
         var items: [Item] = []
         for (index, block) in blocks.enumerated() {
             do {
@@ -158,11 +170,7 @@ public enum InspectCommand {
                 throw ChpkiError.input(file: file, field: "PEM block \(index + 1) (\(block.label))", "\(error)")
             }
         }
-        try reporter.emit(Report(file: file, items: items))
-        for (index, item) in items.enumerated() {
-            if index > 0 { reporter.line() }
-            describe(item, reporter: reporter)
-        }
+        return items
     }
 
     static func item(for block: PEMBlock, passphrase: Passphrase?) throws -> Item {

@@ -10,16 +10,32 @@ public enum RenewCommand {
         let inventory = try settings.inventoryIfPresent()
         let renewBefore = window ?? inventory?.defaults.renewBefore ?? Defaults.renewBefore
         let session = try settings.openCA(.change, passphraseFile: passphraseFile, reporter: reporter)
-        // Due: within the window, or issued by a CA that a rotation replaced.
+        // Due: within the window, or issued by a CA that a rotation replaced (a leaf of any current
+        // intermediate stays: growth adds intermediates beside the one it signed with).
+        let current = session.currentAuthoritySerials
         let due = try session.validLeaves().filter {
-            RenewalRule.isDue(notAfter: $0.notAfter, window: renewBefore, now: session.now) || $0.issuerSerial != session.issuing.serial
+            RenewalRule.isDue(notAfter: $0.notAfter, window: renewBefore, now: session.now) || !($0.issuerSerial.map(current.contains) ?? false)
         }
+        let oneOffs = try session.database.oneOffSerials()
         let items = try due.map { record in
-            IssuancePlan.Item(profile: try profile(renewing: record, renewBefore: renewBefore), action: .renewed,
-                              reason: "expires \(RFC3339.format(record.notAfter))" + (rekey ? ", new key" : ""),
-                              previous: record, keepsKey: !rekey)
+            var item = IssuancePlan.Item(profile: try profile(renewing: record, renewBefore: renewBefore), action: .renewed,
+                                         reason: "expires \(RFC3339.format(record.notAfter))" + (rekey ? ", new key" : ""),
+                                         previous: record, keepsKey: !rekey)
+            item.oneOff = oneOffs.contains(record.serial)
+            return item
         }
-        let issued = try session.issue(items) { reporter.detail($0) }
+        // After growth the newest intermediate covers the inventory of today: a leaf whose names it
+        // does not cover (its host left the inventory) would come out unverifiable, so it is left
+        // for `issue --prune` to retire rather than renewed.
+        let constraints = session.issuingNameConstraints
+        let outside = items.filter { !NameConstraintsCheck.violations([$0.profile], against: constraints).isEmpty }
+        if !outside.isEmpty {
+            reporter.note("\(outside.count) certificate(s) not renewed: their names are outside the issuing CA's name constraints "
+                          + "(first: \(outside[0].profile.identity.name)); if they left the inventory, 'chpki issue --prune' retires them")
+        }
+        let outsideSerials = Set(outside.compactMap { $0.previous?.serial })
+        let renewable = items.filter { item in item.previous.map { !outsideSerials.contains($0.serial) } ?? true }
+        let issued = try session.issue(renewable) { reporter.detail($0) }
         try IssuanceReport.report(issued.map { IssuanceReport.line($0.item, issued: $0) }, dryRun: false, reporter: reporter)
     }
 

@@ -44,7 +44,8 @@ public enum VerifyCommand {
         if let key, key.withBytes({ (try? PrivateKey(pem: Data($0)))?.matches(certificate) }) != true {
             problems.append("\(label): the stored key does not match the certificate")
         }
-        let issuer = session.issuingCertificate
+        // Its own issuer: growth leaves several intermediates current at once.
+        let issuer = (try? session.issuer(of: record)?.certificate()) ?? session.issuingCertificate
         if !certificate.isSigned(by: issuer) { problems.append("\(label): not signed by the issuing CA") }
         if certificate.notAfter <= now { problems.append("\(label): expired \(RFC3339.format(certificate.notAfter))") }
         if certificate.notAfter > issuer.notAfter { problems.append("\(label): outlives the issuing CA") }

@@ -61,7 +61,11 @@ struct YAMLWalker {
     /// Yams names a duplicated key but only gives the line of its mapping: the line of the key's
     /// second appearance at the indentation of its first, from `line` on (1-based), is the one to fix.
     static func secondOccurrence(of key: String, in yaml: String, from line: Int) -> Int? {
-        let lines = yaml.split(separator: "\n", omittingEmptySubsequences: false)
+        // Lines as YAML counts them: a CRLF or a lone CR ends one too (Swift's "\r\n" is one
+        // Character, not "\n"), so Yams' line is never past the last one here.
+        let breaks: Set<Character> = ["\n", "\r", "\r\n", "\u{85}", "\u{2028}", "\u{2029}"]
+        let lines = yaml.split(omittingEmptySubsequences: false, whereSeparator: breaks.contains)
+        guard line - 1 < lines.count else { return nil }
         var indentation: Int?
         for index in max(0, line - 1)..<lines.count {
             let text = lines[index]

@@ -4,6 +4,8 @@ import Foundation
 public struct IssuancePlan: Sendable {
     public enum Action: String, Sendable, Codable {
         case issued, reissued, renewed, unchanged
+        /// A live certificate the inventory no longer wants (`RetirementPlan`); `retired` once `--prune` revoked it.
+        case retire, retired
     }
 
     public struct Item: Sendable {
@@ -14,6 +16,8 @@ public struct IssuancePlan: Sendable {
         public var previous: IssuedCertificate?
         /// Whether the previous certificate's key is kept: renewals and name changes keep it, a key-type change does not.
         public var keepsKey: Bool
+        /// A one-off `issue server|client|admin` (recorded as such: `issue --prune` never retires it).
+        public var oneOff = false
 
         public init(profile: CertificateProfile, action: Action, reason: String, previous: IssuedCertificate?, keepsKey: Bool) {
             self.profile = profile
@@ -28,9 +32,19 @@ public struct IssuancePlan: Sendable {
 
     public var work: [Item] { items.filter { $0.action != .unchanged } }
 
-    /// Compares each profile with the valid certificate of the same identity; with `issuerSerial`,
-    /// a certificate from another issuer (the CA was rotated) is reissued.
-    public init(profiles: [CertificateProfile], existing: [IssuedCertificate], now: Date, issuerSerial: SerialNumber? = nil) {
+    /// Identities this plan reissues with other names (SANs or subject): their current certificate
+    /// will name what the host no longer is, so `issue --prune` retires it.
+    public var renamedIdentities: Set<CertificateIdentity> {
+        Set(items.filter { item in
+            guard item.action == .reissued, let previous = item.previous else { return false }
+            return !RetirementPlan.sameNames(previous, item.profile)
+        }.map(\.profile.identity))
+    }
+
+    /// Compares each profile with the valid certificate of the same identity; with `acceptedIssuers`,
+    /// a certificate from any other issuer (the CA was rotated) is reissued. Several intermediates
+    /// may be current at once (growth): a leaf of any of them stays.
+    public init(profiles: [CertificateProfile], existing: [IssuedCertificate], now: Date, acceptedIssuers: Set<SerialNumber>? = nil) {
         var current: [CertificateIdentity: IssuedCertificate] = [:]
         for record in existing where record.status == .valid && !record.kind.isAuthority {
             current[record.identity] = record
@@ -46,7 +60,7 @@ public struct IssuancePlan: Sendable {
                 return Item(profile: profile, action: .reissued, reason: Self.differences(stored, wanted),
                             previous: previous, keepsKey: !keyChanged)
             }
-            if let issuerSerial, let previousIssuer = previous.issuerSerial, previousIssuer != issuerSerial {
+            if let acceptedIssuers, let previousIssuer = previous.issuerSerial, !acceptedIssuers.contains(previousIssuer) {
                 return Item(profile: profile, action: .reissued, reason: "CA rotated", previous: previous, keepsKey: true)
             }
             if RenewalRule.isDue(notAfter: previous.notAfter, window: profile.renewBefore, now: now) {

@@ -52,16 +52,33 @@ public struct NameConstraintsCheck {
         }
     }
 
-    /// Refuses profiles with a SAN outside `constraints` (those of the issuing CA's path).
-    public static func check(_ profiles: [CertificateProfile], against constraints: [NameConstraints], source: String?) throws {
-        for constraints in constraints {
-            let check = NameConstraintsCheck(constraints)
-            for profile in profiles {
-                guard let name = check.firstViolation(profile.subjectAlternativeNames) else { continue }
-                throw ChpkiError.input(file: source, field: profile.identity.host ?? profile.identity.name,
-                    "\(name) is outside the CA's name constraints, so every verifier would reject the \(profile.identity.service ?? "") certificate; " +
-                    "a new name or network needs a CA made for it (chpki rotate-ca) or one made with --name-constraints none")
+    /// A SAN of a profile that a CA on the signing path does not permit.
+    public struct Violation: Sendable {
+        public var profile: CertificateProfile
+        public var name: GeneralName
+    }
+
+    /// The names of a profile that verifiers hold against name constraints: its SANs, and, when it
+    /// has no DNS SAN, its CN if that is a host name. Java's PKIX (JSSE, so OpenSearch) checks such
+    /// a CN against the DNS subtrees: the admin certificate (CN=admin, no SAN) must be covered too.
+    /// A client CN such as `patroni@backend-1` is no host name and is not checked.
+    public static func constrainedNames(of profile: CertificateProfile) -> [GeneralName] {
+        let sans = profile.subjectAlternativeNames
+        if sans.contains(where: { if case .dns = $0 { return true } else { return false } }) { return sans }
+        guard let commonName = profile.subject.commonName?.lowercased(), HostName.problem(with: commonName) == nil else { return sans }
+        return sans + [.dns(commonName)]
+    }
+
+    /// Every (profile, name) outside any of `constraints` (those of the issuing CA's path), in profile order.
+    public static func violations(_ profiles: [CertificateProfile], against constraints: [NameConstraints]) -> [Violation] {
+        let checks = constraints.map(NameConstraintsCheck.init)
+        guard !checks.isEmpty else { return [] }
+        var found: [Violation] = []
+        for profile in profiles {
+            for name in constrainedNames(of: profile) where !checks.allSatisfy({ $0.isPermitted(name) }) {
+                found.append(Violation(profile: profile, name: name))
             }
         }
+        return found
     }
 }

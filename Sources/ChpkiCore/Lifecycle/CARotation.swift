@@ -26,10 +26,15 @@ public enum CARotation {
         let now = session.now
         let notBefore = now.addingTimeInterval(-CAInitializer.backdating)
         let notAfter = inventory?.ca.validity?.after(now) ?? now.addingTimeInterval(lifetime)
-        let constraints = inventory.map(NameConstraintsPolicy.constraints(for:)) ?? oldRoot.nameConstraints
+        let hasIntermediate = session.issuing.kind == .intermediate
+        // The constraints go where the old CA had them: on the intermediate (so growth needs no new
+        // root), or on the root of a CA whose root signs leaves.
+        let oldConstraints = hasIntermediate ? session.issuingCertificate.nameConstraints ?? oldRoot.nameConstraints : oldRoot.nameConstraints
+        let constraints = oldConstraints == nil ? nil : inventory.map { NameConstraintsPolicy.constraints(for: $0) } ?? oldConstraints
         let subject = nextGeneration(of: oldRoot.subject)
         let rootTemplate = CertificateTemplate(subject: subject, serial: try .random(), notBefore: notBefore, notAfter: notAfter,
-                                               certificateAuthority: .init(), keyUsage: [.keyCertSign, .cRLSign], nameConstraints: constraints)
+                                               certificateAuthority: .init(), keyUsage: [.keyCertSign, .cRLSign],
+                                               nameConstraints: hasIntermediate ? nil : constraints)
         let root = try rootTemplate.sign(publicKeyOf: key, by: Signer(certificate: nil, key: key))
         // The same subject and key, vouched for by the old root: clients that trust only the old root
         // can still build a path to leaves of the new one.
@@ -41,12 +46,12 @@ public enum CARotation {
         var authorities = [CADatabase.NewAuthority(certificate: root, kind: .root, issuerSerial: nil,
                                                    keyPEM: try AuthorityKey.protect(key, passphrase: passphrase), role: .current)]
         var intermediate: Certificate?
-        if session.issuing.kind == .intermediate {
-            let intermediateKey = try PrivateKey.generate(keyType)
+        if hasIntermediate {
+            let intermediateKey = try PrivateKey.generate(CAInitializer.intermediateKeyType)
             let template = CertificateTemplate(
                 subject: nextGeneration(of: session.issuingCertificate.subject), serial: try .random(), notBefore: notBefore,
                 notAfter: min(CAInitializer.intermediateValidity.after(now), notAfter), certificateAuthority: .init(pathLength: 0),
-                keyUsage: [.keyCertSign, .cRLSign])
+                keyUsage: [.keyCertSign, .cRLSign], nameConstraints: constraints)
             let certificate = try template.sign(publicKeyOf: intermediateKey, by: Signer(certificate: root, key: key))
             authorities.append(.init(certificate: certificate, kind: .intermediate, issuerSerial: root.serial,
                                      keyPEM: try AuthorityKey.protect(intermediateKey, passphrase: passphrase), role: .current))

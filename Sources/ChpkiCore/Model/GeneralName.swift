@@ -34,9 +34,11 @@ public enum GeneralName: Sendable, Hashable, CustomStringConvertible {
         return .ipNetwork(address: network, mask: mask)
     }
 
-    /// The one text form of an address (`IPAddress.description`: RFC 5952 for IPv6).
+    /// The one text form of an address (`IPAddress.description`: RFC 5952 for IPv6). Any length
+    /// but 4 or 16 octets comes from a malformed certificate and is shown as its length, as
+    /// openssl does (inet_ntop once read 4 bytes of a shorter SAN: a heap over-read in `inspect`).
     public static func formatAddress(_ bytes: [UInt8]) -> String {
-        IPAddress(bytes: bytes)?.description ?? bytes.map { String($0) }.joined(separator: ".")
+        IPAddress(bytes: bytes)?.description ?? "<invalid length=\(bytes.count)>"
     }
 }
 

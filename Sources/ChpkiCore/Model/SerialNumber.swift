@@ -21,11 +21,12 @@ public struct SerialNumber: Sendable, Hashable, Comparable, CustomStringConverti
         return SerialNumber(bytes: bytes)
     }
 
-    /// Parses hex as `openssl` prints it, with or without colons and `0x`.
+    /// Parses hex as `openssl` prints it, with or without colons and `0x`. ASCII digits only:
+    /// `isHexDigit` also holds for fullwidth `０`-`９` and `Ａ`-`Ｆ`, which `UInt8(_:radix:)` refuses.
     public init?(hex: String) {
         var digits = hex.lowercased().replacingOccurrences(of: ":", with: "")
         if digits.hasPrefix("0x") { digits.removeFirst(2) }
-        guard !digits.isEmpty, digits.count <= 42, digits.allSatisfy(\.isHexDigit) else { return nil }
+        guard !digits.isEmpty, digits.count <= 42, digits.allSatisfy({ $0.isASCII && $0.isHexDigit }) else { return nil }
         if digits.count % 2 == 1 { digits = "0" + digits }
         var bytes: [UInt8] = []
         var index = digits.startIndex

@@ -1,0 +1,81 @@
+import Foundation
+import GRDB
+
+/// The parts of `ca.db` that growth and retirement need: where a leaf came from (the inventory or a
+/// one-off `issue server|client|admin`), the leaves still alive, and revocations with a reason each,
+/// published as one CRL per issuing CA in one transaction.
+extension CADatabase {
+    /// v3: `origin` tells a one-off certificate from one the inventory implies: `issue --prune`
+    /// retires certificates the inventory no longer names, and must never take a one-off for one.
+    /// Rows written before it have NULL, read as "inventory".
+    static func registerGrowthMigrations(_ migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("v3-leaf-origin") { db in
+            try db.execute(sql: "ALTER TABLE certificates ADD COLUMN origin TEXT CHECK (origin IS NULL OR origin IN ('inventory', 'one-off'))")
+        }
+    }
+
+    static let oneOffOrigin = "one-off"
+
+    /// Marks a just-inserted leaf as a one-off (inside the transaction that records it).
+    static func markOneOff(_ serial: SerialNumber, db: Database) throws {
+        try db.execute(sql: "UPDATE certificates SET origin = ? WHERE serial = ?", arguments: [oneOffOrigin, serial.hex])
+    }
+
+    /// Serials of the one-off leaves.
+    public func oneOffSerials() throws -> Set<SerialNumber> {
+        try read { db in
+            Set(try String.fetchAll(db, sql: "SELECT serial FROM certificates WHERE origin = ?", arguments: [Self.oneOffOrigin])
+                .compactMap(SerialNumber.init(hex:)))
+        }
+    }
+
+    /// Leaves a verifier would still accept: valid or superseded (never revoked), not yet expired.
+    public func liveLeaves(now: Date) throws -> [IssuedCertificate] {
+        try read { db in
+            try Self.fetch(db, where: "status IN ('valid', 'superseded') AND kind IN ('server', 'client', 'admin')")
+        }.filter { $0.notAfter > now }
+    }
+
+    /// The CA certificates (current or previous) that signed at least one leaf: each publishes a CRL.
+    public func leafIssuers() throws -> Set<SerialNumber> {
+        try read { db in
+            Set(try String.fetchAll(db, sql: """
+                SELECT DISTINCT issuer_serial FROM certificates
+                WHERE kind IN ('server', 'client', 'admin') AND issuer_serial IS NOT NULL
+                """).compactMap(SerialNumber.init(hex:)))
+        }
+    }
+
+    /// A new issuing intermediate and the leaves it signed, in ONE transaction: a run killed at
+    /// any point leaves the CA without either or with both.
+    public func recordIssued(_ batch: [NewLeaf], addingAuthority authority: NewAuthority, now: Date) throws {
+        try change { db in
+            try Self.insert(authority, db: db, now: now)
+            try Self.recordLeaves(batch, db: db, now: now)
+        }
+    }
+
+    /// Revokes each serial with its own reason, takes the next CRL number and stores the CRLs that
+    /// `sign` makes, one per issuer in `issuers` (crl.pem holds them all), in one transaction.
+    @discardableResult
+    public func revokeAndPublishCRLs(_ revocations: [(serial: SerialNumber, reason: RevocationReason)], at date: Date,
+                                     issuers: [SerialNumber], sign: (SerialNumber, CRLInput) throws -> Data) throws -> SignedCRL {
+        try change { db in
+            for revocation in revocations {
+                try db.execute(sql: """
+                    UPDATE certificates SET status = 'revoked', revoked_at = ?, revocation_reason = ?
+                    WHERE serial = ? AND status != 'revoked'
+                    """, arguments: [date, revocation.reason.indexName, revocation.serial.hex])
+            }
+            let number = (Int(try Self.meta(db, Meta.crlNumber) ?? "0") ?? 0) + 1
+            var pem = Data()
+            for issuer in issuers {
+                let revoked = try Self.fetch(db, where: "status = 'revoked' AND issuer_serial = ?", [issuer.hex])
+                pem += try sign(issuer, CRLInput(number: number, revoked: revoked))
+            }
+            try Self.setMeta(db, Meta.crlNumber, String(number))
+            try Self.setMeta(db, Meta.crlPEM, String(decoding: pem, as: UTF8.self))
+            return SignedCRL(number: number, pem: pem)
+        }
+    }
+}

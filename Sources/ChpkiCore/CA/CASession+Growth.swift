@@ -1,0 +1,100 @@
+import Foundation
+
+/// Growth and retirement on an opened CA (SPEC §7): a new issuing intermediate signed by the root,
+/// and revocations published as one CRL per CA that has issued leaves.
+extension CASession {
+    /// Serials of the CA certificates whose leaves need no reissue: every current one (several
+    /// intermediates may be current at once, each covering the inventory of its day).
+    public var currentAuthoritySerials: Set<SerialNumber> {
+        Set(authorities.filter { $0.authorityRole == .current }.map(\.serial))
+    }
+
+    /// Serials of the CA certificates that can still sign a CRL (current or previous, not retired).
+    public var liveAuthoritySerials: Set<SerialNumber> {
+        Set(authorities.filter { $0.authorityRole != .retired }.map(\.serial))
+    }
+
+    /// The CA certificate that signed `leaf`, if it is one of this CA's.
+    public func issuer(of leaf: IssuedCertificate) -> IssuedCertificate? {
+        authorities.first { $0.serial == leaf.issuerSerial }
+    }
+
+    /// The root signs (with its passphrase, once) a new intermediate constrained to `constraints`,
+    /// which signs `items`; the intermediate and the leaves are recorded in one transaction, then
+    /// the files. It becomes the issuing CA: new and reissued leaves chain through it, existing
+    /// leaves and every trust file stay as they are.
+    public func issue(_ items: [IssuancePlan.Item], growingWith constraints: NameConstraints, progress: ProgressTicker? = nil,
+                      phaseDone: (String) -> Void = { _ in }) throws -> (intermediate: Certificate, issued: [BatchIssuer.Issued]) {
+        try requireExclusive()
+        let rootSigner = try rootSigner()
+        let passphrase: Passphrase? = try keysEncrypted() ? try self.passphrase() : nil
+        let key = try PrivateKey.generate(CAInitializer.intermediateKeyType)
+        let subject = issuing.kind == .intermediate ? CARotation.nextGeneration(of: issuingCertificate.subject)
+            : Self.intermediateSubject(of: root.subject)
+        let template = CertificateTemplate(
+            subject: subject, serial: try .random(), notBefore: now.addingTimeInterval(-CAInitializer.backdating),
+            notAfter: min(CAInitializer.intermediateValidity.after(now), root.notAfter),
+            certificateAuthority: .init(pathLength: 0), keyUsage: [.keyCertSign, .cRLSign], nameConstraints: constraints)
+        let certificate = try template.sign(publicKeyOf: key, by: rootSigner)
+        let authority = CADatabase.NewAuthority(certificate: certificate, kind: .intermediate, issuerSerial: root.serial,
+                                                keyPEM: try AuthorityKey.protect(key, passphrase: passphrase), role: .current)
+        let signer = Signer(certificate: certificate, key: key)
+        phaseDone("signed a new issuing intermediate with the root")
+        let kept = try leafKeys(items.filter(\.keepsKey).compactMap { $0.previous?.serial })
+        let issued = try BatchIssuer.sign(items, signer: signer, issuerNotAfter: certificate.notAfter, previousKeys: kept, now: now,
+                                         progress: progress)
+        phaseDone("signed \(items.count) certificates")
+        let batch = try issued.map { leaf in
+            CADatabase.NewLeaf(signed: leaf.signed, profile: leaf.item.profile, issuerSerial: certificate.serial,
+                               key: try storedKey(leaf.key, serial: leaf.signed.serial), supersedes: leaf.item.previous?.serial,
+                               oneOff: leaf.item.oneOff)
+        }
+        try database.recordIssued(batch, addingAuthority: authority, now: now)
+        phaseDone("recorded the intermediate and them in one transaction")
+        try publish()
+        cachedSigner = signer
+        phaseDone("wrote index.txt and the CA files")
+        return (certificate, issued)
+    }
+
+    static func intermediateSubject(of root: DistinguishedName) -> DistinguishedName {
+        var subject = root
+        if let index = subject.attributes.lastIndex(where: { $0.type == "CN" }) {
+            subject.attributes[index].value = String((subject.attributes[index].value + " Intermediate").prefix(64))
+        }
+        return subject
+    }
+
+    /// Revokes each serial with its reason and publishes the next CRL of every CA (current or
+    /// previous) that has issued leaves, plus the issuing one: crl.pem holds them all, one
+    /// transaction. Each CA's key is opened once.
+    @discardableResult
+    public func revokeAndPublishCRLs(_ revocations: [(serial: SerialNumber, reason: RevocationReason)],
+                                     days: Int = CRLPublisher.defaultDays) throws -> CADatabase.SignedCRL {
+        try requireExclusive()
+        let withLeaves = try database.leafIssuers()
+        let live = authorities.filter { $0.authorityRole != .retired && ($0.serial == issuing.serial || withLeaves.contains($0.serial)) }
+        // The issuing CA's CRL first: readers that take only the first CRL of crl.pem get the one of the CA signing now.
+        let ordered = live.filter { $0.serial == issuing.serial } + live.filter { $0.serial != issuing.serial }
+        var signers: [SerialNumber: Signer] = [:]
+        for authority in ordered { signers[authority.serial] = try authoritySigner(authority) }
+        let signed = try database.revokeAndPublishCRLs(revocations, at: now, issuers: ordered.map(\.serial)) { issuer, input in
+            try CRLPublisher.sign(input, signer: signers[issuer]!, now: now, days: days)
+        }
+        try publish()
+        return signed
+    }
+
+    /// The signer of one CA certificate of this CA (the issuing one is cached by `signer()`).
+    func authoritySigner(_ authority: IssuedCertificate) throws -> Signer {
+        if authority.serial == issuing.serial { return try signer() }
+        if authority.serial == root.serial { return try rootSigner() }
+        let name = directory.file(CADatabase.fileName) + " (CA key \(authority.serial.hex))"
+        guard let pem = try database.authorityKeyPEM(serial: authority.serial) else {
+            throw ChpkiError.input(file: directory.file(CADatabase.fileName), field: authority.serial.hex,
+                                   "the key of this CA certificate is not in the CA, so its CRL cannot be signed")
+        }
+        let certificate = try authority.certificate()
+        return Signer(certificate: certificate, key: try AuthorityKey.open(pem, certificate: certificate, name: name, passphrase: passphrase))
+    }
+}
