@@ -38,8 +38,17 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Mustache", package: "swift-mustache"),
-            ]
+            ],
+            plugins: [.plugin(name: "EmbedTemplates")]
         ),
+        // Compiles templates/*.mustache into ChpkiCore at build time, so an installed binary needs
+        // no files beside it (SPEC §4, §7). The tool is the plugin's; it is not installed.
+        .plugin(
+            name: "EmbedTemplates",
+            capability: .buildTool(),
+            dependencies: ["TemplateEmbedder"]
+        ),
+        .executableTarget(name: "TemplateEmbedder"),
         .executableTarget(
             name: "chpki",
             dependencies: [

@@ -10,7 +10,7 @@ struct Bundle: ParsableCommand {
             --tar also writes OUT/<host-fqdn>.tar.gz, owners and modes kept: 'tar -xzpf HOST.tar.gz -C /' as \
             root installs it. Name 'minicluster' to add minicluster's /etc/credentials/x509 layout. Each \
             host's tree is replaced atomically; certificates must have been issued ('chpki issue'). \
-            Layouts: docs/bundles.md. Snippets: templates/*.mustache.
+            Layouts: docs/bundles.md. Snippets: built-in templates (chpki templates list).
             """
     )
 
@@ -24,7 +24,7 @@ struct Bundle: ParsableCommand {
     @Option(help: ArgumentHelp("The output directory (created if missing).", valueName: "dir")) var out: String
     @Flag(help: "Also write <host>.tar.gz per host.") var tar = false
     @Option(help: "Frontend paths: cinc (/etc/cinc-project) or chef (/etc/opscode).") var flavor: FrontendFlavor = .cinc
-    @Option(help: ArgumentHelp("Directory of the *.mustache snippets (env CHPKI_TEMPLATES; default: the project's templates/).", valueName: "dir"))
+    @Option(help: ArgumentHelp("Override directory: a NAME.mustache there replaces the built-in template NAME (else CHPKI_TEMPLATES, else /etc/chpki/templates).", valueName: "dir"))
     var templates: String?
 
     func run() throws {

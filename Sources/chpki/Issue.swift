@@ -20,20 +20,11 @@ struct Issue: ParsableCommand {
             Subcommands issue one certificate outside the inventory: 'issue server', 'issue client', \
             'issue admin'. See docs/issuance.md for every certificate's names and usages.
             """,
-        subcommands: [IssueInventory.self, IssueServer.self, IssueClient.self, IssueAdmin.self],
-        defaultSubcommand: IssueInventory.self
+        subcommands: [IssueServer.self, IssueClient.self, IssueAdmin.self]
     )
-}
 
-/// The passphrase option of commands that open the CA key.
-struct CAKeyOptions: ParsableArguments {
-    @Option(name: .customLong("passphrase-file"), help: ArgumentHelp("Read the CA passphrase from the first line of this file (else CHPKI_CA_PASSPHRASE, else a prompt).", valueName: "file"))
-    var passphraseFile: String?
-}
-
-struct IssueInventory: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "all", abstract: "Issue from the inventory (the default).")
-
+    // The inventory run is this command's own (not a default subcommand), so its options show in
+    // 'chpki help issue', the man page and the completions.
     @OptionGroup var global: GlobalOptions
     @OptionGroup var key: CAKeyOptions
 
@@ -50,6 +41,12 @@ struct IssueInventory: ParsableCommand {
         options.passphraseFile = key.passphraseFile
         try IssueCommand.run(options, settings: global.settings, reporter: global.makeReporter())
     }
+}
+
+/// The passphrase option of commands that open the CA key.
+struct CAKeyOptions: ParsableArguments {
+    @Option(name: .customLong("passphrase-file"), help: ArgumentHelp("Read the CA passphrase from the first line of this file (else CHPKI_CA_PASSPHRASE, else a prompt).", valueName: "file"))
+    var passphraseFile: String?
 }
 
 struct OneOffOutput: ParsableArguments {

@@ -1,52 +1,124 @@
 import Foundation
 import Mustache
 
-/// The config snippets of `templates/`, read at run time so an operator can edit them without a
-/// rebuild. Looked up in `--templates`, then `CHPKI_TEMPLATES`, then `./templates`, then beside
-/// the executable's checkout (`.build/<config>/chpki` -> `templates/`).
-public struct Templates {
+/// The config snippets bundles render (SPEC §4). Every `templates/*.mustache` of the source tree
+/// is compiled into the binary (the EmbedTemplates plugin generates `BuiltInTemplates`), so an
+/// installed chpki works from any directory. An operator changes a snippet without a rebuild by
+/// putting a file of the same name into the override directory: the first of `--templates DIR`,
+/// `CHPKI_TEMPLATES`, `/etc/chpki/templates` (the last only when it exists). A template found
+/// there replaces the built-in one of that name; the others stay built-in.
+public struct Templates: Sendable {
     public static let environmentVariable = "CHPKI_TEMPLATES"
-    /// A file every templates directory has, to recognise one.
-    static let marker = "opensearch-security.yml.mustache"
+    public static let systemDirectory = "/etc/chpki/templates"
+    public static let fileSuffix = ".mustache"
 
-    public let directory: String
-
-    public init(explicit: String?, environment: [String: String]) throws {
-        var candidates: [String] = []
-        if let explicit { candidates.append(explicit) }
-        if let fromEnvironment = environment[Self.environmentVariable], !fromEnvironment.isEmpty { candidates.append(fromEnvironment) }
-        candidates.append("templates")
-        var directory = Path.parent(of: CommandLine.arguments.first.flatMap { Self.resolvedExecutable($0) } ?? ".")
-        for _ in 0..<6 {
-            candidates.append(Path.join(directory, "templates"))
-            directory = Path.parent(of: directory)
-        }
-        if let explicit, !FileManager.default.fileExists(atPath: Path.join(explicit, Self.marker)) {
-            throw ChpkiError.input(file: explicit, field: "--templates", "not a chpki templates directory (no \(Self.marker))")
-        }
-        guard let found = candidates.first(where: { FileManager.default.fileExists(atPath: Path.join($0, Self.marker)) }) else {
-            throw ChpkiError.input(file: nil, field: "--templates",
-                                   "cannot find chpki's templates/ directory; pass --templates DIR or set \(Self.environmentVariable)")
-        }
-        self.directory = found
+    public enum Source: Sendable, Equatable {
+        case builtIn
+        /// The file in the override directory that replaces (or, with no built-in of its name, adds) the template.
+        case override(path: String)
     }
 
-    private static func resolvedExecutable(_ argument: String) -> String? {
-        guard argument.contains("/") else { return nil }
-        return (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? argument
+    public struct Entry: Sendable {
+        public var name: String
+        public var source: Source
+        public var text: String
+        /// False for an override file whose name no built-in template has: chpki never renders it.
+        public var hasBuiltIn: Bool
+        let parsed: MustacheTemplate
     }
 
-    /// Renders `name.mustache` with `context`; a template that does not parse is an error naming it.
+    /// The override directory in use, or nil when every template is the built-in one.
+    public let overrideDirectory: String?
+    private let entries: [String: Entry]
+
+    /// The built-in templates' names, sorted.
+    public static var builtInNames: [String] { BuiltInTemplates.all.map(\.name) }
+
+    /// Reads the override directory (when one applies) and parses every template once; a
+    /// template that does not parse is refused here, naming its file, before anything is written.
+    public init(explicit: String?, environment: [String: String], systemDirectory: String = Templates.systemDirectory) throws {
+        let fromEnvironment = environment[Self.environmentVariable].flatMap { $0.isEmpty ? nil : $0 }
+        var directory: String?
+        if let named = explicit ?? fromEnvironment {
+            let field = explicit != nil ? "--templates" : Self.environmentVariable
+            guard Self.isDirectory(named) else { throw ChpkiError.input(file: named, field: field, "no such directory") }
+            directory = named
+        } else if Self.isDirectory(systemDirectory) {
+            directory = systemDirectory
+        }
+        var entries: [String: Entry] = [:]
+        for builtIn in BuiltInTemplates.all {
+            entries[builtIn.name] = Entry(name: builtIn.name, source: .builtIn, text: builtIn.text, hasBuiltIn: true,
+                                          parsed: try Self.parse(builtIn.text, source: "built-in template \(builtIn.name)"))
+        }
+        if let directory {
+            for (name, path) in try Self.overrideFiles(in: directory) {
+                guard let data = FileManager.default.contents(atPath: path) else {
+                    throw ChpkiError.input(file: path, field: nil, "cannot read the template")
+                }
+                guard let text = String(data: data, encoding: .utf8) else {
+                    throw ChpkiError.input(file: path, field: nil, "the template is not UTF-8 text")
+                }
+                entries[name] = Entry(name: name, source: .override(path: path), text: text, hasBuiltIn: entries[name] != nil,
+                                      parsed: try Self.parse(text, source: path))
+            }
+        }
+        self.overrideDirectory = directory
+        self.entries = entries
+    }
+
+    /// Every template, built-in and override, sorted by name.
+    public var all: [Entry] { entries.values.sorted { $0.name < $1.name } }
+
+    /// The template chpki renders for `name`; an unknown name is refused, listing the known ones.
+    public func entry(named name: String) throws -> Entry {
+        let bare = name.hasSuffix(Self.fileSuffix) ? String(name.dropLast(Self.fileSuffix.count)) : name
+        guard let entry = entries[bare] else {
+            throw ChpkiError.input(file: nil, field: "NAME",
+                                   "no template '\(name)' (known: \(Self.builtInNames.joined(separator: ", ")))")
+        }
+        return entry
+    }
+
+    /// The built-in text of `name`, whatever the override directory holds.
+    public static func builtInText(_ name: String) -> String? {
+        BuiltInTemplates.all.first { $0.name == name }?.text
+    }
+
+    /// Renders the template `name` (without `.mustache`) with `context`.
     public func render(_ name: String, _ context: [String: Any]) throws -> Data {
-        let path = Path.join(directory, "\(name).mustache")
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ChpkiError.input(file: path, field: nil, "cannot read the template")
+        guard let entry = entries[name] else {
+            throw ChpkiError(.refused, "chpki has no template '\(name)' (a build without templates/\(name)\(Self.fileSuffix)?)")
         }
+        return Data(entry.parsed.render(context).utf8)
+    }
+
+    private static func parse(_ text: String, source: String) throws -> MustacheTemplate {
         do {
-            let template = try MustacheTemplate(string: String(decoding: data, as: UTF8.self))
-            return Data(template.render(context).utf8)
+            return try MustacheTemplate(string: text)
         } catch {
-            throw ChpkiError.input(file: path, field: nil, "the template does not parse: \(error)")
+            throw ChpkiError.input(file: source, field: nil, "the template does not parse: \(error)")
         }
+    }
+
+    /// `NAME.mustache` files of the directory (regular files only), as name → path.
+    private static func overrideFiles(in directory: String) throws -> [(String, String)] {
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: directory)
+        } catch {
+            throw ChpkiError.input(file: directory, field: nil, "cannot list the templates directory")
+        }
+        return names.filter { $0.hasSuffix(fileSuffix) && $0.count > fileSuffix.count }.sorted().compactMap { file in
+            let path = Path.join(directory, file)
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else { return nil }
+            return (String(file.dropLast(fileSuffix.count)), path)
+        }
+    }
+
+    private static func isDirectory(_ path: String) -> Bool {
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
     }
 }

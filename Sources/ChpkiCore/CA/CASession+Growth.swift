@@ -23,7 +23,7 @@ extension CASession {
     /// which signs `items`; the intermediate and the leaves are recorded in one transaction, then
     /// the files. It becomes the issuing CA: new and reissued leaves chain through it, existing
     /// leaves and every trust file stay as they are.
-    public func issue(_ items: [IssuancePlan.Item], growingWith constraints: NameConstraints,
+    public func issue(_ items: [IssuancePlan.Item], growingWith constraints: NameConstraints, progress: ProgressTicker? = nil,
                       phaseDone: (String) -> Void = { _ in }) throws -> (intermediate: Certificate, issued: [BatchIssuer.Issued]) {
         try requireExclusive()
         let rootSigner = try rootSigner()
@@ -41,7 +41,8 @@ extension CASession {
         let signer = Signer(certificate: certificate, key: key)
         phaseDone("signed a new issuing intermediate with the root")
         let kept = try leafKeys(items.filter(\.keepsKey).compactMap { $0.previous?.serial })
-        let issued = try BatchIssuer.sign(items, signer: signer, issuerNotAfter: certificate.notAfter, previousKeys: kept, now: now)
+        let issued = try BatchIssuer.sign(items, signer: signer, issuerNotAfter: certificate.notAfter, previousKeys: kept, now: now,
+                                         progress: progress)
         phaseDone("signed \(items.count) certificates")
         let batch = try issued.map { leaf in
             CADatabase.NewLeaf(signed: leaf.signed, profile: leaf.item.profile, issuerSerial: certificate.serial,

@@ -260,13 +260,15 @@ public final class CASession {
 
     /// Signs `items` (new keys, or the previous key where the item keeps it), records the batch in
     /// one transaction, then rewrites index.txt.
-    public func issue(_ items: [IssuancePlan.Item], phaseDone: (String) -> Void = { _ in }) throws -> [BatchIssuer.Issued] {
+    public func issue(_ items: [IssuancePlan.Item], progress: ProgressTicker? = nil,
+                      phaseDone: (String) -> Void = { _ in }) throws -> [BatchIssuer.Issued] {
         try requireExclusive()
         guard !items.isEmpty else { return [] }
         let signer = try signer()
         phaseDone("opened the CA key")
         let kept = try leafKeys(items.filter(\.keepsKey).compactMap { $0.previous?.serial })
-        let issued = try BatchIssuer.sign(items, signer: signer, issuerNotAfter: issuingCertificate.notAfter, previousKeys: kept, now: now)
+        let issued = try BatchIssuer.sign(items, signer: signer, issuerNotAfter: issuingCertificate.notAfter, previousKeys: kept, now: now,
+                                         progress: progress)
         phaseDone("signed \(items.count) certificates")
         let batch = try issued.map { leaf in
             CADatabase.NewLeaf(signed: leaf.signed, profile: leaf.item.profile, issuerSerial: issuing.serial,

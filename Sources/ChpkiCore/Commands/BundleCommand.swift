@@ -43,9 +43,9 @@ public enum BundleCommand {
             reporter.progress("waiting for another chpki writing bundles into \(options.output)")
         }
         defer { withExtendedLifetime(outputLock) {} }
-        let written = try BundleWriter.write(plan, to: options.output, tar: options.tar) { done, total in
-            if done % 100 == 0 || done == total { reporter.progress("laid out \(done)/\(total) hosts") }
-        }
+        let progress = reporter.progress(total: plan.hosts.count, label: "laying out hosts")
+        let written = try BundleWriter.write(plan, to: options.output, tar: options.tar) { _, _ in progress.advance() }
+        progress.finish()
         let lines = written.map { Report.HostLine(host: $0.host, services: $0.services, files: $0.files, tree: $0.tree, archive: $0.archive,
                                                   changed: $0.changed) }
         var removed: [String] = []
@@ -59,7 +59,6 @@ public enum BundleCommand {
         let unchanged = lines.filter { !$0.changed }.count
         reporter.line("wrote \(lines.count - unchanged) host trees to \(options.output) (each with \(BundleManifest.path))"
                       + (unchanged > 0 ? "; \(unchanged) already held exactly these files and were kept" : ""))
-        reporter.line("next: copy each host's \(options.tar ? "archive" : "tree") to it; there, 'chpki verify --installed' checks it")
     }
 
     /// The named services (default all), with `minicluster` as a layout switch rather than a service.

@@ -20,8 +20,8 @@ public enum ExpiringCommand {
         let due = Expiry.due(records, now: now, window: window, renewBefore: inventory?.defaults.renewBefore ?? Defaults.renewBefore)
             .sorted { $0.notAfter < $1.notAfter }
         try reporter.emit(Report(within: window?.description, certificates: due))
-        if !reporter.json, !due.isEmpty {
-            print(Table.render(header: ["KIND", "SERVICE", "HOST", "NAME", "SERIAL", "NOT AFTER", "DAYS LEFT"],
+        if !due.isEmpty {
+            reporter.line(Table.render(header: ["KIND", "SERVICE", "HOST", "NAME", "SERIAL", "NOT AFTER", "DAYS LEFT"],
                                rows: due.map { [$0.kind, $0.service ?? "-", $0.host ?? "-", $0.name ?? "", $0.serial,
                                                 RFC3339.format($0.notAfter), "\($0.daysLeft)"] }))
         }

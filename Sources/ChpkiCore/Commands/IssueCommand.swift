@@ -35,13 +35,13 @@ public enum IssueCommand {
             return
         }
         reporter.detail("planned \(plan.work.count) to sign: \(clock.lap())")
-        if plan.work.count >= 50 { reporter.progress("signing \(plan.work.count) certificates") }
+        let progress = reporter.progress(total: plan.work.count, label: "signing certificates")
         var intermediate: Certificate?
         let issued: [BatchIssuer.Issued]
         if case let .newIntermediate(constraints, _) = growth {
-            (intermediate, issued) = try session.issue(plan.work, growingWith: constraints) { phase in reporter.detail("\(phase): \(clock.lap())") }
+            (intermediate, issued) = try session.issue(plan.work, growingWith: constraints, progress: progress) { phase in reporter.detail("\(phase): \(clock.lap())") }
         } else {
-            issued = try session.issue(plan.work) { phase in reporter.detail("\(phase): \(clock.lap())") }
+            issued = try session.issue(plan.work, progress: progress) { phase in reporter.detail("\(phase): \(clock.lap())") }
         }
         var issuedByIdentity: [CertificateIdentity: BatchIssuer.Issued] = [:]
         for certificate in issued { issuedByIdentity[certificate.item.profile.identity] = certificate }

@@ -3,6 +3,6 @@ public enum NodesDNCommand {
     public static func run(service: String, settings: Settings, reporter: Reporter) throws {
         let lists = try NodesDN(inventory: try settings.requireInventory(), service: service)
         try reporter.emit(lists)
-        if !reporter.json { print(lists.yaml, terminator: "") }
+        reporter.line(lists.yaml, terminator: "")
     }
 }

@@ -46,7 +46,7 @@ public enum VerifyCommand {
         }
         try reporter.emit(Report(checked: checked, violations: violations, warnings: warnings))
         for warning in warnings { reporter.note("warning: \(warning)") }
-        if !reporter.json { for violation in violations { print(violation) } }
+        for violation in violations { reporter.line(violation) }
         guard violations.isEmpty else {
             throw ChpkiError(.checkFailed, "\(violations.count) violation(s) in \(checked.count) \(bundle == nil ? "certificates" : "host trees")")
         }

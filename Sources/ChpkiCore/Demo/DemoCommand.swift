@@ -20,33 +20,37 @@ public enum DemoCommand {
         try AtomicFile.write(Data((passphrase + "\n").utf8), to: passphrasePath, mode: 0o600)
 
         let settings = Settings(caDirectory: caPath, inventory: inventoryPath, environment: [:])
-        var options = InitCACommand.Options()
-        options.passphraseFile = passphrasePath
+        var steps = Steps(reporter: reporter)
         reporter.line("chpki demo: the cluster of reference 000 (\(inventoryPath))")
         reporter.line()
-        try InitCACommand.run(options, settings: settings, reporter: reporter)
-        reporter.line()
-        try InspectCommand.run(.init(file: settings.caDirectory.file(CADirectory.rootKey), passphraseFile: passphrasePath),
-                               settings: settings, reporter: reporter)
-        reporter.line()
-        reporter.line("chpki issue: every certificate the inventory implies")
-        var issue = IssueCommand.Options()
-        issue.passphraseFile = passphrasePath
-        try IssueCommand.run(issue, settings: settings, reporter: reporter)
-        reporter.line()
-        reporter.line("chpki nodes-dn: the lines for opensearch.yml")
-        reporter.line(try NodesDN(inventory: try settings.requireInventory()).yaml, terminator: "")
-        reporter.line()
-        reporter.line("chpki bundle: the files each host needs, with owners, modes and a manifest")
+        try steps.run("init-ca", title: nil) { stepReporter in
+            var options = InitCACommand.Options()
+            options.passphraseFile = passphrasePath
+            try InitCACommand.run(options, settings: settings, reporter: stepReporter)
+        }
+        try steps.run("inspect", title: nil) { stepReporter in
+            try InspectCommand.run(.init(file: settings.caDirectory.file(CADirectory.rootKey), passphraseFile: passphrasePath),
+                                   settings: settings, reporter: stepReporter)
+        }
+        try steps.run("issue", title: "chpki issue: every certificate the inventory implies") { stepReporter in
+            var issue = IssueCommand.Options()
+            issue.passphraseFile = passphrasePath
+            try IssueCommand.run(issue, settings: settings, reporter: stepReporter)
+        }
+        try steps.run("nodes-dn", title: "chpki nodes-dn: the lines for opensearch.yml") { stepReporter in
+            try NodesDNCommand.run(service: "opensearch", settings: settings, reporter: stepReporter)
+        }
         var bundle = BundleCommand.Options()
         bundle.output = Path.join(output, "bundles")
         bundle.tar = true
         bundle.passphraseFile = passphrasePath
-        try BundleCommand.run(bundle, settings: settings, reporter: reporter)
-        reporter.line()
-        reporter.line("chpki verify --bundle: every tree against what each service accepts")
-        try VerifyCommand.run(bundle: bundle.output, settings: settings, reporter: reporter)
-        reporter.line()
+        try steps.run("bundle", title: "chpki bundle: the files each host needs, with owners, modes and a manifest") { stepReporter in
+            try BundleCommand.run(bundle, settings: settings, reporter: stepReporter)
+        }
+        try steps.run("verify", title: "chpki verify --bundle: every tree against what each service accepts") { stepReporter in
+            try VerifyCommand.run(bundle: bundle.output, settings: settings, reporter: stepReporter)
+        }
+        try steps.emit(output: output, inventory: inventoryPath, caDirectory: caPath, bundles: bundle.output)
         reporter.line("Everything is in \(output):")
         reporter.line("  cluster.yml      the example inventory")
         reporter.line("  ca-passphrase    the random passphrase of the demo CA key (0600)")
@@ -55,6 +59,44 @@ public enum DemoCommand {
         reporter.line("Try: chpki list --ca-dir \(caPath)")
         reporter.line("     tar -tvzf \(output)/bundles/backend-1.example.com.tar.gz")
         reporter.line("     openssl x509 -in \(caPath)/root.pem -noout -text")
+        reporter.next(["your own cluster: write cluster.yml (examples in /usr/share/chpki/examples or examples/), then chpki init-ca"])
+    }
+
+    /// The demo's steps: in the human report each prints its own section; with `--json` each step's
+    /// report is collected and the demo prints one document holding them all (SPEC §1: one JSON
+    /// document per command).
+    struct Steps {
+        let reporter: Reporter
+        private var collected: [[String: Any]] = []
+
+        init(reporter: Reporter) { self.reporter = reporter }
+
+        mutating func run(_ command: String, title: String?, _ body: (Reporter) throws -> Void) throws {
+            if let title { reporter.line(title) }
+            guard reporter.json else {
+                try body(reporter)
+                reporter.line()
+                return
+            }
+            let sink = JSONSink()
+            try body(reporter.capturingJSON(into: sink.append))
+            let report = try JSONSerialization.jsonObject(with: Data(sink.text.utf8))
+            collected.append(["command": command, "report": report])
+        }
+
+        func emit(output: String, inventory: String, caDirectory: String, bundles: String) throws {
+            guard reporter.json else { return }
+            let document: [String: Any] = ["out": output, "inventory": inventory, "ca_dir": caDirectory, "bundles": bundles,
+                                           "steps": collected]
+            try reporter.emitRaw(JSONSerialization.data(withJSONObject: document,
+                                                        options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]))
+        }
+    }
+
+    /// Collects what a step writes to stdout under `--json`: exactly its one document.
+    final class JSONSink: @unchecked Sendable {
+        private(set) var text = ""
+        func append(_ chunk: String) { text += chunk }
     }
 
     /// Creates `output`, or empties it when an earlier demo made it; refuses any other non-empty directory.

@@ -171,10 +171,11 @@ struct YAMLWalker {
     }
 }
 
-/// Nearest-key suggestions for unknown keys ("extra_sans" -> "extra_san").
-enum KeySuggestion {
+/// Nearest-key suggestions for unknown keys ("extra_sans" -> "extra_san"), and for mistyped
+/// command names (`chpki isue`).
+public enum KeySuggestion {
     /// The candidate closest to `key`, if it is close enough to be a likely typo.
-    static func nearest(to key: String, among candidates: [String]) -> String? {
+    public static func nearest(to key: String, among candidates: [String]) -> String? {
         let normalizedKey = normalize(key)
         var best: (candidate: String, distance: Int)?
         for candidate in candidates {

@@ -12,7 +12,8 @@ public enum BatchIssuer {
     }
 
     public static func sign(_ items: [IssuancePlan.Item], signer: Signer, issuerNotAfter: Date, previousKeys: [SerialNumber: SecretBytes],
-                            now: Date, workers: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> [Issued] {
+                            now: Date, workers: Int = ProcessInfo.processInfo.activeProcessorCount,
+                            progress: ProgressTicker? = nil) throws -> [Issued] {
         guard !items.isEmpty else { return [] }
         let slots = ResultSlots(count: items.count)
         let workerCount = max(1, min(workers, items.count))
@@ -28,9 +29,11 @@ public enum BatchIssuer {
                 let item = items[index]
                 let previousKey = item.keepsKey ? item.previous.flatMap { previousKeys[$0.serial] } : nil
                 slots.set(index, Result { try sign(item, previousKey: previousKey, worker: worker, issuerNotAfter: issuerNotAfter, now: now) })
+                progress?.advance()
                 index += workerCount
             }
         }
+        progress?.finish()
         return try slots.values()
     }
 
