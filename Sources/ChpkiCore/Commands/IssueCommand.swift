@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// `chpki issue`: every certificate the inventory implies that is missing, changed or due, a new
 /// issuing intermediate when the inventory grew past the current one's name constraints, and the

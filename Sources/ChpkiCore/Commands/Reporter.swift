@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Where a command's output goes: human text or one JSON document on stdout, notes on stderr.
 /// `--quiet` drops the human text (JSON and errors still print); `--verbose` adds detail.
@@ -15,7 +12,7 @@ public final class Reporter: @unchecked Sendable {
     private let standardError: (String) -> Void
 
     public init(json: Bool, quiet: Bool, verbose: Bool,
-                interactive: Bool = isatty(STDERR_FILENO) == 1,
+                interactive: Bool = Terminal.standardErrorIsATerminal,
                 standardOutput: @escaping (String) -> Void = { FileHandle.standardOutput.write(Data($0.utf8)) },
                 standardError: @escaping (String) -> Void = { FileHandle.standardError.write(Data($0.utf8)) }) {
         self.json = json

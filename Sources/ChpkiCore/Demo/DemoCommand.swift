@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// `chpki demo`: the whole pipeline on the built-in example, into one directory an operator can read.
 public enum DemoCommand {
@@ -115,8 +112,8 @@ public enum DemoCommand {
                 }
             }
         } else {
-            guard mkdir(output, 0o755) == 0 else {
-                throw ChpkiError.input(file: output, field: "--out", POSIXFailure.last("cannot create the directory").message)
+            do { try FileOperations.createDirectory(output, mode: 0o755) } catch let failure as POSIXFailure {
+                throw ChpkiError.input(file: output, field: "--out", failure.message)
             }
         }
         try AtomicFile.write(Data("made by chpki demo; re-running the demo replaces this directory\n".utf8),

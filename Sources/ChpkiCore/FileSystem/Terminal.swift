@@ -4,7 +4,10 @@ import Glibc
 #endif
 
 /// The controlling terminal, for the one thing chpki asks interactively: a passphrase, never echoed.
-enum Terminal {
+public enum Terminal {
+    /// True when stderr is a terminal: progress and prompts are for a person watching.
+    public static var standardErrorIsATerminal: Bool { isatty(STDERR_FILENO) == 1 }
+
     static func readSecret(prompt: String, variable: String = PassphraseSource.environmentVariable) throws -> [UInt8] {
         let descriptor = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC)
         guard descriptor >= 0 else {
