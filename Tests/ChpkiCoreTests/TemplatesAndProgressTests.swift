@@ -30,7 +30,7 @@ struct TemplatesTests {
         let templates = try Templates(explicit: nil, environment: [:], systemDirectory: "/nonexistent/chpki/templates")
         #expect(templates.overrideDirectory == nil)
         #expect(templates.all.allSatisfy { $0.source == .builtIn })
-        let rendered = String(decoding: try templates.render("pg_ident.conf", ["clients": [["cn": "patroni@b1", "role": "replicator"]]]),
+        let rendered = String(decoding: try templates.render("pg_ident.conf", ["ident_lines": "chpki      patroni@b1  replicator"]),
                               as: UTF8.self)
         #expect(rendered.contains("chpki      patroni@b1  replicator"))
     }
