@@ -38,15 +38,29 @@ public struct Templates {
 
     /// Renders `name.mustache` with `context`; a template that does not parse is an error naming it.
     public func render(_ name: String, _ context: [String: Any]) throws -> Data {
+        Data(try parsed.template(name, in: directory).render(context).utf8)
+    }
+
+    private let parsed = ParsedTemplates()
+}
+
+/// Each template read and parsed once per run, on first use, not once per host: parsing costs
+/// more than rendering, and a run renders every template of a service once per member.
+private final class ParsedTemplates: @unchecked Sendable {  // `byName` only under `lock`
+    private let lock = NSLock()
+    private var byName: [String: MustacheTemplate] = [:]
+
+    func template(_ name: String, in directory: String) throws -> MustacheTemplate {
+        if let template = lock.withLock({ byName[name] }) { return template }
         let path = Path.join(directory, "\(name).mustache")
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ChpkiError.input(file: path, field: nil, "cannot read the template")
         }
-        do {
-            let template = try MustacheTemplate(string: String(decoding: data, as: UTF8.self))
-            return Data(template.render(context).utf8)
-        } catch {
+        let template: MustacheTemplate
+        do { template = try MustacheTemplate(string: String(decoding: data, as: UTF8.self)) } catch {
             throw ChpkiError.input(file: path, field: nil, "the template does not parse: \(error)")
         }
+        lock.withLock { byName[name] = template }
+        return template
     }
 }
