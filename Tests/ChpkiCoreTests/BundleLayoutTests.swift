@@ -172,6 +172,21 @@ struct BundleLayoutTests {
         #expect(throws: ChpkiError.self) { try BundleManifest.decode(Data([0xff, 0x00]), label: "m") }
     }
 
+    @Test("the hand-written manifest JSON is byte for byte what JSONEncoder writes")
+    func manifestBytesMatchFoundation() throws {
+        let bundle = try Self.bundle("backend-1", inventory: try Self.inventory())
+        let manifest = try bundle.manifest()
+        #expect(try manifest.encoded() == manifest.encodedByFoundation())
+        let empty = BundleManifest(host: "h", services: [], caSHA256: "", directories: [], files: [])
+        #expect(try empty.encoded() == empty.encodedByFoundation())
+        let awkward = (0..<0x20).map { String(UnicodeScalar(UInt8($0))) }.joined() + "\"\\/\u{7f}\u{2028}é😀 <>&'"
+        let odd = BundleManifest(host: awkward, services: [awkward, "b"], caSHA256: awkward,
+                                 directories: [.init(path: awkward, owner: "o", group: awkward, mode: "0700", service: "s")],
+                                 files: [.init(path: "a/b", sha256: awkward, owner: awkward, group: "g", mode: "0600", service: awkward),
+                                         .init(path: "c", sha256: "", owner: "", group: "", mode: "", service: "")])
+        #expect(try odd.encoded() == odd.encodedByFoundation())
+    }
+
     @Test("laying out a host looks facts up: 300 MinIO hosts, each tree bounded")
     func linearLayout() throws {
         // Not a timing assertion: the host with the most peers gets a bounded tree.

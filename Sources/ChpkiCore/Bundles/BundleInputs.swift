@@ -28,16 +28,18 @@ public struct BundleInputs: Sendable {
     /// notes the ones due for renewal.
     public static func load(settings: Settings, passphraseFile: String?, inventory: Inventory, reporter: Reporter) throws -> BundleInputs {
         let session = try settings.openCA(.read, passphraseFile: passphraseFile, reporter: reporter)
-        try checkIssued(inventory: inventory, leaves: try session.validLeaves(), now: session.now, reporter: reporter)
+        // One read of the valid leaves serves the check and the layout (it is most of a run's fixed cost).
+        let valid = try session.validLeaves()
+        try checkIssued(inventory: inventory, leaves: valid, now: session.now, reporter: reporter)
         let intermediates = session.intermediates.sorted { $0.key < $1.key }.map { (serial: $0.key, pem: $0.value) }
         let intermediateBySerial = Dictionary(intermediates.map { ($0.serial, $0.pem) }, uniquingKeysWith: { first, _ in first })
         var leaves: [CertificateIdentity: Leaf] = [:]
-        for leaf in try session.validLeavesWithKeys() {
-            let record = leaf.certificate
-            guard leaves[record.identity] == nil else { continue }
+        let keys = try session.leafKeys(valid.map(\.serial))
+        for record in valid {
+            guard let key = keys[record.serial], leaves[record.identity] == nil else { continue }
             let certificate = Data(record.certificatePEM.utf8)
             let chain = certificate + (record.issuerSerial.flatMap { intermediateBySerial[$0.hex] } ?? Data())
-            leaves[record.identity] = Leaf(certificatePEM: certificate, keyPEM: leaf.key.withBytes { Data($0) }, chainPEM: chain,
+            leaves[record.identity] = Leaf(certificatePEM: certificate, keyPEM: key.withBytes { Data($0) }, chainPEM: chain,
                                            notBefore: record.notBefore)
         }
         return BundleInputs(roots: try session.trustedRoots.map { try $0.pemEncoded() }, intermediates: intermediates, leaves: leaves,

@@ -52,8 +52,65 @@ public struct BundleManifest: Codable, Sendable, Equatable {
         self.files = files
     }
 
-    /// Keys sorted, so the same manifest is always the same bytes.
+    /// Keys sorted, so the same manifest is always the same bytes: exactly what JSONEncoder prints
+    /// with `[.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]` (a test holds the two equal),
+    /// written by hand because a JSONEncoder per host was a tenth of a bundle run.
     public func encoded() throws -> Data {
+        var out = "{\n"
+        out += "  \"ca_sha256\" : \(Self.quoted(caSHA256)),\n"
+        out += "  \"directories\" : "
+        Self.objects(directories.map { [("group", $0.group), ("mode", $0.mode), ("owner", $0.owner), ("path", $0.path), ("service", $0.service)] },
+                     into: &out)
+        out += ",\n  \"files\" : "
+        Self.objects(files.map { [("group", $0.group), ("mode", $0.mode), ("owner", $0.owner), ("path", $0.path), ("service", $0.service),
+                                  ("sha256", $0.sha256)] }, into: &out)
+        out += ",\n  \"format\" : \(format),\n"
+        out += "  \"generator\" : \(Self.quoted(generator)),\n"
+        out += "  \"host\" : \(Self.quoted(host)),\n"
+        out += "  \"services\" : "
+        if services.isEmpty {
+            out += "[\n\n  ]"
+        } else {
+            out += "[\n" + services.map { "    " + Self.quoted($0) }.joined(separator: ",\n") + "\n  ]"
+        }
+        out += "\n}\n"
+        return Data(out.utf8)
+    }
+
+    /// An array of flat string-valued objects (keys already sorted) at the manifest's second level.
+    private static func objects(_ items: [[(String, String)]], into out: inout String) {
+        guard !items.isEmpty else { out += "[\n\n  ]"; return }
+        out += "[\n"
+        out += items.map { pairs in
+            "    {\n" + pairs.map { "      \"\($0.0)\" : \(quoted($0.1))" }.joined(separator: ",\n") + "\n    }"
+        }.joined(separator: ",\n")
+        out += "\n  ]"
+    }
+
+    /// A JSON string as JSONEncoder writes it: `"` and `\\` escaped, control characters as
+    /// \b \f \n \r \t or \u00XX, everything else (`/` and non-ASCII included) as is.
+    static func quoted(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\u{08}": out += "\\b"
+            case "\u{0C}": out += "\\f"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case "\u{00}"..."\u{1F}":
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+
+    /// What `encoded()` must equal: Foundation's encoder with the manifest's settings (for tests).
+    func encodedByFoundation() throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         return try encoder.encode(self) + Data("\n".utf8)
