@@ -58,7 +58,8 @@ public enum AtomicFile {
         close(descriptor)
     }
 
-    private static func writeAll(_ descriptor: Int32, _ data: Data, path: String) throws {
+    /// Writes all of `data` to `descriptor`, retrying short writes and EINTR; shared with FreshTree.
+    static func writeAll(_ descriptor: Int32, _ data: Data, path: String) throws {
         try data.withUnsafeBytes { raw in
             var offset = 0
             while offset < raw.count {

@@ -13,17 +13,7 @@ public enum FreshTree {
         let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { throw POSIXFailure.last("cannot create \(path)") }
         defer { close(descriptor) }
-        try data.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let written = Glibc.write(descriptor, raw.baseAddress! + offset, raw.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    throw POSIXFailure.last("cannot write \(path)")
-                }
-                offset += written
-            }
-        }
+        try AtomicFile.writeAll(descriptor, data, path: path)
         guard fchmod(descriptor, mode_t(mode)) == 0 else { throw POSIXFailure.last("cannot set the mode of \(path)") }
         var times = [timespec(modified), timespec(modified)]
         guard futimens(descriptor, &times) == 0 else { throw POSIXFailure.last("cannot set the time of \(path)") }
