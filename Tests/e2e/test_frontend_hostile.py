@@ -15,6 +15,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import stat
 import subprocess
 from pathlib import Path
@@ -551,10 +552,17 @@ def traced(chpki_bin, tmp_path, *args, env=None):
 
     if shutil.which("strace") is None:
         pytest.skip("strace is not installed")
-    log = tmp_path / "strace.log"
-    res = subprocess.run(["strace", "-f", "-qq", "-e", f"trace={MODIFYING}", "-o", str(log), str(chpki_bin), *map(str, args)],
+    # -ff: one log per thread. With a single -f log, strace prefixes each line with a
+    # space-padded pid and splits a call that another thread interrupts into
+    # "<unfinished ...>" and "<... resumed>" lines: both once broke this parse (CI, stop 14).
+    logs = tmp_path / "strace"
+    logs.mkdir()
+    res = subprocess.run(["strace", "-ff", "-qq", "-e", f"trace={MODIFYING}", "-o", str(logs / "t"), str(chpki_bin), *map(str, args)],
                          capture_output=True, text=True, env=clean_env(env), stdin=subprocess.DEVNULL, timeout=300)
-    calls = [line.split(" ", 1)[1] if line[:1].isdigit() else line for line in log.read_text().splitlines()]
+    calls = [line for log in sorted(logs.iterdir()) for line in log.read_text().splitlines()]
+    assert calls, "strace wrote no log: the test would prove nothing"
+    unparsed = [c for c in calls if not re.match(r"^[a-z0-9_]+\(", c) and not c.startswith(("+++", "---"))]
+    assert not unparsed, f"trace lines this test can't read: {unparsed[:3]}"
     return res, [c for c in calls if not c.startswith(("+++", "---"))]
 
 
