@@ -79,13 +79,14 @@ class Rig:
         q = shlex.quote(str(self.log))
         self.copy = f"echo copy {{host}} >> {q}"
         self.reload = f"echo reload {{host}} {{service}} >> {q}"
+        self.remove = f"echo remove {{host}} {{path}} >> {q}"
 
     def run(self, *args, env=None) -> subprocess.CompletedProcess:
         return subprocess.run(
             [str(ROTATE), "--chpki", str(self.ca.tool.path), "--ca-dir", str(self.ca.ca_dir),
              "--inventory", str(self.ca.inventory), "--out", str(self.out), "--state", str(self.state),
              "--passphrase-file", str(self.ca.pf), "--copy-cmd", self.copy, "--reload-cmd", self.reload,
-             *[str(a) for a in args]],
+             "--remove-cmd", self.remove, *[str(a) for a in args]],
             cwd=str(self.ca.base), env=clean_env(env), stdin=subprocess.DEVNULL, capture_output=True, text=True,
             timeout=300)
 
@@ -100,6 +101,7 @@ class Rig:
         self.log.unlink(missing_ok=True)
         copies = [l[1] for l in lines if l[0] == "copy"]
         reloads = [(l[1], l[2]) for l in lines if l[0] == "reload"]
+        self.removed = [(l[1], l[2]) for l in lines if l[0] == "remove"]
         assert len(reloads) == len(set(reloads)), f"a service reloaded twice: {reloads}"
         return copies, set(reloads)
 
@@ -134,7 +136,7 @@ def test_second_run_copies_and_reloads_nothing(chpki_bin, tmp_path):
     res = rig.ok()
     copies, reloads = rig.actions()
     assert copies == [] and reloads == set(), f"nothing changed, yet copied {copies} reloaded {sorted(reloads)}"
-    assert "installed 0 host(s), 0 service reload(s); 5 host(s) unchanged" in res.stdout, res.stdout
+    assert "installed 0 host(s), 0 service reload(s), removed 0 dropped file(s); 5 host(s) unchanged" in res.stdout, res.stdout
     assert h.snapshot(rig.state) == state
 
 
@@ -250,3 +252,100 @@ def test_a_damaged_record_means_reinstall(chpki_bin, tmp_path):
     assert reloads == {("frontend-1.chpki.test", "nginx"), ("frontend-1.chpki.test", "trust"),
                        ("haproxy-1.chpki.test", "haproxy"), ("haproxy-1.chpki.test", "trust")}
     assert json.loads((rig.state / "frontend-1.chpki.test.json").read_text())["generator"] == "chpki"
+
+
+def test_a_service_that_leaves_a_host_takes_its_files_with_it(chpki_bin, tmp_path):
+    """MinIO leaves backend-3: its files are deleted there (an untar never deletes, and a stale key
+    must not stay behind), minio is not restarted on backend-3, and the peers that list it reload."""
+    rig = Rig(chpki_bin, tmp_path)
+    hosts = tmp_path / "hosts"
+    q, log = shlex.quote(str(hosts)), shlex.quote(str(rig.log))
+    rig.copy = f"mkdir -p {q}/{{host}} && tar -xzpf {{archive}} -C {q}/{{host}} && echo copy {{host}} >> {log}"
+    rig.remove = f"rm -- {q}/{{host}}{{path}} && echo remove {{host}} {{path}} >> {log}"
+    rig.ok()
+    rig.actions()
+    assert rig.removed == []
+    leaver = "backend-3.chpki.test"
+    snapshot_before = bundle_snapshot(rig.out)
+    before = snapshot_before[leaver]
+
+    text = rig.ca.inventory.read_text()
+    old = "minio:   { hosts: backend,"
+    assert text.count(old) == 1, "scenario: minio on the backend group in examples/loopback.yml"
+    rig.ca.inventory.write_text(text.replace(old, "minio:   { hosts: [backend-1.chpki.test, backend-2.chpki.test],"))
+    rig.ca.issue()
+
+    res = rig.ok("--dry-run")
+    copies, reloads = rig.actions()
+    assert copies == [] and reloads == set() and rig.removed == [], "a dry run ran a command"
+    gone = sorted(p for p, v in before.items() if v[0] == "minio")
+    assert gone, "scenario: backend-3 had MinIO files"
+    for p in gone:
+        assert f"{leaver}: would remove /{p} (no longer in the bundle)" in res.stdout, res.stdout
+        assert (hosts / leaver / p).is_file(), "a dry run removed a file"
+
+    res = rig.ok()
+    copies, reloads = rig.actions()
+    after_tree = file_services(rig.out / leaver)
+    assert not [p for p in after_tree if p in gone], "scenario: the new bundle still has a MinIO file"
+    assert sorted(p for h_, p in rig.removed if h_ == leaver) == [f"/{p}" for p in gone]
+    # exactly the files each host's new bundle dropped: the leaver's MinIO files, and the peers'
+    # copy of the leaver's certificate in MinIO's CAs/
+    snapshot_after = bundle_snapshot(rig.out)
+    dropped = {(host, f"/{p}") for host, files in snapshot_before.items() for p in files if p not in snapshot_after[host]}
+    assert sorted(rig.removed) == sorted(dropped)
+    assert ("backend-1.chpki.test", f"/home/minio-user/.minio/certs/CAs/{leaver.split('.')[0]}.crt") in dropped
+    for p in gone:
+        assert not (hosts / leaver / p).exists(), f"{p} stayed on {leaver}"
+    for p, (_, sha, *_rest) in after_tree.items():
+        assert hashlib.sha256((hosts / leaver / p).read_bytes()).hexdigest() == sha, f"{leaver}:{p}"
+    assert (leaver, "minio") not in reloads, "minio restarted on a host it left"
+    assert f"{leaver}: minio left this host" in res.stdout, res.stdout
+    # the peers' MINIO_VOLUMES lost backend-3: they reload minio
+    assert {("backend-1.chpki.test", "minio"), ("backend-2.chpki.test", "minio")} <= reloads, reloads
+    assert f"removed {len(dropped)} dropped file(s)" in res.stdout, res.stdout
+    assert json.loads((rig.state / f"{leaver}.json").read_text()) == json.loads(manifest_path(rig.out / leaver).read_text())
+
+    res = rig.ok()
+    assert rig.actions() == ([], set()) and rig.removed == []
+
+
+def test_a_failed_remove_stops_the_run_and_is_retried(chpki_bin, tmp_path):
+    rig = Rig(chpki_bin, tmp_path)
+    rig.ok()
+    rig.actions()
+    text = rig.ca.inventory.read_text()
+    rig.ca.inventory.write_text(text.replace("minio:   { hosts: backend,", "minio:   { hosts: [backend-1.chpki.test, backend-2.chpki.test],"))
+    rig.ca.issue()
+    log = shlex.quote(str(rig.log))
+    rig.remove = f"echo remove {{host}} {{path}} >> {log}; false"
+    first = "backend-1.chpki.test"  # the first host in name order; it drops CAs/backend-3.crt
+    res = rig.run()
+    assert res.returncode == 1 and f"{first}: remove command failed" in res.stderr, h.describe(res)
+    record = json.loads((rig.state / f"{first}.json").read_text())
+    assert any(f["path"].endswith("CAs/backend-3.crt") for f in record["files"]), \
+        "a host whose remove failed was recorded as installed"
+    copies, reloads = rig.actions()
+    assert copies == [first] and reloads == set(), "the run went on after the failed remove"
+    rig.remove = f"echo remove {{host}} {{path}} >> {log}"
+    rig.ok()
+    copies, _ = rig.actions()
+    assert copies[0] == first and (first, "/home/minio-user/.minio/certs/CAs/backend-3.crt") in rig.removed
+    rig.ok()
+    assert rig.actions() == ([], set()) and rig.removed == []
+
+
+def test_a_host_with_no_bundle_left_is_named_not_touched(chpki_bin, tmp_path):
+    """A host whose only service left keeps its record and its files: chpki-rotate names it and
+    touches nothing there (it may be gone; deleting on a host is for hosts that are in the bundle)."""
+    rig = Rig(chpki_bin, tmp_path)
+    rig.ok()
+    rig.actions()
+    text = rig.ca.inventory.read_text()
+    rig.ca.inventory.write_text(text.replace("haproxy: { hosts: balancer }", "haproxy: { hosts: [frontend-1.chpki.test] }"))
+    rig.ca.issue()
+    res = rig.ok()
+    copies, _ = rig.actions()
+    assert "haproxy-1.chpki.test" not in copies and not [r for r in rig.removed if r[0] == "haproxy-1.chpki.test"]
+    assert "haproxy-1.chpki.test: installed before, no bundle now" in res.stdout, res.stdout
+    assert (rig.state / "haproxy-1.chpki.test.json").exists()
