@@ -23,29 +23,10 @@ struct BundleBackend: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(help: ArgumentHelp("The bootstrap backend's filesystem root (/ on the backend itself).", valueName: "root"))
-    var from: String?
-
-    @Option(help: ArgumentHelp("The bundle file to write (0600, replaced atomically).", valueName: "file"))
-    var out: String?
-
-    @Flag(help: "Write a CMS password envelope (PWRI) instead of a plain tar.gz.")
-    var encrypt = false
-
-    @Option(help: ArgumentHelp("With --encrypt: pem (-----BEGIN CMS-----) or der.", valueName: "pem|der"))
-    var format: PasswordEnvelope.Encoding = .pem
-
-    @Option(name: .customLong("passphrase-file"), help: ArgumentHelp("With --encrypt: read the passphrase from the first line of this file (else CHPKI_BUNDLE_PASSPHRASE, else a prompt).", valueName: "file"))
-    var passphraseFile: String?
+    @OptionGroup var output: SecretBundleOutputArguments
 
     func run() throws {
-        var options = BundleBackendCommand.Options()
-        options.from = from
-        options.out = out
-        options.encrypt = encrypt
-        options.encoding = format
-        options.passphraseFile = passphraseFile
-        try BundleBackendCommand.run(options, settings: global.settings, reporter: global.makeReporter())
+        try BundleBackendCommand.run(output.options, settings: global.settings, reporter: global.makeReporter())
     }
 }
 

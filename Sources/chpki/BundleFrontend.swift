@@ -33,35 +33,18 @@ struct BundleFrontend: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(help: ArgumentHelp("The frontend's filesystem root (/ on the frontend itself).", valueName: "root"))
-    var from: String?
-
-    @Option(help: ArgumentHelp("The bundle file to write (0600, replaced atomically).", valueName: "file"))
-    var out: String?
+    @OptionGroup var output: SecretBundleOutputArguments
 
     @Option(help: "cinc (/etc/cinc-project, /var/opt/cinc-project) or chef (/etc/opscode, /var/opt/opscode).")
     var flavor: FrontendFlavor = .cinc
-
-    @Flag(help: "Write a CMS password envelope (PWRI) instead of a plain tar.gz.")
-    var encrypt = false
-
-    @Option(help: ArgumentHelp("With --encrypt: pem (-----BEGIN CMS-----) or der.", valueName: "pem|der"))
-    var format: PasswordEnvelope.Encoding = .pem
-
-    @Option(name: .customLong("passphrase-file"), help: ArgumentHelp("With --encrypt: read the passphrase from the first line of this file (else CHPKI_BUNDLE_PASSPHRASE, else a prompt).", valueName: "file"))
-    var passphraseFile: String?
 
     @Option(name: .customLong("compare"), parsing: .upToNextOption, help: ArgumentHelp("Compare two frontend roots instead of bundling.", valueName: "root-a root-b"))
     var compare: [String] = []
 
     func run() throws {
         var options = BundleFrontendCommand.Options()
-        options.from = from
-        options.out = out
+        options.output = output.options
         options.flavor = flavor
-        options.encrypt = encrypt
-        options.encoding = format
-        options.passphraseFile = passphraseFile
         options.compare = compare
         try BundleFrontendCommand.run(options, settings: global.settings, reporter: global.makeReporter())
     }
@@ -92,6 +75,34 @@ struct InstallFrontend: ParsableCommand {
 
     func run() throws {
         try InstallFrontendCommand.run(install.options, settings: global.settings, reporter: global.makeReporter())
+    }
+}
+
+/// The arguments every bundle command takes (bundle-frontend, bundle-backend).
+struct SecretBundleOutputArguments: ParsableArguments {
+    @Option(help: ArgumentHelp("The filesystem root of the host whose secrets to bundle (/ on that host itself).", valueName: "root"))
+    var from: String?
+
+    @Option(help: ArgumentHelp("The bundle file to write (0600, replaced atomically).", valueName: "file"))
+    var out: String?
+
+    @Flag(help: "Write a CMS password envelope (PWRI) instead of a plain tar.gz.")
+    var encrypt = false
+
+    @Option(help: ArgumentHelp("With --encrypt: pem (-----BEGIN CMS-----) or der.", valueName: "pem|der"))
+    var format: PasswordEnvelope.Encoding = .pem
+
+    @Option(name: .customLong("passphrase-file"), help: ArgumentHelp("With --encrypt: read the passphrase from the first line of this file (else CHPKI_BUNDLE_PASSPHRASE, else a prompt).", valueName: "file"))
+    var passphraseFile: String?
+
+    var options: SecretBundleOutput {
+        var options = SecretBundleOutput()
+        options.from = from
+        options.out = out
+        options.encrypt = encrypt
+        options.encoding = format
+        options.passphraseFile = passphraseFile
+        return options
     }
 }
 

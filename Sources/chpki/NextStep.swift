@@ -41,13 +41,13 @@ enum NextStep {
             return ["chpki issue\(carried(command))    (re-issues every leaf under the new root)",
                     "then chpki bundle --out bundles --tar, install on every host, and chpki rotate-ca --finish"]
         case let frontend as BundleFrontend:
-            guard frontend.compare.isEmpty, let out = frontend.out else { return [] }
+            guard frontend.compare.isEmpty, let out = frontend.output.out else { return [] }
             return ["copy \(out) to the new frontend and run there: chpki install-frontend \(Path.name(of: out)) --root /"]
         case let install as InstallFrontend:
             return install.install.dryRun ? ["chpki install-frontend \(install.install.file) (without --dry-run) to write the files"]
                                           : ["cinc-server-ctl reconfigure (chef-server-ctl reconfigure for a Chef frontend)"]
         case let backend as BundleBackend:
-            guard let out = backend.out else { return [] }
+            guard let out = backend.output.out else { return [] }
             return ["copy \(out) to the joining backend and run there: chpki install-backend \(Path.name(of: out)) --root /"]
         case let install as InstallBackend:
             return install.install.dryRun ? ["chpki install-backend \(install.install.file) (without --dry-run) to write the file"]

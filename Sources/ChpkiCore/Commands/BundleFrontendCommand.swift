@@ -5,12 +5,8 @@ import Foundation
 /// whether two frontends agree.
 public enum BundleFrontendCommand {
     public struct Options: Sendable {
-        public var from: String?
-        public var out: String?
+        public var output = SecretBundleOutput()
         public var flavor: FrontendFlavor = .cinc
-        public var encrypt = false
-        public var encoding: PasswordEnvelope.Encoding = .pem
-        public var passphraseFile: String?
         /// Two roots to compare instead of bundling.
         public var compare: [String] = []
 
@@ -22,43 +18,20 @@ public enum BundleFrontendCommand {
             guard options.compare.count == 2 else {
                 throw ChpkiError.input(file: nil, field: "--compare", "takes two frontend roots: --compare ROOT_A ROOT_B")
             }
-            for (value, name) in [(options.from, "--from"), (options.out, "--out")] where value != nil {
+            for (value, name) in [(options.output.from, "--from"), (options.output.out, "--out")] where value != nil {
                 throw ChpkiError.input(file: nil, field: name, "cannot be combined with --compare")
             }
-            guard !options.encrypt else { throw ChpkiError.input(file: nil, field: "--encrypt", "cannot be combined with --compare") }
+            guard !options.output.encrypt else { throw ChpkiError.input(file: nil, field: "--encrypt", "cannot be combined with --compare") }
             try compare(options.compare[0], options.compare[1], flavor: options.flavor, reporter: reporter)
             return
         }
-        guard let from = options.from else { throw ChpkiError.input(file: nil, field: "--from", "missing: the frontend's filesystem root (/ on the frontend itself)") }
-        guard let out = options.out else { throw ChpkiError.input(file: nil, field: "--out", "missing: the bundle file to write") }
-        if options.passphraseFile != nil && !options.encrypt {
-            throw ChpkiError.input(file: nil, field: "--passphrase-file", "only used with --encrypt")
-        }
+        let (from, out) = try options.output.paths(source: "the frontend's filesystem root (/ on the frontend itself)")
 
         let (bundle, notes, problems) = try FrontendCollector.bundle(root: from, flavor: options.flavor)
         guard problems.isEmpty else { throw ChpkiError(.refused, problems.joined(separator: "\n")) }
-        try writeBundle(try bundle.archive(source: from), to: out, encrypt: options.encrypt, encoding: options.encoding,
-                        passphraseFile: options.passphraseFile, purpose: "the frontend bundle", settings: settings, reporter: reporter)
+        try options.output.write(try bundle.archive(source: from), to: out, purpose: "the frontend bundle", settings: settings, reporter: reporter)
         for note in notes { reporter.note(note) }
         try report(bundle, from: from, out: out, options: options, reporter: reporter)
-    }
-
-    /// Writes a secret bundle's tar.gz to `out` (0600, atomically), inside a CMS password
-    /// envelope when `encrypt`: shared by every bundle command.
-    static func writeBundle(_ archive: Data, to out: String, encrypt: Bool, encoding: PasswordEnvelope.Encoding,
-                            passphraseFile: String?, purpose: String, settings: Settings, reporter: Reporter) throws {
-        var archive = archive
-        defer { archive.wipe() }
-        if encrypt {
-            let passphrase = try PassphraseSource(file: passphraseFile, environment: settings.environment,
-                                                  variable: PassphraseSource.bundleEnvironmentVariable)
-                .newPassphrase(purpose: purpose)
-            reporter.progress("encrypting (PBKDF2, \(PasswordEnvelope.defaultIterations) iterations)")
-            let sealed = try PasswordEnvelope.seal(archive, passphrase: passphrase, encoding: encoding)
-            try AtomicFile.write(sealed, to: out, mode: 0o600)
-        } else {
-            try AtomicFile.write(archive, to: out, mode: 0o600)
-        }
     }
 
     struct Report: Encodable {
@@ -79,23 +52,15 @@ public enum BundleFrontendCommand {
 
     }
 
-    static var envelopeDescription: String {
-        "CMS EnvelopedData, password recipient: AES-256-CBC, PBKDF2-HMAC-SHA1 \(PasswordEnvelope.defaultIterations) iterations"
-    }
-
     static func report(_ bundle: FrontendBundle, from: String, out: String, options: Options, reporter: Reporter) throws {
         let manifest = try bundle.manifest
         let validation = bundle.validation
         try reporter.emit(Report(
-            out: out, from: from, flavor: bundle.flavor, encrypted: options.encrypt ? envelopeDescription : nil,
+            out: out, from: from, flavor: bundle.flavor, encrypted: options.output.encryptedDescription,
             files: manifest.files, migrationLevel: validation.migrationLevel?.description,
             secretsFormat: validation.secrets?.format.rawValue, credentials: validation.secrets?.count,
             keyFingerprints: validation.fingerprints))
-        let protection = options.encrypt ? " (\(envelopeDescription), \(options.encoding.rawValue.uppercased()))" : " (tar.gz: keep it as secret as the files in it)"
-        reporter.line("Wrote the \(bundle.flavor.rawValue) frontend bundle of \(from) to \(out)\(protection)")
-        for file in manifest.files {
-            reporter.line("  \(file.mode)  \("\(file.owner):\(file.group)".padding(toLength: 12, withPad: " ", startingAt: 0))  /\(file.path)")
-        }
+        options.output.describe(manifest.files, bundle: "the \(bundle.flavor.rawValue) frontend bundle", from: from, out: out, reporter: reporter)
         if let secrets = validation.secrets {
             reporter.line("  secrets          \(secrets.format.rawValue), \(secrets.count) credentials")
         }

@@ -33,14 +33,7 @@ public enum InstallBackendCommand {
                                                      rootPath: options.root, force: options.force, dryRun: options.dryRun,
                                                      now: try settings.now())
         try reporter.emit(Report(file: options.file, root: options.root, encrypted: encrypted, dryRun: options.dryRun, steps: plan.steps))
-        if options.dryRun {
-            reporter.line("Dry run: installing the Chef Backend secrets bundle \(options.file) into \(options.root) would:")
-        } else {
-            reporter.line("Installed the Chef Backend secrets bundle \(options.file) into \(options.root):")
-        }
-        for line in SecretBundleInstaller.lines(plan, dryRun: options.dryRun) { reporter.line(line) }
-        reporter.line(SecretBundleInstaller.summary(plan, dryRun: options.dryRun))
-        if let note = plan.ownershipNote { reporter.note(note) }
+        SecretBundleInstaller.describe(plan, bundle: "the Chef Backend secrets bundle", options: options, reporter: reporter)
         guard !options.dryRun else { return }
         let installed = "/" + BackendSecretsBundle.path
         reporter.line("Next: chef-backend-ctl join-cluster <LEADER_IP> -s \(installed)")

@@ -39,14 +39,7 @@ public enum InstallFrontendCommand {
         try reporter.emit(Report(file: options.file, root: options.root, flavor: bundle.flavor, encrypted: opened.encrypted,
                                  dryRun: options.dryRun, migrationLevel: bundle.validation.migrationLevel?.description,
                                  steps: plan.steps))
-        if options.dryRun {
-            reporter.line("Dry run: installing the \(bundle.flavor.rawValue) frontend bundle \(options.file) into \(options.root) would:")
-        } else {
-            reporter.line("Installed the \(bundle.flavor.rawValue) frontend bundle \(options.file) into \(options.root):")
-        }
-        for line in SecretBundleInstaller.lines(plan, dryRun: options.dryRun) { reporter.line(line) }
-        reporter.line(SecretBundleInstaller.summary(plan, dryRun: options.dryRun))
-        if let note = plan.ownershipNote { reporter.note(note) }
+        SecretBundleInstaller.describe(plan, bundle: "the \(bundle.flavor.rawValue) frontend bundle", options: options, reporter: reporter)
         if !options.dryRun {
             reporter.line("Next: \(bundle.flavor.ctl) reconfigure")
         }

@@ -194,7 +194,7 @@ extension SecretBundleInstaller {
     }
 
     /// The plan as the install commands print it, one line per step.
-    public static func lines(_ plan: Plan, dryRun: Bool) -> [String] {
+    static func lines(_ plan: Plan, dryRun: Bool) -> [String] {
         plan.steps.map { step in
             let verb = dryRun ? "would \(step.action.rawValue)" : step.action.rawValue
             var line = "  \(verb.padding(toLength: dryRun ? 15 : 9, withPad: " ", startingAt: 0))  \(step.mode)  \("\(step.owner):\(step.group)".padding(toLength: 12, withPad: " ", startingAt: 0))  \(step.path)"
@@ -203,8 +203,21 @@ extension SecretBundleInstaller {
         }
     }
 
-    public static func summary(_ plan: Plan, dryRun: Bool) -> String {
+    static func summary(_ plan: Plan, dryRun: Bool) -> String {
         let count = { (action: Action) in plan.steps.filter { $0.action == action }.count }
         return "  \(count(.create)) created, \(count(.replace)) replaced, \(count(.metadata)) mode/owner set, \(count(.unchanged)) unchanged, \(count(.mkdir)) directories created\(dryRun ? " (nothing written)" : "")"
+    }
+
+    /// What every install command prints after its JSON report: the headline naming `bundle`
+    /// (e.g. "the cinc frontend bundle"), one line per step, the counts and the ownership note.
+    static func describe(_ plan: Plan, bundle: String, options: SecretBundleInstallOptions, reporter: Reporter) {
+        if options.dryRun {
+            reporter.line("Dry run: installing \(bundle) \(options.file) into \(options.root) would:")
+        } else {
+            reporter.line("Installed \(bundle) \(options.file) into \(options.root):")
+        }
+        for line in lines(plan, dryRun: options.dryRun) { reporter.line(line) }
+        reporter.line(summary(plan, dryRun: options.dryRun))
+        if let note = plan.ownershipNote { reporter.note(note) }
     }
 }
