@@ -40,15 +40,7 @@ extension CASession {
                                                 keyPEM: try AuthorityKey.protect(key, passphrase: passphrase), role: .current)
         let signer = Signer(certificate: certificate, key: key)
         phaseDone("signed a new issuing intermediate with the root")
-        let kept = try leafKeys(items.filter(\.keepsKey).compactMap { $0.previous?.serial })
-        let issued = try BatchIssuer.sign(items, signer: signer, issuerNotAfter: certificate.notAfter, previousKeys: kept, now: now,
-                                         progress: progress)
-        phaseDone("signed \(items.count) certificates")
-        let batch = try issued.map { leaf in
-            CADatabase.NewLeaf(signed: leaf.signed, profile: leaf.item.profile, issuerSerial: certificate.serial,
-                               key: try storedKey(leaf.key, serial: leaf.signed.serial), supersedes: leaf.item.previous?.serial,
-                               oneOff: leaf.item.oneOff)
-        }
+        let (issued, batch) = try sign(items, signer: signer, issuer: certificate, progress: progress, phaseDone: phaseDone)
         try database.recordIssued(batch, addingAuthority: authority, now: now)
         phaseDone("recorded the intermediate and them in one transaction")
         try publish()

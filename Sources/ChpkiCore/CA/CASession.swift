@@ -266,20 +266,29 @@ public final class CASession {
         guard !items.isEmpty else { return [] }
         let signer = try signer()
         phaseDone("opened the CA key")
-        let kept = try leafKeys(items.filter(\.keepsKey).compactMap { $0.previous?.serial })
-        let issued = try BatchIssuer.sign(items, signer: signer, issuerNotAfter: issuingCertificate.notAfter, previousKeys: kept, now: now,
-                                         progress: progress)
-        phaseDone("signed \(items.count) certificates")
-        let batch = try issued.map { leaf in
-            CADatabase.NewLeaf(signed: leaf.signed, profile: leaf.item.profile, issuerSerial: issuing.serial,
-                               key: try storedKey(leaf.key, serial: leaf.signed.serial), supersedes: leaf.item.previous?.serial,
-                               oneOff: leaf.item.oneOff)
-        }
+        let (issued, batch) = try sign(items, signer: signer, issuer: issuingCertificate, progress: progress, phaseDone: phaseDone)
         try database.recordIssued(batch, now: now)
         phaseDone("recorded them in one transaction")
         try publish()
         phaseDone("wrote index.txt")
         return issued
+    }
+
+    /// Signs `items` with `signer`, the key of `issuer` (new keys, or the previous key where an item keeps it) and
+    /// makes the rows to record: each leaf's key sealed for `ca.db`. Records nothing: the caller
+    /// commits the rows in its own transaction (with a new intermediate, on growth).
+    func sign(_ items: [IssuancePlan.Item], signer: Signer, issuer: Certificate, progress: ProgressTicker?,
+              phaseDone: (String) -> Void) throws -> ([BatchIssuer.Issued], [CADatabase.NewLeaf]) {
+        let kept = try leafKeys(items.filter(\.keepsKey).compactMap { $0.previous?.serial })
+        let issued = try BatchIssuer.sign(items, signer: signer, issuerNotAfter: issuer.notAfter, previousKeys: kept,
+                                         now: now, progress: progress)
+        phaseDone("signed \(items.count) certificates")
+        let batch = try issued.map { leaf in
+            CADatabase.NewLeaf(signed: leaf.signed, profile: leaf.item.profile, issuerSerial: issuer.serial,
+                               key: try storedKey(leaf.key, serial: leaf.signed.serial), supersedes: leaf.item.previous?.serial,
+                               oneOff: leaf.item.oneOff)
+        }
+        return (issued, batch)
     }
 
     /// Revokes `serials` (none: just a fresh CRL) and signs the next CRL, one transaction; then crl.pem and index.txt.
