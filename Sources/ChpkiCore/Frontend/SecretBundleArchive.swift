@@ -177,21 +177,29 @@ public enum SecretBundleArchive {
         let manifest = unpacked.manifest
         var problems: [String] = []
         func problem(_ path: String, _ text: String) { problems.append("\(file): \(path): \(text)") }
+        /// The entry's mode when it is listed once, has an octal mode and agrees with `layout`;
+        /// else nil and its problem line. The same rules for files and directories.
+        func admit(_ path: String, mode text: String, owner: String, group: String, isDirectory: Bool,
+                   into seen: inout Set<String>) -> UInt16? {
+            guard seen.insert(path).inserted else {
+                problem(path, "listed twice in \(SecretBundleManifest.memberName)")
+                return nil
+            }
+            guard let mode = ModeText.parse(text) else {
+                problem(path, "mode '\(text)' in \(SecretBundleManifest.memberName) is not an octal mode")
+                return nil
+            }
+            if let refusal = layout.disagreement(path: path, mode: mode, owner: owner, group: group, isDirectory: isDirectory) {
+                problem(path, refusal)
+                return nil
+            }
+            return mode
+        }
         var listed: Set<String> = []
         var files: [String: Data] = [:]
         for entry in manifest.files {
-            guard listed.insert(entry.path).inserted else {
-                problem(entry.path, "listed twice in \(SecretBundleManifest.memberName)")
-                continue
-            }
-            guard let mode = ModeText.parse(entry.mode) else {
-                problem(entry.path, "mode '\(entry.mode)' in \(SecretBundleManifest.memberName) is not an octal mode")
-                continue
-            }
-            if let refusal = layout.disagreement(path: entry.path, mode: mode, owner: entry.owner, group: entry.group, isDirectory: false) {
-                problem(entry.path, refusal)
-                continue
-            }
+            guard let mode = admit(entry.path, mode: entry.mode, owner: entry.owner, group: entry.group, isDirectory: false,
+                                   into: &listed) else { continue }
             guard let member = unpacked.members[entry.path], let data = member.data else {
                 problem(entry.path, "listed in \(SecretBundleManifest.memberName) but missing from the archive (or not a regular file)")
                 continue
@@ -208,18 +216,8 @@ public enum SecretBundleArchive {
         }
         var directories: Set<String> = []
         for entry in manifest.directories {
-            guard directories.insert(entry.path).inserted else {
-                problem(entry.path, "listed twice in \(SecretBundleManifest.memberName)")
-                continue
-            }
-            guard let mode = ModeText.parse(entry.mode) else {
-                problem(entry.path, "mode '\(entry.mode)' in \(SecretBundleManifest.memberName) is not an octal mode")
-                continue
-            }
-            if let refusal = layout.disagreement(path: entry.path, mode: mode, owner: entry.owner, group: entry.group, isDirectory: true) {
-                problem(entry.path, refusal)
-                continue
-            }
+            guard let mode = admit(entry.path, mode: entry.mode, owner: entry.owner, group: entry.group, isDirectory: true,
+                                   into: &directories) else { continue }
             if let member = unpacked.members[entry.path] {
                 guard member.kind == .directory, member.mode == mode, member.owner == entry.owner, member.group == entry.group else {
                     problem(entry.path, "the archive member does not match \(SecretBundleManifest.memberName)")
