@@ -166,3 +166,13 @@ def test_two_builds_of_one_commit_give_the_same_package(deb, tmp_path):
                        if first_contents.get(p) != second_contents.get(p))
     assert not differing, differing
     assert second.read_bytes() == deb.read_bytes(), "same contents but the .deb bytes differ"
+
+
+def test_no_path_of_the_checkout_is_compiled_in(root):
+    """Two clones of one commit in different places give the same binary only if neither's path is
+    in it: C's __FILE__ (libyaml's asserts, inside Yams) carried the checkout's path until
+    scripts/package mapped it away (-fmacro-prefix-map)."""
+    binary = (root / "usr/bin/chpki").read_bytes()
+    for path in {str(ps.REPO), os.path.realpath(ps.REPO), os.environ.get("CHPKI_PACKAGE_SCRATCH") or str(ps.REPO / ".build-package")}:
+        at = binary.find(path.encode())
+        assert at < 0, f"{path} is compiled into usr/bin/chpki: ...{binary[max(0, at - 40):at + 120]!r}..."
