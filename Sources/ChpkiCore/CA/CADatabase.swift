@@ -283,25 +283,12 @@ public final class CADatabase {
         public var revoked: [IssuedCertificate]
     }
 
-    /// revoke (with `serials`) or crl (without): marks the revocations, takes the next CRL number,
-    /// signs the CRL (`sign`, inside the transaction) and stores it, all in one transaction.
+    /// revoke (with `serials`) or crl (without) for a CA with one issuer: `revokeAndPublishCRLs`
+    /// (CADatabase+Growth) with one reason and one CRL, signed by `sign` inside the transaction.
     @discardableResult
     public func revokeAndPublish(_ serials: [SerialNumber], at date: Date, reason: RevocationReason, issuer: SerialNumber,
                                  sign: (CRLInput) throws -> Data) throws -> SignedCRL {
-        try change { db in
-            for serial in serials {
-                try db.execute(sql: """
-                    UPDATE certificates SET status = 'revoked', revoked_at = ?, revocation_reason = ?
-                    WHERE serial = ? AND status != 'revoked'
-                    """, arguments: [date, reason.indexName, serial.hex])
-            }
-            let number = (Int(try Self.meta(db, Meta.crlNumber) ?? "0") ?? 0) + 1
-            let revoked = try Self.fetch(db, where: "status = 'revoked' AND issuer_serial = ?", [issuer.hex])
-            let pem = try sign(CRLInput(number: number, revoked: revoked))
-            try Self.setMeta(db, Meta.crlNumber, String(number))
-            try Self.setMeta(db, Meta.crlPEM, String(decoding: pem, as: UTF8.self))
-            return SignedCRL(number: number, pem: pem)
-        }
+        try revokeAndPublishCRLs(serials.map { ($0, reason) }, at: date, issuers: [issuer]) { _, input in try sign(input) }
     }
 
     /// rotate-ca: the current authorities become previous, the new ones current, the cross-certificate stored.
