@@ -171,6 +171,14 @@ public struct SecretBundleInstallOptions: Sendable {
     public init(file: String) {
         self.file = file
     }
+
+    /// The passphrase of an encrypted bundle: --passphrase-file, else CHPKI_BUNDLE_PASSPHRASE,
+    /// else a prompt naming `bundle` and the file. Asked only when the bundle turns out encrypted.
+    func passphrase(for bundle: String, settings: Settings) throws -> Passphrase {
+        try PassphraseSource(file: passphraseFile, environment: settings.environment,
+                             variable: PassphraseSource.bundleEnvironmentVariable)
+            .existingPassphrase(purpose: "\(bundle) \(file)")
+    }
 }
 
 extension SecretBundleInstaller {
