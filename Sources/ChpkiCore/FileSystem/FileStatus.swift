@@ -87,17 +87,35 @@ public enum RegularFile {
         guard fstat(descriptor, &info) == 0 else { return .failure(.unreadable(String(cString: strerror(errno)))) }
         let status = FileStatus(info)
         guard status.kind == .regular else { return .failure(.notRegular(status.kind)) }
+        switch readToEnd(descriptor) {
+        case let .data(data): return .success((data, status))
+        case let .failed(code): return .failure(.unreadable(String(cString: strerror(code))))
+        case .tooLarge: return .failure(.unreadable("larger than \(Int.max) bytes"))
+        }
+    }
+
+    public enum ReadOutcome: Sendable {
+        case data(Data)
+        /// read(2) failed with this errno.
+        case failed(Int32)
+        /// More than the limit: reading stopped there.
+        case tooLarge
+    }
+
+    /// Everything left to read from `descriptor`, at most `limit` bytes (EINTR retried): the one
+    /// read loop of the package.
+    static func readToEnd(_ descriptor: CInt, limit: Int = .max) -> ReadOutcome {
         var data = Data()
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
             let count = buffer.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
             if count < 0 {
                 if errno == EINTR { continue }
-                return .failure(.unreadable(String(cString: strerror(errno))))
+                return .failed(errno)
             }
-            if count == 0 { break }
+            if count == 0 { return .data(data) }
+            guard data.count <= limit - count else { return .tooLarge }
             data.append(contentsOf: buffer[..<count])
         }
-        return .success((data, status))
     }
 }

@@ -67,19 +67,10 @@ public final class RootedDirectory {
     /// The bytes of the regular file at `relative` (never through a symlink).
     public func read(_ relative: String, limit: Int) throws -> Data {
         try withOpenFile(relative, flags: O_RDONLY) { descriptor, _ in
-            var data = Data()
-            var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-            while true {
-                let count = buffer.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    throw POSIXFailure.last("cannot read \(fullPath(relative))")
-                }
-                if count == 0 { return data }
-                guard data.count <= limit - count else {
-                    throw Refusal(path: fullPath(relative), reason: "larger than \(limit) bytes")
-                }
-                data.append(contentsOf: buffer[..<count])
+            switch RegularFile.readToEnd(descriptor, limit: limit) {
+            case let .data(data): return data
+            case let .failed(code): throw POSIXFailure(message: "cannot read \(fullPath(relative)): \(String(cString: strerror(code)))", code: code)
+            case .tooLarge: throw Refusal(path: fullPath(relative), reason: "larger than \(limit) bytes")
             }
         }
     }
