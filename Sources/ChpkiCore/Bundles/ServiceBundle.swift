@@ -27,6 +27,29 @@ extension ServiceBundle {
     public func directories(_ service: Service, facts: ClusterFacts) -> [BundleDirectory] { [] }
 }
 
+/// A service whose files belong to its own system user (`owner`), as etcd's, OpenSearch's, MinIO's
+/// and Patroni's do: the one way to make such a file, and the certificate, key and root that most
+/// of them start with.
+protocol ServiceUserBundle: ServiceBundle {
+    static var owner: String { get }
+}
+
+extension ServiceUserBundle {
+    /// A file of the service, owned by its user; `issued` dates the member (the certificate's notBefore).
+    func file(_ path: String, _ contents: Data, mode: UInt16, issued: Date? = nil) -> BundleFile {
+        BundleFile(path, contents, mode: mode, owner: Self.owner, service: name, issued: issued)
+    }
+
+    /// The host's server certificate with its chain (0644), its key (0600) and the root (0644).
+    func serverFiles(_ server: BundleInputs.Leaf, chain: String, key: String, root: String, facts: ClusterFacts) -> [BundleFile] {
+        [
+            file(chain, server.chainPEM, mode: 0o644, issued: server.notBefore),
+            file(key, server.keyPEM, mode: 0o600),
+            file(root, facts.rootPEM, mode: 0o644),
+        ]
+    }
+}
+
 /// Every descriptor chpki knows.
 public enum ServiceBundles {
     /// Services with a layout of their own; any other service gets minicluster's.

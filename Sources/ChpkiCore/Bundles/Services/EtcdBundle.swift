@@ -5,7 +5,7 @@ import Foundation
 /// `tls.env` of ETCD_* variables. Peer certificates act as client and server, and with
 /// `--client-cert-auth` etcd's own gateway uses the server certificate as a client: both carry
 /// serverAuth and clientAuth, and IP SANs for every advertised address.
-public struct EtcdBundle: ServiceBundle {
+public struct EtcdBundle: ServiceUserBundle {
     public let name = "etcd"
     static let owner = "etcd"
     static let pki = "etc/etcd/pki"
@@ -53,9 +53,6 @@ public struct EtcdBundle: ServiceBundle {
         return files
     }
 
-    func file(_ path: String, _ contents: Data, mode: UInt16, issued: Date? = nil) -> BundleFile {
-        BundleFile(path, contents, mode: mode, owner: Self.owner, service: name, issued: issued)
-    }
 
     public func check(_ checks: inout BundleChecks, service: String) {
         let addresses = listenAddresses(checks.files)

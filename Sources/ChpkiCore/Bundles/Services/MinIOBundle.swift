@@ -6,7 +6,7 @@ import Foundation
 /// changes nothing in an existing host's CAs/), and the other MinIO hosts' `public.crt` while the service
 /// has at most `peerCertificateLimit` hosts. Above that the peers are left out: the CA
 /// certificates already make every peer trusted, and a host's tree stays small (SPEC §4).
-public struct MinIOBundle: ServiceBundle {
+public struct MinIOBundle: ServiceUserBundle {
     public let name = "minio"
     /// Reference 000 shows the peers of a 4-host cluster; 16 keeps a host's CAs/ under ~20 kB.
     public static let peerCertificateLimit = 16
@@ -39,11 +39,7 @@ public struct MinIOBundle: ServiceBundle {
 
     public func files(for host: Host, _ service: Service, shared: ServiceFacts, facts: ClusterFacts) throws -> [BundleFile] {
         let server = try facts.server(service, host)
-        var files = [
-            file(Self.certificate, server.chainPEM, mode: 0o644, issued: server.notBefore),
-            file(Self.key, server.keyPEM, mode: 0o600),
-            file(Self.root, facts.rootPEM, mode: 0o644),
-        ]
+        var files = serverFiles(server, chain: Self.certificate, key: Self.key, root: Self.root, facts: facts)
         for peer in facts.hosts(of: service) where peer.name != host.name {
             guard let certificate = shared.perHost[peer.name] else { continue }
             files.append(file("\(Self.authorities)/\(peer.shortName).crt", certificate, mode: 0o644))
@@ -53,9 +49,6 @@ public struct MinIOBundle: ServiceBundle {
         return files
     }
 
-    func file(_ path: String, _ contents: Data, mode: UInt16, issued: Date? = nil) -> BundleFile {
-        BundleFile(path, contents, mode: mode, owner: Self.owner, service: name, issued: issued)
-    }
 
     public func check(_ checks: inout BundleChecks, service: String) {
         let blocks = checks.files.blocks(Self.key)

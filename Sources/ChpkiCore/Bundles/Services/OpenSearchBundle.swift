@@ -3,7 +3,7 @@ import Foundation
 /// OpenSearch (reference 000): node certificate and key, the root, the admin certificate, and the
 /// security plugin's settings with `nodes_dn`/`admin_dn`. The plugin loads only unencrypted PKCS#8
 /// (`BEGIN PRIVATE KEY`): PKCS#1 and SEC1 fail, Ed25519 is not loadable.
-public struct OpenSearchBundle: ServiceBundle {
+public struct OpenSearchBundle: ServiceUserBundle {
     public let name = Service.openSearch
     static let owner = "opensearch"
     static let chain = "etc/opensearch/full-chain.crt"
@@ -22,11 +22,7 @@ public struct OpenSearchBundle: ServiceBundle {
 
     public func files(for host: Host, _ service: Service, shared: ServiceFacts, facts: ClusterFacts) throws -> [BundleFile] {
         let server = try facts.server(service, host)
-        var files = [
-            file(Self.chain, server.chainPEM, mode: 0o644, issued: server.notBefore),
-            file(Self.key, server.keyPEM, mode: 0o600),
-            file(Self.root, facts.rootPEM, mode: 0o644),
-        ]
+        var files = serverFiles(server, chain: Self.chain, key: Self.key, root: Self.root, facts: facts)
         if let admin = NamingRules.adminProfile(inventory: facts.inventory) {
             let leaf = try facts.leaf(admin.identity)
             files.append(file(Self.admin, leaf.chainPEM, mode: 0o644, issued: leaf.notBefore))
@@ -36,9 +32,6 @@ public struct OpenSearchBundle: ServiceBundle {
         return files
     }
 
-    func file(_ path: String, _ contents: Data, mode: UInt16, issued: Date? = nil) -> BundleFile {
-        BundleFile(path, contents, mode: mode, owner: Self.owner, service: name, issued: issued)
-    }
 
     public func check(_ checks: inout BundleChecks, service: String) {
         let key = checks.pkcs8Key(Self.key, service: "OpenSearch")

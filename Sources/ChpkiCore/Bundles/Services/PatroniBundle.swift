@@ -6,7 +6,7 @@ import Foundation
 /// for normal AND replication connections (`hostssl all` does not cover replication: replicas
 /// bootstrap with pg_basebackup over one). PostgreSQL refuses a key readable by group or other
 /// unless it is root-owned 0640: here postgres 0600.
-public struct PatroniBundle: ServiceBundle {
+public struct PatroniBundle: ServiceUserBundle {
     public let name = "patroni"
     static let owner = "postgres"
     static let certificate = "etc/ssl/server-cert.pem"
@@ -37,11 +37,7 @@ public struct PatroniBundle: ServiceBundle {
 
     public func files(for host: Host, _ service: Service, shared: ServiceFacts, facts: ClusterFacts) throws -> [BundleFile] {
         let server = try facts.server(service, host)
-        var files = [
-            file(Self.certificate, server.chainPEM, mode: 0o644, issued: server.notBefore),
-            file(Self.key, server.keyPEM, mode: 0o600),
-            file(Self.root, facts.rootPEM, mode: 0o644),
-        ]
+        var files = serverFiles(server, chain: Self.certificate, key: Self.key, root: Self.root, facts: facts)
         if service.enableClient {
             let client = try facts.client(service, host)
             files.append(file(Self.clientCertificate, client.chainPEM, mode: 0o644, issued: client.notBefore))
@@ -54,9 +50,6 @@ public struct PatroniBundle: ServiceBundle {
         return files
     }
 
-    func file(_ path: String, _ contents: Data, mode: UInt16, issued: Date? = nil) -> BundleFile {
-        BundleFile(path, contents, mode: mode, owner: Self.owner, service: name, issued: issued)
-    }
 
     public func check(_ checks: inout BundleChecks, service: String) {
         checks.postgresKey(Self.key)
