@@ -105,12 +105,20 @@ class Rig:
         assert len(reloads) == len(set(reloads)), f"a service reloaded twice: {reloads}"
         return copies, set(reloads)
 
+    def change_inventory(self, old: str, new: str):
+        """One edit of the inventory (the scenario's text must be there once), then chpki issue;
+        returns issue's JSON report."""
+        text = self.ca.inventory.read_text()
+        assert text.count(old) == 1, f"scenario: {old!r} once in examples/loopback.yml"
+        self.ca.inventory.write_text(text.replace(old, new))
+        return self.ca.issue()
+
+    def minio_leaves_backend_3(self):
+        self.change_inventory("minio:   { hosts: backend,", "minio:   { hosts: [backend-1.chpki.test, backend-2.chpki.test],")
+
     def move_host(self):
         """backend-2 gets another address; chpki issue re-issues what names it."""
-        text = self.ca.inventory.read_text()
-        assert text.count(f"[{OLD_IP}]") == 1, "scenario: backend-2's address in examples/loopback.yml"
-        self.ca.inventory.write_text(text.replace(f"[{OLD_IP}]", f"[{NEW_IP}]"))
-        report = self.ca.issue()
+        report = self.change_inventory(f"[{OLD_IP}]", f"[{NEW_IP}]")
         assert any(c["action"] == "reissued" and c["host"] == MOVED for c in report["certificates"]), report
 
 
@@ -269,11 +277,7 @@ def test_a_service_that_leaves_a_host_takes_its_files_with_it(chpki_bin, tmp_pat
     snapshot_before = bundle_snapshot(rig.out)
     before = snapshot_before[leaver]
 
-    text = rig.ca.inventory.read_text()
-    old = "minio:   { hosts: backend,"
-    assert text.count(old) == 1, "scenario: minio on the backend group in examples/loopback.yml"
-    rig.ca.inventory.write_text(text.replace(old, "minio:   { hosts: [backend-1.chpki.test, backend-2.chpki.test],"))
-    rig.ca.issue()
+    rig.minio_leaves_backend_3()
 
     res = rig.ok("--dry-run")
     copies, reloads = rig.actions()
@@ -314,9 +318,7 @@ def test_a_failed_remove_stops_the_run_and_is_retried(chpki_bin, tmp_path):
     rig = Rig(chpki_bin, tmp_path)
     rig.ok()
     rig.actions()
-    text = rig.ca.inventory.read_text()
-    rig.ca.inventory.write_text(text.replace("minio:   { hosts: backend,", "minio:   { hosts: [backend-1.chpki.test, backend-2.chpki.test],"))
-    rig.ca.issue()
+    rig.minio_leaves_backend_3()
     log = shlex.quote(str(rig.log))
     rig.remove = f"echo remove {{host}} {{path}} >> {log}; false"
     first = "backend-1.chpki.test"  # the first host in name order; it drops CAs/backend-3.crt
@@ -341,9 +343,7 @@ def test_a_host_with_no_bundle_left_is_named_not_touched(chpki_bin, tmp_path):
     rig = Rig(chpki_bin, tmp_path)
     rig.ok()
     rig.actions()
-    text = rig.ca.inventory.read_text()
-    rig.ca.inventory.write_text(text.replace("haproxy: { hosts: balancer }", "haproxy: { hosts: [frontend-1.chpki.test] }"))
-    rig.ca.issue()
+    rig.change_inventory("haproxy: { hosts: balancer }", "haproxy: { hosts: [frontend-1.chpki.test] }")
     res = rig.ok()
     copies, _ = rig.actions()
     assert "haproxy-1.chpki.test" not in copies and not [r for r in rig.removed if r[0] == "haproxy-1.chpki.test"]
