@@ -29,7 +29,8 @@ SHORT = "haproxy-1"
 
 SSH_STANDIN = r'''#!/bin/bash
 # ssh stand-in: options dropped, [user@]host, then the rest joined with spaces (as OpenSSH sends
-# it) and run by sh -c in $SSH_ROOTS/<host> as its /, stdin passed through.
+# it) and run by sh -c in $SSH_ROOTS/<host> as its / (the system's /usr read-only, /usr/local
+# the scratch root's .usr-local), stdin passed through.
 while [ $# -gt 0 ]; do case $1 in -o|-p|-i|-l) shift 2 ;; -*) shift ;; *) break ;; esac; done
 host=${1#*@}; shift
 cmd="$*"
@@ -42,6 +43,8 @@ for d in usr bin lib lib64 sbin; do
     if [ -L "/$d" ]; then [ -L "$1/$d" ] || ln -s "$(readlink "/$d")" "$1/$d"
     else mkdir -p "$1/$d" && mount --rbind "/$d" "$1/$d" && mount -o remount,bind,ro "$1/$d"; fi
 done
+# the host /usr/local (trust anchors land there), inside the scratch root
+mkdir -p "$1/.usr-local" && mount --bind "$1/.usr-local" "$1/usr/local"
 exec chroot "$1" /bin/sh -c "$2"' sh "$root" "$cmd"
 '''
 
