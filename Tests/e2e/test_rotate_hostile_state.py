@@ -139,6 +139,7 @@ def test_a_crafted_record_runs_nothing_and_deletes_nothing(rig, tmp_path, path, 
     errors = [l for l in res.stderr.splitlines() if "error" in l]
     assert errors and str(record_path(rig)) in errors[0] and field in errors[0], h.describe(res)
     assert rig.commands() == [], f"commands reached the host: {rig.commands()}"
+    assert not [l for l in res.stdout.splitlines() if l.startswith("+ ")], "refused, yet a step ran: " + res.stdout
     assert h.snapshot(rig.roots / HOST) == host_before, "the host's files changed"
     assert h.snapshot(rig.state) == state_before, "the record was touched"
     assert not marker.exists(), "the service name was evaluated on the controller"
