@@ -15,6 +15,16 @@ public struct RolloutPlan: Encodable, Sendable {
         public var changes: [ManifestDiff.Entry]
         public var remove: [String]
         public var services: [ManifestDiff.Service]
+
+        init(_ host: String, manifest: String, record: String, _ diff: ManifestDiff) {
+            self.host = host
+            self.manifest = manifest
+            self.record = record
+            install = !diff.same
+            changes = diff.entries
+            remove = diff.remove
+            services = diff.services
+        }
     }
 
     public struct Orphan: Encodable, Sendable {
@@ -50,9 +60,7 @@ public struct RolloutPlan: Encodable, Sendable {
                 throw ChpkiError.input(file: manifestPath, field: nil, "missing")
             }
             let recorded = force ? nil : try InstallRecord.read(recordPath, host: name)
-            let diff = ManifestDiff(recorded: recorded, new: new)
-            hosts.append(Host(host: name, manifest: manifestPath, record: recordPath, install: !diff.same, changes: diff.entries,
-                              remove: diff.remove, services: diff.services))
+            hosts.append(Host(name, manifest: manifestPath, record: recordPath, ManifestDiff(recorded: recorded, new: new)))
         }
         let orphans = recordedHosts(state).filter { !trees.contains($0) }.map { Orphan(host: $0, record: "\(state)/\($0).json") }
         return RolloutPlan(hosts: hosts, orphans: orphans)
@@ -122,7 +130,6 @@ extension RolloutPlan {
     public static func pair(recorded: String, new: String) throws -> RolloutPlan {
         guard let fresh = try InstallRecord.read(new, host: nil) else { throw ChpkiError.input(file: new, field: nil, "missing") }
         let diff = ManifestDiff(recorded: try InstallRecord.read(recorded, host: fresh.host), new: fresh)
-        return RolloutPlan(hosts: [Host(host: fresh.host, manifest: new, record: recorded, install: !diff.same, changes: diff.entries,
-                                        remove: diff.remove, services: diff.services)], orphans: [])
+        return RolloutPlan(hosts: [Host(fresh.host, manifest: new, record: recorded, diff)], orphans: [])
     }
 }
