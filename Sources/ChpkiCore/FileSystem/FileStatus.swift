@@ -75,7 +75,8 @@ public enum RegularFile {
         case unreadable(String)
     }
 
-    public static func read(_ path: String) -> Result<(Data, FileStatus), Failure> {
+    /// `limit`: the most bytes a file chpki didn't write may hold (SPEC §8: every such read is bounded).
+    public static func read(_ path: String, limit: Int = .max) -> Result<(Data, FileStatus), Failure> {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard descriptor >= 0 else {
             let code = errno
@@ -87,10 +88,10 @@ public enum RegularFile {
         guard fstat(descriptor, &info) == 0 else { return .failure(.unreadable(String(cString: strerror(errno)))) }
         let status = FileStatus(info)
         guard status.kind == .regular else { return .failure(.notRegular(status.kind)) }
-        switch readToEnd(descriptor) {
+        switch readToEnd(descriptor, limit: limit) {
         case let .data(data): return .success((data, status))
         case let .failed(code): return .failure(.unreadable(String(cString: strerror(code))))
-        case .tooLarge: return .failure(.unreadable("larger than \(Int.max) bytes"))
+        case .tooLarge: return .failure(.unreadable("larger than \(limit) bytes"))
         }
     }
 
