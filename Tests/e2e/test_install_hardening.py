@@ -376,3 +376,29 @@ def test_two_forced_installs_in_one_second_both_keep_their_backup(run, new_bundl
     assert now[pem + ".chpki-backup-20270304T050607Z"][1] == old[pem][1]
     assert now[pem + ".chpki-backup-20270304T050607Z-2"][1] == new_bundle[1][pem][1]
     assert now[pem][1] == old[pem][1]
+
+
+def test_journal_is_rolled_forward_and_a_dry_run_only_says_so(run, new_bundle, tmp_path, keys):
+    """A journal as a kill after the commit leaves it: pivotal.pem's temporary not yet renamed. A dry
+    run says it is there and changes nothing; the real run renames it (keeping the old file) first."""
+    root = tmp_path / "root"
+    old = old_frontend(root, keys)
+    pem = CINC["pivotal_pem"]
+    etc = root / "etc/cinc-project"
+    staged = etc / ".pivotal.pem.chpki-0123456789abcdef"
+    staged.write_text(fh.pkcs1_pem(keys[0]))
+    os.chmod(staged, 0o600)
+    journal = etc / ".chpki-install-journal"
+    journal.write_text(json.dumps({"format": "chpki-install-journal-1", "entries": [
+        {"path": pem, "temporary": staged.name, "backup": "pivotal.pem.chpki-backup-20270101T000000Z"}]}))
+    os.chmod(journal, 0o600)
+    before = state(root)
+    res = h.assert_ok(run("install-frontend", new_bundle[0], "--root", root, "--force", "--dry-run"))
+    assert "interrupted install is journaled" in res.stderr and str(journal) in res.stderr, h.describe(res)
+    assert state(root) == before
+    res = h.assert_ok(run("install-frontend", new_bundle[0], "--root", root, "--force"))
+    assert "finished an interrupted install (1 file" in res.stderr, h.describe(res)
+    now = files(root)
+    assert now[pem + ".chpki-backup-20270101T000000Z"] == old[pem]
+    assert {p: v for p, v in now.items() if p in new_bundle[1]} == new_bundle[1]
+    assert leftovers(root) == []

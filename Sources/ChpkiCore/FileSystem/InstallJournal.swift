@@ -115,6 +115,12 @@ public struct InstallJournal {
         return notes
     }
 
+    /// What `recover` would finish, said by a dry run (which writes nothing).
+    public func pending() throws -> [String] {
+        guard try root.entry(path) != .missing else { return [] }
+        return ["an interrupted install is journaled at \(root.fullPath(path)); the install finishes it first (this dry run plans against the files as they are)"]
+    }
+
     /// The journal's entries, each checked against `targets` and the naming rules.
     private func read() throws -> [Entry] {
         let shown = root.fullPath(path)

@@ -109,11 +109,13 @@ public final class RootedDirectory {
         fsync(parent)
     }
 
-    /// Writes `data` as `relative` atomically: `stage`, `commit`, then an fsync of the directory.
-    public func writeFile(_ relative: String, data: Data, mode: mode_t, owner: uid_t?, group: gid_t?) throws {
+    /// Writes `data` as `relative` atomically: `stage`, `commit` (keeping the old file as
+    /// `backupName` when given), then an fsync of the directory.
+    public func writeFile(_ relative: String, data: Data, mode: mode_t, owner: uid_t?, group: gid_t?,
+                          backupName: String? = nil) throws {
         let temporary = try stage(relative, data: data, mode: mode, owner: owner, group: group)
         do {
-            try commit(relative, temporary: temporary)
+            try commit(relative, temporary: temporary, backupName: backupName)
         } catch {
             try? remove(Self.sibling(of: relative, named: temporary))
             throw error
@@ -151,6 +153,11 @@ public final class RootedDirectory {
         return temporary
     }
 
+    /// "a/b" -> ["a", "b"]; "." and "" (the root itself) -> [].
+    private static func components(ofDirectory relative: String) -> [String] {
+        relative == "." ? [] : relative.split(separator: "/").map(String.init)
+    }
+
     /// The path of `name` in the directory of `relative`: ("a/b", "c") -> "a/c", ("b", "c") -> "c".
     public static func sibling(of relative: String, named name: String) -> String {
         let parent = Path.parent(of: relative)
@@ -186,8 +193,7 @@ public final class RootedDirectory {
 
     /// fsync of the directory `relative` ("." or "" for the root): makes its renames durable.
     public func syncDirectory(_ relative: String) throws {
-        let components = relative == "." ? [] : relative.split(separator: "/").map(String.init)
-        guard let directory = try openParent(components) else {
+        guard let directory = try openParent(Self.components(ofDirectory: relative)) else {
             throw Refusal(path: fullPath(relative), reason: "does not exist")
         }
         defer { close(directory) }
@@ -206,8 +212,7 @@ public final class RootedDirectory {
 
     /// The names in the directory `relative` ("." for the root), or [] when it does not exist.
     public func names(in relative: String) throws -> [String] {
-        let components = relative == "." ? [] : relative.split(separator: "/").map(String.init)
-        guard let directory = try openParent(components) else { return [] }
+        guard let directory = try openParent(Self.components(ofDirectory: relative)) else { return [] }
         guard let stream = fdopendir(directory) else {
             close(directory)
             throw POSIXFailure.last("cannot list \(fullPath(relative))")

@@ -228,7 +228,7 @@ extension SecretBundleInstaller {
             let lock = dryRun ? nil : try DirectoryLock(directory: rootPath)
             defer { withExtendedLifetime(lock) {} }
             // A dry run writes nothing, not even a recovery; it plans against the root as it is.
-            let recovered = dryRun ? [] : try journal.recover()
+            let recovered = dryRun ? try journal.pending() : try journal.recover()
             var plan = try SecretBundleInstaller.plan(files, layout: layout, root: root, force: force, now: now)
             plan.recovered = recovered
             guard plan.conflicts.isEmpty else { throw ChpkiError(.refused, plan.conflicts.joined(separator: "\n")) }
