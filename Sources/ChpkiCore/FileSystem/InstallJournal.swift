@@ -95,16 +95,27 @@ public struct InstallJournal {
         case .directory, .special:
             throw RootedDirectory.Refusal(path: root.fullPath(path), reason: "exists and is not a journal chpki wrote; move it away first")
         }
-        let journalTarget = path
+        // Every name an install creates: the table's files, the journal, each directory on the way.
+        var created = targets + [path]
+        for target in targets {
+            var directory = Path.parent(of: target)
+            while directory != "." {
+                if !created.contains(directory) { created.append(directory) }
+                directory = Path.parent(of: directory)
+            }
+        }
         var removed = 0
-        let byDirectory = Dictionary(grouping: targets + [journalTarget], by: { Path.parent(of: $0) })
+        let byDirectory = Dictionary(grouping: created, by: { Path.parent(of: $0) })
         for (directory, paths) in byDirectory.sorted(by: { $0.key < $1.key }) {
             let names = paths.map { Path.name(of: $0) }
             let leftovers = try root.names(in: directory).filter { name in
                 names.contains { RootedDirectory.isTemporary(name, for: $0) }
             }
             for leftover in leftovers.sorted() {
-                try root.remove(RootedDirectory.sibling(of: paths[0], named: leftover))
+                let relative = RootedDirectory.sibling(of: paths[0], named: leftover)
+                // A directory `makeDirectory` did not get to rename is still empty.
+                let isDirectory = if case .directory = try root.entry(relative) { true } else { false }
+                try root.remove(relative, directory: isDirectory)
             }
             if !leftovers.isEmpty { try root.syncDirectory(directory) }
             removed += leftovers.count

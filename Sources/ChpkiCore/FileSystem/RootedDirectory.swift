@@ -91,21 +91,38 @@ public final class RootedDirectory {
         }
     }
 
-    /// Creates the directory `relative` (its parent must exist) with exactly `mode` and owner.
+    /// Creates the directory `relative` (its parent must exist) with exactly `mode` and owner. It
+    /// is made under a temporary name (`isTemporary`), 0700 until owner and mode are set, and
+    /// renamed into place: a kill leaves either no directory or the finished one, never one with
+    /// the wrong mode (a leftover temporary is empty, and `InstallJournal.recover` removes it).
     public func makeDirectory(_ relative: String, mode: mode_t, owner: uid_t?, group: gid_t?) throws {
         let (parentComponents, name) = try split(relative)
         guard let parent = try openParent(parentComponents) else {
             throw Refusal(path: fullPath(relative), reason: "its parent directory does not exist")
         }
         defer { close(parent) }
-        // 0700 until owner and mode are set: never briefly wider than asked.
-        guard mkdirat(parent, name, 0o700) == 0 else { throw POSIXFailure.last("cannot create the directory \(fullPath(relative))") }
-        let directory = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard directory >= 0 else { throw POSIXFailure.last("cannot open the new directory \(fullPath(relative))") }
-        defer { close(directory) }
-        try setOwner(directory, owner, group, relative)
-        guard fchmod(directory, mode) == 0 else { throw POSIXFailure.last("cannot set the mode of \(fullPath(relative))") }
-        fsync(directory)
+        var temporary = ""
+        var made = false
+        for _ in 0..<16 {
+            temporary = Self.temporaryName(for: name)
+            made = mkdirat(parent, temporary, 0o700) == 0
+            if made || errno != EEXIST { break }
+        }
+        guard made else { throw POSIXFailure.last("cannot create the directory \(fullPath(relative))") }
+        do {
+            let directory = openat(parent, temporary, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard directory >= 0 else { throw POSIXFailure.last("cannot open the new directory \(fullPath(relative))") }
+            defer { close(directory) }
+            try setOwner(directory, owner, group, relative)
+            guard fchmod(directory, mode) == 0 else { throw POSIXFailure.last("cannot set the mode of \(fullPath(relative))") }
+            fsync(directory)
+            guard renameat(parent, temporary, parent, name) == 0 else {
+                throw POSIXFailure.last("cannot rename the new directory to \(fullPath(relative))")
+            }
+        } catch {
+            unlinkat(parent, temporary, AT_REMOVEDIR)
+            throw error
+        }
         fsync(parent)
     }
 
@@ -135,7 +152,7 @@ public final class RootedDirectory {
         var temporary = ""
         var file: Int32 = -1
         for _ in 0..<16 {
-            temporary = ".\(name).chpki-\(UInt64.random(in: 0...UInt64.max).hexPadded)"
+            temporary = Self.temporaryName(for: name)
             file = openat(parent, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
             if file >= 0 || errno != EEXIST { break }
         }
@@ -164,7 +181,12 @@ public final class RootedDirectory {
         return parent == "." ? name : parent + "/" + name
     }
 
-    /// Whether `name` is a temporary name `stage` makes for a file called `target`.
+    /// `.NAME.chpki-<16 hex digits>`: what `stage` and `makeDirectory` create before the real name.
+    private static func temporaryName(for name: String) -> String {
+        ".\(name).chpki-\(UInt64.random(in: 0...UInt64.max).hexPadded)"
+    }
+
+    /// Whether `name` is a temporary name `stage` or `makeDirectory` makes for `target`.
     public static func isTemporary(_ name: String, for target: String) -> Bool {
         let prefix = ".\(target).chpki-"
         guard name.hasPrefix(prefix) else { return false }
@@ -200,12 +222,13 @@ public final class RootedDirectory {
         guard fsync(directory) == 0 else { throw POSIXFailure.last("cannot fsync \(fullPath(relative))") }
     }
 
-    /// Removes the file (or symlink) `relative`; nothing when it is already gone.
-    public func remove(_ relative: String) throws {
+    /// Removes the file (or symlink, or with `directory` the empty directory) `relative`; nothing
+    /// when it is already gone.
+    public func remove(_ relative: String, directory: Bool = false) throws {
         let (parentComponents, name) = try split(relative)
         guard let parent = try openParent(parentComponents) else { return }
         defer { close(parent) }
-        guard unlinkat(parent, name, 0) == 0 || errno == ENOENT else {
+        guard unlinkat(parent, name, directory ? AT_REMOVEDIR : 0) == 0 || errno == ENOENT else {
             throw POSIXFailure.last("cannot remove \(fullPath(relative))")
         }
     }
