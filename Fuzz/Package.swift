@@ -11,7 +11,7 @@ let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingL
 let rootIdentity = root.lastPathComponent.lowercased()
 
 /// One executable per reader; each defines `LLVMFuzzerTestOneInput` and hands it to libFuzzer's driver.
-let fuzzers = ["FuzzFrontendBundle", "FuzzTar", "FuzzInventory", "FuzzInspect", "FuzzVeil"]
+let fuzzers = ["FuzzFrontendBundle", "FuzzTar", "FuzzInventory", "FuzzInspect", "FuzzVeil", "FuzzTemplate", "FuzzState"]
 
 let package = Package(
     name: "chpki-fuzz",

@@ -16,6 +16,8 @@ struct FuzzRegressionTests {
         "inventory": FuzzEntry.inventory,
         "inspect": FuzzEntry.inspect,
         "veil": FuzzEntry.veil,
+        "template": FuzzEntry.templateOverride,
+        "state": FuzzEntry.state,
     ]
 
     /// `TARGET/FILE` for every kept input.

@@ -1,0 +1,14 @@
+import ChpkiCore
+import FuzzDriver
+
+/// `FuzzEntry.templateOverride` swallows refusals, so only a trap, a crash or an ASan report stops the fuzzer.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func testOneInput(_ bytes: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    FuzzEntry.templateOverride(FuzzDriver.data(bytes, size))
+    return 0
+}
+
+@main
+enum FuzzTemplate {
+    static func main() { FuzzDriver.run(testOneInput) }
+}
