@@ -11,11 +11,14 @@ struct TwoSecretsTests {
     static let operations = "operations passphrase"
     static let root = "root passphrase apart"
 
-    static func session(_ directory: CADirectory, operations: String = operations, root: String? = root) throws -> CASession {
+    /// Runs `body` on the CA opened with these passphrases; the session (and its lock) ends with it.
+    static func withSession<T>(_ directory: CADirectory, operations: String = operations, root: String? = root,
+                               _ body: (CASession) throws -> T) throws -> T {
         var environment = [PassphraseSource.environmentVariable: operations]
         if let root { environment[PassphraseSource.rootEnvironmentVariable] = root }
-        return try CASession.open(directory, access: .change, passphrase: PassphraseSource(file: nil, environment: environment),
-                                  rootPassphrase: .root(file: nil, environment: environment), now: Date())
+        let session = try CASession.open(directory, access: .change, passphrase: PassphraseSource(file: nil, environment: environment),
+                                         rootPassphrase: .root(file: nil, environment: environment), now: Date())
+        return try withExtendedLifetime(session) { try body(session) }
     }
 
     static func newCA(root: String?) throws -> CADirectory {
@@ -61,19 +64,21 @@ struct TwoSecretsTests {
         #expect(Self.opens(directory, CADirectory.intermediateKey, with: Self.operations))
         #expect(!Self.opens(directory, CADirectory.intermediateKey, with: Self.root))
         // the operations passphrase alone unlocks what the weekly renewal needs
-        let session = try Self.session(directory, root: nil)
-        #expect(try session.rootKeyApart())
-        try session.unlockOperations()
+        try Self.withSession(directory, root: nil) { session in
+            #expect(try session.rootKeyApart())
+            try session.unlockOperations()
+        }
     }
 
     @Test("without a root passphrase the CA has one secret, and passphrase change --which root splits it")
     func oneSecretCAIsSplit() throws {
         let directory = try Self.newCA(root: nil)
         #expect(Self.opens(directory, CADirectory.rootKey, with: Self.operations))
-        let session = try Self.session(directory, root: nil)
-        #expect(try !session.rootKeyApart())
-        _ = try session.rootSigner()  // opens with the one passphrase
-        let change = try session.changePassphrase(.root) { Self.passphrase(Self.root) }
+        let change = try Self.withSession(directory, root: nil) { session in
+            #expect(try !session.rootKeyApart())
+            _ = try session.rootSigner()  // opens with the one passphrase
+            return try session.changePassphrase(.root) { Self.passphrase(Self.root) }
+        }
         #expect(change.split && change.rootKeyApart && change.rewrapped.count == 1)
         #expect(Self.opens(directory, CADirectory.rootKey, with: Self.root))
         #expect(!Self.opens(directory, CADirectory.rootKey, with: Self.operations))
@@ -84,14 +89,15 @@ struct TwoSecretsTests {
     func operationsChange() throws {
         let directory = try Self.newCA(root: Self.root)
         let rootBefore = FileManager.default.contents(atPath: directory.file(CADirectory.rootKey))
-        let session = try Self.session(directory, root: nil)
-        let change = try session.changePassphrase(.operations) { Self.passphrase("new operations passphrase") }
+        let change = try Self.withSession(directory, root: nil) { session in
+            try session.changePassphrase(.operations) { Self.passphrase("new operations passphrase") }
+        }
         #expect(change.leafKeyWrapChanged && !change.split && change.rewrapped.count == 1)
         #expect(FileManager.default.contents(atPath: directory.file(CADirectory.rootKey)) == rootBefore)
         #expect(Self.opens(directory, CADirectory.intermediateKey, with: "new operations passphrase"))
-        let reopened = try Self.session(directory, operations: "new operations passphrase", root: nil)
-        try reopened.unlockOperations()
-        let stale = try Self.session(directory, root: nil)
-        #expect(throws: ChpkiError.self) { try stale.unlockOperations() }
+        try Self.withSession(directory, operations: "new operations passphrase", root: nil) { try $0.unlockOperations() }
+        try Self.withSession(directory, root: nil) { stale in
+            #expect(throws: ChpkiError.self) { try stale.unlockOperations() }
+        }
     }
 }
