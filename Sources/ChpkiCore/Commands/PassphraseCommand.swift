@@ -42,5 +42,9 @@ public enum PassphraseCommand {
         } else if !change.rootKeyApart {
             reporter.note("this CA has one passphrase for every key, the root's too; 'chpki passphrase change --which root' gives the root its own")
         }
+        // The next step (SPEC §7 "Progress"): where the new secret must go.
+        reporter.next([change.which == .operations
+            ? "put the new operations passphrase where the weekly renewal reads it (CHPKI_PASSPHRASE_FILE in /etc/chpki/chpki.env) and nowhere else"
+            : "keep the new root passphrase off the CA machine (removable media, a password manager): growth and rotate-ca ask for it"])
     }
 }
