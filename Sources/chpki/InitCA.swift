@@ -15,12 +15,15 @@ struct InitCA: ParsableCommand {
             loopback (--name-constraints none to skip); 'chpki issue' widens them for a grown inventory \
             with a new intermediate the root signs, never a new root (docs/growth.md).
 
-            The passphrase comes from --passphrase-file, else CHPKI_CA_PASSPHRASE, else a prompt without \
-            echo; it must be at least 8 characters. It is never accepted on the command line. It also \
-            seals every leaf key stored in ca.db (AES-256-GCM under a scrypt-wrapped data key); with \
-            --no-passphrase the leaf keys are stored in clear too.
+            Two secrets: the operations passphrase (--passphrase-file, else CHPKI_CA_PASSPHRASE, else a prompt \
+            without echo) wraps the intermediate's key and seals every leaf key stored in ca.db (AES-256-GCM \
+            under a scrypt-wrapped data key); the root passphrase (--root-passphrase-file, else \
+            CHPKI_ROOT_PASSPHRASE, else a prompt when stdin is a terminal) wraps root.key alone, so the weekly \
+            renewal never holds the root. Each must be at least 8 characters and is never accepted on the \
+            command line. Without a root passphrase one passphrase wraps every key (said in the report; \
+            'chpki passphrase change --which root' splits it later). With --no-passphrase every key is stored in clear.
 
-            Example: chpki init-ca --subject "CN=Cinc Root CA,O=MyCompany,C=US" --passphrase-file ~/.chpki-pass
+            Example: chpki init-ca --subject "CN=Cinc Root CA,O=MyCompany,C=US" --passphrase-file ~/.chpki-pass --root-passphrase-file /media/usb/root-pass
             """
     )
 
@@ -52,6 +55,9 @@ struct InitCA: ParsableCommand {
     @Option(name: .customLong("passphrase-file"), help: ArgumentHelp("Read the passphrase from the first line of this file.", valueName: "file"))
     var passphraseFile: String?
 
+    @Option(name: .customLong("root-passphrase-file"), help: ArgumentHelp("Read the root passphrase (it wraps root.key alone) from the first line of this file (else CHPKI_ROOT_PASSPHRASE, else a prompt when stdin is a terminal; without any, one passphrase wraps every key).", valueName: "file"))
+    var rootPassphraseFile: String?
+
     @Flag(name: .customLong("no-passphrase"), help: "Store the CA key unencrypted (explicit; not recommended).")
     var noPassphrase = false
 
@@ -66,6 +72,7 @@ struct InitCA: ParsableCommand {
         options.nameConstraints = nameConstraints
         options.intermediate = !noIntermediate
         options.passphraseFile = passphraseFile
+        options.rootPassphraseFile = rootPassphraseFile
         options.noPassphrase = noPassphrase
         options.kdf = kdf
         try InitCACommand.run(options, settings: global.settings, reporter: global.makeReporter())

@@ -27,6 +27,7 @@ struct Issue: ParsableCommand {
     // 'chpki help issue', the man page and the completions.
     @OptionGroup var global: GlobalOptions
     @OptionGroup var key: CAKeyOptions
+    @OptionGroup var rootKey: RootKeyOptions
 
     @Flag(name: .customLong("dry-run"), help: "Print the plan; change nothing.")
     var dryRun = false
@@ -39,7 +40,7 @@ struct Issue: ParsableCommand {
         options.dryRun = dryRun
         options.prune = prune
         options.passphraseFile = key.passphraseFile
-        try IssueCommand.run(options, settings: global.settings, reporter: global.makeReporter())
+        try IssueCommand.run(options, settings: rootKey.applied(to: global.settings), reporter: global.makeReporter())
     }
 }
 
@@ -58,13 +59,14 @@ struct OneOffOutput: ParsableArguments {
 protocol OneOffIssue: ParsableCommand {
     var global: GlobalOptions { get }
     var key: CAKeyOptions { get }
+    var rootKey: RootKeyOptions { get }
     var output: OneOffOutput { get }
     func profile(settings: Settings) throws -> (profile: CertificateProfile, fileStem: String)
 }
 
 extension OneOffIssue {
     func run() throws {
-        let settings = global.settings
+        let settings = rootKey.applied(to: global.settings)
         let (profile, stem) = try profile(settings: settings)
         try IssueCommand.runOneOff(profile, fileStem: stem, output: output.out, passphraseFile: key.passphraseFile,
                                    settings: settings, reporter: global.makeReporter())
@@ -80,6 +82,7 @@ struct IssueServer: OneOffIssue {
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var key: CAKeyOptions
+    @OptionGroup var rootKey: RootKeyOptions
     @OptionGroup var output: OneOffOutput
 
     @Option(help: "The service name (a DNS label).") var service: String
@@ -107,6 +110,7 @@ struct IssueClient: OneOffIssue {
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var key: CAKeyOptions
+    @OptionGroup var rootKey: RootKeyOptions
     @OptionGroup var output: OneOffOutput
 
     @Argument(help: ArgumentHelp("The client's CN, service@host.", valueName: "service@host")) var name: String
@@ -128,6 +132,7 @@ struct IssueAdmin: OneOffIssue {
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var key: CAKeyOptions
+    @OptionGroup var rootKey: RootKeyOptions
     @OptionGroup var output: OneOffOutput
 
     @Option(help: "The admin CN (default: the inventory's admin.name).") var name: String?

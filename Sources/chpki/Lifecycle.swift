@@ -74,10 +74,12 @@ struct RotateCA: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var key: CAKeyOptions
+    @OptionGroup var rootKey: RootKeyOptions
     @Flag(help: "Retire the old root.") var finish = false
 
     func run() throws {
-        try RotateCACommand.run(finish: finish, passphraseFile: key.passphraseFile, settings: global.settings, reporter: global.makeReporter())
+        try RotateCACommand.run(finish: finish, passphraseFile: key.passphraseFile, settings: rootKey.applied(to: global.settings),
+                                reporter: global.makeReporter())
     }
 }
 

@@ -302,8 +302,10 @@ def test_passphrase_file_wins_over_env(run, ca_dir, passphrase_file, passphrase)
 
 
 def test_passphrase_prompt_on_tty_without_echo(chpki, ca_dir, tmp_path):
-    """With no file and no env, chpki prompts on the terminal, without echo."""
+    """With no file and no env, chpki prompts on the terminal, without echo: twice for the operations
+    passphrase, then twice for the root's (SPEC §6 "Two secrets")."""
     secret = b"typed-at-the-prompt-42"
+    root_secret = b"the-root-typed-at-the-prompt-43"
     master, slave = os.openpty()
 
     def take_terminal():  # runs in the child after setsid(): make the pty its controlling tty
@@ -326,9 +328,9 @@ def test_passphrase_prompt_on_tty_without_echo(chpki, ca_dir, tmp_path):
                     break
                 out += chunk
                 pending = out[answered_at:]
-                if answers < 3 and re.search(rb"(?i)(pass|again|confirm|verify|repeat|retype)[^\n]*:\s*$", pending):
+                if answers < 4 and re.search(rb"(?i)(pass|again|confirm|verify|repeat|retype)[^\n]*:\s*$", pending):
                     time.sleep(0.2)
-                    os.write(master, secret + b"\n")
+                    os.write(master, (root_secret if answers >= 2 else secret) + b"\n")
                     answers += 1
                     answered_at = len(out)
             elif proc.poll() is not None:
@@ -343,8 +345,12 @@ def test_passphrase_prompt_on_tty_without_echo(chpki, ca_dir, tmp_path):
             proc.kill()
     assert answers >= 1, f"no passphrase prompt seen on the terminal: {out!r}"
     assert rc == 0, f"exit {rc}; terminal output: {out!r}"
-    assert secret not in out, f"the passphrase was echoed: {out!r}"
-    h.check_valid_ca(ca_dir, secret.decode(), tmp_path)
+    assert secret not in out and root_secret not in out, f"a passphrase was echoed: {out!r}"
+    assert answers == 4 and b"root" in out.lower(), f"expected two prompts for each secret: {out!r}"
+    pf = h.write_secret(tmp_path / "root-pass", root_secret.decode() + "\n")
+    h.openssl("pkey", "-in", ca_dir / "root.key", "-passin", f"file:{pf}", "-noout", check=True)
+    key = h.load_key(ca_dir / "intermediate.key", secret.decode())
+    assert h.spki(key) == h.spki(h.load_cert(ca_dir / "intermediate.pem"))
 
 
 def test_no_passphrase_source_and_no_tty_is_refused(run, ca_dir):

@@ -1,8 +1,20 @@
 import Foundation
 
+/// The two secrets of a CA (SPEC §6): the root passphrase wraps root keys, the operations
+/// passphrase every issuing key (intermediates, the leaf-key data key). A CA made with one
+/// passphrase (or whose root signs leaves, `--no-intermediate`) wraps its root under the operations one.
+public enum CASecret: String, Sendable, CaseIterable {
+    case root, operations
+}
+
 /// A CA key as stored: PKCS#8 PEM, encrypted (PBES2) unless the CA was made with `--no-passphrase`.
-/// The one place that tells the two apart.
+/// The one place that tells the two apart, and that says which secret wraps which key.
 enum AuthorityKey {
+    /// The secret that wraps a key of `kind`, given whether the CA keeps its root apart.
+    static func secret(of kind: CertificateKind, rootApart: Bool) -> CASecret {
+        kind == .root && rootApart ? .root : .operations
+    }
+
     static func isEncrypted(_ pem: Data) -> Bool {
         (try? PEMBlock.all(in: pem).first?.label) == "ENCRYPTED PRIVATE KEY"
     }
@@ -14,13 +26,15 @@ enum AuthorityKey {
     }
 
     /// Opens a stored CA key and checks it belongs to `certificate`; `name` is the file the operator knows it by.
-    static func open(_ pem: Data, certificate: Certificate, name: String, passphrase: () throws -> Passphrase) throws -> PrivateKey {
+    /// `source` names where the passphrase came from when it does not open the key.
+    static func open(_ pem: Data, certificate: Certificate, name: String, source: String = "passphrase",
+                     passphrase: () throws -> Passphrase) throws -> PrivateKey {
         let encrypted = isEncrypted(pem)
         let key: PrivateKey
         do {
             key = try PrivateKey(pem: pem, passphrase: encrypted ? try passphrase() : nil)
         } catch let error as OpenSSLError {
-            throw ChpkiError.input(file: name, field: "passphrase", error.isBadDecrypt || encrypted
+            throw ChpkiError.input(file: name, field: source, error.isBadDecrypt || encrypted
                 ? "the passphrase does not open the CA key" : "cannot read the CA key: \(error)")
         }
         guard key.matches(certificate) else {

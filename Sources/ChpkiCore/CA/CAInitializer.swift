@@ -11,14 +11,17 @@ public enum CAInitializer {
         public var validity: Period
         public var nameConstraints: NameConstraints?
         public var intermediate: Bool
-        /// nil stores the keys unencrypted (only with an explicit `--no-passphrase`).
+        /// The operations passphrase (intermediate, leaf-key data key); nil stores the keys
+        /// unencrypted (only with an explicit `--no-passphrase`).
         public var passphrase: Passphrase?
+        /// The root passphrase (SPEC §6); nil wraps the root under `passphrase` (a one-passphrase CA).
+        public var rootPassphrase: Passphrase?
         public var protection: KeyProtection
         public var now: Date
 
         public init(directory: CADirectory, subject: DistinguishedName, keyType: KeyType, validity: Period,
                     nameConstraints: NameConstraints?, intermediate: Bool, passphrase: Passphrase?,
-                    protection: KeyProtection = .scryptDefault, now: Date) {
+                    rootPassphrase: Passphrase? = nil, protection: KeyProtection = .scryptDefault, now: Date) {
             self.directory = directory
             self.subject = subject
             self.keyType = keyType
@@ -26,6 +29,7 @@ public enum CAInitializer {
             self.nameConstraints = nameConstraints
             self.intermediate = intermediate
             self.passphrase = passphrase
+            self.rootPassphrase = rootPassphrase
             self.protection = protection
             self.now = now
         }
@@ -35,6 +39,8 @@ public enum CAInitializer {
         public var root: Certificate
         public var intermediate: Certificate?
         public var keyEncrypted: Bool
+        /// Whether the root key is under its own passphrase.
+        public var rootKeyApart: Bool
         public var files: [String]
     }
 
@@ -70,6 +76,7 @@ public enum CAInitializer {
             let database = try CADatabase(path: stagingPath)
             try database.initialize(authorities: materials.authorities, crl: materials.crl, leafKeyWrap: materials.leafKeyWrap,
                                     now: request.now)
+            if materials.rootKeyApart { try database.markRootKeyApart() }
             try database.close()
             try AtomicFile.syncFile(stagingPath)
             try FileOperations.rename(stagingPath, to: directory.file(CADatabase.fileName))
@@ -86,7 +93,7 @@ public enum CAInitializer {
         let session = try CASession.open(directory, access: .change, now: request.now, waiting: waitingForLock)
         withExtendedLifetime(session) {}
         return Result(root: materials.root, intermediate: materials.intermediate, keyEncrypted: request.passphrase != nil,
-                      files: materials.fileNames + [CADatabase.fileName])
+                      rootKeyApart: materials.rootKeyApart, files: materials.fileNames + [CADatabase.fileName])
     }
 
     // MARK: - Steps
@@ -126,11 +133,14 @@ public enum CAInitializer {
         var crl: CADatabase.SignedCRL
         var leafKeyWrap: LeafKeyVault.Wrap?
         var fileNames: [String]
+        var rootKeyApart: Bool
     }
 
     static func buildMaterials(_ request: Request) throws -> Materials {
         let notBefore = request.now.addingTimeInterval(-backdating)
         let rootNotAfter = request.validity.after(request.now)
+        // The root is apart only when it has its own passphrase and an intermediate signs the leaves.
+        let rootKeyApart = request.passphrase != nil && request.rootPassphrase != nil && request.intermediate
         let rootKey = try PrivateKey.generate(request.keyType)
         let rootTemplate = CertificateTemplate(
             subject: request.subject, serial: try SerialNumber.random(), notBefore: notBefore, notAfter: rootNotAfter,
@@ -141,7 +151,8 @@ public enum CAInitializer {
         let root = try rootTemplate.sign(publicKeyOf: rootKey, by: Signer(certificate: nil, key: rootKey))
         var authorities = [CADatabase.NewAuthority(
             certificate: root, kind: .root, issuerSerial: nil,
-            keyPEM: try AuthorityKey.protect(rootKey, passphrase: request.passphrase, protection: request.protection), role: .current)]
+            keyPEM: try AuthorityKey.protect(rootKey, passphrase: rootKeyApart ? request.rootPassphrase : request.passphrase,
+                                             protection: request.protection), role: .current)]
         var fileNames = [CADirectory.rootKey, CADirectory.rootCertificate]
 
         var intermediate: Certificate?
@@ -173,7 +184,8 @@ public enum CAInitializer {
         // Leaf keys are sealed under the passphrase; a --no-passphrase CA keeps them in clear, as its CA key.
         let wrap = try request.passphrase.map { try LeafKeyVault.create(passphrase: $0).1 }
         return Materials(root: root, intermediate: intermediate, authorities: authorities,
-                         crl: .init(number: 1, pem: try crl.pemEncoded()), leafKeyWrap: wrap, fileNames: fileNames)
+                         crl: .init(number: 1, pem: try crl.pemEncoded()), leafKeyWrap: wrap, fileNames: fileNames,
+                         rootKeyApart: rootKeyApart)
     }
 
     /// Creates the CA directory (0700) when missing; true if this call created it.

@@ -26,8 +26,8 @@ extension CASession {
     public func issue(_ items: [IssuancePlan.Item], growingWith constraints: NameConstraints, progress: ProgressTicker? = nil,
                       phaseDone: (String) -> Void = { _ in }) throws -> (intermediate: Certificate, issued: [BatchIssuer.Issued]) {
         try requireExclusive()
-        let rootSigner = try rootSigner()
-        let passphrase: Passphrase? = try keysEncrypted() ? try self.passphrase() : nil
+        let rootSigner = try rootSigner(purpose: IssuingAuthorities.growthPurpose)
+        let passphrase = try newKeyPassphrase(for: .intermediate)
         let key = try PrivateKey.generate(CAInitializer.intermediateKeyType)
         let subject = issuing.kind == .intermediate ? CARotation.nextGeneration(of: issuingCertificate.subject)
             : Self.intermediateSubject(of: root.subject)
@@ -80,13 +80,16 @@ extension CASession {
     /// The signer of one CA certificate of this CA (the issuing one is cached by `signer()`).
     func authoritySigner(_ authority: IssuedCertificate) throws -> Signer {
         if authority.serial == issuing.serial { return try signer() }
-        if authority.serial == root.serial { return try rootSigner() }
+        if authority.serial == root.serial { return try rootSigner(purpose: "signing the root's CRL") }
         let name = directory.file(CADatabase.fileName) + " (CA key \(authority.serial.hex))"
         guard let pem = try database.authorityKeyPEM(serial: authority.serial) else {
             throw ChpkiError.input(file: directory.file(CADatabase.fileName), field: authority.serial.hex,
                                    "the key of this CA certificate is not in the CA, so its CRL cannot be signed")
         }
         let certificate = try authority.certificate()
-        return Signer(certificate: certificate, key: try AuthorityKey.open(pem, certificate: certificate, name: name, passphrase: passphrase))
+        let key = try AuthorityKey.open(pem, certificate: certificate, name: name, source: try passphraseField(for: authority.kind)) {
+            try passphrase(for: authority.kind, purpose: "signing the CRL of \(authority.serial.hex)")
+        }
+        return Signer(certificate: certificate, key: key)
     }
 }

@@ -12,6 +12,7 @@ public final class CASession {
     let database: CADatabase
     private let lock: DirectoryLock
     private let passphraseSource: PassphraseSource?
+    private let rootPassphraseSource: PassphraseSource?
     private let waiting: () -> Void
     public let now: Date
 
@@ -25,20 +26,25 @@ public final class CASession {
     public private(set) var previousRoot: Certificate?
 
     private var cachedPassphrase: Passphrase?
+    private var cachedRootPassphrase: Passphrase?
     /// Internal so that growth (CASession+Growth) can replace it with the new intermediate's.
     var cachedSigner: Signer?
     private var vaultLoaded = false
     private var cachedVault: LeafKeyVault?
 
-    /// Opens the CA in `directory`. `passphrase` is where the passphrase comes from when one is needed.
-    public static func open(_ directory: CADirectory, access: Access, passphrase: PassphraseSource? = nil, now: Date,
+    /// Opens the CA in `directory`. `passphrase` is where the operations passphrase comes from when
+    /// one is needed, `rootPassphrase` where the root's does (growth, rotation).
+    public static func open(_ directory: CADirectory, access: Access, passphrase: PassphraseSource? = nil,
+                            rootPassphrase: PassphraseSource? = nil, now: Date,
                             waiting: @escaping () -> Void = {}) throws -> CASession {
-        try CASession(directory: directory, access: access, passphrase: passphrase, now: now, waiting: waiting)
+        try CASession(directory: directory, access: access, passphrase: passphrase, rootPassphrase: rootPassphrase, now: now, waiting: waiting)
     }
 
-    private init(directory: CADirectory, access: Access, passphrase: PassphraseSource?, now: Date, waiting: @escaping () -> Void) throws {
+    private init(directory: CADirectory, access: Access, passphrase: PassphraseSource?, rootPassphrase: PassphraseSource?,
+                 now: Date, waiting: @escaping () -> Void) throws {
         self.directory = directory
         self.passphraseSource = passphrase
+        self.rootPassphraseSource = rootPassphrase
         self.now = now
         self.waiting = waiting
         let databasePath = directory.file(CADatabase.fileName)
@@ -166,13 +172,55 @@ public final class CASession {
 
     // MARK: - Secrets
 
-    /// The CA passphrase, asked once per run.
+    /// The operations passphrase (issuing keys, leaf-key data key), asked once per run.
     public func passphrase() throws -> Passphrase {
         if let cachedPassphrase { return cachedPassphrase }
-        let source = passphraseSource ?? PassphraseSource(file: nil)
-        let value = try source.existingPassphrase(purpose: "the CA key")
+        let value = try operationsSource.existingPassphrase(purpose: "the CA key (operations)")
         cachedPassphrase = value
         return value
+    }
+
+    private var operationsSource: PassphraseSource { passphraseSource ?? PassphraseSource(file: nil) }
+    private var rootSource: PassphraseSource { rootPassphraseSource ?? .root(file: nil) }
+
+    /// Whether the root keys are under their own passphrase (SPEC §6); false for a CA made with one.
+    public func rootKeyApart() throws -> Bool { try database.rootKeyApart() }
+
+    /// The passphrase that opens the root keys, asked once per run: the root passphrase, or the
+    /// operations one for a CA that has only one. `purpose` says why, when it cannot be asked for.
+    public func rootPassphrase(purpose: String = "this command") throws -> Passphrase {
+        guard try rootKeyApart() else { return try passphrase() }
+        if let cachedRootPassphrase { return cachedRootPassphrase }
+        let source = rootSource
+        guard source.isGiven || Terminal.standardInputIsATerminal else {
+            throw ChpkiError.input(file: nil, field: "root passphrase",
+                                   "\(purpose) needs the root passphrase, which opens \(CADirectory.rootKey): give it with \(source.alternatives); nothing was changed")
+        }
+        let value = try source.existingPassphrase(purpose: "the root key")
+        cachedRootPassphrase = value
+        return value
+    }
+
+    /// The passphrase that wraps (and opens) a CA key of `kind`.
+    func passphrase(for kind: CertificateKind, purpose: String = "this command") throws -> Passphrase {
+        AuthorityKey.secret(of: kind, rootApart: try rootKeyApart()) == .root ? try rootPassphrase(purpose: purpose) : try passphrase()
+    }
+
+    /// Where the passphrase for a key of `kind` comes from, for messages.
+    func passphraseField(for kind: CertificateKind) throws -> String {
+        AuthorityKey.secret(of: kind, rootApart: try rootKeyApart()) == .root ? rootSource.field : operationsSource.field
+    }
+
+    /// The passphrase to encrypt a new CA key of `kind` with: nil for a `--no-passphrase` CA.
+    public func newKeyPassphrase(for kind: CertificateKind) throws -> Passphrase? {
+        try keysEncrypted() ? try passphrase(for: kind) : nil
+    }
+
+    /// Opens the issuing key and the leaf-key data key now, so that a missing or wrong operations
+    /// passphrase is refused before the command does anything, even when nothing is due.
+    public func unlockOperations() throws {
+        _ = try signer()
+        _ = try vault()
     }
 
     private func issuingKeyPEM() throws -> Data? {
@@ -190,29 +238,35 @@ public final class CASession {
         if let cachedSigner { return cachedSigner }
         let name = directory.file(issuing.kind == .root ? CADirectory.rootKey : CADirectory.intermediateKey)
         guard let pem = try issuingKeyPEM() else { throw ChpkiError.input(file: name, field: nil, "cannot read the CA key") }
-        let key = try AuthorityKey.open(pem, certificate: issuingCertificate, name: name, passphrase: passphrase)
+        let key = try AuthorityKey.open(pem, certificate: issuingCertificate, name: name, source: try passphraseField(for: issuing.kind)) {
+            try passphrase(for: issuing.kind)
+        }
         let signer = Signer(certificate: issuingCertificate, key: key)
         cachedSigner = signer
         try sealLegacyLeafKeys()
         return signer
     }
 
-    /// The root's own signer, for what only the root signs (a rotation's cross-certificate, a new intermediate).
-    public func rootSigner() throws -> Signer {
+    /// The root's own signer, for what only the root signs (a rotation's cross-certificate, a new
+    /// intermediate): asks for the root passphrase; `purpose` names the command when it is missing.
+    public func rootSigner(purpose: String = "this command") throws -> Signer {
         if issuing.serial == root.serial { return try signer() }
         let rootRecord = authorities.first { $0.serial == root.serial }!
         let name = directory.file(CADirectory.rootKey)
         guard let pem = try keyPEM(of: rootRecord, fileName: CADirectory.rootKey) else {
             throw ChpkiError.input(file: name, field: nil, "cannot read the root key (is root.key offline?)")
         }
-        return Signer(certificate: root, key: try AuthorityKey.open(pem, certificate: root, name: name, passphrase: passphrase))
+        let key = try AuthorityKey.open(pem, certificate: root, name: name, source: try passphraseField(for: .root)) {
+            try rootPassphrase(purpose: purpose)
+        }
+        return Signer(certificate: root, key: key)
     }
 
     /// The leaf-key vault: nil for a `--no-passphrase` CA, whose leaf keys stay in clear.
     func vault() throws -> LeafKeyVault? {
         if vaultLoaded { return cachedVault }
         if let wrap = try database.publishedState().leafKeyWrap {
-            cachedVault = try LeafKeyVault.open(wrap, passphrase: try passphrase(), source: passphraseField)
+            cachedVault = try LeafKeyVault.open(wrap, passphrase: try passphrase(), source: operationsSource.field)
             vaultLoaded = true
             return cachedVault
         }
@@ -223,11 +277,6 @@ public final class CASession {
         // A first-release CA: the signer proves the passphrase, then seals the keys.
         _ = try signer()
         return cachedVault
-    }
-
-    private var passphraseField: String {
-        if let file = passphraseSource?.file { return "--passphrase-file \(file)" }
-        return passphraseSource?.environment[PassphraseSource.environmentVariable] != nil ? PassphraseSource.environmentVariable : "passphrase"
     }
 
     /// A CA whose leaf keys are still in clear (made before keys were sealed) gets a data key and

@@ -12,6 +12,9 @@ public enum IssuingAuthorities {
         case newIntermediate(constraints: NameConstraints, uncovered: [GeneralName])
     }
 
+    /// Why the root key is opened on growth, for the refusal when its passphrase is missing.
+    public static let growthPurpose = "a name outside the issuing intermediate's name constraints (growth: the root signs a new intermediate)"
+
     /// Decides for `profiles` (what is about to be signed). `inventory` (nil for a one-off without
     /// one) and `live` (valid leaves that stay) give the names the new intermediate must cover too.
     public static func decide(_ session: CASession, profiles: [CertificateProfile], inventory: Inventory?, live: [IssuedCertificate],

@@ -6,6 +6,6 @@ extension Settings {
     public func openCA(_ access: CASession.Access, passphraseFile: String? = nil, reporter: Reporter) throws -> CASession {
         let path = caDirectory.path
         return try CASession.open(caDirectory, access: access, passphrase: PassphraseSource(file: passphraseFile, environment: environment),
-                                  now: try now(), waiting: { reporter.progress("waiting for another chpki holding the lock on \(path)") })
+                                  rootPassphrase: .root(file: rootPassphraseFile, environment: environment), now: try now(), waiting: { reporter.progress("waiting for another chpki holding the lock on \(path)") })
     }
 }

@@ -13,6 +13,7 @@ public enum InitCACommand {
         public var nameConstraints: NameConstraintsMode = .auto
         public var intermediate = true
         public var passphraseFile: String?
+        public var rootPassphraseFile: String?
         public var noPassphrase = false
         public var kdf: KDF = .scrypt
 
@@ -36,19 +37,41 @@ public enum InitCACommand {
         if options.nameConstraints == .auto, let inventory {
             constraints = NameConstraintsPolicy.constraints(for: inventory)
         }
+        let rootSource = PassphraseSource.root(file: options.rootPassphraseFile, environment: settings.environment)
+        if options.noPassphrase && options.rootPassphraseFile != nil {
+            throw ChpkiError.input(file: nil, field: "--no-passphrase", "cannot be combined with \(PassphraseSource.rootFileOption)")
+        }
+        if !options.intermediate && !options.noPassphrase && rootSource.isGiven {
+            throw ChpkiError.input(file: nil, field: rootSource.field,
+                "--no-intermediate: the root signs the leaves, so its key is an issuing key under the operations passphrase; drop the root passphrase or keep the intermediate")
+        }
         // Refuse an existing CA before asking for a passphrase nobody will use.
         try CAInitializer.checkTarget(settings.caDirectory)
         let passphrase: Passphrase? = options.noPassphrase ? nil
             : try PassphraseSource(file: options.passphraseFile, environment: settings.environment)
-                .newPassphrase(purpose: "the new CA key")
+                .newPassphrase(purpose: "the issuing keys (operations passphrase)")
+        let rootPassphrase = try passphrase == nil || !options.intermediate ? nil : newRootPassphrase(rootSource, operations: passphrase!)
         let request = CAInitializer.Request(
             directory: settings.caDirectory, subject: subject, keyType: keyType, validity: validity,
-            nameConstraints: constraints, intermediate: options.intermediate, passphrase: passphrase,
+            nameConstraints: constraints, intermediate: options.intermediate, passphrase: passphrase, rootPassphrase: rootPassphrase,
             protection: options.kdf == .scrypt ? .scryptDefault : .pbkdf2Default, now: try settings.now())
         let result = try CAInitializer.create(request) {
             reporter.progress("waiting for another chpki holding the lock on \(settings.caDirectory.path)")
         }
         try report(result, request: request, inventory: inventory, reporter: reporter)
+    }
+
+    /// The root passphrase of a new CA: from its file or variable, else asked twice at a terminal;
+    /// nil (one passphrase for every key, said in the report) when neither is there. It must not be
+    /// the operations passphrase, or whoever holds that one holds the root too.
+    static func newRootPassphrase(_ source: PassphraseSource, operations: Passphrase) throws -> Passphrase? {
+        guard source.isGiven || Terminal.standardInputIsATerminal else { return nil }
+        let root = try source.newPassphrase(purpose: "the root key (root passphrase, kept apart from the operations one)")
+        guard root != operations else {
+            throw ChpkiError.input(file: nil, field: source.field,
+                                   "the root passphrase is the operations passphrase: choose another, so that the weekly renewal never holds the root")
+        }
+        return root
     }
 
     static func resolveSubject(_ text: String?, inventory: Inventory?) throws -> DistinguishedName {
@@ -75,11 +98,12 @@ public enum InitCACommand {
         var root: InspectCommand.CertificateItem
         var intermediate: InspectCommand.CertificateItem?
         var keyEncrypted: Bool
+        var rootKeyApart: Bool
         var keyProtection: String
         var files: [String]
 
         enum CodingKeys: String, CodingKey {
-            case caDirectory = "ca_dir", root, intermediate, keyEncrypted = "key_encrypted", keyProtection = "key_protection", files
+            case caDirectory = "ca_dir", root, intermediate, keyEncrypted = "key_encrypted", rootKeyApart = "root_key_apart", keyProtection = "key_protection", files
         }
     }
 
@@ -88,7 +112,7 @@ public enum InitCACommand {
         try reporter.emit(Report(
             caDirectory: request.directory.path, root: InspectCommand.CertificateItem(result.root),
             intermediate: result.intermediate.map(InspectCommand.CertificateItem.init), keyEncrypted: request.passphrase != nil,
-            keyProtection: protection, files: result.files.sorted()))
+            rootKeyApart: result.rootKeyApart, keyProtection: protection, files: result.files.sorted()))
         reporter.line("Created the root CA in \(request.directory.path)")
         reporter.line("  subject           \(result.root.subject.rfc4514)")
         reporter.line("  key               \(request.keyType.rawValue), \(protection)")
@@ -111,6 +135,11 @@ public enum InitCACommand {
         }
         if request.passphrase == nil {
             reporter.note("the CA key and the leaf keys in ca.db are stored UNENCRYPTED (--no-passphrase)")
+        } else if result.rootKeyApart {
+            reporter.line("  secrets           root.key under the root passphrase; the intermediate and the leaf keys under the operations passphrase")
+        } else if request.intermediate {
+            reporter.note("one passphrase wraps every key, the root's too (no \(PassphraseSource.rootFileOption) or \(PassphraseSource.rootEnvironmentVariable)): "
+                          + "whoever holds it holds the root; give the root its own with 'chpki passphrase change --which root'")
         }
     }
 

@@ -18,10 +18,13 @@ public enum IssueCommand {
         reporter.detail("read \(settings.inventoryPath): \(clock.lap())")
         let profiles = NamingRules.profiles(for: inventory)
         let session = try settings.openCA(options.dryRun ? .read : .change, passphraseFile: options.passphraseFile, reporter: reporter)
+        // A missing or wrong passphrase is refused now, not on the day something is due.
+        if !options.dryRun { try session.unlockOperations() }
         let valid = try session.validLeaves()
         let oneOffs = try session.database.oneOffSerials()
         let growth = try IssuingAuthorities.decide(session, profiles: profiles, inventory: inventory,
                                                    live: valid.filter { oneOffs.contains($0.serial) }, source: inventory.path)
+        if !options.dryRun, case .newIntermediate = growth { _ = try session.rootSigner(purpose: IssuingAuthorities.growthPurpose) }
         reporter.detail("opened the CA, \(profiles.count) certificates in the inventory: \(clock.lap())")
         let plan = IssuancePlan(profiles: profiles, existing: valid, now: session.now, acceptedIssuers: session.currentAuthoritySerials)
         let retirement = RetirementPlan(profiles: profiles, plan: plan, live: try session.database.liveLeaves(now: session.now),
@@ -63,10 +66,12 @@ public enum IssueCommand {
         if let output { try OutputDirectory.prepare(output) }
         let inventory = try settings.inventoryIfPresent()
         let session = try settings.openCA(.change, passphraseFile: passphraseFile, reporter: reporter)
+        try session.unlockOperations()
         let valid = try session.validLeaves()
         let oneOffs = try session.database.oneOffSerials()
         let growth = try IssuingAuthorities.decide(session, profiles: [profile], inventory: inventory,
                                                    live: valid.filter { oneOffs.contains($0.serial) }, source: nil)
+        if case .newIntermediate = growth { _ = try session.rootSigner(purpose: IssuingAuthorities.growthPurpose) }
         let previous = valid.first { $0.identity == profile.identity }
         var item = IssuancePlan.Item(profile: profile, action: previous == nil ? .issued : .reissued,
                                      reason: previous.map { "requested; supersedes \($0.serial.hex)" } ?? "requested",

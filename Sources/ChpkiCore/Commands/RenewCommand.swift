@@ -10,6 +10,8 @@ public enum RenewCommand {
         let inventory = try settings.inventoryIfPresent()
         let renewBefore = window ?? inventory?.defaults.renewBefore ?? Defaults.renewBefore
         let session = try settings.openCA(.change, passphraseFile: passphraseFile, reporter: reporter)
+        // A missing or wrong passphrase is refused now, not on the day something is due.
+        try session.unlockOperations()
         // Due: within the window, or issued by a CA that a rotation replaced (a leaf of any current
         // intermediate stays: growth adds intermediates beside the one it signed with).
         let current = session.currentAuthoritySerials

@@ -10,6 +10,8 @@ public struct Settings: Sendable {
     /// True when the operator named the inventory (flag or env): then it must exist.
     public var inventoryExplicit: Bool
     public var environment: [String: String]
+    /// `--root-passphrase-file`, on the commands that may need the root key (SPEC §6).
+    public var rootPassphraseFile: String?
 
     public init(caDirectory: String?, inventory: String?, environment: [String: String] = ProcessInfo.processInfo.environment) {
         let directory = caDirectory ?? environment["CHPKI_CA_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? Self.defaultCADirectory

@@ -10,11 +10,14 @@ public enum DemoCommand {
         try prepare(output)
         let inventoryPath = Path.join(output, "cluster.yml")
         let passphrasePath = Path.join(output, "ca-passphrase")
+        let rootPassphrasePath = Path.join(output, "root-passphrase")
         let caPath = Path.join(output, "ca")
         try AtomicFile.write(Data(ExampleInventory.reference000.utf8), to: inventoryPath, mode: 0o644)
-        // A fresh random passphrase, so the demo shows a real encrypted CA key.
-        let passphrase = try randomBytes(24).map { String(format: "%02x", $0) }.joined()
-        try AtomicFile.write(Data((passphrase + "\n").utf8), to: passphrasePath, mode: 0o600)
+        // Fresh random passphrases, so the demo shows real encrypted CA keys and the two secrets (SPEC §6).
+        for path in [passphrasePath, rootPassphrasePath] {
+            let passphrase = try randomBytes(24).map { String(format: "%02x", $0) }.joined()
+            try AtomicFile.write(Data((passphrase + "\n").utf8), to: path, mode: 0o600)
+        }
 
         let settings = Settings(caDirectory: caPath, inventory: inventoryPath, environment: [:])
         var steps = Steps(reporter: reporter)
@@ -23,10 +26,11 @@ public enum DemoCommand {
         try steps.run("init-ca", title: nil) { stepReporter in
             var options = InitCACommand.Options()
             options.passphraseFile = passphrasePath
+            options.rootPassphraseFile = rootPassphrasePath
             try InitCACommand.run(options, settings: settings, reporter: stepReporter)
         }
         try steps.run("inspect", title: nil) { stepReporter in
-            try InspectCommand.run(.init(file: settings.caDirectory.file(CADirectory.rootKey), passphraseFile: passphrasePath),
+            try InspectCommand.run(.init(file: settings.caDirectory.file(CADirectory.rootKey), passphraseFile: rootPassphrasePath),
                                    settings: settings, reporter: stepReporter)
         }
         try steps.run("issue", title: "chpki issue: every certificate the inventory implies") { stepReporter in
@@ -50,7 +54,8 @@ public enum DemoCommand {
         try steps.emit(output: output, inventory: inventoryPath, caDirectory: caPath, bundles: bundle.output)
         reporter.line("Everything is in \(output):")
         reporter.line("  cluster.yml      the example inventory")
-        reporter.line("  ca-passphrase    the random passphrase of the demo CA key (0600)")
+        reporter.line("  ca-passphrase    the random operations passphrase: the intermediate and the leaf keys (0600)")
+        reporter.line("  root-passphrase  the random root passphrase: root.key alone (0600)")
         reporter.line("  ca/              the CA: root.pem, root.key, ca.db (every certificate; leaf keys sealed under the passphrase), index.txt, crl.pem")
         reporter.line("  bundles/         one filesystem tree per host (MANIFEST.json inside) and <host>.tar.gz")
         reporter.line("Try: chpki list --ca-dir \(caPath)")

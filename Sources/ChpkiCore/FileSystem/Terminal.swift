@@ -8,11 +8,15 @@ public enum Terminal {
     /// True when stderr is a terminal: progress and prompts are for a person watching.
     public static var standardErrorIsATerminal: Bool { isatty(STDERR_FILENO) == 1 }
 
-    static func readSecret(prompt: String, variable: String = PassphraseSource.environmentVariable) throws -> [UInt8] {
-        let descriptor = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC)
+    /// True when stdin is a terminal: only then is a passphrase asked for (a script gets a refusal, never a hang).
+    public static var standardInputIsATerminal: Bool { isatty(STDIN_FILENO) == 1 }
+
+    /// Reads a line without echo from the controlling terminal; `alternatives` (the file option and
+    /// variable that would have given it) is named when there is no terminal to ask on.
+    static func readSecret(prompt: String, alternatives: String) throws -> [UInt8] {
+        let descriptor = standardInputIsATerminal ? open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC) : -1
         guard descriptor >= 0 else {
-            throw ChpkiError.input(file: nil, field: "passphrase",
-                "no passphrase given and no terminal to ask on: use --passphrase-file FILE or \(variable)\(variable == PassphraseSource.environmentVariable ? " (or --no-passphrase for init-ca)" : "")")
+            throw ChpkiError.input(file: nil, field: "passphrase", "no passphrase given and no terminal to ask on: use \(alternatives)")
         }
         defer { close(descriptor) }
         var original = termios()

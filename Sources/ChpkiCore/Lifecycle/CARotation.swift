@@ -17,9 +17,10 @@ public enum CARotation {
             throw ChpkiError.input(file: directory.file(CADirectory.previousRoot), field: nil,
                                    "a rotation is already under way: re-issue the leaves ('chpki issue', 'chpki renew'), then 'chpki rotate-ca --finish'")
         }
-        let old = try session.rootSigner()
-        // The new keys are protected as the old ones were: with the same passphrase, or not at all.
-        let passphrase: Passphrase? = try session.keysEncrypted() ? try session.passphrase() : nil
+        let old = try session.rootSigner(purpose: "rotate-ca")
+        // The new keys are protected as the old ones were: the root under the root passphrase, the
+        // intermediate under the operations one (the same one for a CA with one), or not at all.
+        let passphrase = try session.newKeyPassphrase(for: .root)
         let keyType = inventory?.ca.key ?? oldRoot.keyType ?? .ecP384
         let key = try PrivateKey.generate(keyType)
         let lifetime = oldRoot.notAfter.timeIntervalSince(oldRoot.notBefore)
@@ -54,7 +55,8 @@ public enum CARotation {
                 keyUsage: [.keyCertSign, .cRLSign], nameConstraints: constraints)
             let certificate = try template.sign(publicKeyOf: intermediateKey, by: Signer(certificate: root, key: key))
             authorities.append(.init(certificate: certificate, kind: .intermediate, issuerSerial: root.serial,
-                                     keyPEM: try AuthorityKey.protect(intermediateKey, passphrase: passphrase), role: .current))
+                                     keyPEM: try AuthorityKey.protect(intermediateKey, passphrase: try session.newKeyPassphrase(for: .intermediate)),
+                                     role: .current))
             intermediate = certificate
         }
         // One transaction; the files (root.pem, previous-*, cross-signed.pem, trust-bundle.pem) follow from it.

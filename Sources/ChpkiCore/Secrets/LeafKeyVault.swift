@@ -32,13 +32,19 @@ public final class LeafKeyVault: Sendable {
 
     /// A new data key, wrapped under `passphrase`.
     public static func create(passphrase: Passphrase, parameters: Scrypt.Parameters = .default) throws -> (LeafKeyVault, Wrap) {
-        let dataKey = SecretBytes(try randomBytes(AES256GCM.keyLength))
+        let vault = LeafKeyVault(dataKey: SecretBytes(try randomBytes(AES256GCM.keyLength)))
+        return (vault, try vault.wrap(under: passphrase, parameters: parameters))
+    }
+
+    /// This vault's data key wrapped under `passphrase` (a fresh salt): `passphrase change` stores
+    /// it in place of the old wrap, and every sealed leaf key opens as before.
+    public func wrap(under passphrase: Passphrase, parameters: Scrypt.Parameters = .default) throws -> Wrap {
         let salt = try randomBytes(16)
         let wrappingKey = try Scrypt.derive(passphrase: passphrase, salt: salt, parameters: parameters, length: AES256GCM.keyLength)
-        let box = try dataKey.withBytes { try AES256GCM.seal($0, key: wrappingKey, associatedData: wrapContext) }
+        let box = try dataKey.withBytes { try AES256GCM.seal($0, key: wrappingKey, associatedData: Self.wrapContext) }
         let wrap = Wrap(version: 1, kdf: "scrypt", scrypt: parameters, salt: Data(salt).base64EncodedString(),
                         wrappedKey: box.base64EncodedString())
-        return (LeafKeyVault(dataKey: dataKey), wrap)
+        return wrap
     }
 
     /// Unwraps the data key; a wrong passphrase is refused naming where it came from.

@@ -2,7 +2,7 @@ import Foundation
 
 /// A passphrase held in wiped-on-release memory (`SecretBytes`), never printed: `description` is
 /// redacted so it cannot end up in a log line or an error message by accident.
-public struct Passphrase: Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct Passphrase: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible {
     private let storage: SecretBytes
 
     /// Refuses an empty passphrase or one with a NUL byte (OpenSSL takes passphrases as C strings).
