@@ -281,6 +281,8 @@ public final class CADatabase {
     public struct CRLInput: Sendable {
         public var number: Int
         public var revoked: [IssuedCertificate]
+        /// The latest time this CA recorded (a certificate, a revocation, a CRL): a CRL's nextUpdate must be after it.
+        public var latestRecorded: Date?
     }
 
     /// revoke (with `serials`) or crl (without) for a CA with one issuer: `revokeAndPublishCRLs`
@@ -366,6 +368,7 @@ public final class CADatabase {
         static let rotationStartedAt = "rotation_started_at"
         static let leafKeyWrap = "leaf_key_wrap"
         static let legacyFilesPending = "legacy_files_pending"
+        static let crlSignedAt = "crl_signed_at"
     }
 
     static func setMeta(_ db: Database, _ key: String, _ value: String) throws {
@@ -396,9 +399,17 @@ public final class CADatabase {
               let status = CertificateStatus(rawValue: row["status"]) else {
             throw ChpkiError.input(file: fileName, field: "certificates.serial=\(serialText)", "unreadable row (serial, kind or status)")
         }
+        // A column that does not decode is refused naming the row: read as "no SANs" or "no profile",
+        // the leaf would be planned as unchanged forever.
+        func decoded<T: Decodable>(_ type: T.Type, _ column: String, _ text: String) throws -> T {
+            do { return try JSONDecoder().decode(type, from: Data(text.utf8)) } catch {
+                throw ChpkiError.input(file: fileName, field: "certificates.serial=\(serialText)",
+                                       "the \(column) column does not decode (\(String(text.prefix(40)).debugDescription)): restore ca.db from a backup")
+            }
+        }
         let sansText: String = row["sans"]
-        let sans = ((try? JSONDecoder().decode([String].self, from: Data(sansText.utf8))) ?? []).compactMap(GeneralNameText.parse)
-        let profile = (row["profile"] as String?).flatMap { try? JSONDecoder().decode(CertificateProfile.Essentials.self, from: Data($0.utf8)) }
+        let sans = try decoded([String].self, "sans", sansText).compactMap(GeneralNameText.parse)
+        let profile = try (row["profile"] as String?).map { try decoded(CertificateProfile.Essentials.self, "profile", $0) }
         let revokedAt: Date? = row["revoked_at"]
         let reasonText: String? = row["revocation_reason"]
         return IssuedCertificate(

@@ -44,6 +44,12 @@ enum CAFiles {
         place(roles.primaryIntermediate, CADirectory.intermediateCertificate, CADirectory.intermediateKey)
         place(roles.previousRoot, CADirectory.previousRoot, CADirectory.previousRootKey)
         place(roles.previousIntermediate, CADirectory.previousIntermediate, CADirectory.previousIntermediateKey)
+        // Every other live intermediate (growth keeps the older ones current; a rotation keeps the
+        // previous one) under its serial, so `openssl verify` and `openssl ocsp -index` answer for
+        // a leaf of any of them from ca/ alone.
+        for intermediate in roles.otherLiveIntermediates {
+            view.files[olderIntermediateName(intermediate.serial)] = Data(intermediate.certificatePEM.utf8)
+        }
         if let cross = inputs.state.crossSignedPEM { view.files[CADirectory.crossSigned] = cross }
         let otherRoots = authorities.filter { $0.kind == .root && $0.authorityRole != .current }
         if !otherRoots.isEmpty, let root = roles.currentRoot {
@@ -68,6 +74,21 @@ enum CAFiles {
         return view
     }
 
+    static let olderIntermediatePrefix = "intermediate-"
+
+    /// `intermediate-<serial hex>.pem`: a live intermediate that is not the newest (`intermediate.pem`).
+    static func olderIntermediateName(_ serial: SerialNumber) -> String {
+        "\(olderIntermediatePrefix)\(serial.hex).pem"
+    }
+
+    /// Files named like an older intermediate's that the view no longer holds (it was retired).
+    static func leftoverIntermediates(_ view: View, in directory: CADirectory) -> [String] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        return entries.filter { name in
+            name.hasPrefix(olderIntermediatePrefix) && name.hasSuffix(".pem") && view.files[name] == nil
+        }.sorted()
+    }
+
     /// The names whose file differs from `view` (content or mode), or exists though it should not.
     static func differences(_ view: View, in directory: CADirectory) -> [String] {
         var names: [String] = []
@@ -78,7 +99,7 @@ enum CAFiles {
         for name in view.absent.sorted() where FileManager.default.fileExists(atPath: directory.file(name)) {
             names.append(name)
         }
-        return names
+        return names + leftoverIntermediates(view, in: directory)
     }
 
     /// Makes the directory match `view`: new content first (atomic writes), removals last.
@@ -94,7 +115,7 @@ enum CAFiles {
             try AtomicFile.write(content, to: directory.file(name), mode: 0o600)
         }
         var removed = false
-        for name in view.absent.sorted() where changedSet.contains(name) {
+        for name in view.absent.sorted() + leftoverIntermediates(view, in: directory) where changedSet.contains(name) {
             try FileOperations.removeFile(directory.file(name))
             removed = true
         }
@@ -138,6 +159,8 @@ struct AuthorityRoles {
     var currentIntermediates: [IssuedCertificate]
     var previousRoot: IssuedCertificate?
     var previousIntermediate: IssuedCertificate?
+    /// The live (current or previous) intermediates other than the primary one.
+    var otherLiveIntermediates: [IssuedCertificate]
 
     init(_ authorities: [IssuedCertificate]) {
         currentRoot = authorities.last { $0.kind == .root && $0.authorityRole == .current }
@@ -147,5 +170,9 @@ struct AuthorityRoles {
         previousRoot = authorities.last { $0.kind == .root && $0.authorityRole == .previous }
         let previous = previousRoot
         previousIntermediate = authorities.last { $0.kind == .intermediate && $0.authorityRole == .previous && $0.issuerSerial == previous?.serial }
+        let primary = primaryIntermediate
+        otherLiveIntermediates = authorities.filter { authority in
+            authority.kind == .intermediate && authority.authorityRole != .retired && authority.serial != primary?.serial
+        }
     }
 }

@@ -26,6 +26,7 @@ extension CASession {
     public func issue(_ items: [IssuancePlan.Item], growingWith constraints: NameConstraints, progress: ProgressTicker? = nil,
                       phaseDone: (String) -> Void = { _ in }) throws -> (intermediate: Certificate, issued: [BatchIssuer.Issued]) {
         try requireExclusive()
+        try SigningClock.check(issuer: root, now: now)
         let rootSigner = try rootSigner()
         let passphrase: Passphrase? = try keysEncrypted() ? try self.passphrase() : nil
         let key = try PrivateKey.generate(CAInitializer.intermediateKeyType)

@@ -40,6 +40,11 @@ public enum FileOperations {
         }
     }
 
+    /// chmod(2).
+    public static func setMode(_ path: String, _ mode: mode_t) throws {
+        guard chmod(path, mode) == 0 else { throw POSIXFailure.last("cannot set the mode of \(path) to \(String(mode, radix: 8))") }
+    }
+
     /// chmod(2), best effort: used where the mode is a tightening, not a precondition.
     public static func setModeIgnoringErrors(_ path: String, _ mode: mode_t) {
         _ = chmod(path, mode)
