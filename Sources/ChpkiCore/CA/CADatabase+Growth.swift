@@ -59,7 +59,7 @@ extension CADatabase {
     /// A new issuing intermediate and the leaves it signed, in ONE transaction: a run killed at
     /// any point leaves the CA without either or with both.
     public func recordIssued(_ batch: [NewLeaf], addingAuthority authority: NewAuthority, now: Date) throws {
-        try change { db in
+        try change({ _ in "the intermediate \(authority.certificate.serial.hex) and certificates \(Self.describe(batch.map(\.signed.serial)))" }) { db in
             try Self.insert(authority, db: db, now: now)
             try Self.recordLeaves(batch, db: db, now: now)
         }
@@ -70,7 +70,8 @@ extension CADatabase {
     @discardableResult
     public func revokeAndPublishCRLs(_ revocations: [(serial: SerialNumber, reason: RevocationReason)], at date: Date,
                                      issuers: [SerialNumber], sign: (SerialNumber, CRLInput) throws -> Data) throws -> SignedCRL {
-        try change { db in
+        let revoked = revocations.isEmpty ? "" : "the revocation of \(Self.describe(revocations.map(\.serial))) and "
+        return try change({ crl in "\(revoked)CRL number \(crl.number)" }) { db in
             for revocation in revocations {
                 try db.execute(sql: """
                     UPDATE certificates SET status = 'revoked', revoked_at = ?, revocation_reason = ?

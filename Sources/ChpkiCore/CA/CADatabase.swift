@@ -9,6 +9,10 @@ import GRDB
 public final class CADatabase {
     public static let fileName = "ca.db"
     let queue: DatabaseQueue
+    let path: String
+    /// What the last change of this run committed ("certificates 0A.., 1B.."), for a failure after
+    /// the commit to name (`CAFiles.write(_:to:committed:)`).
+    private(set) var lastCommitted: String?
 
     /// Opens the database at `path` and brings its schema up to date (in place; the caller holds the lock).
     public init(path: String) throws {
@@ -18,11 +22,24 @@ public final class CADatabase {
             try db.execute(sql: "PRAGMA journal_mode = WAL")
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
+        self.path = path
         do {
             queue = try DatabaseQueue(path: path, configuration: configuration)
             try Self.migrator.migrate(queue)
         } catch let error as DatabaseError {
-            throw ChpkiError.input(file: path, field: nil, "not a chpki CA database: \(error.message ?? error.description)")
+            throw Self.storageFailure(error, path: path, doing: "cannot open it")
+                ?? ChpkiError.input(file: path, field: nil, "not a chpki CA database: \(error.message ?? error.description)")
+        }
+    }
+
+    /// A full disk or an I/O error, worded as such and naming the file (SQLite's own text says
+    /// neither: "disk I/O error", "SQLite error 13 ... COMMIT TRANSACTION"). Nil for other errors.
+    static func storageFailure(_ error: DatabaseError, path: String, doing: String) -> ChpkiError? {
+        let detail = "SQLite: \(error.message ?? "\(error.resultCode)")"
+        switch error.resultCode.primaryResultCode {
+        case .SQLITE_FULL: return ChpkiError.input(file: path, field: nil, "\(doing): no space left on device (\(detail))")
+        case .SQLITE_IOERR: return ChpkiError.input(file: path, field: nil, "\(doing): I/O error, is the disk full or failing? (\(detail))")
+        default: return nil
         }
     }
 
@@ -79,15 +96,28 @@ public final class CADatabase {
     }
 
     /// Runs `body` in one EXCLUSIVE transaction: it commits whole or not at all.
-    func change<T>(_ body: (Database) throws -> T) throws -> T {
-        try queue.writeWithoutTransaction { db in
-            var result: T?
-            try db.inTransaction(.exclusive) {
-                result = try body(db)
-                return .commit
+    /// `committed` describes the change for a failure after the commit (`lastCommitted`).
+    func change<T>(_ committed: (T) -> String, _ body: (Database) throws -> T) throws -> T {
+        let result: T
+        do {
+            result = try queue.writeWithoutTransaction { db in
+                var result: T?
+                try db.inTransaction(.exclusive) {
+                    result = try body(db)
+                    return .commit
+                }
+                return result!
             }
-            return result!
+        } catch let error as DatabaseError {
+            throw Self.storageFailure(error, path: path, doing: "nothing was committed") ?? error
         }
+        lastCommitted = committed(result)
+        return result
+    }
+
+    /// Serials as a change's description names them.
+    static func describe(_ serials: [SerialNumber]) -> String {
+        serials.map(\.hex).joined(separator: ", ")
     }
 
     func read<T>(_ body: (Database) throws -> T) throws -> T {
@@ -224,7 +254,7 @@ public final class CADatabase {
 
     /// init-ca: the CA certificates, the first CRL, the leaf-key wrap; into an empty database.
     public func initialize(authorities: [NewAuthority], crl: SignedCRL, leafKeyWrap: LeafKeyVault.Wrap?, now: Date) throws {
-        try change { db in
+        try change({ _ in "the new CA (\(Self.describe(authorities.map(\.certificate.serial))))" }) { db in
             for authority in authorities { try Self.insert(authority, db: db, now: now) }
             try Self.setMeta(db, Meta.crlNumber, String(crl.number))
             try Self.setMeta(db, Meta.crlPEM, String(decoding: crl.pem, as: UTF8.self))
@@ -235,7 +265,7 @@ public final class CADatabase {
 
     /// A CA certificate added to a running CA (a new issuing intermediate).
     public func recordAuthority(_ authority: NewAuthority, now: Date) throws {
-        try change { db in try Self.insert(authority, db: db, now: now) }
+        try change({ _ in "the CA certificate \(authority.certificate.serial.hex)" }) { db in try Self.insert(authority, db: db, now: now) }
     }
 
     /// A signed leaf to record.
@@ -252,7 +282,7 @@ public final class CADatabase {
 
     /// issue / renew: the whole batch, superseding what each replaces, in one transaction.
     public func recordIssued(_ batch: [NewLeaf], now: Date) throws {
-        try change { db in try Self.recordLeaves(batch, db: db, now: now) }
+        try change({ _ in "certificates \(Self.describe(batch.map(\.signed.serial)))" }) { db in try Self.recordLeaves(batch, db: db, now: now) }
     }
 
     /// The rows of `recordIssued`, inside the caller's transaction.
@@ -295,7 +325,7 @@ public final class CADatabase {
 
     /// rotate-ca: the current authorities become previous, the new ones current, the cross-certificate stored.
     public func startRotation(_ authorities: [NewAuthority], crossSigned: Certificate, now: Date) throws {
-        try change { db in
+        try change({ _ in "the rotation to the new CA certificates \(Self.describe(authorities.map(\.certificate.serial)))" }) { db in
             try db.execute(sql: "UPDATE certificates SET authority_role = 'previous' WHERE authority_role = 'current'")
             for authority in authorities { try Self.insert(authority, db: db, now: now) }
             try Self.setMeta(db, Meta.crossSignedPEM, String(decoding: try crossSigned.pemEncoded(), as: UTF8.self))
@@ -305,7 +335,7 @@ public final class CADatabase {
 
     /// rotate-ca --finish: the previous authorities are retired (superseded), the cross-certificate dropped.
     public func finishRotation() throws {
-        try change { db in
+        try change({ _ in "the retirement of the previous root" }) { db in
             try db.execute(sql: "UPDATE certificates SET authority_role = 'retired', status = 'superseded' WHERE authority_role = 'previous'")
             try db.execute(sql: "DELETE FROM meta WHERE key IN (?, ?)", arguments: [Meta.crossSignedPEM, Meta.rotationStartedAt])
         }
@@ -313,7 +343,7 @@ public final class CADatabase {
 
     /// Retires one CA certificate (an intermediate no longer needed).
     public func retire(_ serial: SerialNumber) throws {
-        try change { db in
+        try change({ _ in "the retirement of \(serial.hex)" }) { db in
             try db.execute(sql: "UPDATE certificates SET authority_role = 'retired', status = 'superseded' WHERE serial = ? AND kind IN ('root', 'intermediate')",
                            arguments: [serial.hex])
         }
@@ -321,7 +351,7 @@ public final class CADatabase {
 
     /// Seals every leaf key stored in clear, and stores the wrap of the data key (if new), in one transaction.
     public func sealClearLeafKeys(wrap: LeafKeyVault.Wrap, seal: (SecretBytes, SerialNumber) throws -> Data) throws -> Int {
-        try change { db in
+        try change({ count in "\(count) leaf keys sealed" }) { db in
             try Self.setMeta(db, Meta.leafKeyWrap, try Self.json(wrap))
             let rows = try Row.fetchAll(db, sql: "SELECT serial, private_key_pem FROM certificates WHERE private_key_pem IS NOT NULL")
             for row in rows {
@@ -343,7 +373,7 @@ public final class CADatabase {
     }
 
     public func adoptLegacyFiles(_ files: LegacyFiles) throws {
-        try change { db in
+        try change({ _ in "the adoption of the first-release CA files" }) { db in
             try db.execute(sql: "UPDATE certificates SET authority_role = 'retired' WHERE kind IN ('root', 'intermediate')")
             for (serial, role) in files.roles {
                 try db.execute(sql: "UPDATE certificates SET authority_role = ?, status = CASE ? WHEN 'retired' THEN status ELSE 'valid' END WHERE serial = ?",

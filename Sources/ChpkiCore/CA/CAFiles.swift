@@ -102,21 +102,52 @@ enum CAFiles {
         return names + leftoverIntermediates(view, in: directory)
     }
 
-    /// Makes the directory match `view`: new content first (atomic writes), removals last.
+    /// Makes the directory match `view`: new content first (atomic writes), removals last. A file
+    /// that cannot be written is named with the system's reason (a full disk: "No space left on
+    /// device"). `committed` says what this run committed to ca.db just before, if anything: the
+    /// failure is then not a refusal (exit 2, "nothing was changed") but exit 3, saying what was
+    /// committed and which file is stale until the next command rewrites it (SPEC §8).
     @discardableResult
-    static func write(_ view: View, to directory: CADirectory) throws -> [String] {
+    static func write(_ view: View, to directory: CADirectory, committed: String? = nil) throws -> [String] {
+        do { return try writeFiles(view, to: directory) } catch let failure as WriteFailure {
+            guard let committed else {
+                throw ChpkiError.input(file: failure.path, field: nil, "cannot write: \(failure.reason) (ca.db is intact: free space and run the command again)")
+            }
+            throw ChpkiError(.committedViewsStale,
+                "committed to \(directory.file(CADatabase.fileName)): \(committed); but \(failure.path) could not be written "
+                + "(\(failure.reason)), so it is stale: the next chpki command (e.g. 'chpki list') rewrites it from ca.db")
+        }
+    }
+
+    /// A file of the view that could not be written or removed, and the system's reason.
+    struct WriteFailure: Error {
+        var path: String
+        var reason: String
+
+        static func wrapping(_ path: String, _ body: () throws -> Void) throws {
+            do { try body() } catch let failure as POSIXFailure {
+                throw WriteFailure(path: path, reason: failure.reason)
+            } catch {
+                throw WriteFailure(path: path, reason: "\(error)")
+            }
+        }
+    }
+
+    private static func writeFiles(_ view: View, to directory: CADirectory) throws -> [String] {
         let changed = differences(view, in: directory)
         let changedSet = Set(changed)
         for (name, content) in view.files.sorted(by: { $0.key < $1.key }) where changedSet.contains(name) {
-            if name.contains("/") {
-                let parent = directory.file(Path.parent(of: name))
-                try FileOperations.createDirectory(parent, mode: 0o700)
+            try WriteFailure.wrapping(directory.file(name)) {
+                if name.contains("/") {
+                    let parent = directory.file(Path.parent(of: name))
+                    try FileOperations.createDirectory(parent, mode: 0o700)
+                }
+                try AtomicFile.write(content, to: directory.file(name), mode: 0o600)
             }
-            try AtomicFile.write(content, to: directory.file(name), mode: 0o600)
         }
         var removed = false
         for name in view.absent.sorted() + leftoverIntermediates(view, in: directory) where changedSet.contains(name) {
-            try FileOperations.removeFile(directory.file(name))
+            try WriteFailure.wrapping(directory.file(name)) { try FileOperations.removeFile(directory.file(name)) }
             removed = true
         }
         if removed { AtomicFile.syncDirectory(directory.path) }

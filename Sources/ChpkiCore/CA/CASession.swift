@@ -107,7 +107,7 @@ public final class CASession {
     /// After a committed change: reload the CA and write the derived files (index.txt, crl.pem, CA files).
     func publish() throws {
         (authorities, root, issuing, issuingCertificate, previousRoot) = try Self.load(database, directory)
-        try CAFiles.write(try renderView(), to: directory)
+        try CAFiles.write(try renderView(), to: directory, committed: database.lastCommitted)
     }
 
     // MARK: - Reading
