@@ -33,15 +33,24 @@ public final class CADatabase {
     }
 
     /// A full disk or an I/O error, worded as such and naming the file (SQLite's own text says
-    /// neither: "disk I/O error", "SQLite error 13 ... COMMIT TRANSACTION"). Nil for other errors.
+    /// neither: "disk I/O error", "SQLite error 13 ... COMMIT TRANSACTION"). SQLite reports a write
+    /// that found no room as either FULL or IOERR (creating the -wal/-shm files): an I/O error on a
+    /// filesystem with (almost) no room left is a full disk. Nil for other errors.
     static func storageFailure(_ error: DatabaseError, path: String, doing: String) -> ChpkiError? {
         let detail = "SQLite: \(error.message ?? "\(error.resultCode)")"
+        let full = ChpkiError.input(file: path, field: nil, "\(doing): no space left on device (\(detail))")
         switch error.resultCode.primaryResultCode {
-        case .SQLITE_FULL: return ChpkiError.input(file: path, field: nil, "\(doing): no space left on device (\(detail))")
-        case .SQLITE_IOERR: return ChpkiError.input(file: path, field: nil, "\(doing): I/O error, is the disk full or failing? (\(detail))")
+        case .SQLITE_FULL: return full
+        case .SQLITE_IOERR:
+            if let available = FileOperations.availableBytes(Path.parent(of: path)), available < nearlyFull { return full }
+            return ChpkiError.input(file: path, field: nil, "\(doing): I/O error, is the disk failing? (\(detail))")
         default: return nil
         }
     }
+
+    /// Less room than this and an I/O error is taken for a full disk: SQLite writes pages of 4 KiB
+    /// and a WAL index of 32 KiB.
+    static let nearlyFull = 64 * 1024
 
     /// Whether opening the file at `path` would change its schema (a shared-lock reader must then upgrade).
     public static func needsMigration(path: String) -> Bool {
