@@ -23,10 +23,12 @@ public enum CRLFreshness {
         }
     }
 
-    /// The CRLs in `pem` whose nextUpdate is missing, passed, or within `window` of `now`.
-    public static func due(_ pem: Data?, now: Date, window: Period = window) throws -> [Item] {
+    /// The CRLs in `pem` whose nextUpdate is missing, passed, or within `window` of `now` (at most
+    /// the default window: a certificate window such as `--within 90d` would flag every 30-day CRL
+    /// from the day it was signed).
+    public static func due(_ pem: Data?, now: Date, window: Period? = nil) throws -> [Item] {
         guard let pem else { return [] }
-        let horizon = window.after(now)
+        let horizon = min(window?.after(now) ?? .distantFuture, Self.window.after(now))
         return try CertificateRevocationList.all(inPEM: pem).compactMap { crl in
             let nextUpdate = crl.nextUpdate ?? crl.thisUpdate
             guard nextUpdate <= horizon else { return nil }
