@@ -4,7 +4,7 @@ import ChpkiCore
 struct Expiring: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List certificates (leaves and CAs) that expire within a window; exit 1 if any.",
-        discussion: "Default window: each leaf's renew_before (the inventory's, else 30d) and 365d for CA certificates. Fit for a monitoring check or a timer. CHPKI_NOW (tests only) moves 'now'."
+        discussion: "Default window: each leaf's renew_before (the inventory's, else 30d) and 365d for CA certificates. Fit for a monitoring check or a timer. CHPKI_NOW (tests of a debug build only) moves 'now'."
     )
 
     @OptionGroup var global: GlobalOptions

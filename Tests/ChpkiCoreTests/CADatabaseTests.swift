@@ -196,7 +196,7 @@ struct CADatabaseTests {
     @Test("an unreadable row is refused naming it, not trapped on")
     func unreadableRow() throws {
         let fixture = try Self.fixture()
-        try fixture.database.change { db in
+        try fixture.database.change({ _ in "a corrupted root" }) { db in
             try db.execute(sql: "UPDATE certificates SET serial = 'not hex' WHERE kind = 'root'")
         }
         #expect(throws: ChpkiError.self) { try fixture.database.authorities() }

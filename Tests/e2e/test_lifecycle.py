@@ -161,6 +161,7 @@ def test_expiring_skips_revoked_and_superseded(chpki_bin, tmp_path):
     report = expiring_json(ca, now=at, code=1)
     assert {c["serial"] for c in report["certificates"]} == set(leaves) - {victim}
     ca.ok("renew", now=at, signed=True)
+    ca.ok("crl", now=at, signed=True)  # the CRL of day 0 is past its nextUpdate: expiring would flag it
     assert expiring_json(ca, now=at, code=0)["certificates"] == []
     # renew re-issues valid certificates only: the revoked one stays revoked, without a successor
     assert ca.by_serial()[victim]["status"] == "revoked"
@@ -182,6 +183,7 @@ def test_expired_leaves_are_listed_and_renewed(chpki_bin, tmp_path):
     assert renewed_identities(renew_report(ca, now=at)) == set(old)
     problems = check_renewed(old, {h.row_identity(r): r for r in ca.valid_leaves().values()}, at, same_key=True)
     assert not problems, "\n".join(problems)
+    ca.ok("crl", now=at, signed=True)  # the CRL of day 0 is past its nextUpdate: expiring would flag it
     assert expiring_json(ca, now=at, code=0)["certificates"] == []
 
 
@@ -276,6 +278,7 @@ def test_renew_reissues_every_due_leaf_once(chpki_bin, tmp_path):
     again = renew_report(ca, now=at)
     assert renewed_identities(again) == set(), again
     assert [(r["serial"], r["status"]) for r in ca.rows()] == state
+    ca.ok("crl", now=at, signed=True)  # the CRL of day 0 is past its nextUpdate: expiring would flag it
     assert expiring_json(ca, now=at, code=0)["certificates"] == []
 
 

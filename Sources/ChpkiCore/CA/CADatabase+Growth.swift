@@ -46,10 +46,20 @@ extension CADatabase {
         }
     }
 
+    /// The latest time the CA recorded before this change: a certificate's creation, a revocation
+    /// (other than those being made at `date`), the last CRL's signing. The CA's own measure of "now
+    /// at least": a clock behind it has been set back.
+    static func latestRecordedTime(_ db: Database, excludingRevocationsAt date: Date) throws -> Date? {
+        let created = try Date.fetchOne(db, sql: "SELECT max(created_at) FROM certificates")
+        let revoked = try Date.fetchOne(db, sql: "SELECT max(revoked_at) FROM certificates WHERE revoked_at != ?", arguments: [date])
+        let signed = try meta(db, Meta.crlSignedAt).flatMap(RFC3339.parse)
+        return [created, revoked, signed].compactMap { $0 }.max()
+    }
+
     /// A new issuing intermediate and the leaves it signed, in ONE transaction: a run killed at
     /// any point leaves the CA without either or with both.
     public func recordIssued(_ batch: [NewLeaf], addingAuthority authority: NewAuthority, now: Date) throws {
-        try change { db in
+        try change({ _ in "the intermediate \(authority.certificate.serial.hex) and certificates \(Self.describe(batch.map(\.signed.serial)))" }) { db in
             try Self.insert(authority, db: db, now: now)
             try Self.recordLeaves(batch, db: db, now: now)
         }
@@ -60,7 +70,8 @@ extension CADatabase {
     @discardableResult
     public func revokeAndPublishCRLs(_ revocations: [(serial: SerialNumber, reason: RevocationReason)], at date: Date,
                                      issuers: [SerialNumber], sign: (SerialNumber, CRLInput) throws -> Data) throws -> SignedCRL {
-        try change { db in
+        let revoked = revocations.isEmpty ? "" : "the revocation of \(Self.describe(revocations.map(\.serial))) and "
+        return try change({ crl in "\(revoked)CRL number \(crl.number)" }) { db in
             for revocation in revocations {
                 try db.execute(sql: """
                     UPDATE certificates SET status = 'revoked', revoked_at = ?, revocation_reason = ?
@@ -68,12 +79,14 @@ extension CADatabase {
                     """, arguments: [date, revocation.reason.indexName, revocation.serial.hex])
             }
             let number = (Int(try Self.meta(db, Meta.crlNumber) ?? "0") ?? 0) + 1
+            let latest = try Self.latestRecordedTime(db, excludingRevocationsAt: date)
             var pem = Data()
             for issuer in issuers {
                 let revoked = try Self.fetch(db, where: "status = 'revoked' AND issuer_serial = ?", [issuer.hex])
-                pem += try sign(issuer, CRLInput(number: number, revoked: revoked))
+                pem += try sign(issuer, CRLInput(number: number, revoked: revoked, latestRecorded: latest))
             }
             try Self.setMeta(db, Meta.crlNumber, String(number))
+            try Self.setMeta(db, Meta.crlSignedAt, RFC3339.format(date))
             try Self.setMeta(db, Meta.crlPEM, String(decoding: pem, as: UTF8.self))
             return SignedCRL(number: number, pem: pem)
         }

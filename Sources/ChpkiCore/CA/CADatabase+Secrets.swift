@@ -15,7 +15,7 @@ extension CADatabase {
 
     /// Marks a CA being created (init-ca's staging database) as keeping its root apart.
     func markRootKeyApart() throws {
-        try change { db in try Self.setMeta(db, Self.rootKeyApartMeta, "1") }
+        try change({ _ in "the root key kept apart" }) { db in try Self.setMeta(db, Self.rootKeyApartMeta, "1") }
     }
 
     /// `passphrase change`: the re-wrapped CA keys (serial -> encrypted PEM), the data key's new
@@ -23,7 +23,7 @@ extension CADatabase {
     /// transaction: killed at any point, every key opens with the old passphrases or every one
     /// with the new.
     public func rewrapKeys(_ keys: [SerialNumber: Data], leafKeyWrap: LeafKeyVault.Wrap?, rootKeyApart: Bool) throws {
-        try change { db in
+        try change({ _ in "the CA keys re-wrapped under the new passphrase" }) { db in
             for (serial, pem) in keys {
                 try db.execute(sql: "UPDATE certificates SET authority_key_pem = ? WHERE serial = ? AND authority_key_pem IS NOT NULL",
                                arguments: [String(decoding: pem, as: UTF8.self), serial.hex])

@@ -9,6 +9,10 @@ import GRDB
 public final class CADatabase {
     public static let fileName = "ca.db"
     let queue: DatabaseQueue
+    let path: String
+    /// What the last change of this run committed ("certificates 0A.., 1B.."), for a failure after
+    /// the commit to name (`CAFiles.write(_:to:committed:)`).
+    private(set) var lastCommitted: String?
 
     /// Opens the database at `path` and brings its schema up to date (in place; the caller holds the lock).
     public init(path: String) throws {
@@ -18,13 +22,35 @@ public final class CADatabase {
             try db.execute(sql: "PRAGMA journal_mode = WAL")
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
+        self.path = path
         do {
             queue = try DatabaseQueue(path: path, configuration: configuration)
             try Self.migrator.migrate(queue)
         } catch let error as DatabaseError {
-            throw ChpkiError.input(file: path, field: nil, "not a chpki CA database: \(error.message ?? error.description)")
+            throw Self.storageFailure(error, path: path, doing: "cannot open it")
+                ?? ChpkiError.input(file: path, field: nil, "not a chpki CA database: \(error.message ?? error.description)")
         }
     }
+
+    /// A full disk or an I/O error, worded as such and naming the file (SQLite's own text says
+    /// neither: "disk I/O error", "SQLite error 13 ... COMMIT TRANSACTION"). SQLite reports a write
+    /// that found no room as either FULL or IOERR (creating the -wal/-shm files): an I/O error on a
+    /// filesystem with (almost) no room left is a full disk. Nil for other errors.
+    static func storageFailure(_ error: DatabaseError, path: String, doing: String) -> ChpkiError? {
+        let detail = "SQLite: \(error.message ?? "\(error.resultCode)")"
+        let full = ChpkiError.input(file: path, field: nil, "\(doing): no space left on device (\(detail))")
+        switch error.resultCode.primaryResultCode {
+        case .SQLITE_FULL: return full
+        case .SQLITE_IOERR:
+            if let available = FileOperations.availableBytes(Path.parent(of: path)), available < nearlyFull { return full }
+            return ChpkiError.input(file: path, field: nil, "\(doing): I/O error, is the disk failing? (\(detail))")
+        default: return nil
+        }
+    }
+
+    /// Less room than this and an I/O error is taken for a full disk: SQLite writes pages of 4 KiB
+    /// and a WAL index of 32 KiB.
+    static let nearlyFull = 64 * 1024
 
     /// Whether opening the file at `path` would change its schema (a shared-lock reader must then upgrade).
     public static func needsMigration(path: String) -> Bool {
@@ -79,15 +105,28 @@ public final class CADatabase {
     }
 
     /// Runs `body` in one EXCLUSIVE transaction: it commits whole or not at all.
-    func change<T>(_ body: (Database) throws -> T) throws -> T {
-        try queue.writeWithoutTransaction { db in
-            var result: T?
-            try db.inTransaction(.exclusive) {
-                result = try body(db)
-                return .commit
+    /// `committed` describes the change for a failure after the commit (`lastCommitted`).
+    func change<T>(_ committed: (T) -> String, _ body: (Database) throws -> T) throws -> T {
+        let result: T
+        do {
+            result = try queue.writeWithoutTransaction { db in
+                var result: T?
+                try db.inTransaction(.exclusive) {
+                    result = try body(db)
+                    return .commit
+                }
+                return result!
             }
-            return result!
+        } catch let error as DatabaseError {
+            throw Self.storageFailure(error, path: path, doing: "nothing was committed") ?? error
         }
+        lastCommitted = committed(result)
+        return result
+    }
+
+    /// Serials as a change's description names them.
+    static func describe(_ serials: [SerialNumber]) -> String {
+        serials.map(\.hex).joined(separator: ", ")
     }
 
     func read<T>(_ body: (Database) throws -> T) throws -> T {
@@ -224,7 +263,7 @@ public final class CADatabase {
 
     /// init-ca: the CA certificates, the first CRL, the leaf-key wrap; into an empty database.
     public func initialize(authorities: [NewAuthority], crl: SignedCRL, leafKeyWrap: LeafKeyVault.Wrap?, now: Date) throws {
-        try change { db in
+        try change({ _ in "the new CA (\(Self.describe(authorities.map(\.certificate.serial))))" }) { db in
             for authority in authorities { try Self.insert(authority, db: db, now: now) }
             try Self.setMeta(db, Meta.crlNumber, String(crl.number))
             try Self.setMeta(db, Meta.crlPEM, String(decoding: crl.pem, as: UTF8.self))
@@ -235,7 +274,7 @@ public final class CADatabase {
 
     /// A CA certificate added to a running CA (a new issuing intermediate).
     public func recordAuthority(_ authority: NewAuthority, now: Date) throws {
-        try change { db in try Self.insert(authority, db: db, now: now) }
+        try change({ _ in "the CA certificate \(authority.certificate.serial.hex)" }) { db in try Self.insert(authority, db: db, now: now) }
     }
 
     /// A signed leaf to record.
@@ -252,7 +291,7 @@ public final class CADatabase {
 
     /// issue / renew: the whole batch, superseding what each replaces, in one transaction.
     public func recordIssued(_ batch: [NewLeaf], now: Date) throws {
-        try change { db in try Self.recordLeaves(batch, db: db, now: now) }
+        try change({ _ in "certificates \(Self.describe(batch.map(\.signed.serial)))" }) { db in try Self.recordLeaves(batch, db: db, now: now) }
     }
 
     /// The rows of `recordIssued`, inside the caller's transaction.
@@ -281,6 +320,8 @@ public final class CADatabase {
     public struct CRLInput: Sendable {
         public var number: Int
         public var revoked: [IssuedCertificate]
+        /// The latest time this CA recorded (a certificate, a revocation, a CRL): a CRL's nextUpdate must be after it.
+        public var latestRecorded: Date?
     }
 
     /// revoke (with `serials`) or crl (without) for a CA with one issuer: `revokeAndPublishCRLs`
@@ -293,7 +334,7 @@ public final class CADatabase {
 
     /// rotate-ca: the current authorities become previous, the new ones current, the cross-certificate stored.
     public func startRotation(_ authorities: [NewAuthority], crossSigned: Certificate, now: Date) throws {
-        try change { db in
+        try change({ _ in "the rotation to the new CA certificates \(Self.describe(authorities.map(\.certificate.serial)))" }) { db in
             try db.execute(sql: "UPDATE certificates SET authority_role = 'previous' WHERE authority_role = 'current'")
             for authority in authorities { try Self.insert(authority, db: db, now: now) }
             try Self.setMeta(db, Meta.crossSignedPEM, String(decoding: try crossSigned.pemEncoded(), as: UTF8.self))
@@ -303,7 +344,7 @@ public final class CADatabase {
 
     /// rotate-ca --finish: the previous authorities are retired (superseded), the cross-certificate dropped.
     public func finishRotation() throws {
-        try change { db in
+        try change({ _ in "the retirement of the previous root" }) { db in
             try db.execute(sql: "UPDATE certificates SET authority_role = 'retired', status = 'superseded' WHERE authority_role = 'previous'")
             try db.execute(sql: "DELETE FROM meta WHERE key IN (?, ?)", arguments: [Meta.crossSignedPEM, Meta.rotationStartedAt])
         }
@@ -311,7 +352,7 @@ public final class CADatabase {
 
     /// Retires one CA certificate (an intermediate no longer needed).
     public func retire(_ serial: SerialNumber) throws {
-        try change { db in
+        try change({ _ in "the retirement of \(serial.hex)" }) { db in
             try db.execute(sql: "UPDATE certificates SET authority_role = 'retired', status = 'superseded' WHERE serial = ? AND kind IN ('root', 'intermediate')",
                            arguments: [serial.hex])
         }
@@ -319,7 +360,7 @@ public final class CADatabase {
 
     /// Seals every leaf key stored in clear, and stores the wrap of the data key (if new), in one transaction.
     public func sealClearLeafKeys(wrap: LeafKeyVault.Wrap, seal: (SecretBytes, SerialNumber) throws -> Data) throws -> Int {
-        try change { db in
+        try change({ count in "\(count) leaf keys sealed" }) { db in
             try Self.setMeta(db, Meta.leafKeyWrap, try Self.json(wrap))
             let rows = try Row.fetchAll(db, sql: "SELECT serial, private_key_pem FROM certificates WHERE private_key_pem IS NOT NULL")
             for row in rows {
@@ -341,7 +382,7 @@ public final class CADatabase {
     }
 
     public func adoptLegacyFiles(_ files: LegacyFiles) throws {
-        try change { db in
+        try change({ _ in "the adoption of the first-release CA files" }) { db in
             try db.execute(sql: "UPDATE certificates SET authority_role = 'retired' WHERE kind IN ('root', 'intermediate')")
             for (serial, role) in files.roles {
                 try db.execute(sql: "UPDATE certificates SET authority_role = ?, status = CASE ? WHEN 'retired' THEN status ELSE 'valid' END WHERE serial = ?",
@@ -366,6 +407,7 @@ public final class CADatabase {
         static let rotationStartedAt = "rotation_started_at"
         static let leafKeyWrap = "leaf_key_wrap"
         static let legacyFilesPending = "legacy_files_pending"
+        static let crlSignedAt = "crl_signed_at"
     }
 
     static func setMeta(_ db: Database, _ key: String, _ value: String) throws {
@@ -396,9 +438,17 @@ public final class CADatabase {
               let status = CertificateStatus(rawValue: row["status"]) else {
             throw ChpkiError.input(file: fileName, field: "certificates.serial=\(serialText)", "unreadable row (serial, kind or status)")
         }
+        // A column that does not decode is refused naming the row: read as "no SANs" or "no profile",
+        // the leaf would be planned as unchanged forever.
+        func decoded<T: Decodable>(_ type: T.Type, _ column: String, _ text: String) throws -> T {
+            do { return try JSONDecoder().decode(type, from: Data(text.utf8)) } catch {
+                throw ChpkiError.input(file: fileName, field: "certificates.serial=\(serialText)",
+                                       "the \(column) column does not decode (\(String(text.prefix(40)).debugDescription)): restore ca.db from a backup")
+            }
+        }
         let sansText: String = row["sans"]
-        let sans = ((try? JSONDecoder().decode([String].self, from: Data(sansText.utf8))) ?? []).compactMap(GeneralNameText.parse)
-        let profile = (row["profile"] as String?).flatMap { try? JSONDecoder().decode(CertificateProfile.Essentials.self, from: Data($0.utf8)) }
+        let sans = try decoded([String].self, "sans", sansText).compactMap(GeneralNameText.parse)
+        let profile = try (row["profile"] as String?).map { try decoded(CertificateProfile.Essentials.self, "profile", $0) }
         let revokedAt: Date? = row["revoked_at"]
         let reasonText: String? = row["revocation_reason"]
         return IssuedCertificate(

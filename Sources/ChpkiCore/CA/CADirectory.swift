@@ -25,6 +25,22 @@ public struct CADirectory: Sendable {
     public static let authorityFiles = [rootCertificate, rootKey, intermediateCertificate, intermediateKey,
                                         CADatabase.fileName, OpenSSLIndex.fileName, crl]
 
+    /// The directory as an absolute path (relative ones against the working directory), for
+    /// messages that must say where chpki looked.
+    public var absolutePath: String {
+        URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath, isDirectory: true))
+            .standardizedFileURL.path
+    }
+
+    /// "No CA here": where chpki looked and how to point it elsewhere. It never tells the operator
+    /// to create one outright: run from the wrong directory, that would make a second CA beside the
+    /// cluster's own.
+    public var missingCA: ChpkiError {
+        ChpkiError.input(file: absolutePath, field: "--ca-dir",
+                         "no CA here (no \(CADatabase.fileName) in \(absolutePath)); point chpki at the CA with --ca-dir DIR "
+                         + "or CHPKI_CA_DIR=DIR (only if this is a new cluster: 'chpki init-ca' creates its CA)")
+    }
+
     public func file(_ name: String) -> String {
         Path.join(path, name)
     }

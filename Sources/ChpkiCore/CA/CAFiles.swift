@@ -44,6 +44,12 @@ enum CAFiles {
         place(roles.primaryIntermediate, CADirectory.intermediateCertificate, CADirectory.intermediateKey)
         place(roles.previousRoot, CADirectory.previousRoot, CADirectory.previousRootKey)
         place(roles.previousIntermediate, CADirectory.previousIntermediate, CADirectory.previousIntermediateKey)
+        // Every other live intermediate (growth keeps the older ones current; a rotation keeps the
+        // previous one) under its serial, so `openssl verify` and `openssl ocsp -index` answer for
+        // a leaf of any of them from ca/ alone.
+        for intermediate in roles.otherLiveIntermediates {
+            view.files[olderIntermediateName(intermediate.serial)] = Data(intermediate.certificatePEM.utf8)
+        }
         if let cross = inputs.state.crossSignedPEM { view.files[CADirectory.crossSigned] = cross }
         let otherRoots = authorities.filter { $0.kind == .root && $0.authorityRole != .current }
         if !otherRoots.isEmpty, let root = roles.currentRoot {
@@ -68,6 +74,21 @@ enum CAFiles {
         return view
     }
 
+    static let olderIntermediatePrefix = "intermediate-"
+
+    /// `intermediate-<serial hex>.pem`: a live intermediate that is not the newest (`intermediate.pem`).
+    static func olderIntermediateName(_ serial: SerialNumber) -> String {
+        "\(olderIntermediatePrefix)\(serial.hex).pem"
+    }
+
+    /// Files named like an older intermediate's that the view no longer holds (it was retired).
+    static func leftoverIntermediates(_ view: View, in directory: CADirectory) -> [String] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        return entries.filter { name in
+            name.hasPrefix(olderIntermediatePrefix) && name.hasSuffix(".pem") && view.files[name] == nil
+        }.sorted()
+    }
+
     /// The names whose file differs from `view` (content or mode), or exists though it should not.
     static func differences(_ view: View, in directory: CADirectory) -> [String] {
         var names: [String] = []
@@ -78,24 +99,55 @@ enum CAFiles {
         for name in view.absent.sorted() where FileManager.default.fileExists(atPath: directory.file(name)) {
             names.append(name)
         }
-        return names
+        return names + leftoverIntermediates(view, in: directory)
     }
 
-    /// Makes the directory match `view`: new content first (atomic writes), removals last.
+    /// Makes the directory match `view`: new content first (atomic writes), removals last. A file
+    /// that cannot be written is named with the system's reason (a full disk: "No space left on
+    /// device"). `committed` says what this run committed to ca.db just before, if anything: the
+    /// failure is then not a refusal (exit 2, "nothing was changed") but exit 3, saying what was
+    /// committed and which file is stale until the next command rewrites it (SPEC §8).
     @discardableResult
-    static func write(_ view: View, to directory: CADirectory) throws -> [String] {
+    static func write(_ view: View, to directory: CADirectory, committed: String? = nil) throws -> [String] {
+        do { return try writeFiles(view, to: directory) } catch let failure as WriteFailure {
+            guard let committed else {
+                throw ChpkiError.input(file: failure.path, field: nil, "cannot write: \(failure.reason) (ca.db is intact: free space and run the command again)")
+            }
+            throw ChpkiError(.committedViewsStale,
+                "committed to \(directory.file(CADatabase.fileName)): \(committed); but \(failure.path) could not be written "
+                + "(\(failure.reason)), so it is stale: the next chpki command (e.g. 'chpki list') rewrites it from ca.db")
+        }
+    }
+
+    /// A file of the view that could not be written or removed, and the system's reason.
+    struct WriteFailure: Error {
+        var path: String
+        var reason: String
+
+        static func wrapping(_ path: String, _ body: () throws -> Void) throws {
+            do { try body() } catch let failure as POSIXFailure {
+                throw WriteFailure(path: path, reason: failure.reason)
+            } catch {
+                throw WriteFailure(path: path, reason: "\(error)")
+            }
+        }
+    }
+
+    private static func writeFiles(_ view: View, to directory: CADirectory) throws -> [String] {
         let changed = differences(view, in: directory)
         let changedSet = Set(changed)
         for (name, content) in view.files.sorted(by: { $0.key < $1.key }) where changedSet.contains(name) {
-            if name.contains("/") {
-                let parent = directory.file(Path.parent(of: name))
-                try FileOperations.createDirectory(parent, mode: 0o700)
+            try WriteFailure.wrapping(directory.file(name)) {
+                if name.contains("/") {
+                    let parent = directory.file(Path.parent(of: name))
+                    try FileOperations.createDirectory(parent, mode: 0o700)
+                }
+                try AtomicFile.write(content, to: directory.file(name), mode: 0o600)
             }
-            try AtomicFile.write(content, to: directory.file(name), mode: 0o600)
         }
         var removed = false
-        for name in view.absent.sorted() where changedSet.contains(name) {
-            try FileOperations.removeFile(directory.file(name))
+        for name in view.absent.sorted() + leftoverIntermediates(view, in: directory) where changedSet.contains(name) {
+            try WriteFailure.wrapping(directory.file(name)) { try FileOperations.removeFile(directory.file(name)) }
             removed = true
         }
         if removed { AtomicFile.syncDirectory(directory.path) }
@@ -138,6 +190,8 @@ struct AuthorityRoles {
     var currentIntermediates: [IssuedCertificate]
     var previousRoot: IssuedCertificate?
     var previousIntermediate: IssuedCertificate?
+    /// The live (current or previous) intermediates other than the primary one.
+    var otherLiveIntermediates: [IssuedCertificate]
 
     init(_ authorities: [IssuedCertificate]) {
         currentRoot = authorities.last { $0.kind == .root && $0.authorityRole == .current }
@@ -147,5 +201,9 @@ struct AuthorityRoles {
         previousRoot = authorities.last { $0.kind == .root && $0.authorityRole == .previous }
         let previous = previousRoot
         previousIntermediate = authorities.last { $0.kind == .intermediate && $0.authorityRole == .previous && $0.issuerSerial == previous?.serial }
+        let primary = primaryIntermediate
+        otherLiveIntermediates = authorities.filter { authority in
+            authority.kind == .intermediate && authority.authorityRole != .retired && authority.serial != primary?.serial
+        }
     }
 }

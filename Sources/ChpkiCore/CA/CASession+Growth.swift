@@ -26,6 +26,7 @@ extension CASession {
     public func issue(_ items: [IssuancePlan.Item], growingWith constraints: NameConstraints, progress: ProgressTicker? = nil,
                       phaseDone: (String) -> Void = { _ in }) throws -> (intermediate: Certificate, issued: [BatchIssuer.Issued]) {
         try requireExclusive()
+        try SigningClock.check(issuer: root, now: now)
         let rootSigner = try rootSigner(purpose: IssuingAuthorities.growthPurpose)
         let passphrase = try newKeyPassphrase(for: .intermediate)
         let key = try PrivateKey.generate(CAInitializer.intermediateKeyType)

@@ -63,7 +63,7 @@ public final class CASession {
     }
 
     static func noCA(_ directory: CADirectory) -> ChpkiError {
-        ChpkiError.input(file: directory.path, field: "--ca-dir", "no CA here (ca.db is missing); create one with 'chpki init-ca'")
+        directory.missingCA
     }
 
     private static func load(_ database: CADatabase, _ directory: CADirectory) throws
@@ -113,7 +113,7 @@ public final class CASession {
     /// After a committed change: reload the CA and write the derived files (index.txt, crl.pem, CA files).
     func publish() throws {
         (authorities, root, issuing, issuingCertificate, previousRoot) = try Self.load(database, directory)
-        try CAFiles.write(try renderView(), to: directory)
+        try CAFiles.write(try renderView(), to: directory, committed: database.lastCommitted)
     }
 
     // MARK: - Reading
@@ -328,6 +328,7 @@ public final class CASession {
     /// commits the rows in its own transaction (with a new intermediate, on growth).
     func sign(_ items: [IssuancePlan.Item], signer: Signer, issuer: Certificate, progress: ProgressTicker?,
               phaseDone: (String) -> Void) throws -> ([BatchIssuer.Issued], [CADatabase.NewLeaf]) {
+        try SigningClock.check(issuer: issuer, now: now)
         let kept = try leafKeys(items.filter(\.keepsKey).compactMap { $0.previous?.serial })
         let issued = try BatchIssuer.sign(items, signer: signer, issuerNotAfter: issuer.notAfter, previousKeys: kept,
                                          now: now, progress: progress)

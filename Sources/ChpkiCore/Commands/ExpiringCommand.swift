@@ -6,6 +6,8 @@ public enum ExpiringCommand {
         /// null when each certificate's own window applied.
         @NullEncoded var within: String?
         var certificates: [Expiry.Item]
+        /// CRLs of crl.pem past or near their nextUpdate.
+        var crls: [CRLFreshness.Item]
     }
 
     public static func run(within: String?, settings: Settings, reporter: Reporter) throws {
@@ -19,14 +21,19 @@ public enum ExpiringCommand {
         let records = try session.validLeaves() + session.authorities.filter { $0.status == .valid && $0.authorityRole != .retired }
         let due = Expiry.due(records, now: now, window: window, renewBefore: inventory?.defaults.renewBefore ?? Defaults.renewBefore)
             .sorted { $0.notAfter < $1.notAfter }
-        try reporter.emit(Report(within: window?.description, certificates: due))
+        let crls = try CRLFreshness.due(try session.database.publishedState().crlPEM, now: now, window: window)
+        try reporter.emit(Report(within: window?.description, certificates: due, crls: crls))
         if !due.isEmpty {
             reporter.line(Table.render(header: ["KIND", "SERVICE", "HOST", "NAME", "SERIAL", "NOT AFTER", "DAYS LEFT"],
                                rows: due.map { [$0.kind, $0.service ?? "-", $0.host ?? "-", $0.name ?? "", $0.serial,
                                                 RFC3339.format($0.notAfter), "\($0.daysLeft)"] }))
         }
+        for crl in crls { reporter.line(crl.line) }
         guard due.isEmpty else {
             throw ChpkiError(.checkFailed, "\(due.count) certificate(s) expire within \(window?.description ?? "their renewal window"): run 'chpki renew'")
+        }
+        if let first = crls.first {
+            throw ChpkiError(.checkFailed, first.line + (crls.count > 1 ? " (and \(crls.count - 1) more CRL(s))" : ""))
         }
         reporter.line("nothing expires within \(window?.description ?? "the renewal windows") (\(records.count) valid certificates)")
     }

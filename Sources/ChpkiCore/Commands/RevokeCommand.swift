@@ -20,7 +20,12 @@ public enum RevokeCommand {
     public static func revoke(_ target: String, reason: RevocationReason, passphraseFile: String?, settings: Settings, reporter: Reporter) throws {
         let inventory = try settings.inventoryIfPresent()
         let session = try settings.openCA(.change, passphraseFile: passphraseFile, reporter: reporter)
-        let selection = try select(target, in: try session.certificates(), inventory: inventory)
+        let certificates = try session.certificates()
+        var selection = try select(target, in: certificates, inventory: inventory)
+        if reason == .keyCompromise {
+            let chosen = selection.valid + selection.alreadyRevoked
+            selection.valid += try KeyCompromise.sharingKeys(with: chosen, in: certificates, now: session.now)
+        }
         let crl = try session.revokeAndPublishCRL(selection.valid, reason: reason)
         let path = session.directory.file(CADirectory.crl)
         try reporter.emit(Report(revoked: selection.valid.map(\.hex), alreadyRevoked: selection.alreadyRevoked.map(\.hex),

@@ -1,12 +1,16 @@
 /// An error chpki reports to the operator: one line, naming the file, field and reason.
 ///
-/// `exitCode` follows SPEC §1: 2 for bad input or a refusal, 1 for a failed check.
+/// `exitCode` follows SPEC §1: 2 for bad input or a refusal, 1 for a failed check, 3 for a change
+/// committed whose derived files are stale.
 public struct ChpkiError: Error, CustomStringConvertible, Sendable, Equatable {
     public enum Kind: Sendable, Equatable {
         /// Bad input or a refused command (exit 2): nothing was changed.
         case refused
         /// A check that ran and failed (exit 1): verify, expiring.
         case checkFailed
+        /// The change was committed to ca.db but a file rewritten from it (index.txt, crl.pem, a CA
+        /// file) could not be written (exit 3): the next command rewrites it.
+        case committedViewsStale
     }
 
     public var kind: Kind
@@ -29,6 +33,12 @@ public struct ChpkiError: Error, CustomStringConvertible, Sendable, Equatable {
         return ChpkiError(.refused, location + reason)
     }
 
-    public var exitCode: Int32 { kind == .refused ? 2 : 1 }
+    public var exitCode: Int32 {
+        switch kind {
+        case .refused: return 2
+        case .checkFailed: return 1
+        case .committedViewsStale: return 3
+        }
+    }
     public var description: String { message }
 }

@@ -85,4 +85,7 @@ public struct POSIXFailure: Error, CustomStringConvertible, Sendable {
     }
 
     public var description: String { message }
+
+    /// strerror of the code alone ("No space left on device"), for messages that name the file themselves.
+    public var reason: String { String(cString: strerror(code)) }
 }

@@ -40,6 +40,18 @@ public enum FileOperations {
         }
     }
 
+    /// statvfs(2): the bytes an unprivileged writer may still use on the filesystem of `path`, nil if unknown.
+    public static func availableBytes(_ path: String) -> Int? {
+        var info = statvfs()
+        guard statvfs(path, &info) == 0 else { return nil }
+        return Int(info.f_bavail) * Int(info.f_frsize)
+    }
+
+    /// chmod(2).
+    public static func setMode(_ path: String, _ mode: mode_t) throws {
+        guard chmod(path, mode) == 0 else { throw POSIXFailure.last("cannot set the mode of \(path) to \(String(mode, radix: 8))") }
+    }
+
     /// chmod(2), best effort: used where the mode is a tightening, not a precondition.
     public static func setModeIgnoringErrors(_ path: String, _ mode: mode_t) {
         _ = chmod(path, mode)

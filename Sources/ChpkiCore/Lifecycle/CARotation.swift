@@ -17,6 +17,7 @@ public enum CARotation {
             throw ChpkiError.input(file: directory.file(CADirectory.previousRoot), field: nil,
                                    "a rotation is already under way: re-issue the leaves ('chpki issue', 'chpki renew'), then 'chpki rotate-ca --finish'")
         }
+        try SigningClock.check(issuer: oldRoot, now: session.now)
         let old = try session.rootSigner(purpose: "rotate-ca")
         // The new keys are protected as the old ones were: the root under the root passphrase, the
         // intermediate under the operations one (the same one for a CA with one), or not at all.
@@ -61,6 +62,9 @@ public enum CARotation {
         }
         // One transaction; the files (root.pem, previous-*, cross-signed.pem, trust-bundle.pem) follow from it.
         try session.startRotation(authorities, crossSigned: crossSigned)
+        // A CRL of the new issuing CA beside those of the old ones, so `-crl_check` passes for the
+        // leaves `issue` signs next without a manual `chpki crl`.
+        try session.revokeAndPublishCRLs([])
         return Started(root: root, crossSigned: crossSigned, intermediate: intermediate)
     }
 
@@ -77,6 +81,8 @@ public enum CARotation {
                 "\(live.count) valid certificate(s) still chain only to the old root (first: \(first.service ?? "") \(first.name ?? first.subject)); run 'chpki issue' or 'chpki renew' first")
         }
         try session.finishRotation()
+        // crl.pem drops the retired CAs' CRLs and holds a fresh one for every live CA with leaves.
+        try session.revokeAndPublishCRLs([])
         return oldIssuers.count
     }
 

@@ -39,6 +39,12 @@ public final class Certificate: @unchecked Sendable {
         try derEncode("i2d_X509") { i2d_X509(pointer, $0) }
     }
 
+    /// The SubjectPublicKeyInfo DER of the certified key: two certificates hold the same key iff these are equal.
+    public func publicKeyDER() throws -> Data {
+        let key = try checkNotNil(X509_get0_pubkey(pointer), "X509_get0_pubkey")
+        return try derEncode("i2d_PUBKEY") { i2d_PUBKEY(key, $0) }
+    }
+
     // MARK: Names
 
     public var subject: DistinguishedName { distinguishedName(X509_get_subject_name(pointer)) }

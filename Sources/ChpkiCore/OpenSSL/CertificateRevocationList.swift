@@ -62,6 +62,19 @@ public final class CertificateRevocationList: @unchecked Sendable {
         self.init(takingOwnershipOf: try checkNotNil(crl, "not a PEM CRL"))
     }
 
+    public convenience init(der: Data) throws {
+        let crl: OpaquePointer? = der.withUnsafeBytes { raw in
+            var cursor: UnsafePointer<UInt8>? = raw.baseAddress?.assumingMemoryBound(to: UInt8.self)
+            return d2i_X509_CRL(nil, &cursor, raw.count)
+        }
+        self.init(takingOwnershipOf: try checkNotNil(crl, "not a DER CRL"))
+    }
+
+    /// Every CRL in `pem` (crl.pem holds one per CA with leaves).
+    public static func all(inPEM pem: Data) throws -> [CertificateRevocationList] {
+        try PEMBlock.all(in: pem).filter { $0.label == "X509 CRL" }.map { try CertificateRevocationList(der: $0.der) }
+    }
+
     public func pemEncoded() throws -> Data {
         try MemoryBIO.writing { bio in try check(PEM_write_bio_X509_CRL(bio, pointer), "PEM_write_bio_X509_CRL") }
     }

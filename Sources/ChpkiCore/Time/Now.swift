@@ -1,12 +1,22 @@
 import Foundation
 
-/// The current time, which tests may pin: `CHPKI_NOW=2027-01-01T00:00:00Z` (RFC 3339) makes every
-/// command behave as if it ran at that instant. For testing only; operators never need it.
+/// The current time, which tests of a debug build may pin: `CHPKI_NOW=2027-01-01T00:00:00Z` (RFC 3339)
+/// makes every command behave as if it ran at that instant. A release build (the package) ignores it:
+/// it moves every signed notBefore/notAfter, so it must not be a knob of the shipped binary; tests of a
+/// release build move the clock with `faketime` instead.
 public enum Now {
     public static let environmentVariable = "CHPKI_NOW"
 
     public static func current(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Date {
-        guard let text = environment[environmentVariable], !text.isEmpty else { return Date() }
+        #if DEBUG
+        return try pinned(environment) ?? Date()
+        #else
+        return Date()
+        #endif
+    }
+
+    static func pinned(_ environment: [String: String]) throws -> Date? {
+        guard let text = environment[environmentVariable], !text.isEmpty else { return nil }
         guard let date = RFC3339.parse(text) else {
             throw ChpkiError.input(file: nil, field: environmentVariable, "'\(text)' is not an RFC 3339 time such as 2027-01-01T00:00:00Z")
         }
