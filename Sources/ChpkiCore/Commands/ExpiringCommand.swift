@@ -21,9 +21,9 @@ public enum ExpiringCommand {
             .sorted { $0.notAfter < $1.notAfter }
         try reporter.emit(Report(within: window?.description, certificates: due))
         if !due.isEmpty {
-            reporter.line(Table.render(header: ["KIND", "SERVICE", "HOST", "NAME", "SERIAL", "NOT AFTER", "DAYS LEFT"],
-                               rows: due.map { [$0.kind, $0.service ?? "-", $0.host ?? "-", $0.name ?? "", $0.serial,
-                                                RFC3339.format($0.notAfter), "\($0.daysLeft)"] }))
+            reporter.table(header: ["KIND", "SERVICE", "HOST", "NAME", "SERIAL", "NOT AFTER", TimeLeft.header],
+                           rows: due.map { [$0.kind, $0.service ?? "-", $0.host ?? "-", $0.name ?? "", $0.serial,
+                                            RFC3339.format($0.notAfter), "\($0.daysLeft)"] })
         }
         guard due.isEmpty else {
             throw ChpkiError(.checkFailed, "\(due.count) certificate(s) expire within \(window?.description ?? "their renewal window"): run 'chpki renew'")

@@ -193,7 +193,7 @@ extension SecretBundleInstaller {
         do {
             let root = try RootedDirectory(rootPath)
             let plan = try SecretBundleInstaller.plan(files, layout: layout, root: root, force: force, now: now)
-            guard plan.conflicts.isEmpty else { throw ChpkiError(.refused, plan.conflicts.joined(separator: "\n")) }
+            guard plan.conflicts.isEmpty else { throw ChpkiError(.refused, problems: plan.conflicts) }
             if !dryRun { try apply(plan, root: root) }
             return plan
         } catch let refusal as RootedDirectory.Refusal {
