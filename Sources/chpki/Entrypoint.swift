@@ -3,7 +3,8 @@ import ChpkiCore
 import Foundation
 
 /// Parses, runs, and maps every failure to SPEC §1's exit codes: 2 with one line on stderr for bad
-/// input or a refusal, 1 for a failed check, 0 otherwise.
+/// input or a refusal, 1 for a failed check, 0 otherwise. Every error goes out through
+/// `Reporter.error` (escaped, one line per problem, and the JSON error object under --json).
 @main
 enum Entrypoint {
     static func main() {
@@ -18,23 +19,22 @@ enum Entrypoint {
         } catch {
             finish(error, arguments: arguments)
         }
+        let global = (command as? TakesGlobalOptions)?.global
         do {
             try command.run()
             NextStep.report(after: command)
-        } catch let error as ChpkiError {
-            // -q on a check (expiring, verify): the exit status is the whole answer.
-            if error.kind == .checkFailed, (command as? TakesGlobalOptions)?.global.quiet == true { exit(error.exitCode) }
-            fail(error.message, code: error.exitCode)
-        } catch let error as OpenSSLError {
-            fail(error.description, code: 2)
-        } catch let error as POSIXFailure {
-            fail(error.description, code: 2)
-        } catch {
+        } catch let error where String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
+            // `chpki help X` runs a help command that throws its help; a validation error from a command.
             finish(error, arguments: arguments)
+        } catch {
+            let report = ErrorReport(error, database: global.map { Path.join($0.settings.caDirectory.path, CADatabase.fileName) })
+            // -q on a check (expiring, verify): the exit status is the whole answer.
+            if report.code == ErrorReport.checkFailed, global?.quiet == true { exit(report.exitCode) }
+            fail(report, json: global?.json ?? false)
         }
     }
 
-    /// Help, version and usage errors from the argument parser (and ExitCode from a command).
+    /// Help, version and usage errors from the argument parser.
     static func finish(_ error: Error, arguments: [String]) -> Never {
         let code = Chpki.exitCode(for: error)
         if code == .success {
@@ -42,17 +42,19 @@ enum Entrypoint {
             exit(0)
         }
         if error is ExitCode { exit(code.rawValue) }
-        if let unknown = CommandLookup.unknownSubcommandMessage(arguments) { fail(unknown, code: 2) }
+        // The options were not parsed: --json is asked for when it is among the arguments.
+        let json = arguments.prefix { $0 != "--" }.contains("--json")
+        if let unknown = CommandLookup.unknownSubcommandMessage(arguments) {
+            fail(ErrorReport(code: "usage", problems: [unknown]), json: json)
+        }
         // A usage error from the argument parser: one line, and where to read more.
         let message = Chpki.message(for: error).split(separator: "\n")
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: " ")
-        fail("\(message) (see 'chpki help')", code: 2)
+        fail(ErrorReport(code: "usage", problems: ["\(message) (see 'chpki help')"]), json: json)
     }
 
-    /// One `chpki: error:` line per line of `message` (a refusal may list several problems).
-    static func fail(_ message: String, code: Int32) -> Never {
-        let lines = message.split(separator: "\n").map { "chpki: error: \($0)\n" }.joined()
-        FileHandle.standardError.write(Data(lines.utf8))
-        exit(code)
+    static func fail(_ report: ErrorReport, json: Bool) -> Never {
+        Reporter(json: json, quiet: false, verbose: false).error(report)
+        exit(report.exitCode)
     }
 }

@@ -4,6 +4,12 @@ import ChpkiCore
 struct Issue: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Issue every certificate the inventory implies that is missing, changed or due.",
+        // The generated line ends in a bare `<subcommand>`, as if one were required: the inventory
+        // run is this command's own, a subcommand only for one certificate outside it.
+        usage: """
+            chpki issue [--dry-run] [--prune] [--passphrase-file <file>] [--ca-dir <dir>] [--inventory <file>] [--json] [--quiet] [--verbose]
+              chpki issue server|client|admin [<options>]
+            """,
         discussion: """
             Without a subcommand: compares the inventory with the CA database and prints one line per \
             certificate: issued (new), reissued (names, usages or key type changed), renewed (within \
@@ -35,12 +41,20 @@ struct Issue: ParsableCommand {
     @Flag(help: "Revoke the certificates the plan shows as 'retire' (hosts and services gone: cessationOfOperation; replaced with other names: superseded) and publish the CRLs.")
     var prune = false
 
-    func run() throws {
+    /// How many live certificates the run left waiting for `--prune` (set by `run`, for the next step).
+    var waitingToRetire = 0
+
+    /// The parsed options only: `waitingToRetire` is the run's result, not an argument.
+    enum CodingKeys: String, CodingKey {
+        case global, key, dryRun, prune
+    }
+
+    mutating func run() throws {
         var options = IssueCommand.Options()
         options.dryRun = dryRun
         options.prune = prune
         options.passphraseFile = key.passphraseFile
-        try IssueCommand.run(options, settings: rootKey.applied(to: global.settings), reporter: global.makeReporter())
+        waitingToRetire = try IssueCommand.run(options, settings: rootKey.applied(to: global.settings), reporter: global.makeReporter())
     }
 }
 

@@ -225,7 +225,8 @@ def test_each_changing_command_ends_with_the_next_step(write_inventory, init_ca,
     issued = h.assert_ok(run("issue", "--passphrase-file", passphrase_file))
     assert f"next: chpki bundle --out bundles --tar --passphrase-file {passphrase_file}" in issued.stdout
     bundled = h.assert_ok(run("bundle", "--out", "bundles", "--tar", "--passphrase-file", passphrase_file))
-    assert "next: copy bundles/HOST.tar.gz" in bundled.stdout and "tar -xzpf" in bundled.stdout
+    assert f"next: chpki verify --bundle bundles --passphrase-file {passphrase_file}" in bundled.stdout
+    assert "then copy bundles/HOST.tar.gz" in bundled.stdout and "tar -xzpf" in bundled.stdout
     renewed = h.assert_ok(run("renew", "--passphrase-file", passphrase_file))
     assert "next: chpki bundle" in renewed.stdout
     revoked = h.assert_ok(run("revoke", "haproxy-1.example.com", "--passphrase-file", passphrase_file))

@@ -103,7 +103,8 @@ def test_first_cluster_steps_run_as_written(installed, tmp_path):
     for host in inventory["hosts"]:
         assert (work / "bundles" / f"{host['name']}.tar.gz").is_file(), host["name"]
     assert "no violation" in res.stdout
-    assert "next: chpki issue" in res.stdout and "next: copy bundles/HOST.tar.gz" in res.stdout
+    assert "next: chpki issue" in res.stdout and "next: chpki verify --bundle bundles" in res.stdout
+    assert "then copy bundles/HOST.tar.gz" in res.stdout
 
 
 def test_first_cluster_steps_that_need_hosts_are_valid(installed):

@@ -54,7 +54,7 @@ public enum BundleCommand {
         }
         try reporter.emit(Report(out: options.output, hosts: lines, removed: removed))
         let rows = lines.map { [$0.host, "\($0.files)", $0.services.joined(separator: ", "), $0.archive ?? ""] }
-        reporter.line(Table.render(header: ["HOST", "FILES", "SERVICES", "ARCHIVE"], rows: rows))
+        reporter.table(header: ["HOST", "FILES", "SERVICES", "ARCHIVE"], rows: rows)
         for host in removed { reporter.line("removed the tree of \(host), no longer in the inventory") }
         let unchanged = lines.filter { !$0.changed }.count
         reporter.line("wrote \(lines.count - unchanged) host trees to \(options.output) (each with \(BundleManifest.path))"

@@ -24,9 +24,9 @@ public enum ExpiringCommand {
         let crls = try CRLFreshness.due(try session.database.publishedState().crlPEM, now: now, window: window)
         try reporter.emit(Report(within: window?.description, certificates: due, crls: crls))
         if !due.isEmpty {
-            reporter.line(Table.render(header: ["KIND", "SERVICE", "HOST", "NAME", "SERIAL", "NOT AFTER", "DAYS LEFT"],
-                               rows: due.map { [$0.kind, $0.service ?? "-", $0.host ?? "-", $0.name ?? "", $0.serial,
-                                                RFC3339.format($0.notAfter), "\($0.daysLeft)"] }))
+            reporter.table(header: ["KIND", "SERVICE", "HOST", "NAME", "SERIAL", "NOT AFTER", TimeLeft.header],
+                           rows: due.map { [$0.kind, $0.service ?? "-", $0.host ?? "-", $0.name ?? "", $0.serial,
+                                            RFC3339.format($0.notAfter), "\($0.daysLeft)"] })
         }
         for crl in crls { reporter.line(crl.line) }
         guard due.isEmpty else {

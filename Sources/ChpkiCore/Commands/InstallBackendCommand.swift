@@ -34,7 +34,7 @@ public enum InstallBackendCommand {
         SecretBundleInstaller.describe(plan, bundle: "the Chef Backend secrets bundle", options: options, reporter: reporter)
         guard !options.dryRun else { return }
         let installed = "/" + BackendSecretsBundle.path
-        reporter.line("Next: chef-backend-ctl join-cluster <LEADER_IP> -s \(installed)")
-        reporter.line("Then delete \(options.file) from this host (reference 001 Step 3.5: the shared secrets must not stay behind in a copy); chef-backend keeps its own at \(installed).")
+        reporter.next(["chef-backend-ctl join-cluster <LEADER_IP> -s \(installed)",
+                       "then delete \(options.file) from this host (reference 001 Step 3.5: the shared secrets must not stay behind in a copy); chef-backend keeps its own at \(installed)"])
     }
 }

@@ -39,7 +39,7 @@ public enum InstallFrontendCommand {
                                  steps: plan.steps))
         SecretBundleInstaller.describe(plan, bundle: "the \(bundle.flavor.rawValue) frontend bundle", options: options, reporter: reporter)
         if !options.dryRun {
-            reporter.line("Next: \(bundle.flavor.ctl) reconfigure")
+            reporter.next(["\(bundle.flavor.ctl) reconfigure"])
         }
     }
 }

@@ -82,8 +82,10 @@ public enum IssuanceReport {
         try report(lines, growth: nil, retirement: nil, pruned: false, prune: false, dryRun: dryRun, reporter: reporter)
     }
 
+    /// Prints the report; returns how many certificates wait for `--prune`.
+    @discardableResult
     static func report(_ certificateLines: [Line], growth: Growth?, retirement: RetirementPlan?, pruned: Bool, prune: Bool,
-                       dryRun: Bool, reporter: Reporter) throws {
+                       dryRun: Bool, reporter: Reporter) throws -> Int {
         let lines = certificateLines + (retirement?.items.map { line($0, pruned: pruned) } ?? [])
         var summary: [String: Int] = [:]
         for action in [IssuancePlan.Action.issued, .reissued, .renewed, .unchanged, .retire, .retired] {
@@ -91,27 +93,31 @@ public enum IssuanceReport {
         }
         try reporter.emit(Report(dryRun: dryRun, intermediate: growth, certificates: certificateLines,
                                  retire: Array(lines.dropFirst(certificateLines.count)), summary: summary))
-        guard !reporter.json, !reporter.quiet else { return }
-        var text = ""
+        guard !reporter.json, !reporter.quiet else { return summary["retire"] ?? 0 }
         if let growth {
             let done = growth.serial.map { " (signed by the root: \($0))" } ?? (dryRun ? " (would be signed by the root)" : "")
-            text += "intermediate  \(growth.action)  covers \(growth.summary)\(done)\n"
+            reporter.line("intermediate  \(growth.action)  covers \(growth.summary)\(done)")
         }
         let rows = lines.map { line -> [String] in
             var action = line.action.rawValue
             if dryRun && line.action != .unchanged && line.action != .retire { action = "would be \(action)" }
             var note = line.action == .reissued || line.action == .renewed ? line.reason : ""
+            // A certificate signed by this run: its own expiry (the reason of a renewal names the old one's).
+            if !dryRun, line.action != .unchanged, line.revocationReason == nil, let notAfter = line.notAfter {
+                note = "expires \(RFC3339.format(notAfter))" + (line.action == .reissued ? "; \(line.reason)" : "")
+            }
             if let reason = line.revocationReason { note = "\(line.reason) (\(reason))" }
             return [action, line.kind, line.service ?? "-", line.host ?? "-", line.name == line.host ? "" : line.name,
                     line.serial ?? "", note]
         }
-        text += Table.render(header: ["ACTION", "KIND", "SERVICE", "HOST", "NAME", "SERIAL", "NOTE"], rows: rows) + "\n"
-        text += "\(summary["issued"]!) issued, \(summary["reissued"]!) reissued, \(summary["renewed"]!) renewed, \(summary["unchanged"]!) unchanged"
+        reporter.table(header: ["ACTION", "KIND", "SERVICE", "HOST", "NAME", "SERIAL", "NOTE"], rows: rows)
+        var text = "\(summary["issued"]!) issued, \(summary["reissued"]!) reissued, \(summary["renewed"]!) renewed, \(summary["unchanged"]!) unchanged"
         if let retire = summary["retire"], retire > 0 {
             text += ", \(retire) to retire" + (prune && dryRun ? " (--prune would revoke them)" : " (waiting for --prune)")
         }
         if let retired = summary["retired"], retired > 0 { text += ", \(retired) retired (revoked, CRL published)" }
         text += dryRun ? " (dry run: nothing was changed)" : ""
         reporter.line(text)
+        return summary["retire"] ?? 0
     }
 }

@@ -12,7 +12,9 @@ public enum IssueCommand {
     }
 
     /// `chpki issue`: plan against the inventory, then sign what the plan says, all under the CA lock.
-    public static func run(_ options: Options, settings: Settings, reporter: Reporter) throws {
+    /// Returns how many certificates wait for `--prune` (for the next step the CLI prints).
+    @discardableResult
+    public static func run(_ options: Options, settings: Settings, reporter: Reporter) throws -> Int {
         var clock = Stopwatch()
         let inventory = try settings.requireInventory()
         reporter.detail("read \(settings.inventoryPath): \(clock.lap())")
@@ -30,9 +32,8 @@ public enum IssueCommand {
         let retirement = RetirementPlan(profiles: profiles, plan: plan, live: try session.database.liveLeaves(now: session.now),
                                         oneOffs: oneOffs, liveIssuers: session.liveAuthoritySerials)
         if options.dryRun {
-            try IssuanceReport.report(plan.items.map { IssuanceReport.line($0, issued: nil) }, growth: .init(growth, certificate: nil),
-                                      retirement: retirement, pruned: false, prune: options.prune, dryRun: true, reporter: reporter)
-            return
+            return try IssuanceReport.report(plan.items.map { IssuanceReport.line($0, issued: nil) }, growth: .init(growth, certificate: nil),
+                                             retirement: retirement, pruned: false, prune: options.prune, dryRun: true, reporter: reporter)
         }
         reporter.detail("planned \(plan.work.count) to sign: \(clock.lap())")
         let progress = reporter.progress(total: plan.work.count, label: "signing certificates")
@@ -54,8 +55,8 @@ public enum IssueCommand {
         }
         let lines = plan.items.map { IssuanceReport.line($0, issued: issuedByIdentity[$0.profile.identity]) }
         reporter.detail("total since the inventory was read: \(clock.lap())")
-        try IssuanceReport.report(lines, growth: .init(growth, certificate: intermediate), retirement: retirement, pruned: pruned,
-                                  prune: options.prune, dryRun: false, reporter: reporter)
+        return try IssuanceReport.report(lines, growth: .init(growth, certificate: intermediate), retirement: retirement, pruned: pruned,
+                                         prune: options.prune, dryRun: false, reporter: reporter)
     }
 
     /// A one-off certificate (`issue server|client|admin`): always freshly keyed and signed; a valid

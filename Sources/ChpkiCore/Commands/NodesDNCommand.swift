@@ -3,6 +3,6 @@ public enum NodesDNCommand {
     public static func run(service: String, settings: Settings, reporter: Reporter) throws {
         let lists = try NodesDN(inventory: try settings.requireInventory(), service: service)
         try reporter.emit(lists)
-        reporter.line(lists.yaml, terminator: "")
+        reporter.block(lists.yaml)
     }
 }

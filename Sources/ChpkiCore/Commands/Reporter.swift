@@ -1,7 +1,9 @@
 import Foundation
 
-/// Where a command's output goes: human text or one JSON document on stdout, notes on stderr.
-/// `--quiet` drops the human text (JSON and errors still print); `--verbose` adds detail.
+/// Where a command's output goes: human text or one JSON document on stdout, notes and errors on
+/// stderr. `--quiet` drops the human text (JSON and errors still print); `--verbose` adds detail.
+/// Every message passes through `ControlCharacters.escaped` here: a name read from a file can
+/// neither split a line nor send the terminal an escape sequence.
 public final class Reporter: @unchecked Sendable {
     public let json: Bool
     public let quiet: Bool
@@ -30,10 +32,24 @@ public final class Reporter: @unchecked Sendable {
                  standardOutput: sink, standardError: standardError)
     }
 
-    /// A line of the human report (suppressed by --json and --quiet).
-    public func line(_ text: String = "", terminator: String = "\n") {
+    /// A line of the human report (suppressed by --json and --quiet): one line, whatever it holds.
+    public func line(_ text: String = "") {
         guard !json, !quiet else { return }
-        standardOutput(text + terminator)
+        standardOutput(ControlCharacters.escaped(text) + "\n")
+    }
+
+    /// A table of the human report: each cell escaped (a name can never add a line), in columns.
+    public func table(header: [String], rows: [[String]]) {
+        guard !json, !quiet else { return }
+        let cells = rows.map { $0.map { ControlCharacters.escaped($0) } }
+        standardOutput(Table.render(header: header, rows: cells) + "\n")
+    }
+
+    /// Text laid out in lines by chpki (a template, the nodes_dn YAML), printed as is but for
+    /// control characters other than its newlines and tabs.
+    public func block(_ text: String) {
+        guard !json, !quiet else { return }
+        standardOutput(ControlCharacters.escaped(text, keeping: ControlCharacters.layout))
     }
 
     /// The step to take after a command that changed something, as the report's last line.
@@ -46,20 +62,20 @@ public final class Reporter: @unchecked Sendable {
     /// Detail shown with --verbose, on stderr so it never mixes with JSON.
     public func detail(_ text: String) {
         guard verbose else { return }
-        standardError(text + "\n")
+        standardError(ControlCharacters.escaped(text) + "\n")
     }
 
     /// A note the operator should see unless --quiet (a weak setting they chose).
     public func note(_ text: String) {
         guard !quiet else { return }
-        standardError("chpki: \(text)\n")
+        standardError("chpki: \(ControlCharacters.escaped(text))\n")
     }
 
     /// A one-off status line for a person watching (e.g. waiting for a lock): only on a terminal,
     /// so scripts and logs see one line per error.
     public func progress(_ text: String) {
         guard !quiet, interactive else { return }
-        standardError("chpki: \(text)\n")
+        standardError("chpki: \(ControlCharacters.escaped(text))\n")
     }
 
     /// A progress line for a batch of `total` items, redrawn in place on stderr (count, rate,
@@ -67,6 +83,15 @@ public final class Reporter: @unchecked Sendable {
     /// returned ticker is then inert, so callers need no check of their own.
     public func progress(total: Int, label: String) -> ProgressTicker {
         ProgressTicker(total: total, label: label, write: !quiet && interactive && total > 0 ? standardError : nil)
+    }
+
+    /// A command's failure: one `chpki: error:` line per problem on stderr (whatever --quiet
+    /// says), and with --json the `{"error": {...}}` object on stdout, so a script reading stdout
+    /// learns why too. A check that failed (exit 1) has printed its own JSON report instead.
+    public func error(_ report: ErrorReport) {
+        standardError(report.problems.map { "chpki: error: \(ControlCharacters.escaped($0))\n" }.joined())
+        guard json, report.code != ErrorReport.checkFailed, let document = try? Self.encodeJSON(["error": report]) else { return }
+        standardOutput(document + "\n")
     }
 
     /// The one JSON document of `--json`, keys sorted so output is stable.
@@ -88,7 +113,12 @@ public final class Reporter: @unchecked Sendable {
             var container = encoder.singleValueContainer()
             try container.encode(RFC3339.format(date))
         }
-        return String(decoding: try encoder.encode(value), as: UTF8.self)
+        // JSONEncoder escapes C0 controls itself; DEL and C1 are valid JSON raw, but not on a terminal.
+        let text = String(decoding: try encoder.encode(value), as: UTF8.self)
+        return String(String.UnicodeScalarView(text.unicodeScalars.flatMap { scalar -> [Unicode.Scalar] in
+            guard (0x7F...0x9F).contains(scalar.value) else { return [scalar] }
+            return Array(String(format: "\\u%04x", scalar.value).unicodeScalars)
+        }))
     }
 }
 

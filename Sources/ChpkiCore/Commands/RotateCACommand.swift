@@ -28,6 +28,5 @@ public enum RotateCACommand {
         reporter.line("New root: \(started.root.subject.rfc4514), serial \(started.root.serial.hex), valid until \(RFC3339.format(started.root.notAfter))")
         reporter.line("  cross-signed by the old root: \(directory.file(CADirectory.crossSigned))")
         reporter.line("  both roots: \(directory.file(CADirectory.trustBundle)); bundles carry both until --finish")
-        reporter.line("Next: chpki issue (re-issues every leaf under the new root), chpki bundle, install; then chpki rotate-ca --finish")
     }
 }

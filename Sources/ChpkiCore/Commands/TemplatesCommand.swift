@@ -41,7 +41,7 @@ public enum TemplatesCommand {
             let source = item.path.map { item.used ? "override \($0)" : "\($0) (unused: no built-in template of this name)" } ?? "built-in"
             return [item.name, source]
         }
-        reporter.line(Table.render(header: ["NAME", "SOURCE"], rows: rows))
+        reporter.table(header: ["NAME", "SOURCE"], rows: rows)
         if let directory = templates.overrideDirectory {
             reporter.line("override directory: \(directory) (a NAME.mustache there replaces the built-in NAME)")
         } else {
@@ -59,6 +59,6 @@ public enum TemplatesCommand {
         let path: String?
         if case .override(let overridePath) = entry.source { path = overridePath } else { path = nil }
         try reporter.emit(Shown(name: entry.name, source: path == nil ? "built-in" : "override", path: path, text: entry.text))
-        reporter.line(entry.text, terminator: "")
+        reporter.block(entry.text)
     }
 }

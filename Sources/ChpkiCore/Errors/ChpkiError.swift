@@ -14,11 +14,22 @@ public struct ChpkiError: Error, CustomStringConvertible, Sendable, Equatable {
     }
 
     public var kind: Kind
-    public var message: String
+    /// Each problem found, one report line each (a bundle's checks may find several at once).
+    public var problems: [String]
+    /// Where the problem is, when an input error says so: for `--json`'s error object.
+    public var file: String?
+    public var line: Int?
+    public var field: String?
 
     public init(_ kind: Kind = .refused, _ message: String) {
         self.kind = kind
-        self.message = message
+        self.problems = [message]
+    }
+
+    /// Several problems found at once: each is its own `chpki: error:` line.
+    public init(_ kind: Kind = .refused, problems: [String]) {
+        self.kind = kind
+        self.problems = problems
     }
 
     /// `file: field: reason`, the shape every input error takes.
@@ -30,9 +41,14 @@ public struct ChpkiError: Error, CustomStringConvertible, Sendable, Equatable {
             location += ": "
         }
         if let field, !field.isEmpty { location += "\(field): " }
-        return ChpkiError(.refused, location + reason)
+        var error = ChpkiError(.refused, location + reason)
+        error.file = file
+        error.line = file == nil ? nil : line
+        error.field = field?.isEmpty == false ? field : nil
+        return error
     }
 
+    public var message: String { problems.joined(separator: "\n") }
     public var exitCode: Int32 {
         switch kind {
         case .refused: return 2

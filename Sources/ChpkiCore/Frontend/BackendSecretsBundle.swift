@@ -74,7 +74,7 @@ public enum BackendSecretsBundle {
             throw ChpkiError.input(file: file, field: "\(SecretBundleManifest.memberName) format", "'\(unpacked.manifest.format)' is not \(format)\(hint)")
         }
         let (files, problems) = try SecretBundleArchive.check(unpacked, layout: layout, file: file)
-        guard problems.isEmpty else { throw ChpkiError(.refused, problems.joined(separator: "\n")) }
+        guard problems.isEmpty else { throw ChpkiError(.refused, problems: problems) }
         guard let secretsData = files[path] else {
             throw ChpkiError.input(file: file, field: path, "missing from the bundle")
         }

@@ -126,7 +126,7 @@ public enum FrontendBundleReader {
             throw ChpkiError.input(file: file, field: "\(SecretBundleManifest.memberName) flavor", "missing")
         }
         let (verified, problems) = try SecretBundleArchive.check(unpacked, layout: flavor.layout, file: file)
-        guard problems.isEmpty else { throw ChpkiError(.refused, problems.joined(separator: "\n")) }
+        guard problems.isEmpty else { throw ChpkiError(.refused, problems: problems) }
         var files: [FrontendFile.Role: FrontendFileData] = [:]
         for spec in flavor.files {
             guard let data = verified[spec.path] else { continue }
@@ -137,7 +137,7 @@ public enum FrontendBundleReader {
         let listed = Set(manifest.files.map(\.path))
         let absent = Set(flavor.files.filter { !listed.contains($0.path) }.map(\.role))
         let validation = FrontendValidation.validate(flavor: flavor, files: files, absent: absent) { "\(file): \($0.path)" }
-        guard validation.problems.isEmpty else { throw ChpkiError(.refused, validation.problems.joined(separator: "\n")) }
+        guard validation.problems.isEmpty else { throw ChpkiError(.refused, problems: validation.problems) }
         let ordered = flavor.files.compactMap { files[$0.role] }
         let directories = flavor.directories.map {
             FrontendDirectory(path: $0, mode: 0o755, owner: SecretBundleLayout.owner, group: SecretBundleLayout.group)

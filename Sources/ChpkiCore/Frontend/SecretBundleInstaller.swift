@@ -231,7 +231,7 @@ extension SecretBundleInstaller {
             let recovered = dryRun ? try journal.pending() : try journal.recover()
             var plan = try SecretBundleInstaller.plan(files, layout: layout, root: root, force: force, now: now)
             plan.recovered = recovered
-            guard plan.conflicts.isEmpty else { throw ChpkiError(.refused, plan.conflicts.joined(separator: "\n")) }
+            guard plan.conflicts.isEmpty else { throw ChpkiError(.refused, problems: plan.conflicts) }
             if !dryRun { try apply(plan, root: root, journal: journal) }
             return plan
         } catch let refusal as RootedDirectory.Refusal {

@@ -30,7 +30,7 @@ public enum Expiry {
         }.map { record in
             Item(kind: record.kind.isAuthority ? "ca" : record.kind.rawValue, service: record.service, host: record.host,
                  name: record.name ?? record.subject, serial: record.serial.hex, notAfter: record.notAfter,
-                 daysLeft: Int((record.notAfter.timeIntervalSince(now) / 86400).rounded(.down)))
+                 daysLeft: TimeLeft.days(until: record.notAfter, from: now))
         }
     }
 }
