@@ -44,8 +44,10 @@ struct AnsibleInventory {
             throw errorInCluster("no such Ansible inventory: \(path)")
         }
         if !isDirectory.boolValue {
-            guard let data = FileManager.default.contents(atPath: path) else {
-                throw errorInCluster("cannot read the Ansible inventory \(path)")
+            let data: Data
+            switch RegularFile.read(path, limit: ReadLimits.inventory) {
+            case let .success((contents, _)): data = contents
+            case let .failure(failure): throw errorInCluster("the Ansible inventory \(path): \(failure.reason)")
             }
             if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], object["_meta"] != nil,
                let text = String(data: data, encoding: .utf8) {

@@ -56,15 +56,7 @@ public struct PassphraseSource: Sendable {
 
     /// The first line of `file`, without its line ending (as `openssl -passin file:` reads it).
     static func read(file: String) throws -> Passphrase {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory) else {
-            throw ChpkiError.input(file: file, field: "--passphrase-file", "no such file")
-        }
-        guard !isDirectory.boolValue else { throw ChpkiError.input(file: file, field: "--passphrase-file", "is a directory") }
-        guard let contents = FileManager.default.contents(atPath: file) else {
-            throw ChpkiError.input(file: file, field: "--passphrase-file", "cannot read the file")
-        }
-        var data = contents
+        var data = try InputFile.read(file, limit: ReadLimits.passphraseFile, field: "--passphrase-file")
         defer { data.withUnsafeMutableBytes { SecureMemory.cleanse($0) } }
         var line = Array(data.prefix(while: { $0 != UInt8(ascii: "\n") }))
         defer { SecureMemory.cleanse(&line) }
