@@ -105,7 +105,9 @@ public enum SnippetSyntax {
                 continue
             }
             let value = String(words[words.index(after: equals)...])
-            guard !containsShell(value) else {
+            // An unquoted space ends the assignment: a shell runs the rest as a command.
+            let quoted = value.first == "\"" || value.first == "'"
+            guard !containsShell(value), quoted || !value.contains(where: { $0 == " " || $0 == "\t" }) else {
                 other.append(number)
                 continue
             }
