@@ -156,13 +156,20 @@ public enum SnippetSyntax {
         public var values: [(line: Int, value: String)]
     }
 
-    /// The document's leaves, or nil when it is not YAML (the finding then says so). Nesting past
-    /// `maxDepth` is not followed (no config chpki renders nests that deep).
-    public static func yaml(_ text: String, maxDepth: Int = 32) -> [YAMLSetting]? {
+    /// The document's leaves, or nil when it is not YAML chpki can check (the finding then says
+    /// so): it does not parse, nests deeper than `maxDepth`, or has more than `maxNodes` nodes
+    /// once aliases are followed (a "billion laughs" document is small but expands without end).
+    public static func yaml(_ text: String, maxDepth: Int = 32, maxNodes: Int = 100_000) -> [YAMLSetting]? {
         guard let root = try? Yams.compose(yaml: text) else { return text.allSatisfy(\.isWhitespace) ? [] : nil }
         var settings: [YAMLSetting] = []
+        var budget = maxNodes
+        var complete = true
         func walk(_ node: Node, _ key: String, _ line: Int, _ depth: Int) {
-            guard depth < maxDepth else { return }
+            budget -= 1
+            guard depth < maxDepth, budget > 0 else {
+                complete = false
+                return
+            }
             switch node {
             case let .mapping(mapping):
                 for (name, value) in mapping {
@@ -183,11 +190,11 @@ public enum SnippetSyntax {
             }
         }
         walk(root, "", 1, 0)
-        return settings
+        return complete ? settings : nil
     }
 
     /// The finding for a snippet that should be YAML and is not.
-    public static let notYAML = SnippetFinding(line: 0, "does not parse as YAML, so its settings cannot be checked")
+    public static let notYAML = SnippetFinding(line: 0, "not YAML that chpki can check (it does not parse, or nests or expands beyond any config), so its settings cannot be checked")
 
     /// `http://` URLs: the services here speak TLS to each other, never plain HTTP.
     public static func plainHTTP(_ value: String) -> Bool { value.lowercased().contains("http://") }
