@@ -209,3 +209,12 @@ public enum SnippetSyntax {
 extension ServiceBundle {
     public var snippets: [Snippet] { [] }
 }
+
+extension Snippet {
+    /// Every finding in the snippets of `services` as they lie in `tree`: (path, finding).
+    static func findings(in tree: TreeFiles, services: [String]) -> [(path: String, finding: SnippetFinding)] {
+        services.flatMap { ServiceBundles.layout(of: $0).snippets }.flatMap { snippet in
+            snippet.paths.flatMap { path in (tree.text(path).map(snippet.rules) ?? []).map { (path, $0) } }
+        }
+    }
+}
