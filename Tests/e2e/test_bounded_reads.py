@@ -8,6 +8,7 @@ import os
 import time
 
 import helpers as h
+from conftest import REPO
 
 HUGE = 3 << 30
 
@@ -65,3 +66,23 @@ def test_sparse_file_in_a_frontend_root(run, tmp_path):
     assert "Fatal error" not in res.stderr and "allocate" not in res.stderr
     assert any(str(huge) in line and "3 GiB" in line for line in res.stderr.splitlines()), res.stderr
     assert not (tmp_path / "fe.tgz").exists()
+
+
+def test_endless_ansible_inventory_output_is_cut_off(run, workdir, tmp_path):
+    """ansible-inventory (here a stand-in on PATH) printing without end: chpki stops it at the
+    inventory limit, with one line, instead of collecting output until memory runs out."""
+    import yaml
+    inventory = yaml.safe_load((REPO / "examples/loopback.yml").read_text())
+    inventory.pop("hosts")
+    inventory["ansible_inventory"] = "hosts.ini"
+    (workdir / "cluster.yml").write_text(yaml.safe_dump(inventory))
+    (workdir / "hosts.ini").write_text("[backend]\nb1\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "ansible-inventory"
+    fake.write_text("#!/bin/sh\nexec yes '{\"_meta\": {\"hostvars\": {}}, \"padding\": \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}'\n")
+    fake.chmod(0o755)
+    started = time.monotonic()
+    res = run("issue", "--dry-run", env={"PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    assert_one_line(res, "ansible-inventory", "32 MiB", "stdout")
+    assert time.monotonic() - started < 60

@@ -61,7 +61,7 @@ struct AnsibleInventory {
                 "ANSIBLE_INVENTORY_UNPARSED_FAILED": "true",
                 "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "true",
                 "ANSIBLE_NOCOLOR": "1",
-            ])
+            ], outputLimit: ReadLimits.inventory)
         } catch Subprocess.Failure.notFound {
             throw errorInCluster("\(path) is not ansible-inventory --list JSON, and \(Self.program) is not on PATH: install ansible-core, or give the output of '\(Self.program) -i FILE --list'")
         } catch {
