@@ -32,7 +32,7 @@ struct InitCA: ParsableCommand {
     @Option(help: ArgumentHelp("Root key type: \(KeyType.allNames). Default: the inventory's ca.key, or ec-p384.", valueName: "type"))
     var key: KeyType?
 
-    @Option(help: ArgumentHelp("Root lifetime, e.g. 10y or 3650d. Default: the inventory's ca.validity, or 10y.", valueName: "period"))
+    @Option(help: ArgumentHelp("Root lifetime, e.g. 10y, 3650d or 6h (s, min, h, d, w, mo, y; m is months). Default: the inventory's ca.validity, or 10y.", valueName: "period"))
     var validity: String?
 
     @Option(name: .customLong("name-constraints"), help: "auto: constrain the CA that signs leaves (the intermediate) to the inventory's names and networks when an inventory exists; none: no constraints.")

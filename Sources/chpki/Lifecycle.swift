@@ -8,7 +8,7 @@ struct Expiring: ParsableCommand {
     )
 
     @OptionGroup var global: GlobalOptions
-    @Option(help: ArgumentHelp("The window, e.g. 30d.", valueName: "period")) var within: String?
+    @Option(help: ArgumentHelp("The window, e.g. 30d, 12h or 90min (s, min, h, d, w, mo, y; m is months).", valueName: "period")) var within: String?
 
     func run() throws {
         try ExpiringCommand.run(within: within, settings: global.settings, reporter: global.makeReporter())
@@ -23,7 +23,7 @@ struct Renew: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var key: CAKeyOptions
-    @Option(help: ArgumentHelp("Renew what expires within this period.", valueName: "period")) var within: String?
+    @Option(help: ArgumentHelp("Renew what expires within this period, e.g. 30d or 90min (s, min, h, d, w, mo, y; m is months).", valueName: "period")) var within: String?
     @Flag(help: "Generate new keys instead of keeping the old ones.") var rekey = false
 
     func run() throws {

@@ -50,6 +50,33 @@ struct ModelTests {
         for bad in ["", "d", "-1d", "0d", "1.5y", "10x", "1e3d"] { #expect(Period(bad) == nil, "\(bad)") }
     }
 
+    @Test("periods to the second: s, min, h, d, w, mo, y; m stays months")
+    func periodsToTheSecond() throws {
+        let start = try #require(RFC3339.parse("2026-11-22T00:00:00Z"))
+        #expect(Period("45s")?.after(start) == start.addingTimeInterval(45))
+        #expect(Period("90min")?.after(start) == start.addingTimeInterval(90 * 60))
+        #expect(Period("36h")?.after(start) == start.addingTimeInterval(36 * 3600))
+        #expect(Period("6mo")?.after(start) == RFC3339.parse("2027-05-22T00:00:00Z"))
+        #expect(Period("6m") == Period("6mo"), "m is months, as in inventories written before mo")
+        #expect(Period("6M") == Period("6mo"))
+        #expect(Period("3MIN") == Period(amount: 3, unit: .minutes))
+        #expect(Period("45s")?.before(start) == start.addingTimeInterval(-45))
+        #expect(Period("1mo")?.description == "1mo")
+        #expect(Period("90min")?.description == "90min")
+        // A century is the longest; more is refused before any arithmetic can overflow.
+        #expect(Period("100y") != nil)
+        #expect(Period("101y") == nil)
+        #expect(Period("\(Period.longest)s") != nil)
+        #expect(Period("\(Period.longest + 1)s") == nil)
+        for bad in ["5 min", "5mins", "5sec", "5ms", "s", "min", "1.5s", "99999999999s", "5mn", "5mi", "+5s", "5s5",
+                    "0s", "5yy", "٣d", "5\u{0}s"] {
+            #expect(Period(bad) == nil, "\(bad)")
+        }
+        #expect(Period(seconds: 1701.4) == Period(amount: 1701, unit: .seconds))
+        #expect(Period(seconds: 0.2) == Period(amount: 1, unit: .seconds))
+        #expect(Period(seconds: .infinity) == Period(amount: 1, unit: .seconds))
+    }
+
     @Test("path arithmetic")
     func paths() {
         #expect(Path.parent(of: "x") == ".")

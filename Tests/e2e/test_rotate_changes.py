@@ -79,7 +79,8 @@ class Rig:
         q = shlex.quote(str(self.log))
         self.copy = f"echo copy {{host}} >> {q}"
         self.reload = f"echo reload {{host}} {{service}} >> {q}"
-        self.remove = f"echo remove {{host}} {{path}} >> {q}"
+        # the dropped paths come on stdin, NUL-separated (never on a command line)
+        self.remove = f"xargs -0 -r -n1 echo remove {{host}} >> {q}"
 
     def run(self, *args, env=None) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -247,13 +248,19 @@ def test_default_state_dir_is_beside_the_bundles(chpki_bin, tmp_path):
     assert sorted(p.name for p in (tmp_path / "bundles.installed").iterdir()) == ["frontend-1.chpki.test.json"]
 
 
-def test_a_damaged_record_means_reinstall(chpki_bin, tmp_path):
-    """A record that is not a chpki manifest (truncated, edited) counts as never installed."""
+def test_a_damaged_record_is_refused_then_a_deleted_one_means_reinstall(chpki_bin, tmp_path):
+    """A record that is not a chpki manifest (truncated, edited) is refused, naming it, and nothing
+    runs on any host (SPEC §8: recorded state is data); a missing record counts as never installed."""
     rig = Rig(chpki_bin, tmp_path)
     rig.ok()
     rig.actions()
-    (rig.state / "frontend-1.chpki.test.json").write_text('{"generator": "chpki", "files": [')
+    damaged = rig.state / "frontend-1.chpki.test.json"
+    damaged.write_text('{"generator": "chpki", "files": [')
     (rig.state / "haproxy-1.chpki.test.json").unlink()
+    res = rig.run()
+    assert res.returncode == 2 and str(damaged) in res.stderr, h.describe(res)
+    assert rig.actions() == ([], set()), "a command ran despite a refused record"
+    damaged.unlink()
     rig.ok()
     copies, reloads = rig.actions()
     assert copies == ["frontend-1.chpki.test", "haproxy-1.chpki.test"], copies
@@ -269,7 +276,7 @@ def test_a_service_that_leaves_a_host_takes_its_files_with_it(chpki_bin, tmp_pat
     hosts = tmp_path / "hosts"
     q, log = shlex.quote(str(hosts)), shlex.quote(str(rig.log))
     rig.copy = f"mkdir -p {q}/{{host}} && tar -xzpf {{archive}} -C {q}/{{host}} && echo copy {{host}} >> {log}"
-    rig.remove = f"rm -- {q}/{{host}}{{path}} && echo remove {{host}} {{path}} >> {log}"
+    rig.remove = f"xargs -0 -r -I @ sh -c 'rm -- \"$0/$1$2\" && echo remove \"$1\" \"$2\"' {q} {{host}} @ >> {log}"
     rig.ok()
     rig.actions()
     assert rig.removed == []
@@ -320,7 +327,7 @@ def test_a_failed_remove_stops_the_run_and_is_retried(chpki_bin, tmp_path):
     rig.actions()
     rig.minio_leaves_backend_3()
     log = shlex.quote(str(rig.log))
-    rig.remove = f"echo remove {{host}} {{path}} >> {log}; false"
+    rig.remove = f"xargs -0 -r -n1 echo remove {{host}} >> {log}; false"
     first = "backend-1.chpki.test"  # the first host in name order; it drops CAs/backend-3.crt
     res = rig.run()
     assert res.returncode == 1 and f"{first}: remove command failed" in res.stderr, h.describe(res)
@@ -329,7 +336,7 @@ def test_a_failed_remove_stops_the_run_and_is_retried(chpki_bin, tmp_path):
         "a host whose remove failed was recorded as installed"
     copies, reloads = rig.actions()
     assert copies == [first] and reloads == set(), "the run went on after the failed remove"
-    rig.remove = f"echo remove {{host}} {{path}} >> {log}"
+    rig.remove = f"xargs -0 -r -n1 echo remove {{host}} >> {log}"
     rig.ok()
     copies, _ = rig.actions()
     assert copies[0] == first and (first, "/home/minio-user/.minio/certs/CAs/backend-3.crt") in rig.removed

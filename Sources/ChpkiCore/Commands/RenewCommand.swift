@@ -50,6 +50,6 @@ public enum RenewCommand {
         return CertificateProfile(
             identity: record.identity, subject: certificate.subject, subjectAlternativeNames: certificate.subjectAlternativeNames,
             extendedKeyUsage: certificate.extendedKeyUsageNames.compactMap(ExtendedKeyUsage.init(rawValue:)), keyType: keyType,
-            validity: Period(amount: max(1, Int((lifetime / 86400).rounded())), unit: .days), renewBefore: renewBefore)
+            validity: Period(seconds: lifetime), renewBefore: renewBefore)
     }
 }

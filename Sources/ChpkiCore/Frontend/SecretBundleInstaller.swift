@@ -5,7 +5,10 @@ import Foundation
 /// table, never from the bundle. Every path is resolved inside the root without following a
 /// symlink (`RootedDirectory`), and everything is checked before anything is written: a refused
 /// install leaves the root as it was. An existing file that differs is replaced only with
-/// `force`, and then its old copy is kept beside it.
+/// `force`, and then its old copy is kept beside it. Every directory on the way, the root
+/// included, must be root's (or the invoking user's) and not writable by group or others
+/// (`RootedDirectory`'s trusted owners). The files of one install take their names as one unit
+/// across a crash (`InstallJournal`).
 public enum SecretBundleInstaller {
     public enum Action: String, Sendable, Encodable {
         case mkdir, create, replace, unchanged
@@ -38,6 +41,18 @@ public enum SecretBundleInstaller {
         public var ownershipNote: String?
         /// uid/gid 0 when running as root; nil (keep the installing user) otherwise.
         var ids: (uid_t?, gid_t?) = (nil, nil)
+        /// What the recovery step at the start did (an interrupted install finished, leftovers removed).
+        public var recovered: [String] = []
+    }
+
+    /// Who may own a directory an install goes through: root, and the invoking user when that is
+    /// not root (whose own directories hold files it installs as itself anyway).
+    static var trustedOwners: [uid_t] { Accounts.isRoot ? [0] : [0, geteuid()] }
+
+    /// Where the journal of a `layout` install lives: the directory of its first file (the
+    /// configuration directory, which holds the secrets), checked like every target directory.
+    static func journal(_ layout: SecretBundleLayout, root: RootedDirectory) -> InstallJournal {
+        InstallJournal(root: root, directory: Path.parent(of: layout.files[0].path), targets: layout.files.map(\.path))
     }
 
     public static func backupSuffix(_ now: Date) -> String {
@@ -73,7 +88,13 @@ public enum SecretBundleInstaller {
             if refusedDirectories.contains(where: { directory.hasPrefix($0 + "/") }) { continue }
             do {
                 switch try root.entry(directory) {
-                case .directory: continue
+                case let .directory(status):
+                    // Checked here to name this directory once; every descriptor opened below is
+                    // checked again (fstat) when it is used.
+                    if let problem = root.distrust(status) {
+                        refusedDirectories.append(directory)
+                        plan.conflicts.append("\(root.fullPath(directory)): \(problem)")
+                    }
                 case .missing:
                     let mode = layout.directory(at: directory)?.mode ?? SecretBundleLayout.ancestorMode
                     plan.steps.append(Step(action: .mkdir, path: root.fullPath(directory), mode: ModeText.format(mode), owner: owner,
@@ -115,13 +136,10 @@ public enum SecretBundleInstaller {
                         step.action = status.mode != file.mode || ownerDiffers ? .metadata : .unchanged
                     } else if force {
                         step.action = .replace
-                        step.backup = path + suffix
+                        let name = try InstallJournal.freeName(Path.name(of: file.path) + suffix, beside: file.path, in: root)
+                        step.backup = root.fullPath(RootedDirectory.sibling(of: file.path, named: name))
                     } else {
                         plan.conflicts.append("\(path): exists and differs from the bundle; --force replaces it and keeps the old file as \(Path.name(of: path))\(suffix)")
-                        continue
-                    }
-                    if step.action == .replace, try root.entry(file.path + suffix) != .missing {
-                        plan.conflicts.append("\(path)\(suffix): exists; try again in a second")
                         continue
                     }
                 }
@@ -138,25 +156,38 @@ public enum SecretBundleInstaller {
         return plan
     }
 
-    /// Carries out `plan` under `root`; the caller has checked it has no conflicts. Each step
-    /// resolves its path again without following symlinks, so a symlink planted meanwhile stops
-    /// the install instead of redirecting it.
-    public static func apply(_ plan: Plan, root: RootedDirectory) throws {
+    /// Carries out `plan` under `root`; the caller has checked it has no conflicts and has run
+    /// `journal.recover()`. Directories first, then every file staged as a temporary beside its
+    /// target, then the journal's commit renames them all. Each step resolves its path again
+    /// without following symlinks (and checks each directory again), so a symlink or a foreign
+    /// directory planted meanwhile stops the install instead of redirecting it.
+    public static func apply(_ plan: Plan, root: RootedDirectory, journal: InstallJournal) throws {
         let (uid, gid) = plan.ids
-        for step in plan.steps {
-            let mode = mode_t(step.numericMode)
-            switch step.action {
-            case .unchanged:
-                continue
-            case .mkdir:
-                try root.makeDirectory(step.relative, mode: mode, owner: uid, group: gid)
-            case .create, .replace, .metadata:
+        for step in plan.steps where step.action == .mkdir {
+            try root.makeDirectory(step.relative, mode: mode_t(step.numericMode), owner: uid, group: gid)
+        }
+        var entries: [InstallJournal.Entry] = []
+        do {
+            for step in plan.steps where [.create, .replace, .metadata].contains(step.action) {
                 // A mode or owner fix writes a new file too: chmod in place would reach any other
                 // name of the same inode (a hard link planted in the root), a rename never does.
-                try root.writeFile(step.relative, data: step.data ?? Data(), mode: mode, owner: uid, group: gid,
-                                   backupName: step.backup.map(Path.name(of:)))
+                let temporary = try root.stage(step.relative, data: step.data ?? Data(), mode: mode_t(step.numericMode),
+                                               owner: uid, group: gid)
+                entries.append(InstallJournal.Entry(path: step.relative, temporary: temporary,
+                                                    backup: step.backup.map(Path.name(of:))))
             }
+            // The staged names are durable before the journal that lists them.
+            var directories: [String] = []
+            for entry in entries where !directories.contains(Path.parent(of: entry.path)) {
+                directories.append(Path.parent(of: entry.path))
+            }
+            for directory in directories { try root.syncDirectory(directory) }
+        } catch {
+            for entry in entries { try? root.remove(RootedDirectory.sibling(of: entry.path, named: entry.temporary)) }
+            throw error
         }
+        guard !entries.isEmpty else { return }
+        try journal.commit(entries)
     }
 }
 
@@ -191,10 +222,17 @@ extension SecretBundleInstaller {
         }
         guard rootStatus.kind == .directory else { throw ChpkiError.input(file: rootPath, field: "--root", "not a directory") }
         do {
-            let root = try RootedDirectory(rootPath)
-            let plan = try SecretBundleInstaller.plan(files, layout: layout, root: root, force: force, now: now)
+            let root = try RootedDirectory(rootPath, trustedOwners: trustedOwners)
+            let journal = journal(layout, root: root)
+            // One install at a time per root: recovery must never finish or remove another run's files.
+            let lock = dryRun ? nil : try DirectoryLock(directory: rootPath)
+            defer { withExtendedLifetime(lock) {} }
+            // A dry run writes nothing, not even a recovery; it plans against the root as it is.
+            let recovered = dryRun ? try journal.pending() : try journal.recover()
+            var plan = try SecretBundleInstaller.plan(files, layout: layout, root: root, force: force, now: now)
+            plan.recovered = recovered
             guard plan.conflicts.isEmpty else { throw ChpkiError(.refused, plan.conflicts.joined(separator: "\n")) }
-            if !dryRun { try apply(plan, root: root) }
+            if !dryRun { try apply(plan, root: root, journal: journal) }
             return plan
         } catch let refusal as RootedDirectory.Refusal {
             throw ChpkiError(.refused, refusal.description)
@@ -224,6 +262,7 @@ extension SecretBundleInstaller {
         } else {
             reporter.line("Installed \(bundle) \(options.file) into \(options.root):")
         }
+        for note in plan.recovered { reporter.note(note) }
         for line in lines(plan, dryRun: options.dryRun) { reporter.line(line) }
         reporter.line(summary(plan, dryRun: options.dryRun))
         if let note = plan.ownershipNote { reporter.note(note) }
