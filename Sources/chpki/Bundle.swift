@@ -24,7 +24,7 @@ struct Bundle: ParsableCommand {
     @Option(help: ArgumentHelp("The output directory (created if missing).", valueName: "dir")) var out: String
     @Flag(help: "Also write <host>.tar.gz per host.") var tar = false
     @Option(help: "Frontend paths: cinc (/etc/cinc-project) or chef (/etc/opscode).") var flavor: FrontendFlavor = .cinc
-    @Option(help: ArgumentHelp("Override directory: a NAME.mustache there replaces the built-in template NAME (else CHPKI_TEMPLATES, else /etc/chpki/templates).", valueName: "dir"))
+    @Option(help: ArgumentHelp("Override directory: a NAME.mustache there replaces the built-in template NAME (else CHPKI_TEMPLATES, else /etc/chpki/templates); it and its files must be root's or yours and not group/other-writable.", valueName: "dir"))
     var templates: String?
 
     func run() throws {

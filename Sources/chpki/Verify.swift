@@ -9,7 +9,9 @@ struct Verify: ParsableCommand {
             is not expired, and (with an inventory) has the inventory's subject and SANs. With --bundle DIR: \
             every host tree in DIR against docs/bundles.md and what each service accepts (key formats, MinIO's \
             single PEM block, etcd's EKUs and IP SANs, PostgreSQL key modes, HAProxy's order, SAN coverage, \
-            key/certificate pairs, validity, issuer), and each file and directory against the tree's \
+            key/certificate pairs, validity, issuer), the rendered config snippets against what each service \
+            must never accept (pg_hba.conf trust/password/md5 from the network, etcd without client-cert auth, \
+            plain http, TLS below 1.2, ...: docs/bundles.md), and each file and directory against the tree's \
             var/lib/chpki/MANIFEST.json (sha256, mode). --installed, on a host: DIR (default /) is that \
             host's installed root; owners and groups are checked by name against this host's users, a missing \
             service user is one warning line (its files stay root-owned), and on / the roots must be in the \

@@ -14,6 +14,8 @@ public struct BundleChecks {
     let manifestFiles: Set<String>
     private let owners: [String: String]
     public private(set) var violations: [String] = []
+    /// Files reported as too large to read (`report` names each once).
+    private var oversized: Set<String> = []
 
     init(files: TreeFiles, manifest: BundleManifest, now: Date, atSystemRoot: Bool) {
         self.files = files
@@ -26,7 +28,30 @@ public struct BundleChecks {
     }
 
     public mutating func report(_ path: String, _ message: String) {
-        violations.append("\(files.display(path)): \(message)")
+        report(path, line: nil, message)
+    }
+
+    /// `<tree>/<path>:<line>: <why>` for a finding at a line of a snippet.
+    public mutating func report(_ path: String, line: Int?, _ message: String) {
+        // A file too large to read is one violation, whatever each check would say about the
+        // content it could not read.
+        if let size = files.oversized(path) {
+            guard oversized.insert(path).inserted else { return }
+            violations.append("\(files.display(path)): not read: \(ReadLimits.tooLarge(size: size, limit: TreeFiles.limit))")
+            return
+        }
+        violations.append("\(files.display(path))\(line.map { $0 > 0 ? ":\($0)" : "" } ?? ""): \(message)")
+    }
+
+    /// The rules of `snippet` on each of its paths present in the tree, one violation per finding.
+    mutating func snippet(_ snippet: Snippet) {
+        for path in snippet.paths where files.exists(path) {
+            guard let text = files.text(path) else {
+                report(path, "not a readable regular file, so what \(snippet.template) allows cannot be checked")
+                continue
+            }
+            for finding in snippet.rules(text) { report(path, line: finding.line, finding.rule) }
+        }
     }
 
     /// OpenSearch's plugin loads only unencrypted PKCS#8, and never Ed25519.
@@ -134,9 +159,19 @@ public struct TreeFiles {
     public func exists(_ path: String) -> Bool { status(path) != nil }
     public func mode(_ path: String) -> UInt16? { status(path)?.mode }
 
+    /// The most read of one file of a tree (a key, a certificate, a snippet, the manifest).
+    static let limit = ReadLimits.bundleFile
+
+    /// The file's bytes; nil when it is missing, not a regular file, or larger than `limit`.
     public func data(_ path: String) -> Data? {
-        guard status(path)?.kind == .regular, case let .success((data, _)) = RegularFile.read(full(path)) else { return nil }
+        guard status(path)?.kind == .regular, case let .success((data, _)) = RegularFile.read(full(path), limit: Self.limit) else { return nil }
         return data
+    }
+
+    /// The size of a regular file larger than `limit` (never read), or nil.
+    public func oversized(_ path: String) -> Int? {
+        guard let status = status(path), status.kind == .regular, status.size > Self.limit else { return nil }
+        return status.size
     }
 
     public func text(_ path: String) -> String? { data(path).map { String(decoding: $0, as: UTF8.self) } }

@@ -52,6 +52,9 @@ public struct BundleVerifier {
         let files = TreeFiles(root: tree, label: label.isEmpty ? "/" : label)
         let manifest: BundleManifest
         do {
+            if let size = files.oversized(BundleManifest.path) {
+                return Result(violations: ["\(files.display(BundleManifest.path)): not read: \(ReadLimits.tooLarge(size: size, limit: TreeFiles.limit))"])
+            }
             guard let data = files.data(BundleManifest.path) else {
                 return Result(violations: ["\(files.display(BundleManifest.path)): missing or not a regular file"])
             }
@@ -64,7 +67,9 @@ public struct BundleVerifier {
         checkManifest(manifest, &checks, warnings: &result.warnings)
         ServiceBundles.trust.check(&checks)
         for service in manifest.services where BundleManifest.isSafe(service) && !service.contains("/") {
-            ServiceBundles.layout(of: service).check(&checks, service: service)
+            let layout = ServiceBundles.layout(of: service)
+            layout.check(&checks, service: service)
+            for snippet in layout.snippets { checks.snippet(snippet) }
         }
         result.violations = checks.violations
         return result

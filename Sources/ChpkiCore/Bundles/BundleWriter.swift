@@ -91,7 +91,7 @@ public enum BundleWriter {
             }
             if tar {
                 let archive = try Gzip.compress(try Tar.archive(bundle.tarEntries(manifestJSON: manifestJSON)))
-                if case let .success((old, status)) = RegularFile.read(archiveTarget), old == archive, status.mode == 0o600 {
+                if case let .success((old, status)) = RegularFile.read(archiveTarget, limit: ReadLimits.bundleFile), old == archive, status.mode == 0o600 {
                     // the same bytes are in place already
                 } else {
                     let staging = Path.join(output, ".\(bundle.host).tar.gz.new-\(suffix)")
@@ -111,7 +111,7 @@ public enum BundleWriter {
     /// Whether the tree at `root` is exactly what `writeTree` would write: the same manifest, every
     /// file with its bytes and mode, every directory with its mode, and nothing else.
     static func holds(_ bundle: HostBundle, manifestJSON: Data, at root: String) -> Bool {
-        guard case let .success((old, _)) = RegularFile.read(Path.join(root, BundleManifest.path)), old == manifestJSON else { return false }
+        guard case let .success((old, _)) = RegularFile.read(Path.join(root, BundleManifest.path), limit: ReadLimits.bundleFile), old == manifestJSON else { return false }
         var files: [String: (mode: UInt16, contents: Data)] = [BundleManifest.path: (0o644, manifestJSON)]
         for file in bundle.files { files[file.path] = (file.mode, file.contents) }
         var directories: [String: UInt16] = [:]
@@ -130,7 +130,7 @@ public enum BundleWriter {
         }
         for (path, expected) in files {
             guard let status = (try? FileStatus.of(Path.join(root, path), followLinks: false)) ?? nil, status.kind == .regular,
-                  status.mode == expected.mode, case let .success((data, _)) = RegularFile.read(Path.join(root, path)),
+                  status.mode == expected.mode, case let .success((data, _)) = RegularFile.read(Path.join(root, path), limit: ReadLimits.bundleFile),
                   data == expected.contents else { return false }
         }
         return true
@@ -188,7 +188,7 @@ public enum BundleWriter {
     /// A tree chpki wrote: its manifest (or, from chpki before format 2, one at the tree's root) says so.
     static func isChpkiTree(_ tree: String) -> Bool {
         for path in [Path.join(tree, BundleManifest.path), Path.join(tree, "MANIFEST.json")] {
-            if let data = FileManager.default.contents(atPath: path),
+            if let data = RegularFile.contents(path, limit: ReadLimits.bundleFile),
                let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], object["generator"] as? String == "chpki" {
                 return true
             }

@@ -20,6 +20,10 @@ public protocol ServiceBundle: Sendable {
 
     /// What `verify --bundle` checks in a laid-out (or installed) tree of a host running `service`.
     func check(_ checks: inout BundleChecks, service: String)
+
+    /// The snippets the service gets and what it must never accept in them (`SnippetRules.swift`):
+    /// `verify --bundle` runs these after `check`.
+    var snippets: [Snippet] { get }
 }
 
 extension ServiceBundle {

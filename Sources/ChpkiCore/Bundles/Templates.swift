@@ -6,7 +6,10 @@ import Mustache
 /// installed chpki works from any directory. An operator changes a snippet without a rebuild by
 /// putting a file of the same name into the override directory: the first of `--templates DIR`,
 /// `CHPKI_TEMPLATES`, `/etc/chpki/templates` (the last only when it exists). A template found
-/// there replaces the built-in one of that name; the others stay built-in.
+/// there replaces the built-in one of that name; the others stay built-in. Overrides render into
+/// every host's config, so the directory and each override must be owned by root or the user
+/// chpki runs as and not group/other-writable (SPEC §8, `TrustedDirectory`); anything else is
+/// refused before a template is read.
 public struct Templates: Sendable {
     public static let environmentVariable = "CHPKI_TEMPLATES"
     public static let systemDirectory = "/etc/chpki/templates"
@@ -39,8 +42,9 @@ public struct Templates: Sendable {
     public init(explicit: String?, environment: [String: String], systemDirectory: String = Templates.systemDirectory) throws {
         let fromEnvironment = environment[Self.environmentVariable].flatMap { $0.isEmpty ? nil : $0 }
         var directory: String?
+        var field: String?
         if let named = explicit ?? fromEnvironment {
-            let field = explicit != nil ? "--templates" : Self.environmentVariable
+            field = explicit != nil ? "--templates" : Self.environmentVariable
             guard Self.isDirectory(named) else { throw ChpkiError.input(file: named, field: field, "no such directory") }
             directory = named
         } else if Self.isDirectory(systemDirectory) {
@@ -52,15 +56,13 @@ public struct Templates: Sendable {
                                           parsed: try Self.parse(builtIn.text, source: "built-in template \(builtIn.name)"))
         }
         if let directory {
-            for (name, path) in try Self.overrideFiles(in: directory) {
-                guard let data = FileManager.default.contents(atPath: path) else {
-                    throw ChpkiError.input(file: path, field: nil, "cannot read the template")
+            for file in try Self.overrideFiles(in: directory, field: field) {
+                let name = String(file.name.dropLast(Self.fileSuffix.count))
+                guard let text = String(data: file.data, encoding: .utf8) else {
+                    throw ChpkiError.input(file: file.path, field: nil, "the template is not UTF-8 text")
                 }
-                guard let text = String(data: data, encoding: .utf8) else {
-                    throw ChpkiError.input(file: path, field: nil, "the template is not UTF-8 text")
-                }
-                entries[name] = Entry(name: name, source: .override(path: path), text: text, hasBuiltIn: entries[name] != nil,
-                                      parsed: try Self.parse(text, source: path))
+                entries[name] = Entry(name: name, source: .override(path: file.path), text: text, hasBuiltIn: entries[name] != nil,
+                                      parsed: try Self.parse(text, source: file.path))
             }
         }
         self.overrideDirectory = directory
@@ -101,19 +103,15 @@ public struct Templates: Sendable {
         }
     }
 
-    /// `NAME.mustache` files of the directory (regular files only), as name → path.
-    private static func overrideFiles(in directory: String) throws -> [(String, String)] {
-        let names: [String]
+    /// `NAME.mustache` files of the directory (regular files only, subdirectories skipped), read
+    /// only when the directory and each file are trusted (`TrustedDirectory`).
+    private static func overrideFiles(in directory: String, field: String?) throws -> [TrustedDirectory.File] {
         do {
-            names = try FileManager.default.contentsOfDirectory(atPath: directory)
-        } catch {
-            throw ChpkiError.input(file: directory, field: nil, "cannot list the templates directory")
-        }
-        return names.filter { $0.hasSuffix(fileSuffix) && $0.count > fileSuffix.count }.sorted().compactMap { file in
-            let path = Path.join(directory, file)
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else { return nil }
-            return (String(file.dropLast(fileSuffix.count)), path)
+            return try TrustedDirectory.read(directory, include: { $0.hasSuffix(fileSuffix) && $0.count > fileSuffix.count },
+                                             limit: ReadLimits.template)
+        } catch let refusal as TrustedDirectory.Refusal {
+            let why = refusal.untrusted ? " (another user could change what chpki renders into every host's config)" : ""
+            throw ChpkiError.input(file: refusal.path, field: field, "template override refused: \(refusal.reason)\(why)")
         }
     }
 

@@ -94,7 +94,7 @@ enum CAFiles {
         var names: [String] = []
         for (name, content) in view.files.sorted(by: { $0.key < $1.key }) {
             let path = directory.file(name)
-            if FileManager.default.contents(atPath: path) != content || !hasPrivateMode(path) { names.append(name) }
+            if RegularFile.contents(path, limit: ReadLimits.caFile) != content || !hasPrivateMode(path) { names.append(name) }
         }
         for name in view.absent.sorted() where FileManager.default.fileExists(atPath: directory.file(name)) {
             names.append(name)

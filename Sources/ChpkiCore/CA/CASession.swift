@@ -230,7 +230,7 @@ public final class CASession {
     /// A CA key from the database; a first-release CA whose key was never adopted is read from its file.
     private func keyPEM(of authority: IssuedCertificate, fileName: String) throws -> Data? {
         if let pem = try database.authorityKeyPEM(serial: authority.serial) { return pem }
-        return FileManager.default.contents(atPath: directory.file(fileName))
+        return RegularFile.contents(directory.file(fileName), limit: ReadLimits.caFile)
     }
 
     /// Decrypts the issuing key (the one CA-key KDF of a run) and checks it belongs to the issuing certificate.

@@ -15,18 +15,18 @@ enum LegacyCADirectory {
             (CADirectory.previousIntermediate, CADirectory.previousIntermediateKey, .previous),
         ]
         for (certificateName, keyName, role) in placements {
-            guard let data = FileManager.default.contents(atPath: directory.file(certificateName)),
+            guard let data = RegularFile.contents(directory.file(certificateName), limit: ReadLimits.caFile),
                   let certificate = try? Certificate(pem: data),
                   authorities.contains(where: { $0.serial == certificate.serial }) else { continue }
             files.roles[certificate.serial] = role
-            if let key = FileManager.default.contents(atPath: directory.file(keyName)) { files.keys[certificate.serial] = key }
+            if let key = RegularFile.contents(directory.file(keyName), limit: ReadLimits.caFile) { files.keys[certificate.serial] = key }
         }
         guard files.roles.values.contains(.current) else {
             throw ChpkiError.input(file: directory.file(CADirectory.rootCertificate), field: nil,
                                    "ca.db is from an older chpki and root.pem is missing or not one of its CA certificates")
         }
-        files.crlPEM = FileManager.default.contents(atPath: directory.file(CADirectory.crl))
-        files.crossSignedPEM = FileManager.default.contents(atPath: directory.file(CADirectory.crossSigned))
+        files.crlPEM = RegularFile.contents(directory.file(CADirectory.crl), limit: ReadLimits.caFile)
+        files.crossSignedPEM = RegularFile.contents(directory.file(CADirectory.crossSigned), limit: ReadLimits.caFile)
         try database.adoptLegacyFiles(files)
     }
 }

@@ -56,6 +56,16 @@ public enum BundleCommand {
         let rows = lines.map { [$0.host, "\($0.files)", $0.services.joined(separator: ", "), $0.archive ?? ""] }
         reporter.table(header: ["HOST", "FILES", "SERVICES", "ARCHIVE"], rows: rows)
         for host in removed { reporter.line("removed the tree of \(host), no longer in the inventory") }
+        // The built-in templates pass every snippet rule (SnippetRulesTests); an override may not:
+        // say so now rather than first at `verify --bundle`.
+        if templates.overrideDirectory != nil {
+            for line in written {
+                let tree = TreeFiles(root: line.tree, label: line.host)
+                for (path, finding) in Snippet.findings(in: tree, services: line.services) {
+                    reporter.note("warning: \(tree.display(path))\(finding.line > 0 ? ":\(finding.line)" : ""): \(finding.rule) ('chpki verify --bundle' fails on it)")
+                }
+            }
+        }
         let unchanged = lines.filter { !$0.changed }.count
         reporter.line("wrote \(lines.count - unchanged) host trees to \(options.output) (each with \(BundleManifest.path))"
                       + (unchanged > 0 ? "; \(unchanged) already held exactly these files and were kept" : ""))

@@ -136,10 +136,7 @@ public enum InspectCommand {
 
     public static func run(_ options: Options, settings: Settings, reporter: Reporter) throws {
         let file = options.file
-        guard let data = FileManager.default.contents(atPath: file) else {
-            let exists = FileManager.default.fileExists(atPath: file)
-            throw ChpkiError.input(file: file, field: nil, exists ? "cannot read the file" : "no such file")
-        }
+        let data = try InputFile.read(file, limit: ReadLimits.inspectInput, field: nil)
         let passphrase = { try options.passphraseFile.map { try PassphraseSource(file: $0, environment: settings.environment).existingPassphrase(purpose: file) } }
         let items = try items(in: data, file: file, passphrase: passphrase)
         try reporter.emit(Report(file: file, items: items))

@@ -62,12 +62,14 @@ public struct ErrorReport: Encodable, Sendable, Equatable {
             case .missing: reason = "a file chpki needs is missing"
             case let .notRegular(kind): reason = "a file chpki reads is a \(kind), not a regular file"
             case let .unreadable(why): reason = "a file chpki reads cannot be read: \(why)"
+            case .tooLarge: reason = "a file chpki reads is \(error.reason)"
             }
             self.init(code: "file", problems: [reason])
         case let error as Subprocess.Failure:
             switch error {
             case let .notFound(program): self.init(code: "program", problems: ["\(program): not found on PATH (or not executable)"])
             case let .cannotStart(program, why): self.init(code: "program", problems: ["\(program): cannot be started: \(why)"])
+            case let .output(program, why): self.init(code: "program", problems: ["\(program): \(why)"])
             }
         case let error as VeilSecrets.Failure:
             self.init(code: "secrets", field: error.field, problems: [error.description])

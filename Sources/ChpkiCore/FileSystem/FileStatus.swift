@@ -67,16 +67,29 @@ public enum Accounts {
     public static var isRoot: Bool { geteuid() == 0 }
 }
 
-/// Reading a whole regular file with the metadata of the same open file.
+/// Reading a whole regular file, at most a given size, with the metadata of the same open file.
 public enum RegularFile {
     public enum Failure: Error, Sendable {
         case missing
         case notRegular(FileStatus.Kind)
         case unreadable(String)
+        /// Larger than the limit (`size` when the file said so up front): nothing was read.
+        case tooLarge(size: Int?, limit: Int)
+
+        /// One line for the operator (`ReadLimits.tooLarge` for an oversized file).
+        public var reason: String {
+            switch self {
+            case .missing: return "no such file"
+            case let .notRegular(kind): return kind == .directory ? "is a directory" : "not a regular file"
+            case let .unreadable(reason): return "cannot read: \(reason)"
+            case let .tooLarge(size, limit): return ReadLimits.tooLarge(size: size, limit: limit)
+            }
+        }
     }
 
-    /// `limit`: the most bytes a file chpki didn't write may hold (SPEC §8: every such read is bounded).
-    public static func read(_ path: String, limit: Int = .max) -> Result<(Data, FileStatus), Failure> {
+    /// The file at `path` (followed through symlinks), refused past `limit` bytes (a `ReadLimits`
+    /// constant) before anything is read: every read of a file chpki didn't write is bounded.
+    public static func read(_ path: String, limit: Int) -> Result<(Data, FileStatus), Failure> {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard descriptor >= 0 else {
             let code = errno
@@ -88,10 +101,27 @@ public enum RegularFile {
         guard fstat(descriptor, &info) == 0 else { return .failure(.unreadable(String(cString: strerror(errno)))) }
         let status = FileStatus(info)
         guard status.kind == .regular else { return .failure(.notRegular(status.kind)) }
+        switch read(open: descriptor, status: status, limit: limit) {
+        case let .success(data): return .success((data, status))
+        case let .failure(failure): return .failure(failure)
+        }
+    }
+
+    /// The contents of `path`, or nil when it is missing, not a regular file, unreadable or larger
+    /// than `limit`: the bounded stand-in for `FileManager.contents(atPath:)`.
+    public static func contents(_ path: String, limit: Int) -> Data? {
+        guard case let .success((data, _)) = read(path, limit: limit) else { return nil }
+        return data
+    }
+
+    /// The rest of an open regular file whose fstat is `status`: its size is checked first, and
+    /// the read stops at `limit` too (a file may grow while it is read).
+    static func read(open descriptor: CInt, status: FileStatus, limit: Int) -> Result<Data, Failure> {
+        guard status.size <= limit else { return .failure(.tooLarge(size: status.size, limit: limit)) }
         switch readToEnd(descriptor, limit: limit) {
-        case let .data(data): return .success((data, status))
+        case let .data(data): return .success(data)
         case let .failed(code): return .failure(.unreadable(String(cString: strerror(code))))
-        case .tooLarge: return .failure(.unreadable("larger than \(limit) bytes"))
+        case .tooLarge: return .failure(.tooLarge(size: nil, limit: limit))
         }
     }
 
@@ -105,7 +135,7 @@ public enum RegularFile {
 
     /// Everything left to read from `descriptor`, at most `limit` bytes (EINTR retried): the one
     /// read loop of the package.
-    static func readToEnd(_ descriptor: CInt, limit: Int = .max) -> ReadOutcome {
+    static func readToEnd(_ descriptor: CInt, limit: Int) -> ReadOutcome {
         var data = Data()
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while true {

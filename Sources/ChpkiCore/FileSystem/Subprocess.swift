@@ -17,6 +17,8 @@ public enum Subprocess {
         case notFound(String)
         /// The program could not be started.
         case cannotStart(String, String)
+        /// It printed more than the limit on stdout or stderr, or the pipe failed: it was stopped.
+        case output(String, String)
     }
 
     /// The absolute path of `name` on PATH, or `name` itself when it holds a slash and is executable.
@@ -34,8 +36,10 @@ public enum Subprocess {
     }
 
     /// Runs `program` (a name looked up on PATH, or a path) with `arguments` and `extraEnvironment`
-    /// added, and waits for it. Both outputs are read while it runs, so neither pipe can fill up.
-    public static func run(_ program: String, _ arguments: [String], extraEnvironment: [String: String] = [:]) throws -> Result {
+    /// added, and waits for it. Both outputs are read while it runs, so neither pipe can fill up,
+    /// each at most `outputLimit` bytes: past that the program is killed (SPEC §8, bounded reads).
+    public static func run(_ program: String, _ arguments: [String], extraEnvironment: [String: String] = [:],
+                           outputLimit: Int) throws -> Result {
         guard let executable = find(program) else { throw Failure.notFound(program) }
         var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("CHPKI_") }
         environment.merge(extraEnvironment) { _, new in new }
@@ -53,29 +57,46 @@ public enum Subprocess {
         } catch {
             throw Failure.cannotStart(executable, "\(error)")
         }
-        let stderrReader = BackgroundRead(err.fileHandleForReading)
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderrReader = BackgroundRead(err.fileHandleForReading, limit: outputLimit, process: process)
+        let stdout = BackgroundRead.read(out.fileHandleForReading, limit: outputLimit, process: process)
         let stderr = stderrReader.wait()
         process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: stdout, stderr: stderr)
+        for (name, outcome) in [("stdout", stdout), ("stderr", stderr)] {
+            switch outcome {
+            case .data: continue
+            case .tooLarge: throw Failure.output(executable, "printed more than \(ReadLimits.format(outputLimit)) on \(name)")
+            case let .failed(code): throw Failure.output(executable, "reading its \(name): \(String(cString: strerror(code)))")
+            }
+        }
+        guard case let .data(output) = stdout, case let .data(errors) = stderr else { throw Failure.output(executable, "no output") }
+        return Result(status: process.terminationStatus, stdout: output, stderr: errors)
     }
 
-    /// Reads a pipe to its end on another thread.
+    /// Reads a pipe to its end (at most `limit` bytes) on another thread.
     private final class BackgroundRead: @unchecked Sendable {
         private let done = DispatchSemaphore(value: 0)
         // Written once by the reading thread before `done` is signalled, read after waiting on it.
-        private var data = Data()
+        private var outcome = RegularFile.ReadOutcome.data(Data())
 
-        init(_ handle: FileHandle) {
+        init(_ handle: FileHandle, limit: Int, process: Process) {
             DispatchQueue.global().async { [self] in
-                data = handle.readDataToEndOfFile()
+                outcome = Self.read(handle, limit: limit, process: process)
                 done.signal()
             }
         }
 
-        func wait() -> Data {
+        /// The pipe's bytes; past `limit` (or on an error) the process is killed, which closes
+        /// its other pipe too, so nothing waits for it.
+        static func read(_ handle: FileHandle, limit: Int, process: Process) -> RegularFile.ReadOutcome {
+            let outcome = RegularFile.readToEnd(handle.fileDescriptor, limit: limit)
+            if case .data = outcome { return outcome }
+            kill(process.processIdentifier, SIGKILL)
+            return outcome
+        }
+
+        func wait() -> RegularFile.ReadOutcome {
             done.wait()
-            return data
+            return outcome
         }
     }
 }

@@ -45,7 +45,7 @@ public enum BackendSecretsBundle {
         guard let status = try FileStatus.of(root) else { throw ChpkiError.input(file: root, field: "--from", "no such directory") }
         guard status.kind == .directory else { throw ChpkiError.input(file: root, field: "--from", "not a directory") }
         let file = Path.join(root, path)
-        switch RegularFile.read(file) {
+        switch RegularFile.read(file, limit: SecretBundleLimits.tar.memberSize) {
         case let .success((data, status)):
             guard data.count <= SecretBundleLimits.tar.memberSize else {
                 throw ChpkiError.input(file: file, field: nil, "\(data.count) bytes, more than the \(SecretBundleLimits.tar.memberSize) a secret bundle may hold per file")
@@ -55,8 +55,8 @@ public enum BackendSecretsBundle {
             throw ChpkiError.input(file: file, field: nil, "no such file (run 'chef-backend-ctl create-cluster' on the bootstrap backend first)")
         case .failure(.notRegular):
             throw ChpkiError.input(file: file, field: nil, "not a regular file")
-        case let .failure(.unreadable(reason)):
-            throw ChpkiError.input(file: file, field: nil, "cannot read: \(reason)")
+        case let .failure(failure):
+            throw ChpkiError.input(file: file, field: nil, failure.reason)
         }
     }
 

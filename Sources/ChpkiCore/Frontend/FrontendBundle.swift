@@ -67,7 +67,7 @@ public enum FrontendCollector {
         }
         for file in flavor.files {
             let path = Path.join(root, file.path)
-            switch RegularFile.read(path) {
+            switch RegularFile.read(path, limit: SecretBundleLimits.tar.memberSize) {
             case let .success((data, status)):
                 var (mode, owner, group) = (status.mode, status.owner, status.group)
                 if normalize {
@@ -87,8 +87,8 @@ public enum FrontendCollector {
                 collected.absent.insert(file.role)
             case let .failure(.notRegular(kind)):
                 collected.problems.append("\(path): not a regular file (\(kind == .directory ? "a directory" : "a special file"))")
-            case let .failure(.unreadable(reason)):
-                collected.problems.append("\(path): cannot read: \(reason)")
+            case let .failure(failure):
+                collected.problems.append("\(path): \(failure.reason)")
             }
         }
         return collected

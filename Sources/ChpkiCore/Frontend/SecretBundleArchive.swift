@@ -111,7 +111,7 @@ public enum SecretBundleArchive {
         if let status = try FileStatus.of(path), status.kind == .regular, status.size > SecretBundleLimits.fileSize {
             throw ChpkiError.input(file: path, field: nil, "\(status.size) bytes, more than the \(SecretBundleLimits.fileSize) a secret bundle may be")
         }
-        switch RegularFile.read(path) {
+        switch RegularFile.read(path, limit: SecretBundleLimits.fileSize) {
         case let .success((contents, _)):
             guard contents.count <= SecretBundleLimits.fileSize else {
                 throw ChpkiError.input(file: path, field: nil, "more than the \(SecretBundleLimits.fileSize) bytes a secret bundle may be")
@@ -119,7 +119,7 @@ public enum SecretBundleArchive {
             return contents
         case .failure(.missing): throw ChpkiError.input(file: path, field: nil, "no such file")
         case .failure(.notRegular): throw ChpkiError.input(file: path, field: nil, "not a regular file")
-        case let .failure(.unreadable(reason)): throw ChpkiError.input(file: path, field: nil, "cannot read: \(reason)")
+        case let .failure(failure): throw ChpkiError.input(file: path, field: nil, failure.reason)
         }
     }
 

@@ -44,8 +44,10 @@ struct AnsibleInventory {
             throw errorInCluster("no such Ansible inventory: \(path)")
         }
         if !isDirectory.boolValue {
-            guard let data = FileManager.default.contents(atPath: path) else {
-                throw errorInCluster("cannot read the Ansible inventory \(path)")
+            let data: Data
+            switch RegularFile.read(path, limit: ReadLimits.inventory) {
+            case let .success((contents, _)): data = contents
+            case let .failure(failure): throw errorInCluster("the Ansible inventory \(path): \(failure.reason)")
             }
             if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], object["_meta"] != nil,
                let text = String(data: data, encoding: .utf8) {
@@ -59,7 +61,7 @@ struct AnsibleInventory {
                 "ANSIBLE_INVENTORY_UNPARSED_FAILED": "true",
                 "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "true",
                 "ANSIBLE_NOCOLOR": "1",
-            ])
+            ], outputLimit: ReadLimits.inventory)
         } catch Subprocess.Failure.notFound {
             throw errorInCluster("\(path) is not ansible-inventory --list JSON, and \(Self.program) is not on PATH: install ansible-core, or give the output of '\(Self.program) -i FILE --list'")
         } catch {

@@ -36,14 +36,8 @@ public struct Inventory: Sendable, Equatable {
 
     /// Reads and checks the inventory file at `path`.
     public static func load(path: String) throws -> Inventory {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            let reason = FileManager.default.fileExists(atPath: path)
-                ? "cannot read the inventory file" : "no such inventory file (set --inventory or CHPKI_INVENTORY)"
-            throw ChpkiError.input(file: path, field: nil, reason)
-        }
+        let data = try InputFile.read(path, limit: ReadLimits.inventory, field: nil,
+                                      missing: "no such inventory file (set --inventory or CHPKI_INVENTORY)")
         guard let text = String(data: data, encoding: .utf8) else {
             throw ChpkiError.input(file: path, field: nil, "the inventory is not UTF-8 text")
         }

@@ -17,7 +17,7 @@ public enum InstallRecord {
         case let .success((data, _)): return try parse(data, label: path, host: host)
         case .failure(.missing): return nil
         case let .failure(.notRegular(kind)): throw ChpkiError.input(file: path, field: nil, "is a \(kind), not a file")
-        case let .failure(.unreadable(reason)): throw ChpkiError.input(file: path, field: nil, "cannot read it: \(reason)")
+        case let .failure(failure): throw ChpkiError.input(file: path, field: nil, failure.reason)
         }
     }
 

@@ -89,15 +89,7 @@ public struct PassphraseSource: Sendable {
 
     /// The first line of `file`, without its line ending (as `openssl -passin file:` reads it).
     static func read(file: String, option: String = PassphraseSource.fileOption) throws -> Passphrase {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory) else {
-            throw ChpkiError.input(file: file, field: option, "no such file")
-        }
-        guard !isDirectory.boolValue else { throw ChpkiError.input(file: file, field: option, "is a directory") }
-        guard let contents = FileManager.default.contents(atPath: file) else {
-            throw ChpkiError.input(file: file, field: option, "cannot read the file")
-        }
-        var data = contents
+        var data = try InputFile.read(file, limit: ReadLimits.passphraseFile, field: option)
         defer { data.withUnsafeMutableBytes { SecureMemory.cleanse($0) } }
         var line = Array(data.prefix(while: { $0 != UInt8(ascii: "\n") }))
         defer { SecureMemory.cleanse(&line) }

@@ -78,4 +78,55 @@ public struct EtcdBundle: ServiceUserBundle {
         }
         return []
     }
+
+    public var snippets: [Snippet] { [Snippet(template: "etcd-tls.env", paths: [Self.environment], rules: Self.environmentFindings)] }
+
+    /// Settings etcd must have: client and peer certificates verified against the cluster's CA
+    /// (without a trusted CA file Go would verify them against the system's public roots).
+    static let required: [(flag: String, value: String?, why: String)] = [
+        ("client-cert-auth", "true", "etcd would accept clients without a certificate"),
+        ("peer-client-cert-auth", "true", "etcd would accept peers without a certificate"),
+        ("trusted-ca-file", nil, "client certificates would be checked against the system's roots, not the cluster's"),
+        ("peer-trusted-ca-file", nil, "peer certificates would be checked against the system's roots, not the cluster's"),
+    ]
+
+    /// Settings etcd must never have when true: self-signed certificates, and peers not held to
+    /// their SANs.
+    static let forbidden: [(flag: String, why: String)] = [
+        ("auto-tls", "etcd would serve a self-signed certificate"),
+        ("peer-auto-tls", "etcd would use self-signed peer certificates"),
+        ("experimental-peer-skip-client-san-verification", "peers' certificates would not be held to their addresses"),
+    ]
+
+    /// tls.env (or a flags file): the `required` settings, none of the `forbidden` ones, no plain
+    /// http:// URL, TLS 1.2 or later, and nothing but settings (Debian's init script sources
+    /// /etc/default/etcd with a shell, as root).
+    @Sendable static func environmentFindings(_ text: String) -> [SnippetFinding] {
+        let (settings, other) = SnippetSyntax.environment(text)
+        var findings = other.map { SnippetFinding(line: $0, "not an ETCD_NAME=value setting (a shell sources this file as root)") }
+        for rule in required {
+            let name = "ETCD_" + rule.flag.uppercased().replacingOccurrences(of: "-", with: "_")
+            guard let setting = SnippetSyntax.last(settings, rule.flag, prefix: "ETCD_"), !setting.value.isEmpty else {
+                findings.append(SnippetFinding(line: 0, "no \(name)\(rule.value.map { "=\($0)" } ?? ""): \(rule.why)"))
+                continue
+            }
+            if let value = rule.value, setting.value.lowercased() != value {
+                findings.append(SnippetFinding(line: setting.line, "\(setting.name) is '\(setting.value)', not \(value): \(rule.why)"))
+            }
+        }
+        for rule in forbidden {
+            if let setting = SnippetSyntax.last(settings, rule.flag, prefix: "ETCD_"), setting.value.lowercased() == "true" {
+                findings.append(SnippetFinding(line: setting.line, "\(setting.name) is true: \(rule.why)"))
+            }
+        }
+        for setting in settings {
+            let flag = SnippetSyntax.flagName(setting.name, prefix: "ETCD_")
+            if SnippetSyntax.plainHTTP(setting.value) {
+                findings.append(SnippetFinding(line: setting.line, "\(setting.name) names a plain http:// URL: etcd speaks TLS only"))
+            } else if flag.hasSuffix("tls-min-version") || flag.hasSuffix("tls-max-version"), SnippetSyntax.isOldTLS(setting.value) {
+                findings.append(SnippetFinding(line: setting.line, "\(setting.name) is \(setting.value): TLS older than 1.2"))
+            }
+        }
+        return findings
+    }
 }

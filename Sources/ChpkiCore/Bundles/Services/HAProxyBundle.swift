@@ -58,4 +58,40 @@ public struct HAProxyBundle: ServiceBundle {
             checks.leaf(path, key: checks.files.key(path), names: [String(file.dropLast(4))])
         }
     }
+
+    public var snippets: [Snippet] { [Snippet(template: "haproxy-tls.cfg", paths: [Self.settings], rules: Self.settingsFindings)] }
+
+    /// The bind lines: every `bind` terminates TLS (`ssl`), no protocol older than TLS 1.2, and
+    /// nothing that stops HAProxy verifying a certificate (`verify none` on a server,
+    /// `ssl-server-verify none`, `ca-ignore-err`/`crt-ignore-err`).
+    @Sendable static func settingsFindings(_ text: String) -> [SnippetFinding] {
+        var findings: [SnippetFinding] = []
+        for (number, line) in SnippetSyntax.lines(text) {
+            let words = SnippetSyntax.words(line).map { $0.lowercased() }
+            func after(_ word: String) -> String? {
+                words.firstIndex(of: word).flatMap { $0 + 1 < words.count ? words[$0 + 1] : nil }
+            }
+            if words.first == "bind", !words.contains("ssl") {
+                findings.append(SnippetFinding(line: number, "a bind without 'ssl' serves plain TCP"))
+            }
+            for word in ["force-sslv3", "force-tlsv10", "force-tlsv11"] where words.contains(word) {
+                findings.append(SnippetFinding(line: number, "'\(word)': TLS older than 1.2"))
+            }
+            for word in ["ssl-min-ver", "ssl-max-ver"] {
+                if let version = after(word), SnippetSyntax.isOldTLS(version) {
+                    findings.append(SnippetFinding(line: number, "'\(word) \(version)': TLS older than 1.2"))
+                }
+            }
+            if after("verify") == "none", words.first == "server" || words.first == "default-server" {
+                findings.append(SnippetFinding(line: number, "'verify none': HAProxy would not verify the server's certificate"))
+            }
+            if words.first == "ssl-server-verify", after("ssl-server-verify") == "none" {
+                findings.append(SnippetFinding(line: number, "'ssl-server-verify none': HAProxy would verify no server's certificate"))
+            }
+            for word in ["ca-ignore-err", "crt-ignore-err"] where words.contains(word) {
+                findings.append(SnippetFinding(line: number, "'\(word)': certificate verification errors would be ignored"))
+            }
+        }
+        return findings
+    }
 }

@@ -65,4 +65,25 @@ public struct MinIOBundle: ServiceUserBundle {
             checks.leaf("\(Self.authorities)/\(peer)", key: nil, names: [domain.isEmpty ? short : "\(short).\(domain)"], untrusted: intermediates)
         }
     }
+
+    public var snippets: [Snippet] { [Snippet(template: "minio.tls", paths: [Self.settings], rules: Self.settingsFindings)] }
+
+    /// /etc/default/minio: settings only (a shell may source it), no plain http:// URL (peers and
+    /// clients speak TLS: MINIO_VOLUMES, MINIO_SERVER_URL, ...), and `--certs-dir` left at the
+    /// directory chpki fills.
+    @Sendable static func settingsFindings(_ text: String) -> [SnippetFinding] {
+        let (settings, other) = SnippetSyntax.environment(text)
+        var findings = other.map { SnippetFinding(line: $0, "not a NAME=value setting (a shell may source this file as root)") }
+        for setting in settings {
+            if SnippetSyntax.plainHTTP(setting.value) {
+                findings.append(SnippetFinding(line: setting.line, "\(setting.name) names a plain http:// URL: MinIO would speak without TLS"))
+            }
+            let words = setting.value.split(separator: " ")
+            if let index = words.firstIndex(where: { $0 == "--certs-dir" || $0 == "-S" }), index + 1 < words.count,
+               words[index + 1] != "/" + Self.base {
+                findings.append(SnippetFinding(line: setting.line, "\(setting.name) points --certs-dir at \(words[index + 1]), not /\(Self.base) where chpki puts MinIO's certificates"))
+            }
+        }
+        return findings
+    }
 }

@@ -33,4 +33,31 @@ public struct NginxBundle: ServiceBundle {
             checks.leaf(Self.certificate(flavor), key: checks.files.key(Self.key(flavor)), names: [checks.host])
         }
     }
+
+    public var snippets: [Snippet] {
+        [Snippet(template: "nginx-tls.rb", paths: FrontendFlavor.allCases.map(Self.settings), rules: Self.settingsFindings)]
+    }
+
+    /// A settings line: `nginx['name'] = <literal>` where the literal is a single-quoted string
+    /// (no interpolation), a number, true/false, or a list of single-quoted strings.
+    nonisolated(unsafe) static let setting = /^nginx\['[a-z0-9_]+'\]\s*=\s*('[^'\\]*'|[0-9]+|true|false|\[\s*('[^'\\]*'\s*,?\s*)*\])$/
+
+    /// cinc-server-ctl reconfigure runs this snippet as Ruby, as root: only `nginx[...] = literal`
+    /// lines, and `ssl_protocols` without anything older than TLS 1.2.
+    @Sendable static func settingsFindings(_ text: String) -> [SnippetFinding] {
+        var findings: [SnippetFinding] = []
+        for (number, line) in SnippetSyntax.lines(text) {
+            guard line.wholeMatch(of: setting) != nil else {
+                findings.append(SnippetFinding(line: number, "not an nginx['name'] = 'value' setting: cinc-server-ctl reconfigure runs this file as Ruby, as root"))
+                continue
+            }
+            if line.hasPrefix("nginx['ssl_protocols']") {
+                let value = line.split(separator: "=", maxSplits: 1).last.map(String.init) ?? ""
+                for word in value.split(whereSeparator: { " '[],".contains($0) }) where SnippetSyntax.isOldTLS(String(word)) {
+                    findings.append(SnippetFinding(line: number, "ssl_protocols allows \(word): TLS older than 1.2"))
+                }
+            }
+        }
+        return findings
+    }
 }

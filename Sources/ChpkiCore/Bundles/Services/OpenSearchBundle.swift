@@ -42,4 +42,45 @@ public struct OpenSearchBundle: ServiceUserBundle {
             checks.leaf(Self.admin, key: adminKey, names: [])
         }
     }
+
+    public var snippets: [Snippet] { [Snippet(template: "opensearch-security.yml", paths: [Self.settings], rules: Self.settingsFindings)] }
+
+    /// The security plugin's settings (flat `plugins.security.x` keys or nested maps alike): the
+    /// plugin enabled, no demo certificates, TLS on HTTP, no protocol older than TLS 1.2, and no
+    /// `nodes_dn` entry that matches every certificate (a node may do anything in the cluster).
+    /// `transport.enforce_hostname_verification: false` is chpki's own choice and allowed: nodes
+    /// are pinned by the CA and `nodes_dn`.
+    @Sendable static func settingsFindings(_ text: String) -> [SnippetFinding] {
+        guard let settings = SnippetSyntax.yaml(text) else { return [SnippetSyntax.notYAML] }
+        var findings: [SnippetFinding] = []
+        let prefix = "plugins.security."
+        func isTrue(_ value: String) -> Bool { value.lowercased() == "true" }
+        let http = settings.last { $0.key == prefix + "ssl.http.enabled" }
+        if let value = http?.values.last, !isTrue(value.value) {
+            findings.append(SnippetFinding(line: value.line, "\(prefix)ssl.http.enabled is \(value.value): the REST API would serve plain HTTP"))
+        } else if http == nil {
+            findings.append(SnippetFinding(line: 0, "no \(prefix)ssl.http.enabled: true: the REST API would serve plain HTTP"))
+        }
+        for setting in settings {
+            let key = setting.key
+            for (line, value) in setting.values {
+                if (key == prefix + "allow_unsafe_democertificates" || key == prefix + "disabled"), isTrue(value) {
+                    findings.append(SnippetFinding(line: line, "\(key) is \(value): \(key.hasSuffix("disabled") ? "no TLS or authentication at all" : "the published demo certificates would be accepted")"))
+                } else if key.hasPrefix(prefix + "ssl."), key.hasSuffix("enabled_protocols"), SnippetSyntax.isOldTLS(value) {
+                    findings.append(SnippetFinding(line: line, "\(key) allows \(value): TLS older than 1.2"))
+                } else if key == prefix + "nodes_dn", matchesEveryone(value) {
+                    findings.append(SnippetFinding(line: line, "\(key) entry '\(value)' matches every certificate of the CA as a node"))
+                }
+            }
+        }
+        return findings
+    }
+
+    /// A nodes_dn pattern whose every part is a bare wildcard (`*`, `CN=*`, `CN=*,OU=*`).
+    static func matchesEveryone(_ pattern: String) -> Bool {
+        pattern.split(separator: ",").allSatisfy { part in
+            let value = part.split(separator: "=", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+            return value.allSatisfy { $0 == "*" } && !value.isEmpty
+        } && !pattern.isEmpty
+    }
 }

@@ -67,4 +67,80 @@ public struct PatroniBundle: ServiceUserBundle {
             }
         }
     }
+
+    public var snippets: [Snippet] {
+        [
+            Snippet(template: "pg_hba.conf", paths: [Self.hba], rules: Self.hbaFindings),
+            Snippet(template: "patroni-tls.yml", paths: [Self.tls], rules: Self.tlsFindings),
+        ]
+    }
+
+    /// Authentication methods PostgreSQL must never accept from the network: `trust` lets anyone
+    /// in, `password` sends it in clear, `md5` is a replayable hash, `ident` asks the client's own
+    /// machine who it is.
+    static let networkForbiddenMethods: Set<String> = ["trust", "password", "md5", "ident"]
+
+    /// pg_hba.conf: a network line (anything but `local`) with a forbidden method, a `host` or
+    /// `hostnossl` line that admits connections without TLS, and `include` directives (the file
+    /// they pull in is not in the bundle, so nothing could check it).
+    @Sendable static func hbaFindings(_ text: String) -> [SnippetFinding] {
+        SnippetSyntax.lines(text).compactMap { number, line in hbaFinding(SnippetSyntax.words(line)).map { SnippetFinding(line: number, $0) } }
+    }
+
+    static func hbaFinding(_ words: [String]) -> String? {
+        guard let type = words.first?.lowercased() else { return nil }
+        if type.hasPrefix("include") { return "'\(words[0])' pulls in a file outside the bundle, which verify cannot check" }
+        guard type.hasPrefix("host"), words.count >= 5 else { return nil }
+        let address = words[3]
+        // An IP address without a /prefix is followed by its netmask as a word of its own.
+        let hasMask = !address.contains("/") && IPAddress(address) != nil
+        let methodIndex = hasMask ? 5 : 4
+        guard methodIndex < words.count else { return nil }
+        let method = words[methodIndex].lowercased()
+        if method == "reject" { return nil }
+        let network = hasMask ? "\(address) \(words[4])" : address
+        if Self.networkForbiddenMethods.contains(method) {
+            return "'\(method)' authentication for the network address \(network): PostgreSQL must never accept it from the network (chpki's lines use hostssl ... cert)"
+        }
+        if type == "hostnossl" || (type == "host" && method != "cert") {
+            return "'\(words[0])' admits \(network) without TLS (use hostssl)"
+        }
+        return nil
+    }
+
+    /// tls.yml as merged into patroni.yml: the REST API must verify client certificates
+    /// (`verify_client` required, or optional which still demands one for every unsafe call),
+    /// `patronictl` must verify the API, Patroni talks to etcd over https only, PostgreSQL's own
+    /// connections verify the server (sslmode verify-ca/verify-full) with TLS 1.2 or later, and a
+    /// `pg_hba` list Patroni writes obeys the pg_hba.conf rules.
+    @Sendable static func tlsFindings(_ text: String) -> [SnippetFinding] {
+        guard let settings = SnippetSyntax.yaml(text) else { return [SnippetSyntax.notYAML] }
+        var findings: [SnippetFinding] = []
+        func value(_ key: String) -> (line: Int, value: String)? { settings.last { $0.key == key }?.values.last }
+        let verifyClient = value("restapi.verify_client")
+        if !["required", "optional"].contains(verifyClient?.value.lowercased() ?? "") {
+            let line = verifyClient?.line ?? settings.first { $0.key.hasPrefix("restapi.") }?.line ?? 0
+            findings.append(SnippetFinding(line: line, "restapi.verify_client is \(verifyClient.map { "'\($0.value)'" } ?? "not set"): the REST API would accept callers without a client certificate (chpki sets required)"))
+        }
+        for setting in settings {
+            let key = setting.key
+            for (line, raw) in setting.values {
+                let value = raw.lowercased()
+                if key.hasSuffix(".insecure") && ["true", "yes", "on"].contains(value) {
+                    findings.append(SnippetFinding(line: line, "\(key) is \(raw): the server's certificate is not verified"))
+                } else if key == "etcd3.protocol" || key == "etcd.protocol", value != "https" {
+                    findings.append(SnippetFinding(line: line, "\(key) is \(raw): Patroni would talk to etcd without TLS"))
+                } else if key.hasPrefix("etcd"), SnippetSyntax.plainHTTP(value) {
+                    findings.append(SnippetFinding(line: line, "\(key) names a plain http:// URL: Patroni would talk to etcd without TLS"))
+                } else if key.hasSuffix(".sslmode"), !["verify-ca", "verify-full"].contains(value) {
+                    findings.append(SnippetFinding(line: line, "\(key) is \(raw): the connection would not verify the server's certificate (verify-ca or verify-full)"))
+                } else if key.hasSuffix("ssl_min_protocol_version"), SnippetSyntax.isOldTLS(value) {
+                    findings.append(SnippetFinding(line: line, "\(key) is \(raw): TLS older than 1.2"))
+                } else if key.hasSuffix("pg_hba"), let why = hbaFinding(SnippetSyntax.words(raw)) {
+                    findings.append(SnippetFinding(line: line, "\(key): \(why)"))
+                }
+            }
+        }
+        return findings
+    }
 }
