@@ -100,8 +100,7 @@ def test_installed_demo_runs_anywhere_without_the_toolchain(root, tmp_path):
     document = json.loads((work / "demo.json").read_text())
     assert [s["command"] for s in document["steps"]] == ["init-ca", "inspect", "issue", "nodes-dn", "bundle", "verify"]
     # The same binary with the toolchain visible fails nothing either, from another directory.
-    res = subprocess.run([str(root / "usr/bin/chpki"), "templates", "show", "pg_ident.conf"], cwd="/", capture_output=True,
-                         text=True)
+    res = ps.without_toolchain(f"{chpki} templates show pg_ident.conf", Path("/"), hide_toolchain=False)
     assert res.returncode == 0 and res.stdout == (ps.REPO / "templates/pg_ident.conf.mustache").read_text()
 
 

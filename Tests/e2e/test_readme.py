@@ -72,7 +72,11 @@ def installed(tmp_path_factory):
     # suite's checkout has uncommitted changes).
     assert re.match(rf"chpki_{re.escape(version)}(\.dirty)?_", deb.name), (version, deb.name)
     shutil.copy(deb, clone / deb.name)
-    simulated = subprocess.run(["bash", "-c", "apt-get install --simulate ./chpki_*.deb"], cwd=clone, capture_output=True,
+    # Against a dpkg status without chpki: an installed chpki here ("already the newest version")
+    # must not change what the test sees.
+    status = ps.dpkg_status_without_chpki(scratch)
+    simulated = subprocess.run(["bash", "-c", f"apt-get -o Dir::State::status={shlex.quote(str(status))} "
+                                "install --simulate ./chpki_*.deb"], cwd=clone, capture_output=True,
                                text=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
     assert simulated.returncode == 0 and re.search(r"^Inst chpki ", simulated.stdout, re.M), simulated.stdout + simulated.stderr
     root = ps.extract(deb, scratch / "root")
