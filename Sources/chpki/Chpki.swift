@@ -11,7 +11,7 @@ struct Chpki: ParsableCommand {
 
             Exit status: 0 success, 1 a check failed, 2 bad input or refusal (nothing was changed).
             """,
-        version: "0.1.0",
+        version: ChpkiVersion.full,
         subcommands: [InitCA.self, Issue.self, NodesDNList.self, List.self, Bundle.self, Verify.self, Expiring.self, Renew.self, Revoke.self, CRL.self, RotateCA.self, Inspect.self, BundleFrontend.self, InstallFrontend.self, BundleBackend.self, InstallBackend.self, TemplatesGroup.self, Demo.self]
     )
 }

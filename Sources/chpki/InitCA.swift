@@ -49,7 +49,7 @@ struct InitCA: ParsableCommand {
         if noIntermediate && intermediate { throw ValidationError("--intermediate and --no-intermediate contradict each other") }
     }
 
-    @Option(name: .customLong("passphrase-file"), help: ArgumentHelp("Read the passphrase from the first line of this file.", valueName: "file"))
+    @Option(name: .customLong("passphrase-file"), help: ArgumentHelp("Read the passphrase from the first line of this file.", valueName: "file"), completion: .file())
     var passphraseFile: String?
 
     @Flag(name: .customLong("no-passphrase"), help: "Store the CA key unencrypted (explicit; not recommended).")
