@@ -38,6 +38,10 @@ def run_package_script(out: Path, *extra: str) -> Path:
     res = subprocess.run([str(REPO / "scripts" / "package"), "--out", str(out), *extra], cwd=str(REPO),
                          capture_output=True, text=True, timeout=3600)
     assert res.returncode == 0, f"scripts/package failed ({res.returncode}):\n{res.stdout}\n{res.stderr[-6000:]}"
+    # Warning-free: whatever this run compiled or linked (a fresh build: everything) said nothing
+    # to get used to, such as the linker's "the use of `mktemp' is dangerous" once did.
+    warnings = [line for line in res.stderr.splitlines() if re.search(r"\bwarning\b", line, re.I)]
+    assert not warnings, "scripts/package printed warnings:\n" + "\n".join(warnings[:40])
     debs = sorted(out.glob("chpki_*.deb"))
     assert len(debs) == 1, f"expected one .deb in {out}, found {debs}"
     assert res.stdout.strip() == str(debs[0]), f"scripts/package should print the .deb's path, printed {res.stdout!r}"

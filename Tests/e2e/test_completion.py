@@ -6,6 +6,7 @@ at TAB, with chpki on PATH (custom completions run `chpki ---completion`)."""
 
 from __future__ import annotations
 
+import re
 import shlex
 import shutil
 import subprocess
@@ -13,19 +14,7 @@ from pathlib import Path
 
 import pytest
 
-INVENTORY = """\
-domain: example.com
-hosts:
-  - name: backend-1.example.com
-    ips: [10.0.0.11]
-    groups: [backend]
-  - name: backend-2.example.com
-    ips: [10.0.0.12]
-    groups: [backend]
-services:
-  etcd:
-    hosts: backend
-"""
+import helpers as h
 
 
 @pytest.fixture
@@ -40,7 +29,7 @@ def shell_dir(chpki_bin, tmp_path) -> Path:
         (tmp_path / f"completion.{shell}").write_text(script)
     work = tmp_path / "work"
     (work / "inventories").mkdir(parents=True)
-    (work / "inventories" / "cluster-a.yml").write_text(INVENTORY)
+    (work / "inventories" / "cluster-a.yml").write_text(h.FULL_INVENTORY)
     (work / "pass-dir").mkdir()
     (work / "pass-dir" / "ca.pass").write_text("x\n")
     return tmp_path
@@ -70,7 +59,7 @@ def test_bash_completes_paths_for_file_and_directory_options(shell_dir):
     assert bash_complete(shell_dir, "chpki install-frontend pass-dir/c") == ["pass-dir/ca.pass"]
     # A directory option offers directories only.
     assert bash_complete(shell_dir, "chpki bundle --out pass") == ["pass-dir"]
-    assert bash_complete(shell_dir, "chpki --ca-dir inv") == ["inventories"]
+    assert bash_complete(shell_dir, "chpki list --ca-dir inv") == ["inventories"]
 
 
 def test_bash_completes_template_names(shell_dir):
@@ -81,43 +70,51 @@ def test_bash_completes_hosts_and_services_from_the_inventory(shell_dir):
     inventory = "--inventory inventories/cluster-a.yml"
     assert bash_complete(shell_dir, f"chpki bundle {inventory} --host backend-1") == ["backend-1", "backend-1.example.com"]
     assert bash_complete(shell_dir, f"chpki bundle {inventory} et") == ["etcd"]
-    assert bash_complete(shell_dir, f"chpki revoke {inventory} backend-2/") == ["backend-2/etcd"]
-    assert bash_complete(shell_dir, f"chpki issue server {inventory} --host backend-2") == ["backend-2", "backend-2.example.com"]
+    assert bash_complete(shell_dir, f"chpki revoke {inventory} haproxy-1/") == ["haproxy-1/haproxy"]
+    assert bash_complete(shell_dir, f"chpki issue server {inventory} --host fr") == ["frontend-1", "frontend-1.example.com"]
     # No inventory (none named, no ./cluster.yml): nothing offered, and no error in the prompt.
     assert bash_complete(shell_dir, "chpki bundle --host b") == []
 
 
 @pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed (scripts/test installs it)")
 def test_zsh_completes_inventory_path_and_template_name(shell_dir):
-    # zsh's completion widgets need a terminal; zpty gives one, as in an interactive shell.
+    """An interactive zsh on a pseudo-terminal (zpty) with the script on fpath and compinit, as a
+    user's shell: the line after TAB, where a single candidate is inserted."""
+    functions = shell_dir / "zsh-functions"
+    functions.mkdir()
+    (functions / "_chpki").write_text((shell_dir / "completion.zsh").read_text())
+
     def complete(line: str) -> str:
+        setup = (f"PS1='PROMPT> '; PATH={shlex.quote(str(shell_dir / 'bin'))}:$PATH; cd {shlex.quote(str(shell_dir / 'work'))}; "
+                 f"fpath=({shlex.quote(str(functions))} $fpath); autoload -Uz compinit; compinit -u -D; echo READY")
         script = f"""
-            autoload -Uz compinit && compinit -u -D
-            fpath=({shlex.quote(str(shell_dir))} $fpath)
-            source {shlex.quote(str(shell_dir / "completion.zsh"))}
             zmodload zsh/zpty
             zpty -b z 'zsh -f -i'
-            zpty -w z 'PS1=; PATH={shell_dir / "bin"}:$PATH; cd {shell_dir / "work"}'
-            zpty -w z 'autoload -Uz compinit && compinit -u -D; source {shell_dir / "completion.zsh"}'
-            zpty -w z 'zstyle ":completion:*" list-lines 1000; setopt nolistambiguous'
+            zpty -w z {shlex.quote(setup)}
+            zpty -r z out '*READY*'
+            zpty -r z out '*PROMPT> '
             zpty -w -n z {shlex.quote(line)}$'\\t'
-            sleep 2
-            zpty -r z out '*' ; print -r -- "$out"
+            sleep 3
+            zpty -r -t z out
+            print -r -- "$out"
             zpty -d z
         """
         res = subprocess.run(["zsh", "-f", "-c", script], capture_output=True, text=True, timeout=60,
-                             env={"PATH": "/usr/bin:/bin", "HOME": str(shell_dir), "LANG": "C.UTF-8", "TERM": "dumb"})
-        return res.stdout + res.stderr
+                             env={"PATH": "/usr/bin:/bin", "HOME": str(shell_dir), "LANG": "C.UTF-8", "TERM": "xterm"})
+        return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|.\x08", "", res.stdout)
 
-    assert "inventories/cluster-a.yml" in complete("chpki issue --inventory inventories/cl")
-    assert "pg_ident.conf" in complete("chpki templates show pg_i")
+    assert "chpki issue --inventory inventories/cluster-a.yml" in complete("chpki issue --inventory inventories/cl")
+    assert "chpki templates show pg_ident.conf" in complete("chpki templates show pg_i")
 
 
 @pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed (scripts/test installs it)")
 def test_fish_completes_inventory_path_and_template_name(shell_dir):
+    # Interactive (-i): the script reads the command line with `commandline`, which a
+    # non-interactive fish refuses. (fish 3 does not give `complete --do-complete` the cursor's
+    # token, so the inventory's hosts, a custom completion, are checked in bash.)
     def complete(line: str) -> list[str]:
         script = f"source {shlex.quote(str(shell_dir / 'completion.fish'))}; complete --do-complete {shlex.quote(line)}"
-        res = subprocess.run(["fish", "--no-config", "-c", script], cwd=shell_dir / "work", capture_output=True, text=True,
+        res = subprocess.run(["fish", "--no-config", "-i", "-c", script], cwd=shell_dir / "work", capture_output=True, text=True,
                              timeout=60, env={"PATH": f"{shell_dir / 'bin'}:/usr/bin:/bin", "HOME": str(shell_dir),
                                               "LANG": "C.UTF-8"})
         assert res.returncode == 0, res.stderr
@@ -125,4 +122,3 @@ def test_fish_completes_inventory_path_and_template_name(shell_dir):
 
     assert "inventories/cluster-a.yml" in complete("chpki issue --inventory inventories/cl")
     assert complete("chpki templates show pg_") == ["pg_hba.conf", "pg_ident.conf"]
-    assert "backend-1.example.com" in complete("chpki bundle --inventory inventories/cluster-a.yml --host backend-1")

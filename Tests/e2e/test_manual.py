@@ -90,3 +90,27 @@ def test_the_man_pages_name_every_variable_read(tmp_path):
     page = ROTATE_PAGE.read_text().split(".Sh ENVIRONMENT")[1].split(".Sh ")[0]
     missing = sorted(v for v in rotate if not re.search(rf"^\.It Ev {v}( |$)", page, re.M))
     assert not missing, f"chpki-rotate.1.in ENVIRONMENT lacks {missing}"
+
+
+def man_examples(page: Path) -> list[str]:
+    """The literal displays of the page's EXAMPLES section, as the reader sees them."""
+    examples = page.read_text().split(".Sh EXAMPLES")[1].split(".Sh ")[0]
+    blocks = re.findall(r"^\.Bd -literal[^\n]*\n(.*?)^\.Ed$", examples, re.S | re.M)
+    return [block.replace("\\e", "\\") for block in blocks]
+
+
+def test_chpki_man_page_first_cluster_example_runs(chpki_bin, tmp_path):
+    """chpki(1)'s first example, run as printed (the package's paths pointing into the checkout)
+    by a chpki of this tree, in an empty directory."""
+    first = man_examples(SECTIONS)[0]
+    assert "chpki init-ca" in first and "chpki verify" in first
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin/chpki").symlink_to(chpki_bin)
+    passphrase = h.write_secret(tmp_path / "ca.pass", h.PASSPHRASE + "\n")
+    script = first.replace("/usr/share/chpki/examples/", f"{REPO}/examples/").replace("/root/ca.pass", str(passphrase))
+    work = tmp_path / "ca-machine"
+    work.mkdir()
+    res = subprocess.run(["bash", "-euc", script], cwd=work, capture_output=True, text=True, timeout=600,
+                         env={"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8"})
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert sorted(p.name for p in (work / "bundles").glob("*.tar.gz")), "no archives"

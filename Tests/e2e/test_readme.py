@@ -59,6 +59,18 @@ def test_readme_names_the_build_prerequisites_and_the_two_line_install():
     assert "../shared" not in text
 
 
+def test_readme_says_where_swift_comes_from_and_how_the_package_reaches_an_offline_ca():
+    install = README.read_text().split("## From an empty box")[0]
+    # Debian has no Swift package: the README names swift.org's toolchain and the version the
+    # checkout pins for swiftly (.swift-version).
+    version = (ps.REPO / ".swift-version").read_text().strip()
+    assert re.fullmatch(r"6\.\d+\.\d+", version), version
+    assert "swift.org" in install and "swiftly" in install and f"Swift {version}" in install
+    # Build box to offline CA: build there, carry the .deb, apt install it offline.
+    assert "build box" in install and "offline" in install
+    assert "scripts/package" in install and "apt install ./chpki_*.deb" in install
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     """A fresh clone, the README's install step (with the stand-ins above), the unpacked root."""
