@@ -149,6 +149,8 @@ def test_chpki_man_page_has_every_subcommand_and_option(root):
         if path and " ".join(path) not in text:
             missing.append(" ".join(path))
         for argument in command.get("arguments", []):
+            if not argument.get("shouldDisplay", True):
+                continue  # hidden from help on purpose (a compatibility spelling)
             for name in argument.get("names", []):
                 flag = ("--" if name["kind"] == "long" else "-") + name["name"]
                 if flag not in text and flag not in ("--help", "-h", "--version"):
