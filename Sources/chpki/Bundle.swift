@@ -17,14 +17,14 @@ struct Bundle: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @OptionGroup var key: CAKeyOptions
 
-    @Argument(help: ArgumentHelp("Services to lay out (default: all in the inventory; minicluster adds its layout).", valueName: "service"))
+    @Argument(help: ArgumentHelp("Services to lay out (default: all in the inventory; minicluster adds its layout).", valueName: "service"), completion: Completions.services)
     var services: [String] = []
 
-    @Option(help: ArgumentHelp("Only this host (FQDN or short name).", valueName: "host")) var host: String?
-    @Option(help: ArgumentHelp("The output directory (created if missing).", valueName: "dir")) var out: String
+    @Option(help: ArgumentHelp("Only this host (FQDN or short name).", valueName: "host"), completion: Completions.hosts) var host: String?
+    @Option(help: ArgumentHelp("The output directory (created if missing).", valueName: "dir"), completion: .directory) var out: String
     @Flag(help: "Also write <host>.tar.gz per host.") var tar = false
     @Option(help: "Frontend paths: cinc (/etc/cinc-project) or chef (/etc/opscode).") var flavor: FrontendFlavor = .cinc
-    @Option(help: ArgumentHelp("Override directory: a NAME.mustache there replaces the built-in template NAME (else CHPKI_TEMPLATES, else /etc/chpki/templates); it and its files must be root's or yours and not group/other-writable.", valueName: "dir"))
+    @Option(help: ArgumentHelp("Override directory: a NAME.mustache there replaces the built-in template NAME (else CHPKI_TEMPLATES, else /etc/chpki/templates); it and its files must be root's or yours and not group/other-writable.", valueName: "dir"), completion: .directory)
     var templates: String?
 
     func run() throws {

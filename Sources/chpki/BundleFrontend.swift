@@ -17,8 +17,10 @@ struct BundleFrontend: ParsableCommand {
             MANIFEST.json (path, sha256, owner, group, mode), 0600. Any problem: exit 2, one line each, \
             no archive. Secrets are never printed; keys are named by the SHA-256 of their public half.
 
-            --encrypt writes a CMS EnvelopedData with a password recipient instead, which \
-            'openssl cms -decrypt -pwri_password pass:... -inform PEM' opens. The passphrase comes from \
+            --encrypt writes a CMS EnvelopedData with a password recipient instead, which stock \
+            OpenSSL opens: 'openssl cms -decrypt -binary -inform PEM -in frontend.cms -pwri_password \
+            PASSPHRASE -out frontend.tar.gz' (the passphrase itself: OpenSSL 3.0 takes it literally, \
+            not as pass:/file:/env:). The passphrase comes from \
             --passphrase-file, else CHPKI_BUNDLE_PASSPHRASE, else a prompt without echo (asked twice); \
             at least 8 characters.
 
@@ -38,7 +40,7 @@ struct BundleFrontend: ParsableCommand {
     @Option(help: "cinc (/etc/cinc-project, /var/opt/cinc-project) or chef (/etc/opscode, /var/opt/opscode).")
     var flavor: FrontendFlavor = .cinc
 
-    @Option(name: .customLong("compare"), parsing: .upToNextOption, help: ArgumentHelp("Compare two frontend roots instead of bundling.", valueName: "root-a root-b"))
+    @Option(name: .customLong("compare"), parsing: .upToNextOption, help: ArgumentHelp("Compare two frontend roots instead of bundling.", valueName: "root-a root-b"), completion: .directory)
     var compare: [String] = []
 
     func run() throws {
@@ -80,10 +82,10 @@ struct InstallFrontend: ParsableCommand {
 
 /// The arguments every bundle command takes (bundle-frontend, bundle-backend).
 struct SecretBundleOutputArguments: ParsableArguments {
-    @Option(help: ArgumentHelp("The filesystem root of the host whose secrets to bundle (/ on that host itself).", valueName: "root"))
+    @Option(help: ArgumentHelp("The filesystem root of the host whose secrets to bundle (/ on that host itself).", valueName: "root"), completion: .directory)
     var from: String?
 
-    @Option(help: ArgumentHelp("The bundle file to write (0600, replaced atomically).", valueName: "file"))
+    @Option(help: ArgumentHelp("The bundle file to write (0600, replaced atomically).", valueName: "file"), completion: .file())
     var out: String?
 
     @Flag(help: "Write a CMS password envelope (PWRI) instead of a plain tar.gz.")
@@ -92,7 +94,7 @@ struct SecretBundleOutputArguments: ParsableArguments {
     @Option(help: ArgumentHelp("With --encrypt: pem (-----BEGIN CMS-----) or der.", valueName: "pem|der"))
     var format: PasswordEnvelope.Encoding = .pem
 
-    @Option(name: .customLong("passphrase-file"), help: ArgumentHelp("With --encrypt: read the passphrase from the first line of this file (else CHPKI_BUNDLE_PASSPHRASE, else a prompt).", valueName: "file"))
+    @Option(name: .customLong("passphrase-file"), help: ArgumentHelp("With --encrypt: read the passphrase from the first line of this file (else CHPKI_BUNDLE_PASSPHRASE, else a prompt).", valueName: "file"), completion: .file())
     var passphraseFile: String?
 
     var options: SecretBundleOutput {
@@ -108,10 +110,10 @@ struct SecretBundleOutputArguments: ParsableArguments {
 
 /// The arguments every install command takes (install-frontend, install-backend).
 struct SecretBundleInstallArguments: ParsableArguments {
-    @Argument(help: ArgumentHelp("The bundle (tar.gz or CMS) written by bundle-frontend or bundle-backend.", valueName: "file"))
+    @Argument(help: ArgumentHelp("The bundle (tar.gz or CMS) written by bundle-frontend or bundle-backend.", valueName: "file"), completion: .file())
     var file: String
 
-    @Option(help: ArgumentHelp("The new host's filesystem root.", valueName: "root"))
+    @Option(help: ArgumentHelp("The new host's filesystem root.", valueName: "root"), completion: .directory)
     var root = "/"
 
     @Flag(name: .customLong("dry-run"), help: "Print what would change; write nothing.")
@@ -120,7 +122,7 @@ struct SecretBundleInstallArguments: ParsableArguments {
     @Flag(help: "Replace existing files that differ, keeping each old file as NAME.chpki-backup-<time>.")
     var force = false
 
-    @Option(name: .customLong("passphrase-file"), help: ArgumentHelp("Passphrase of an encrypted bundle, first line of this file.", valueName: "file"))
+    @Option(name: .customLong("passphrase-file"), help: ArgumentHelp("Passphrase of an encrypted bundle, first line of this file.", valueName: "file"), completion: .file())
     var passphraseFile: String?
 
     var options: SecretBundleInstallOptions {

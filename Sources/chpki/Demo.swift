@@ -9,7 +9,7 @@ struct Demo: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(help: ArgumentHelp("Where to write the demo.", valueName: "dir"))
+    @Option(help: ArgumentHelp("Where to write the demo.", valueName: "dir"), completion: .directory)
     var out: String = DemoCommand.defaultOutput
 
     func run() throws {

@@ -3,10 +3,10 @@ import ChpkiCore
 
 /// The options every command takes (SPEC §1).
 struct GlobalOptions: ParsableArguments {
-    @Option(name: .customLong("ca-dir"), help: ArgumentHelp("The CA directory (env CHPKI_CA_DIR).", valueName: "dir"))
+    @Option(name: .customLong("ca-dir"), help: ArgumentHelp("The CA directory (env CHPKI_CA_DIR).", valueName: "dir"), completion: .directory)
     var caDirectory: String?
 
-    @Option(name: .customLong("inventory"), help: ArgumentHelp("The cluster inventory (env CHPKI_INVENTORY).", valueName: "file"))
+    @Option(name: .customLong("inventory"), help: ArgumentHelp("The cluster inventory (env CHPKI_INVENTORY).", valueName: "file"), completion: .file())
     var inventory: String?
 
     @Flag(help: "Print one JSON document instead of the human report.")

@@ -52,7 +52,7 @@ struct InitCA: ParsableCommand {
         if noIntermediate && intermediate { throw ValidationError("--intermediate and --no-intermediate contradict each other") }
     }
 
-    @Option(name: .customLong("passphrase-file"), help: ArgumentHelp("Read the passphrase from the first line of this file.", valueName: "file"))
+    @Option(name: .customLong("passphrase-file"), help: ArgumentHelp("Read the passphrase from the first line of this file.", valueName: "file"), completion: .file())
     var passphraseFile: String?
 
     @Option(name: .customLong("root-passphrase-file"), help: ArgumentHelp("Read the root passphrase (it wraps root.key alone) from the first line of this file (else CHPKI_ROOT_PASSPHRASE, else a prompt when stdin is a terminal; without any, one passphrase wraps every key).", valueName: "file"))

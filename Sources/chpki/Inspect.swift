@@ -13,10 +13,10 @@ struct Inspect: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Argument(help: ArgumentHelp("The file to inspect.", valueName: "file"))
+    @Argument(help: ArgumentHelp("The file to inspect.", valueName: "file"), completion: .file())
     var file: String
 
-    @Option(name: .customLong("passphrase-file"), help: ArgumentHelp("Passphrase to open an encrypted key.", valueName: "file"))
+    @Option(name: .customLong("passphrase-file"), help: ArgumentHelp("Passphrase to open an encrypted key.", valueName: "file"), completion: .file())
     var passphraseFile: String?
 
     func run() throws {

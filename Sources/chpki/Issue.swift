@@ -60,12 +60,12 @@ struct Issue: ParsableCommand {
 
 /// The passphrase option of commands that open the CA key.
 struct CAKeyOptions: ParsableArguments {
-    @Option(name: .customLong("passphrase-file"), help: ArgumentHelp("Read the CA passphrase from the first line of this file (else CHPKI_CA_PASSPHRASE, else a prompt).", valueName: "file"))
+    @Option(name: .customLong("passphrase-file"), help: ArgumentHelp("Read the CA passphrase from the first line of this file (else CHPKI_CA_PASSPHRASE, else a prompt).", valueName: "file"), completion: .file())
     var passphraseFile: String?
 }
 
 struct OneOffOutput: ParsableArguments {
-    @Option(help: ArgumentHelp("Also write <stem>.crt (0644) and <stem>.key (0600, PKCS#8) into this directory (created if missing).", valueName: "dir"))
+    @Option(help: ArgumentHelp("Also write <stem>.crt (0644) and <stem>.key (0600, PKCS#8) into this directory (created if missing).", valueName: "dir"), completion: .directory)
     var out: String?
 }
 
@@ -99,8 +99,8 @@ struct IssueServer: OneOffIssue {
     @OptionGroup var rootKey: RootKeyOptions
     @OptionGroup var output: OneOffOutput
 
-    @Option(help: "The service name (a DNS label).") var service: String
-    @Option(help: "The host's FQDN.") var host: String
+    @Option(help: "The service name (a DNS label).", completion: Completions.services) var service: String
+    @Option(help: "The host's FQDN.", completion: Completions.hosts) var host: String
     @Option(name: .customLong("ip"), help: "An IP address of the host (repeatable).") var ips: [String] = []
     @Option(name: .customLong("san"), help: "An extra DNS name (repeatable).") var sans: [String] = []
     @Option(name: .customLong("key"), help: ArgumentHelp("Key type (default: the inventory's for this service).", valueName: "type"))

@@ -40,7 +40,7 @@ struct Revoke: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var key: CAKeyOptions
-    @Argument(help: ArgumentHelp("A serial (hex), a host, or host/service.", valueName: "serial|host[/service]")) var target: String
+    @Argument(help: ArgumentHelp("A serial (hex), a host, or host/service.", valueName: "serial|host[/service]"), completion: Completions.hostsAndServices) var target: String
     @Option(help: "The CRL reason.") var reason: RevocationReason = .unspecified
 
     func run() throws {

@@ -3,7 +3,7 @@ import ChpkiCore
 
 /// The root passphrase option of the commands that may open the root key (SPEC §6 "Two secrets").
 struct RootKeyOptions: ParsableArguments {
-    @Option(name: .customLong("root-passphrase-file"), help: ArgumentHelp("Read the root passphrase from the first line of this file (else CHPKI_ROOT_PASSPHRASE, else a prompt when stdin is a terminal). Needed only when the root signs: growth beyond the name constraints, rotate-ca.", valueName: "file"))
+    @Option(name: .customLong("root-passphrase-file"), help: ArgumentHelp("Read the root passphrase from the first line of this file (else CHPKI_ROOT_PASSPHRASE, else a prompt when stdin is a terminal). Needed only when the root signs: growth beyond the name constraints, rotate-ca.", valueName: "file"), completion: .file())
     var rootPassphraseFile: String?
 
     /// `settings` with the root passphrase's file, for the core to find when the root key is needed.
@@ -46,7 +46,7 @@ struct PassphraseChange: ParsableCommand {
 
     @Option(help: "Which passphrase to change: root or operations.") var which: CASecret
 
-    @Option(name: .customLong("new-passphrase-file"), help: ArgumentHelp("Read the new passphrase from the first line of this file (else CHPKI_NEW_PASSPHRASE, else a prompt, twice).", valueName: "file"))
+    @Option(name: .customLong("new-passphrase-file"), help: ArgumentHelp("Read the new passphrase from the first line of this file (else CHPKI_NEW_PASSPHRASE, else a prompt, twice).", valueName: "file"), completion: .file())
     var newPassphraseFile: String?
 
     func run() throws {

@@ -35,10 +35,10 @@ struct RolloutPlanCommand: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(help: ArgumentHelp("The bundle directory (chpki bundle --out DIR).", valueName: "dir"))
+    @Option(help: ArgumentHelp("The bundle directory (chpki bundle --out DIR).", valueName: "dir"), completion: .directory)
     var bundles: String?
 
-    @Option(help: ArgumentHelp("What each host last installed: DIR/<fqdn>.json (missing: nothing yet).", valueName: "dir"))
+    @Option(help: ArgumentHelp("What each host last installed: DIR/<fqdn>.json (missing: nothing yet).", valueName: "dir"), completion: .directory)
     var state: String?
 
     @Option(help: ArgumentHelp("Only these hosts (FQDNs or short names, comma-separated).", valueName: "h1,h2"))
@@ -47,10 +47,10 @@ struct RolloutPlanCommand: ParsableCommand {
     @Flag(help: "Ignore the records: every selected host is installed in full (a rebuilt host).")
     var force = false
 
-    @Option(help: ArgumentHelp("One host: its recorded manifest (instead of --bundles/--state).", valueName: "file"))
+    @Option(help: ArgumentHelp("One host: its recorded manifest (instead of --bundles/--state).", valueName: "file"), completion: .file())
     var recorded: String?
 
-    @Option(name: .customLong("new"), help: ArgumentHelp("One host: its new MANIFEST.json (with --recorded).", valueName: "file"))
+    @Option(name: .customLong("new"), help: ArgumentHelp("One host: its new MANIFEST.json (with --recorded).", valueName: "file"), completion: .file())
     var newManifest: String?
 
     @Flag(help: "One tab-separated record per line (for chpki-rotate).")

@@ -19,7 +19,7 @@ struct TemplatesGroup: ParsableCommand {
 
 /// The override directory option of the templates commands (bundle has its own of the same name).
 struct TemplateDirectoryOption: ParsableArguments {
-    @Option(help: ArgumentHelp("Override directory (else CHPKI_TEMPLATES, else /etc/chpki/templates when it exists).", valueName: "dir"))
+    @Option(help: ArgumentHelp("Override directory (else CHPKI_TEMPLATES, else /etc/chpki/templates when it exists).", valueName: "dir"), completion: .directory)
     var templates: String?
 }
 
@@ -46,7 +46,7 @@ struct TemplatesShow: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @OptionGroup var directory: TemplateDirectoryOption
 
-    @Argument(help: ArgumentHelp("The template's name, e.g. pg_hba.conf ('chpki templates list' names them).", valueName: "name"))
+    @Argument(help: ArgumentHelp("The template's name, e.g. pg_hba.conf ('chpki templates list' names them).", valueName: "name"), completion: Completions.templateNames)
     var name: String
 
     @Flag(name: .customLong("built-in"), help: "Print the built-in text even when an override replaces it.")

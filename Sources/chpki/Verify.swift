@@ -22,7 +22,7 @@ struct Verify: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @OptionGroup var key: CAKeyOptions
 
-    @Option(help: ArgumentHelp("A bundle output directory, or one host tree (with --installed: the host's root, default /).", valueName: "dir"))
+    @Option(help: ArgumentHelp("A bundle output directory, or one host tree (with --installed: the host's root, default /).", valueName: "dir"), completion: .directory)
     var bundle: String?
 
     @Flag(help: "Check the bundle as installed on this host: owners, groups, activated trust (DIR default /).")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -37,6 +38,10 @@ def run_package_script(out: Path, *extra: str) -> Path:
     res = subprocess.run([str(REPO / "scripts" / "package"), "--out", str(out), *extra], cwd=str(REPO),
                          capture_output=True, text=True, timeout=3600)
     assert res.returncode == 0, f"scripts/package failed ({res.returncode}):\n{res.stdout}\n{res.stderr[-6000:]}"
+    # Warning-free: whatever this run compiled or linked (a fresh build: everything) said nothing
+    # to get used to, such as the linker's "the use of `mktemp' is dangerous" once did.
+    warnings = [line for line in res.stderr.splitlines() if re.search(r"\bwarning\b", line, re.I)]
+    assert not warnings, "scripts/package printed warnings:\n" + "\n".join(warnings[:40])
     debs = sorted(out.glob("chpki_*.deb"))
     assert len(debs) == 1, f"expected one .deb in {out}, found {debs}"
     assert res.stdout.strip() == str(debs[0]), f"scripts/package should print the .deb's path, printed {res.stdout!r}"
@@ -83,14 +88,33 @@ def contents(deb: Path) -> dict[str, tuple[str, str]]:
     return result
 
 
-def without_toolchain(script: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+# What an installed chpki on this machine would add to a test's view: its settings and template
+# overrides. Hidden (an empty tmpfs over each that exists) wherever the package under test runs, so
+# the suite gives the same result whether or not an operator installed and configured chpki here.
+MACHINE_STATE = ("/etc/chpki",)
+
+
+def without_toolchain(script: str, cwd: Path, env: dict | None = None, hide_toolchain: bool = True) -> subprocess.CompletedProcess:
     """Runs `script` with sh in a private mount namespace where /opt/swift is an empty tmpfs, so
-    nothing of the Swift toolchain can be loaded."""
-    inner = f"mount -t tmpfs none /opt/swift && cd {shlex_quote(str(cwd))} && {script}"
+    nothing of the Swift toolchain can be loaded (when `hide_toolchain`), and so is each of
+    MACHINE_STATE that exists."""
+    hidden = [*(["/opt/swift"] if hide_toolchain else []), *(d for d in MACHINE_STATE if os.path.isdir(d))]
+    steps = [f"mount -t tmpfs none {shlex_quote(d)}" for d in hidden] + [f"cd {shlex_quote(str(cwd))}", script]
+    inner = " && ".join(steps)
     base = {k: v for k, v in os.environ.items() if not k.startswith("CHPKI_") and k != "LD_LIBRARY_PATH"}
     base["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin"
     base.update(env or {})
     return subprocess.run(["unshare", "-m", "sh", "-c", inner], env=base, capture_output=True, text=True, timeout=900)
+
+
+def dpkg_status_without_chpki(directory: Path, source: str = "/var/lib/dpkg/status") -> Path:
+    """A copy of dpkg's status file with no chpki stanza: `apt-get -o Dir::State::status=` that copy
+    resolves the package as on a machine that never had it, whatever this one has installed."""
+    stanzas = Path(source).read_text().split("\n\n")
+    kept = [s for s in stanzas if not re.match(r"Package: chpki\n", s.lstrip("\n"))]
+    status = directory / "dpkg-status"
+    status.write_text("\n\n".join(kept))
+    return status
 
 
 def shlex_quote(text: str) -> str:

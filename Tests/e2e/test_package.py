@@ -54,7 +54,7 @@ def test_package_name_version_and_depends(deb, root):
 
 def test_package_holds_every_installed_file(root):
     expected = [
-        "usr/bin/chpki", "usr/bin/chpki-rotate", "usr/share/man/man1/chpki.1.gz",
+        "usr/bin/chpki", "usr/bin/chpki-rotate", "usr/share/man/man1/chpki.1.gz", "usr/share/man/man1/chpki-rotate.1.gz",
         "usr/share/bash-completion/completions/chpki", "usr/share/zsh/vendor-completions/_chpki",
         "usr/share/fish/vendor_completions.d/chpki.fish",
         "usr/lib/systemd/system/chpki-expiring.service", "usr/lib/systemd/system/chpki-expiring.timer",
@@ -100,9 +100,76 @@ def test_installed_demo_runs_anywhere_without_the_toolchain(root, tmp_path):
     document = json.loads((work / "demo.json").read_text())
     assert [s["command"] for s in document["steps"]] == ["init-ca", "inspect", "issue", "nodes-dn", "bundle", "verify"]
     # The same binary with the toolchain visible fails nothing either, from another directory.
-    res = subprocess.run([str(root / "usr/bin/chpki"), "templates", "show", "pg_ident.conf"], cwd="/", capture_output=True,
-                         text=True)
+    res = ps.without_toolchain(f"{chpki} templates show pg_ident.conf", Path("/"), hide_toolchain=False)
     assert res.returncode == 0 and res.stdout == (ps.REPO / "templates/pg_ident.conf.mustache").read_text()
+
+
+def test_version_is_the_package_version(deb, root):
+    """`chpki --version` prints the package's full version (scripts/package compiles it in)."""
+    version = subprocess.run(["dpkg-deb", "-f", str(deb), "Version"], check=True, capture_output=True,
+                             text=True).stdout.strip()
+    res = subprocess.run([str(root / "usr/bin/chpki"), "--version"], capture_output=True, text=True)
+    assert res.returncode == 0 and res.stdout.strip() == version, (res.stdout, version)
+    assert re.fullmatch(r"\d+\.\d+\.\d+\+\d+\.g[0-9a-f]{10}(\.dirty)?", version), version
+
+
+MAN_SECTIONS = ("NAME", "SYNOPSIS", "DESCRIPTION", "ENVIRONMENT", "FILES", "EXIT STATUS", "EXAMPLES", "SEE ALSO")
+
+
+def rendered(page: Path) -> tuple[str, str]:
+    """(text, warnings) of `man --warnings -l PAGE`, rendered to a pipe."""
+    res = subprocess.run(["man", "--warnings", "-l", "-P", "cat", str(page)], capture_output=True, text=True,
+                         env={**os.environ, "MANWIDTH": "100", "LANG": "C.UTF-8"})
+    assert res.returncode == 0, res.stderr
+    return re.sub(r".\x08", "", res.stdout), res.stderr
+
+
+def test_every_installed_command_has_a_warning_free_man_page_with_every_section(root):
+    pages = root / "usr/share/man/man1"
+    commands = sorted(p.name for p in (root / "usr/bin").iterdir())
+    assert commands == ["chpki", "chpki-rotate"]
+    for command in commands:
+        text, warnings = rendered(pages / f"{command}.1.gz")
+        assert warnings == "", f"man --warnings {command}.1: {warnings}"
+        headings = re.findall(r"^([A-Z][A-Z ]+)$", text, re.M)
+        missing = [s for s in MAN_SECTIONS if s not in headings]
+        assert not missing, f"{command}.1 lacks {missing}; has {headings}"
+        assert "chpki-rotate(1)" in text if command == "chpki" else "chpki(1)" in text
+
+
+def test_chpki_man_page_has_every_subcommand_and_option(root):
+    """From the binary's own description of itself: every subcommand path and option name."""
+    dump = json.loads(subprocess.run([str(root / "usr/bin/chpki"), "--experimental-dump-help"], check=True,
+                                     capture_output=True, text=True).stdout)
+    text, _ = rendered(root / "usr/share/man/man1/chpki.1.gz")
+    text = " ".join(text.split())
+    missing = []
+
+    def walk(command: dict, path: list[str]) -> None:
+        if path and " ".join(path) not in text:
+            missing.append(" ".join(path))
+        for argument in command.get("arguments", []):
+            if not argument.get("shouldDisplay", True):
+                continue  # hidden from help on purpose (a compatibility spelling)
+            for name in argument.get("names", []):
+                flag = ("--" if name["kind"] == "long" else "-") + name["name"]
+                if flag not in text and flag not in ("--help", "-h", "--version"):
+                    missing.append(f"{' '.join(path)} {flag}")
+        for sub in command.get("subcommands", []):
+            walk(sub, path + [sub["commandName"]])
+
+    walk(dump["command"], [])
+    assert not missing, missing
+
+
+def test_rotate_man_page_describes_every_option(root):
+    help_text = subprocess.run([str(root / "usr/bin/chpki-rotate"), "--help"], check=True, capture_output=True,
+                               text=True).stdout
+    text, _ = rendered(root / "usr/share/man/man1/chpki-rotate.1.gz")
+    options = set(re.findall(r"^\s+(--[a-z-]+)", help_text, re.M))
+    assert {"--ca-dir", "--copy-cmd", "--dry-run", "--state"} <= options
+    missing = sorted(o for o in options if o not in text)
+    assert not missing, missing
 
 
 def test_man_page_renders(root):
@@ -128,6 +195,9 @@ def test_bash_completion_completes_issue_dry_run(root):
         COMP_WORDS=(chpki templates ''); COMP_CWORD=2; COMP_LINE='chpki templates '; COMP_POINT=${{#COMP_LINE}}; COMPREPLY=()
         _chpki chpki '' templates
         printf 'reply:%s\\n' "${{COMPREPLY[@]}}"
+        COMP_WORDS=(chpki templates show pg_i); COMP_CWORD=3; COMP_LINE='chpki templates show pg_i'; COMP_POINT=${{#COMP_LINE}}; COMPREPLY=()
+        _chpki chpki pg_i show
+        printf 'reply:%s\\n' "${{COMPREPLY[@]}}"
     """
     res = subprocess.run(["bash", "--norc", "--noprofile", "-c", script], capture_output=True, text=True,
                          env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"})
@@ -136,6 +206,7 @@ def test_bash_completion_completes_issue_dry_run(root):
     replies = [line[len("reply:"):] for line in res.stdout.splitlines() if line.startswith("reply:")]
     assert "--dry-run" in replies, res.stdout
     assert "list" in replies and "show" in replies, res.stdout
+    assert "pg_ident.conf" in replies, res.stdout  # a template name (test_completion.py: paths, hosts)
 
 
 def test_systemd_units_verify_with_installed_paths(root, tmp_path):

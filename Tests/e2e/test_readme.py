@@ -59,6 +59,18 @@ def test_readme_names_the_build_prerequisites_and_the_two_line_install():
     assert "../shared" not in text
 
 
+def test_readme_says_where_swift_comes_from_and_how_the_package_reaches_an_offline_ca():
+    install = README.read_text().split("## From an empty box")[0]
+    # Debian has no Swift package: the README names swift.org's toolchain and the version the
+    # checkout pins for swiftly (.swift-version).
+    version = (ps.REPO / ".swift-version").read_text().strip()
+    assert re.fullmatch(r"6\.\d+\.\d+", version), version
+    assert "swift.org" in install and "swiftly" in install and f"Swift {version}" in install
+    # Build box to offline CA: build there, carry the .deb, apt install it offline.
+    assert "build box" in install and "offline" in install
+    assert "scripts/package" in install and "apt install ./chpki_*.deb" in install
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     """A fresh clone, the README's install step (with the stand-ins above), the unpacked root."""
@@ -72,7 +84,11 @@ def installed(tmp_path_factory):
     # suite's checkout has uncommitted changes).
     assert re.match(rf"chpki_{re.escape(version)}(\.dirty)?_", deb.name), (version, deb.name)
     shutil.copy(deb, clone / deb.name)
-    simulated = subprocess.run(["bash", "-c", "apt-get install --simulate ./chpki_*.deb"], cwd=clone, capture_output=True,
+    # Against a dpkg status without chpki: an installed chpki here ("already the newest version")
+    # must not change what the test sees.
+    status = ps.dpkg_status_without_chpki(scratch)
+    simulated = subprocess.run(["bash", "-c", f"apt-get -o Dir::State::status={shlex.quote(str(status))} "
+                                "install --simulate ./chpki_*.deb"], cwd=clone, capture_output=True,
                                text=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
     assert simulated.returncode == 0 and re.search(r"^Inst chpki ", simulated.stdout, re.M), simulated.stdout + simulated.stderr
     root = ps.extract(deb, scratch / "root")
