@@ -46,7 +46,7 @@ struct Issue: ParsableCommand {
 
     /// The parsed options only: `waitingToRetire` is the run's result, not an argument.
     enum CodingKeys: String, CodingKey {
-        case global, key, dryRun, prune
+        case global, key, rootKey, dryRun, prune
     }
 
     mutating func run() throws {
