@@ -58,10 +58,12 @@ struct CRL: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var key: CAKeyOptions
-    @Option(help: "Days until nextUpdate.") var days: Int = CRLPublisher.defaultDays
+    @Option(help: ArgumentHelp("How long until nextUpdate, e.g. 30d, 12h or 90min (s, min, h, d, w, mo, y; m is months; at most 3650d). Default: 30d.", valueName: "period"))
+    var lifetime: String?
+    @Option(help: ArgumentHelp("Days until nextUpdate: the older form of --lifetime Nd.", valueName: "n")) var days: Int?
 
     func run() throws {
-        try RevokeCommand.crl(days: days, passphraseFile: key.passphraseFile, settings: global.settings, reporter: global.makeReporter())
+        try RevokeCommand.crl(lifetime: lifetime, days: days, passphraseFile: key.passphraseFile, settings: global.settings, reporter: global.makeReporter())
     }
 }
 

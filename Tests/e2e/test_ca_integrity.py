@@ -32,6 +32,7 @@ import pytest
 from cryptography import x509
 
 import helpers as h
+from lifecycle_support import serial_hex
 
 INVENTORY = """\
 domain: example.com
@@ -233,7 +234,8 @@ def test_a_leaf_of_an_older_intermediate_verifies_from_files_in_ca(site, ca_dir,
     h.assert_ok(site("issue", "server", "--service", "grafana", "--host", "tools.example.org"))
     newest = issuing_certificate(ca_dir)
     assert newest.serial_number != first.serial_number, "scenario: growth made a new intermediate"
-    older = ca_dir / f"intermediate-{first.serial_number:X}.pem"
+    # the name spells the serial as ca.db does: upper-case hex of even length (a leading 0 kept)
+    older = ca_dir / f"intermediate-{serial_hex(first)}.pem"
     assert older.is_file(), sorted(p.name for p in ca_dir.iterdir())
     assert h.load_cert(older) == first and h.mode_of(older) == 0o600
     leaf = tmp_path / "leaf.pem"

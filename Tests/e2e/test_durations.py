@@ -138,3 +138,41 @@ def test_init_ca_validity_in_hours(tmp_path, chpki_bin):
     # the CA is backdated too; whatever the backdating, the root lasts six hours from now
     assert dt.timedelta(hours=6) <= span <= dt.timedelta(hours=6) + dt.timedelta(days=1), span
     assert abs(root.not_valid_after_utc - (now_s() + dt.timedelta(hours=6))) < dt.timedelta(minutes=1)
+
+
+def crl_next_updates(ca: CA) -> list[dt.datetime]:
+    """nextUpdate of every CRL in ca/crl.pem (one per issuer), read with Python cryptography."""
+    text = (ca.ca_dir / "crl.pem").read_text()
+    blocks = [b + "-----END X509 CRL-----\n" for b in text.split("-----END X509 CRL-----") if "BEGIN X509 CRL" in b]
+    return [x509.load_pem_x509_crl(b.encode()).next_update_utc for b in blocks]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (("--lifetime", "90s"), dt.timedelta(seconds=90)),
+    (("--lifetime", "2h"), dt.timedelta(hours=2)),
+    (("--days", "7"), dt.timedelta(days=7)),
+    ((), dt.timedelta(days=30)),
+])
+def test_crl_lifetime_to_the_second(tmp_path, chpki_bin, args, expected):
+    ca = make(tmp_path, chpki_bin)
+    ca.ok("issue", signed=True)
+    before = now_s()
+    ca.ok("crl", *args, signed=True)
+    updates = crl_next_updates(ca)
+    assert updates
+    for next_update in updates:
+        assert before + expected - dt.timedelta(seconds=2) <= next_update <= now_s() + expected + dt.timedelta(seconds=2)
+
+
+@pytest.mark.parametrize("args, option", [
+    (("--lifetime", "5mins"), "--lifetime"), (("--lifetime", "3651d"), "--lifetime"),
+    (("--lifetime", "11y"), "--lifetime"), (("--days", "0"), "--days"),
+    (("--days", "3651"), "--days"), (("--days", "7", "--lifetime", "7d"), "--days"),
+])
+def test_bad_crl_lifetimes_are_refused_naming_the_option(tmp_path, chpki_bin, args, option):
+    ca = make(tmp_path, chpki_bin)
+    before = h.snapshot(ca.ca_dir)
+    res = ca.signed("crl", *args)
+    assert res.returncode == 2, res
+    assert option in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert h.snapshot(ca.ca_dir) == before

@@ -63,7 +63,7 @@ extension CASession {
     /// transaction. Each CA's key is opened once.
     @discardableResult
     public func revokeAndPublishCRLs(_ revocations: [(serial: SerialNumber, reason: RevocationReason)],
-                                     days: Int = CRLPublisher.defaultDays) throws -> CADatabase.SignedCRL {
+                                     lifetime: Period = CRLPublisher.defaultLifetime) throws -> CADatabase.SignedCRL {
         try requireExclusive()
         let withLeaves = try database.leafIssuers()
         let live = authorities.filter { $0.authorityRole != .retired && ($0.serial == issuing.serial || withLeaves.contains($0.serial)) }
@@ -72,7 +72,7 @@ extension CASession {
         var signers: [SerialNumber: Signer] = [:]
         for authority in ordered { signers[authority.serial] = try authoritySigner(authority) }
         let signed = try database.revokeAndPublishCRLs(revocations, at: now, issuers: ordered.map(\.serial)) { issuer, input in
-            try CRLPublisher.sign(input, signer: signers[issuer]!, now: now, days: days)
+            try CRLPublisher.sign(input, signer: signers[issuer]!, now: now, lifetime: lifetime)
         }
         try publish()
         return signed

@@ -343,9 +343,9 @@ public final class CASession {
 
     /// Revokes `serials` (none: just a fresh CRL) and signs the next CRL, one transaction; then crl.pem and index.txt.
     public func revokeAndPublishCRL(_ serials: [SerialNumber], reason: RevocationReason = .unspecified,
-                                    days: Int = CRLPublisher.defaultDays) throws -> CADatabase.SignedCRL {
+                                    lifetime: Period = CRLPublisher.defaultLifetime) throws -> CADatabase.SignedCRL {
         // Every CA with leaves publishes its CRL (CASession+Growth), not only the one signing now.
-        try revokeAndPublishCRLs(serials.map { ($0, reason) }, days: days)
+        try revokeAndPublishCRLs(serials.map { ($0, reason) }, lifetime: lifetime)
     }
 
     /// rotate-ca: records the new root (and intermediate) as current and the old ones as previous.

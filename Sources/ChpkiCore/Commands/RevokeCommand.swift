@@ -35,13 +35,36 @@ public enum RevokeCommand {
         reporter.line("signed CRL number \(crl.number): \(path)")
     }
 
-    public static func crl(days: Int, passphraseFile: String?, settings: Settings, reporter: Reporter) throws {
-        guard (1...3650).contains(days) else { throw ChpkiError.input(file: nil, field: "--days", "must be between 1 and 3650") }
+    /// `lifetime` is `--lifetime`'s text (a duration, to the second), or `--days`'s whole number of
+    /// days from before durations existed; nil: `CRLPublisher.defaultLifetime`.
+    public static func crl(lifetime text: String?, days: Int?, passphraseFile: String?, settings: Settings, reporter: Reporter) throws {
+        let lifetime = try crlLifetime(text, days: days)
         let session = try settings.openCA(.change, passphraseFile: passphraseFile, reporter: reporter)
-        let crl = try session.revokeAndPublishCRL([], days: days)
+        let crl = try session.revokeAndPublishCRL([], lifetime: lifetime)
         let path = session.directory.file(CADirectory.crl)
         try reporter.emit(Report(revoked: [], alreadyRevoked: [], crlNumber: crl.number, crl: path))
-        reporter.line("signed CRL number \(crl.number), valid \(days) days: \(path)")
+        reporter.line("signed CRL number \(crl.number), valid \(lifetime): \(path)")
+    }
+
+    static func crlLifetime(_ text: String?, days: Int?) throws -> Period {
+        let lifetime: Period
+        switch (text, days) {
+        case (.some, .some):
+            throw ChpkiError.input(file: nil, field: "--days", "give --lifetime or --days, not both")
+        case let (.some(text), nil):
+            guard let period = Period(text) else { throw ChpkiError.input(file: nil, field: "--lifetime", "'\(text)' is not \(Period.help)") }
+            lifetime = period
+        case let (nil, .some(days)):
+            guard days > 0 else { throw ChpkiError.input(file: nil, field: "--days", "must be at least 1") }
+            lifetime = Period(amount: min(days, Int(Int32.max)), unit: .days)
+        case (nil, nil):
+            return CRLPublisher.defaultLifetime
+        }
+        let longest = CRLPublisher.longestLifetime
+        guard lifetime.after(Date(timeIntervalSince1970: 0)) <= longest.after(Date(timeIntervalSince1970: 0)) else {
+            throw ChpkiError.input(file: nil, field: text == nil ? "--days" : "--lifetime", "\(lifetime) is longer than a CRL may be valid (\(longest))")
+        }
+        return lifetime
     }
 
     struct Selection {
