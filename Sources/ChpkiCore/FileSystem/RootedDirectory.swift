@@ -317,14 +317,15 @@ public final class RootedDirectory {
     public func distrust(_ status: FileStatus) -> String? {
         guard let owners = trustedOwners else { return nil }
         let allowed = owners.map(Accounts.userName).joined(separator: " or ")
-        if !owners.contains(status.uid) {
+        switch OwnershipRule.violations(status, owners: owners).first {
+        case nil:
+            return nil
+        case .foreignOwner:
             return "directory owned by \(status.owner) (uid \(status.uid)), not \(allowed): its owner could replace what is installed in it; refused (chown it to root, or remove it)"
-        }
-        if status.mode & 0o022 != 0 {
+        case .writableByOthers:
             let sticky = status.mode & 0o1000 != 0 ? " (the sticky bit does not stop new names)" : ""
             return "directory mode \(ModeText.format(status.mode)) lets group or others write in it\(sticky): they could replace what is installed in it; refused (chmod go-w it)"
         }
-        return nil
     }
 
     /// Refuses the open directory `directory` (named `shown`) when `distrust` says so; `cleanup`

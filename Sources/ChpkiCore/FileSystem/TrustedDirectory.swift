@@ -60,15 +60,15 @@ public enum TrustedDirectory {
         return files
     }
 
-    /// Why a file or directory with this status may not be trusted, or nil: owned by someone other
-    /// than root or the user chpki runs as, or group/other-writable.
+    /// Why a file or directory with this status may not be trusted (`OwnershipRule`), or nil.
     public static func problem(_ status: FileStatus) -> String? {
         let me = geteuid()
-        var problems: [String] = []
-        if status.uid != 0 && status.uid != me {
-            problems.append("owned by neither root nor \(me == 0 ? "root" : Accounts.userName(me)), the user chpki runs as")
+        let problems = OwnershipRule.violations(status).map { violation in
+            switch violation {
+            case .foreignOwner: "owned by neither root nor \(me == 0 ? "root" : Accounts.userName(me)), the user chpki runs as"
+            case .writableByOthers: "group/other-writable"
+            }
         }
-        if status.mode & 0o022 != 0 { problems.append("group/other-writable") }
         guard !problems.isEmpty else { return nil }
         return "owner \(status.owner), mode \(ModeText.format(status.mode)): " + problems.joined(separator: " and ")
     }

@@ -47,7 +47,7 @@ public enum SecretBundleInstaller {
 
     /// Who may own a directory an install goes through: root, and the invoking user when that is
     /// not root (whose own directories hold files it installs as itself anyway).
-    static var trustedOwners: [uid_t] { Accounts.isRoot ? [0] : [0, geteuid()] }
+    static var trustedOwners: [uid_t] { OwnershipRule.owners }
 
     /// Where the journal of a `layout` install lives: the directory of its first file (the
     /// configuration directory, which holds the secrets), checked like every target directory.
