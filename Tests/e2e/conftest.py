@@ -37,6 +37,22 @@ def clean_env(extra: dict | None = None) -> dict:
     return env
 
 
+def run_with_private_etc_chpki(script: str, cwd) -> subprocess.CompletedProcess:
+    """Runs `script` with sh in a private mount namespace whose /etc/chpki is an empty tmpfs, so a
+    test can lay out /etc/chpki/templates without touching the real /etc (a missing /etc/chpki is
+    made for the mount point and removed after)."""
+    assert os.geteuid() == 0, "needs root for a mount namespace"
+    created = not os.path.exists("/etc/chpki")
+    if created:
+        os.mkdir("/etc/chpki", 0o755)
+    try:
+        return subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs none /etc/chpki && " + script],
+                              capture_output=True, text=True, cwd=str(cwd), env=clean_env())
+    finally:
+        if created:
+            os.rmdir("/etc/chpki")
+
+
 class Chpki:
     """The binary under test, bound to a working directory."""
 

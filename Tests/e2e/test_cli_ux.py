@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import helpers as h
-from conftest import REPO, clean_env
+from conftest import REPO, clean_env, run_with_private_etc_chpki
 
 TEMPLATES = REPO / "templates"
 BUILT_IN = sorted(p.name[: -len(".mustache")] for p in TEMPLATES.glob("*.mustache"))
@@ -99,19 +99,9 @@ def test_flag_beats_environment_and_environment_applies_without_flag(cluster, ru
 
 def test_system_override_directory_applies_when_present(chpki_bin, tmp_path):
     """/etc/chpki/templates, shown in a private mount namespace so the real /etc is untouched."""
-    assert os.geteuid() == 0, "needs root for a mount namespace"
-    created = not Path("/etc/chpki").exists()
-    if created:
-        os.mkdir("/etc/chpki", 0o755)
-    try:
-        script = ("mount -t tmpfs none /etc/chpki && mkdir /etc/chpki/templates && "
-                  "printf '# system\\n' > /etc/chpki/templates/minio.tls.mustache && "
-                  f"{chpki_bin} templates list --json && {chpki_bin} templates show minio.tls")
-        res = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, cwd=str(tmp_path),
-                             env=clean_env())
-    finally:
-        if created:
-            os.rmdir("/etc/chpki")
+    res = run_with_private_etc_chpki(
+        "mkdir /etc/chpki/templates && printf '# system\\n' > /etc/chpki/templates/minio.tls.mustache && "
+        f"{chpki_bin} templates list --json && {chpki_bin} templates show minio.tls", tmp_path)
     assert res.returncode == 0, h.describe(res)
     document, _, shown = res.stdout.rpartition("}\n")
     listed = {t["name"]: t for t in json.loads(document + "}")["templates"]}

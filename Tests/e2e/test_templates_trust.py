@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import helpers as h
-from conftest import REPO, clean_env
+from conftest import REPO, clean_env, run_with_private_etc_chpki
 
 NOBODY = pwd.getpwnam("nobody")
 BACKEND = "backend-1.example.com"
@@ -128,18 +128,10 @@ def test_symlinked_template_or_directory_is_refused(cluster, run, tmp_path, pass
 def test_system_directory_writable_by_others_is_refused(chpki_bin, tmp_path):
     """/etc/chpki/templates is picked up whenever it exists: a world-writable one is refused too
     (in a private mount namespace, so the real /etc is untouched)."""
-    created = not os.path.exists("/etc/chpki")
-    if created:
-        os.mkdir("/etc/chpki", 0o755)
-    try:
-        script = ("mount -t tmpfs none /etc/chpki && mkdir -m 0777 /etc/chpki/templates && "
-                  "printf 'host all all 0.0.0.0/0 trust\\n' > /etc/chpki/templates/pg_hba.conf.mustache && "
-                  f"chown nobody /etc/chpki/templates/pg_hba.conf.mustache && {chpki_bin} templates list")
-        res = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, cwd=str(tmp_path),
-                             env=clean_env())
-    finally:
-        if created:
-            os.rmdir("/etc/chpki")
+    res = run_with_private_etc_chpki(
+        "mkdir -m 0777 /etc/chpki/templates && "
+        "printf 'host all all 0.0.0.0/0 trust\\n' > /etc/chpki/templates/pg_hba.conf.mustache && "
+        f"chown nobody /etc/chpki/templates/pg_hba.conf.mustache && {chpki_bin} templates list", tmp_path)
     h.assert_refused(res, "/etc/chpki/templates", "0777", "group/other-writable")
 
 
