@@ -26,8 +26,18 @@ struct Bundle: ParsableCommand {
     @Option(help: "Frontend paths: cinc (/etc/cinc-project) or chef (/etc/opscode).") var flavor: FrontendFlavor = .cinc
     @Option(help: ArgumentHelp("Override directory: a NAME.mustache there replaces the built-in template NAME (else CHPKI_TEMPLATES, else /etc/chpki/templates); it and its files must be root's or yours and not group/other-writable.", valueName: "dir"), completion: .directory)
     var templates: String?
+    @Option(help: ArgumentHelp("The install records, <fqdn>.json per host (default: <ca-dir>/installed): who is already an etcd member or in a MinIO pool.", valueName: "dir"), completion: .directory)
+    var state: String?
 
-    func run() throws {
+    /// etcd membership commands the run found necessary (set by `run`, for the next step).
+    var membershipSteps: [String] = []
+
+    /// The parsed options only: `membershipSteps` is the run's result, not an argument.
+    enum CodingKeys: String, CodingKey {
+        case global, key, services, host, out, tar, flavor, templates, state
+    }
+
+    mutating func run() throws {
         var options = BundleCommand.Options()
         options.services = services
         options.host = host
@@ -36,7 +46,8 @@ struct Bundle: ParsableCommand {
         options.flavor = flavor
         options.templates = templates
         options.passphraseFile = key.passphraseFile
-        try BundleCommand.run(options, settings: global.settings, reporter: global.makeReporter())
+        options.state = state
+        membershipSteps = try BundleCommand.run(options, settings: global.settings, reporter: global.makeReporter())
     }
 }
 

@@ -37,8 +37,8 @@ enum NextStep {
             let install = bundle.tar
                 ? "then copy \(bundle.out)/HOST.tar.gz to each host and, as root there: tar -xzpf HOST.tar.gz -C / && chpki verify --installed"
                 : "then install \(bundle.out)/HOST/ on each host (or re-run with --tar for one archive per host)"
-            return [step("chpki verify --bundle \(quoted(bundle.out))\(carried(command))", "checks the trees; chpki-rotate installs only what changed"),
-                    install]
+            return [step("chpki verify --bundle \(quoted(bundle.out))\(carried(command))", "checks the trees; chpki-rotate installs only what changed")]
+                + bundle.membershipSteps.map { "then \($0)" } + [install]
         case is Revoke:
             return ["copy \(caDirectory(command))/crl.pem to every service that checks revocation; chpki issue re-issues a host that stays"]
         case is CRL:

@@ -386,7 +386,7 @@ SNIPPETS = {
     "opensearch": ["etc/opensearch/opensearch-security.yml"],
     "minio": ["etc/default/minio.tls"],
     "patroni": ["etc/patroni/tls.yml"],
-    "etcd": ["etc/etcd/tls.env"],
+    "etcd": ["etc/etcd/tls.env", "etc/etcd/bootstrap.env"],
     "haproxy": ["etc/haproxy/chpki-tls.cfg"],
     "nginx": ["etc/cinc-project/cinc-server.rb.tls"],
 }
@@ -420,6 +420,11 @@ def test_etcd_tls_env_contract(bundle, inv):
     for host in members:
         tree = bundle.tree(host.fqdn)
         env = parse_env_file(tree / "etc/etcd/tls.env")
+        # the first-start settings live apart (growth never changes tls.env): a new cluster here
+        assert not any(k.startswith("ETCD_INITIAL_CLUSTER") for k in env), f"{host.fqdn}: {env}"
+        bootstrap = parse_env_file(tree / "etc/etcd/bootstrap.env")
+        assert bootstrap["ETCD_INITIAL_CLUSTER_STATE"] == "new", f"{host.fqdn}: {bootstrap}"
+        env |= bootstrap
         assert env.get("ETCD_CLIENT_CERT_AUTH", "").lower() == "true", f"{host.fqdn}: {env}"
         assert env.get("ETCD_PEER_CLIENT_CERT_AUTH", "").lower() == "true", f"{host.fqdn}: {env}"
         for var, want in (("ETCD_CERT_FILE", "server.pem"), ("ETCD_KEY_FILE", "server-key.pem"),
@@ -438,6 +443,11 @@ def test_etcd_tls_env_contract(bundle, inv):
                         ("peer-key.pem", "0600"), ("client.pem", "0644"), ("client-key.pem", "0600")):
             check_manifest(bundle, host.fqdn, f"etc/etcd/pki/{f}", mode, "etcd")
     assert len(names) == len(members), f"ETCD_NAME not distinct: {names}"
+
+
+def etcd_settings(tree: Path) -> dict:
+    """What etcd reads on the host: tls.env, then bootstrap.env (the Debian drop-in's order)."""
+    return parse_env_file(tree / "etc/etcd/tls.env") | parse_env_file(tree / "etc/etcd/bootstrap.env")
 
 
 def etcd_env(tls_env: dict, tree: Path, inv, own_ip: str, cport: int, pport: int, data_dir: Path) -> dict:
@@ -497,7 +507,7 @@ def etcd_cluster(bundle, inv, pki):
     try:
         for m in members:
             tree = bundle.tree(m.fqdn)
-            env = etcd_env(parse_env_file(tree / "etc/etcd/tls.env"), tree, inv, m.ips[0], cport, pport, base / f"{m.short}.etcd")
+            env = etcd_env(etcd_settings(tree), tree, inv, m.ips[0], cport, pport, base / f"{m.short}.etcd")
             servers.append(Server(f"etcd {m.fqdn}", [etcd], base / f"{m.short}.log", env=env, cwd=base))
         first = bundle.tree(members[0].fqdn) / "etc/etcd/pki"
         c = SimpleNamespace(etcdctl=etcdctl_bin, servers=servers, members=members, base=base,

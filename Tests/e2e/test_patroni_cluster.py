@@ -38,7 +38,7 @@ import yaml
 
 import conftest
 import helpers as h
-from test_bundle_servers import (Server, cmd, etcd_env, etcdctl, foreign_client, free_port, inventory_model, need,
+from test_bundle_servers import (Server, cmd, etcd_env, etcd_settings, etcdctl, foreign_client, free_port, inventory_model, need,
                                  need_root, parse_env_file, postgres_bin, rewrite_paths, tool_env, wait_until)
 
 VENV = Path(os.environ.get("CHPKI_PATRONI_VENV", "/opt/chpki-test-venv"))
@@ -153,7 +153,7 @@ def cluster(chpki_bin, etc_hosts):
 
         # etcd, one per member, from its tls.env (loopback hosts: no extra 127.0.0.1 listener)
         for m in members:
-            tls_env = parse_env_file(m.root / "etc/etcd/tls.env")
+            tls_env = etcd_settings(m.root)
             assert tls_env["ETCD_LISTEN_CLIENT_URLS"] == f"https://{m.ip}:2379", tls_env["ETCD_LISTEN_CLIENT_URLS"]
             env = etcd_env(tls_env, m.root, inv, m.ip, cport, pport, base / f"etcd-{m.n}")
             servers.append(Server(f"etcd {m.fqdn}", [etcd_bin], base / f"etcd-{m.n}.log", env=env, cwd=base))

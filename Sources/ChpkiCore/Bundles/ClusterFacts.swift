@@ -13,9 +13,13 @@ public struct ClusterFacts: @unchecked Sendable {  // Templates is a plain value
     /// The roots, then the intermediates: for files that must hold the whole trust path (etcd's ca.pem).
     public let caBundlePEM: Data
     private let hostsByService: [String: [Host]]
+    /// What each host last installed (the install records): who is already a member of a cluster.
+    public let installed: InstalledServices
 
-    public init(inventory: Inventory, inputs: BundleInputs, templates: Templates, flavor: FrontendFlavor) {
+    public init(inventory: Inventory, inputs: BundleInputs, templates: Templates, flavor: FrontendFlavor,
+                installed: InstalledServices = .none) {
         self.inventory = inventory
+        self.installed = installed
         self.inputs = inputs
         self.templates = templates
         self.flavor = flavor
@@ -73,10 +77,13 @@ public struct ServiceFacts: @unchecked Sendable {  // read-only after prepare
     public var context: [String: Any] = [:]
     /// Per-host data shared by the layout of every host (e.g. MinIO peers' certificates), by FQDN.
     public var perHost: [String: Data] = [:]
+    /// etcd's members, joiners and leavers (EtcdBundle).
+    public var membership: EtcdMembership?
 
-    public init(context: [String: Any] = [:], perHost: [String: Data] = [:]) {
+    public init(context: [String: Any] = [:], perHost: [String: Data] = [:], membership: EtcdMembership? = nil) {
         self.context = context
         self.perHost = perHost
+        self.membership = membership
     }
 
     /// `context` with `values` on top, for one host's snippet.

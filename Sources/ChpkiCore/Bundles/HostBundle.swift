@@ -12,9 +12,20 @@ public struct BundleFile: Sendable, Equatable {
     public var service: String
     /// notBefore of the certificate the file carries, if any: the archive's member times come from it.
     public var issued: Date?
+    /// What the file is to its service (ROLLOUT-CONTRACT: the manifest's `role`). nil: decided by
+    /// the file's kind (trust, leaf, key or config) where the manifest is written; a descriptor
+    /// sets it only where the kind cannot tell, as for etcd's `bootstrap.env`.
+    public var role: Role?
+
+    /// The manifest's file roles. `bootstrap`: read only when a member first joins (etcd's
+    /// ETCD_INITIAL_CLUSTER*): copied to a host that never had it, never re-copied, never a
+    /// reason to restart.
+    public enum Role: String, Sendable, Equatable, CaseIterable {
+        case trust, leaf, key, config, bootstrap
+    }
 
     public init(_ path: String, _ contents: Data, mode: UInt16, owner: String, group: String? = nil,
-                service: String, issued: Date? = nil) {
+                service: String, issued: Date? = nil, role: Role? = nil) {
         self.path = path
         self.contents = contents
         self.mode = mode
@@ -22,6 +33,7 @@ public struct BundleFile: Sendable, Equatable {
         self.group = group ?? owner
         self.service = service
         self.issued = issued
+        self.role = role
     }
 }
 

@@ -40,8 +40,8 @@ protocol ServiceUserBundle: ServiceBundle {
 
 extension ServiceUserBundle {
     /// A file of the service, owned by its user; `issued` dates the member (the certificate's notBefore).
-    func file(_ path: String, _ contents: Data, mode: UInt16, issued: Date? = nil) -> BundleFile {
-        BundleFile(path, contents, mode: mode, owner: Self.owner, service: name, issued: issued)
+    func file(_ path: String, _ contents: Data, mode: UInt16, issued: Date? = nil, role: BundleFile.Role? = nil) -> BundleFile {
+        BundleFile(path, contents, mode: mode, owner: Self.owner, service: name, issued: issued, role: role)
     }
 
     /// The host's server certificate with its chain (0644), its key (0600) and the root (0644).

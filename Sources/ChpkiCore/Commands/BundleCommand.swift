@@ -10,6 +10,8 @@ public enum BundleCommand {
         public var flavor: FrontendFlavor = .cinc
         public var templates: String?
         public var passphraseFile: String?
+        /// The install records (`<fqdn>.json` per host); nil: `<ca-dir>/installed`.
+        public var state: String?
         public init() {}
     }
 
@@ -28,12 +30,20 @@ public enum BundleCommand {
         var removed: [String]
     }
 
-    public static func run(_ options: Options, settings: Settings, reporter: Reporter) throws {
+    /// The directory of install records when `--state` names none.
+    public static func defaultState(settings: Settings) -> String { Path.join(settings.caDirectory.path, "installed") }
+
+    /// Lays out the bundles; returns the membership steps (etcdctl member add/remove, in order) the
+    /// operator must take around the rollout, for the `next:` lines.
+    @discardableResult
+    public static func run(_ options: Options, settings: Settings, reporter: Reporter) throws -> [String] {
         let inventory = try settings.requireInventory()
         let templates = try Templates(explicit: options.templates, environment: settings.environment)
         let (services, minicluster) = try selectServices(options.services, inventory: inventory)
         let inputs = try BundleInputs.load(settings: settings, passphraseFile: options.passphraseFile, inventory: inventory, reporter: reporter)
-        let facts = ClusterFacts(inventory: inventory, inputs: inputs, templates: templates, flavor: options.flavor)
+        // Who already runs what (membership of etcd and MinIO pools) comes from the install records.
+        let installed = try InstalledServices.load(directory: options.state ?? defaultState(settings: settings), previousOutput: options.output)
+        let facts = ClusterFacts(inventory: inventory, inputs: inputs, templates: templates, flavor: options.flavor, installed: installed)
         let only = try options.host.map { try selectHost($0, services: services, facts: facts) }
         let plan = try BundlePlan(facts: facts, services: services, minicluster: minicluster, only: only)
 
@@ -69,6 +79,15 @@ public enum BundleCommand {
         let unchanged = lines.filter { !$0.changed }.count
         reporter.line("wrote \(lines.count - unchanged) host trees to \(options.output) (each with \(BundleManifest.path))"
                       + (unchanged > 0 ? "; \(unchanged) already held exactly these files and were kept" : ""))
+        return membershipSteps(services: services, facts: facts)
+    }
+
+    /// etcd's `member remove`/`member add` commands for this run's growth, in the order to run them.
+    static func membershipSteps(services: [Service], facts: ClusterFacts) -> [String] {
+        guard let etcd = services.first(where: { $0.name == EtcdBundle().name }) else { return [] }
+        let membership = EtcdMembership(hosts: facts.hosts(of: etcd), installed: facts.installed, service: etcd.name)
+        let client = EtcdBundle.clientFiles(etcd)
+        return membership.steps(clientCertificate: client.certificate, clientKey: client.key)
     }
 
     /// The named services (default all), with `minicluster` as a layout switch rather than a service.

@@ -17,13 +17,14 @@ public struct EtcdBundle: ServiceUserBundle {
     static let client = "\(pki)/client.pem"
     static let clientKey = "\(pki)/client-key.pem"
     static let environment = "etc/etcd/tls.env"
+    /// ETCD_INITIAL_CLUSTER*, read only at a member's first start: role `bootstrap`, kept as the
+    /// host has it once it is a member, so growth changes no existing member's files.
+    static let bootstrap = "etc/etcd/bootstrap.env"
 
     public func prepare(_ service: Service, facts: ClusterFacts) throws -> ServiceFacts {
-        let members = facts.hosts(of: service)
-        // Rendered once per run: every member's tls.env carries the same list.
-        return ServiceFacts(context: [
-            "initial_cluster": members.map { "\($0.name)=https://\(ClusterFacts.address(of: $0)):2380" }.joined(separator: ","),
-        ])
+        // Who is a member, who joins: from the install records, once per run.
+        let membership = EtcdMembership(hosts: facts.hosts(of: service), installed: facts.installed, service: name)
+        return ServiceFacts(context: ["initial_cluster_token": "chpki-\(facts.inventory.domain)"], membership: membership)
     }
 
     public func directories(_ service: Service, facts: ClusterFacts) -> [BundleDirectory] {
@@ -50,7 +51,30 @@ public struct EtcdBundle: ServiceUserBundle {
         files.append(file(Self.environment, try facts.render("etcd-tls.env", shared.context([
             "host": host.name, "ip": ip, "ip_is_loopback": ClusterFacts.isLoopback(ip),
         ])), mode: 0o644))
+        files.append(file(Self.bootstrap, try bootstrapSettings(for: host, shared: shared, facts: facts), mode: 0o644, role: .bootstrap))
         return files
+    }
+
+    /// The host's bootstrap.env: a member keeps the bytes it has (the previous bundle's copy, or the
+    /// rendering that matches its record); a joiner or a new cluster's host gets its first-start list.
+    func bootstrapSettings(for host: Host, shared: ServiceFacts, facts: ClusterFacts) throws -> Data {
+        let membership = shared.membership ?? EtcdMembership(hosts: [host], installed: .none, service: name)
+        func render(cluster: String, state: String) throws -> Data {
+            try facts.render("etcd-bootstrap.env", shared.context([
+                "host": host.name, "initial_cluster": cluster, "initial_cluster_state": state,
+            ]))
+        }
+        let own = try render(cluster: membership.initialCluster(for: host.name), state: membership.state(for: host.name))
+        guard membership.members.contains(where: { $0.name == host.name }) else { return own }
+        // A member since the cluster was made: it has the new-cluster list of today's members.
+        let founding = try render(cluster: membership.initialCluster(for: host.name), state: "new")
+        return facts.installed.installedBytes(host.name, Self.bootstrap, candidates: [own, founding]) ?? own
+    }
+
+    /// The client certificate etcdctl uses on a member: the client's when the service has one, else
+    /// the server's (it carries clientAuth).
+    public static func clientFiles(_ service: Service) -> (certificate: String, key: String) {
+        service.enableClient ? (client, clientKey) : (server, serverKey)
     }
 
 
@@ -79,7 +103,26 @@ public struct EtcdBundle: ServiceUserBundle {
         return []
     }
 
-    public var snippets: [Snippet] { [Snippet(template: "etcd-tls.env", paths: [Self.environment], rules: Self.environmentFindings)] }
+    public var snippets: [Snippet] {
+        [Snippet(template: "etcd-tls.env", paths: [Self.environment], rules: Self.environmentFindings),
+         Snippet(template: "etcd-bootstrap.env", paths: [Self.bootstrap], rules: Self.bootstrapFindings)]
+    }
+
+    /// bootstrap.env: settings only (sourced by a shell as root), no plain http:// URL, and a state
+    /// etcd knows.
+    @Sendable static func bootstrapFindings(_ text: String) -> [SnippetFinding] {
+        let (settings, other) = SnippetSyntax.environment(text)
+        var findings = other.map { SnippetFinding(line: $0, "not an ETCD_NAME=value setting (a shell sources this file as root)") }
+        for setting in settings {
+            if SnippetSyntax.plainHTTP(setting.value) {
+                findings.append(SnippetFinding(line: setting.line, "\(setting.name) names a plain http:// URL: etcd speaks TLS only"))
+            }
+            if SnippetSyntax.flagName(setting.name, prefix: "ETCD_") == "initial-cluster-state", !["new", "existing"].contains(setting.value) {
+                findings.append(SnippetFinding(line: setting.line, "\(setting.name) is '\(setting.value)', not new or existing"))
+            }
+        }
+        return findings
+    }
 
     /// Settings etcd must have: client and peer certificates verified against the cluster's CA
     /// (without a trusted CA file Go would verify them against the system's public roots).
