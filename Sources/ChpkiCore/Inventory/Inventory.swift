@@ -223,6 +223,8 @@ public struct Service: Sendable, Equatable {
     public var clientCN: ClientCN
     /// Full lower-cased names, the domain already appended.
     public var extraSAN: [String]
+    /// MinIO's server pools (FQDNs, in MINIO_VOLUMES order); nil: one pool of every host (MinIOPools).
+    public var pools: [[String]]?
 
     public init(name: String, hostSelector: HostSelector, hostNames: [String], key: KeyType? = nil,
                 effectiveKey: KeyType, validity: Period? = nil, enableServer: Bool = true,

@@ -15,7 +15,7 @@ struct InventoryReader {
     static let hostKeys = ["name", "ips", "groups"]
     static let vipKeys = ["name", "ips"]
     static let serviceKeys = ["name", "hosts", "key", "validity", "enable_server", "server_cert_mode",
-                              "enable_client", "client_cert_mode", "client_cn", "extra_san"]
+                              "enable_client", "client_cert_mode", "client_cn", "extra_san", MinIOPools.key]
     static let adminKeys = ["name"]
 
     /// Upper bound of X.520 name attributes (ub-common-name, ub-organization-name, ...).
@@ -393,11 +393,48 @@ struct InventoryReader {
             case "server_cert_mode": service.serverCertMode = try readEnum(entry.value, keyField, CertMode.self)
             case "client_cert_mode": service.clientCertMode = try readEnum(entry.value, keyField, CertMode.self)
             case "client_cn": service.clientCN = try readEnum(entry.value, keyField, ClientCN.self)
+            case MinIOPools.key:
+                service.pools = try readPools(entry.value, keyField, service: name, hostNames: hostNames, hosts: hosts)
             default: // extra_san
                 service.extraSAN = try readExtraSAN(entry.value, keyField, domain: domain)
             }
         }
         return service
+    }
+
+    /// `pools:` of the minio service: lists of its hosts, each host in exactly one pool, every
+    /// pool one MinIO can make and grow by (MinIOPools.problem).
+    private func readPools(_ node: Node, _ field: String, service: String, hostNames: [String], hosts: [Host]) throws -> [[String]] {
+        guard service == "minio" else {
+            throw walker.error(node, field, "only the minio service has server pools")
+        }
+        let items = try walker.sequence(node, field, expected: "a list of pools, each a list of host names ([[backend-1, backend-2, ...], [...]])")
+        guard !items.isEmpty else { throw walker.error(node, field, "the list is empty; leave pools out for one pool of every host") }
+        var pools: [[String]] = []
+        var seen: [String: Int] = [:]
+        for (index, item) in items.enumerated() {
+            let poolField = "\(field)[\(index)]"
+            let (_, names) = try resolveHosts(item, poolField, hosts: hosts, listOnly: true)
+            for (position, name) in names.enumerated() {
+                guard hostNames.contains(name) else {
+                    throw walker.error(item, "\(poolField)[\(position)]", "\(name) is not a host of the minio service")
+                }
+                if let other = seen[name] {
+                    throw walker.error(item, "\(poolField)[\(position)]", "\(name) is already in pools[\(other)]; a server is in one pool")
+                }
+                seen[name] = index
+            }
+            if let problem = MinIOPools.problem(pool: index, servers: names, firstPool: pools.first?.count ?? names.count) {
+                throw walker.error(item, poolField, problem)
+            }
+            pools.append(names)
+        }
+        if let missing = hostNames.first(where: { seen[$0] == nil }) {
+            let first = pools.first?.count ?? 0
+            throw walker.error(node, field, "\(missing) runs minio but is in no pool: MinIO grows by whole pools; "
+                               + "add it to a new pool of at least \(MinIOPools.minimumNewPool(firstPool: first)) servers")
+        }
+        return pools
     }
 
     /// Service names become DNS labels (`S.<domain>`) and directory names: `ServiceName`'s rule.
@@ -407,8 +444,8 @@ struct InventoryReader {
 
     /// `hosts:` of a service: a group that some host has, or a list of existing hosts (FQDN or
     /// unique short name), resolved to FQDNs.
-    private func resolveHosts(_ node: Node, _ field: String, hosts: [Host]) throws -> (HostSelector, [String]) {
-        if case .scalar = node, !walker.isNull(node) {
+    private func resolveHosts(_ node: Node, _ field: String, hosts: [Host], listOnly: Bool = false) throws -> (HostSelector, [String]) {
+        if !listOnly, case .scalar = node, !walker.isNull(node) {
             let group = try walker.string(node, field)
             let members = hosts.filter { $0.groups.contains(group) }.map(\.name)
             if members.isEmpty {

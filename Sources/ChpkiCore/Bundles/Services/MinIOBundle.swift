@@ -23,14 +23,38 @@ public struct MinIOBundle: ServiceUserBundle {
 
     public func prepare(_ service: Service, facts: ClusterFacts) throws -> ServiceFacts {
         let peers = facts.hosts(of: service)
-        // Rendered once per run: every host's minio.tls carries the same list.
-        var shared = ServiceFacts(context: ["volumes": peers.map { "https://\($0.name):9900/data/minio" }.joined(separator: " ")])
+        try Self.refuseGrowthInsideAPool(service, facts: facts)
+        // Rendered once per run: every host's minio.tls carries the same list. Without `pools:`, the
+        // servers one by one (one pool, as before); with it, one {x...y} expansion per pool.
+        let volumes = service.pools.map { pools in pools.compactMap { MinIOPools.expansion($0).map(Self.volume) } }
+            ?? peers.map { Self.volume($0.name) }
+        var shared = ServiceFacts(context: ["volumes": volumes.joined(separator: " ")])
         if peers.count <= Self.peerCertificateLimit {
             // The peer's public.crt, as reference 000 copies it: its leaf and the intermediate that
             // signed it, so the copy names its own issuer whichever intermediate that is.
             for peer in peers { shared.perHost[peer.name] = try facts.server(service, peer).chainPEM }
         }
         return shared
+    }
+
+    static func volume(_ server: String) -> String { "https://\(server):9900/data/minio" }
+
+    /// A pool's membership never changes once it runs: a pool with some servers installed (their
+    /// records hold MinIO files) and some not would put a new server into a running pool, which
+    /// MinIO cannot do. Refused, exit 2, naming the pool; a whole new pool is fine.
+    static func refuseGrowthInsideAPool(_ service: Service, facts: ClusterFacts) throws {
+        let pools = service.pools ?? [facts.hosts(of: service).map(\.name)]
+        let state = facts.installed.directory ?? "the install records"
+        for (index, pool) in pools.enumerated() {
+            let running = pool.filter { facts.installed.runs($0, service.name) }
+            guard !running.isEmpty, running.count < pool.count else { continue }
+            let joining = pool.filter { !running.contains($0) }
+            let field = service.pools == nil ? "services.\(service.name).hosts" : "services.\(service.name).\(MinIOPools.key)[\(index)]"
+            let minimum = MinIOPools.minimumNewPool(firstPool: pools.first?.count ?? pool.count)
+            throw ChpkiError.input(file: facts.inventory.path, field: field,
+                "\(joining.joined(separator: ", ")) would join the running pool of \(running.joined(separator: ", ")) (installed per \(state)): "
+                + "MinIO grows by whole server pools; put the new servers in a new pool of at least \(minimum) (services.\(service.name).\(MinIOPools.key))")
+        }
     }
 
     public func directories(_ service: Service, facts: ClusterFacts) -> [BundleDirectory] {
