@@ -942,9 +942,16 @@ def opensearch_node(tree: Path) -> SimpleNamespace:
 
 
 def nodes_dn_match(principal: str, patterns: list[str]) -> bool:
-    """WildcardMatcher of the plugin: case-insensitive glob (`*`, `?`) over the whole string."""
+    """WildcardMatcher of the plugin: `/regex/` a case-insensitive whole-string regex, else a
+    case-insensitive glob (`*`, `?`) over the whole string."""
     p = principal.lower()
-    return any(fnmatch.fnmatchcase(p, str(pat).lower().replace("[", "[[]")) for pat in patterns)
+    for pat in map(str, patterns):
+        if len(pat) > 1 and pat.startswith("/") and pat.endswith("/"):
+            if re.fullmatch(pat[1:-1], principal, re.IGNORECASE):
+                return True
+        elif fnmatch.fnmatchcase(p, pat.lower().replace("[", "[[]")):
+            return True
+    return False
 
 
 def test_opensearch_mutual_tls_principals_in_nodes_dn(bundle, inv, java_tls):
@@ -955,7 +962,8 @@ def test_opensearch_mutual_tls_principals_in_nodes_dn(bundle, inv, java_tls):
         assert "BEGIN PRIVATE KEY" in node.key.read_text()
         check_manifest(bundle, host.fqdn, "etc/opensearch/private.key", "0600", "opensearch")
         check_manifest(bundle, host.fqdn, "etc/opensearch/full-chain.crt", "0644", "opensearch")
-        assert len(node.nodes_dn) == len(hosts), f"{host.fqdn}: nodes_dn {node.nodes_dn}"
+        # one entry per naming rule (backend-<n>): a node added by the rule is already covered
+        assert 1 <= len(node.nodes_dn) <= len(hosts), f"{host.fqdn}: nodes_dn {node.nodes_dn}"
     assert na.nodes_dn == nb.nodes_dn, "the nodes' nodes_dn differ"
     protocols = na.protocols if isinstance(na.protocols, list) and na.protocols else None
     res = java_tls((na.cert, na.key, na.ca), (nb.cert, nb.key, nb.ca), protocols)

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Distinguished names the way the OpenSearch security plugin compares them (ENGINEERING.md):
 /// `X500Principal.toString()` parsed into a javax.naming.ldap.LdapName, RDNs most-specific
 /// first, each `Rdn.toString()`, joined with `,` and no spaces.
@@ -21,9 +23,16 @@ public enum OpenSearchDN {
         return out
     }
 
-    /// The plugin's WildcardMatcher: a pattern with `*` or `?` is a case-insensitive glob, anything
-    /// else a case-insensitive exact match.
+    /// The plugin's WildcardMatcher: `/regex/` a case-insensitive whole-string Java regex (the
+    /// subset chpki writes: NSRegularExpression agrees on it), a pattern with `*` or `?` a
+    /// case-insensitive glob, anything else a case-insensitive exact match.
     public static func matches(pattern: String, _ candidate: String) -> Bool {
+        if pattern.count > 1, pattern.hasPrefix("/"), pattern.hasSuffix("/") {
+            guard let regex = try? NSRegularExpression(pattern: "^(?:" + pattern.dropFirst().dropLast() + ")$", options: [.caseInsensitive]) else {
+                return false
+            }
+            return regex.firstMatch(in: candidate, range: NSRange(candidate.startIndex..., in: candidate)) != nil
+        }
         let pattern = Array(pattern.lowercased())
         let text = Array(candidate.lowercased())
         var p = 0, t = 0, star = -1, mark = 0
@@ -45,5 +54,22 @@ public enum OpenSearchDN {
         }
         while p < pattern.count, pattern[p] == "*" { p += 1 }
         return p == pattern.count
+    }
+}
+
+extension OpenSearchDN {
+    /// A regex that matches `text` and nothing else, in the syntax Java's Pattern and
+    /// NSRegularExpression share: every character that is not a letter, digit or one of `-,= _@:`
+    /// gets a backslash (never before a letter, which Java reads as a construct).
+    static func literal(_ text: String) -> String {
+        var out = ""
+        for character in text {
+            if character.isLetter || character.isNumber || "-,= _@:".contains(character) {
+                out.append(character)
+            } else {
+                out += "\\\(character)"
+            }
+        }
+        return out
     }
 }

@@ -17,7 +17,7 @@ public struct OpenSearchBundle: ServiceUserBundle {
         let lists = try NodesDN(inventory: facts.inventory, service: service.name)
         // YAML list items, rendered once per run: every node's snippet carries the same lists.
         func items(_ values: [String]) -> String { values.map { "  - \(NodesDN.quote($0))\n" }.joined() }
-        return ServiceFacts(context: ["nodes_dn": items(lists.nodesDN), "admin_dn": items(lists.adminDN)])
+        return ServiceFacts(context: ["nodes_dn": items(lists.patterns), "admin_dn": items(lists.adminDN)])
     }
 
     public func files(for host: Host, _ service: Service, shared: ServiceFacts, facts: ClusterFacts) throws -> [BundleFile] {
