@@ -25,6 +25,9 @@ public struct EtcdMembership: Sendable {
     public let leaving: [String]
 
     public var isNew: Bool { members.isEmpty }
+    /// The lists every host of a new cluster, or every member, gets: built once, not per host.
+    private let everyHost: String
+    private let everyMember: String
 
     public init(hosts: [Host], installed: InstalledServices, service: String = "etcd") {
         let peers = hosts.map { host -> Peer in
@@ -36,22 +39,20 @@ public struct EtcdMembership: Sendable {
         joiners = members.isEmpty ? [] : peers.filter { !installed.runs($0.name, service) }
         let names = Set(peers.map(\.name))
         leaving = installed.hosts(running: service).filter { !names.contains($0) }
+        everyHost = Self.list(peers)
+        everyMember = Self.list(members)
     }
+
+    private static func list(_ peers: [Peer]) -> String { peers.map { "\($0.name)=\($0.peerURL)" }.joined(separator: ",") }
 
     /// `name=peerURL,...` for `host`'s first start: every host of a new cluster; for a joiner, the
     /// members, the joiners before it and itself; for a member, the members (the list it would
     /// rejoin with after a `member remove`/`add` and an emptied data directory).
     public func initialCluster(for host: String) -> String {
-        let listed: [Peer]
-        if isNew {
-            listed = hosts
-        } else if let index = joiners.firstIndex(where: { $0.name == host }) {
-            let joining = Set(joiners[...index].map(\.name))
-            listed = hosts.filter { joining.contains($0.name) || members.contains($0) }
-        } else {
-            listed = members
-        }
-        return listed.map { "\($0.name)=\($0.peerURL)" }.joined(separator: ",")
+        if isNew { return everyHost }
+        guard let index = joiners.firstIndex(where: { $0.name == host }) else { return everyMember }
+        let joining = Set(joiners[...index].map(\.name))
+        return Self.list(hosts.filter { joining.contains($0.name) || members.contains($0) })
     }
 
     public func state(for host: String) -> String { isNew ? "new" : "existing" }
