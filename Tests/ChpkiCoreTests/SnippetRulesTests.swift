@@ -11,7 +11,7 @@ struct SnippetRulesTests {
         let templates = try Templates(explicit: nil, environment: [:], systemDirectory: "/nonexistent/chpki/templates")
         let snippets = Self.descriptors.flatMap(\.snippets)
         #expect(Set(snippets.map(\.template)).isSuperset(of: ["pg_hba.conf", "patroni-tls.yml", "etcd-tls.env", "opensearch-security.yml",
-                                                              "haproxy-tls.cfg", "nginx-tls.rb", "minio.tls"]))
+                                                              "haproxy-tls.cfg", "nginx-tls.rb", "minio.tls", "etcd-bootstrap.env"]))
         for snippet in snippets {
             let text = String(decoding: try templates.render(snippet.template, Templates.fuzzContext), as: UTF8.self)
             #expect(snippet.rules(text) == [], "\(snippet.template)")
