@@ -16,11 +16,6 @@ extension CADatabase {
 
     static let oneOffOrigin = "one-off"
 
-    /// Marks a just-inserted leaf as a one-off (inside the transaction that records it).
-    static func markOneOff(_ serial: SerialNumber, db: Database) throws {
-        try db.execute(sql: "UPDATE certificates SET origin = ? WHERE serial = ?", arguments: [oneOffOrigin, serial.hex])
-    }
-
     /// Serials of the one-off leaves.
     public func oneOffSerials() throws -> Set<SerialNumber> {
         try read { db in
@@ -54,15 +49,6 @@ extension CADatabase {
         let revoked = try Date.fetchOne(db, sql: "SELECT max(revoked_at) FROM certificates WHERE revoked_at != ?", arguments: [date])
         let signed = try meta(db, Meta.crlSignedAt).flatMap(RFC3339.parse)
         return [created, revoked, signed].compactMap { $0 }.max()
-    }
-
-    /// A new issuing intermediate and the leaves it signed, in ONE transaction: a run killed at
-    /// any point leaves the CA without either or with both.
-    public func recordIssued(_ batch: [NewLeaf], addingAuthority authority: NewAuthority, now: Date) throws {
-        try change({ _ in "the intermediate \(authority.certificate.serial.hex) and certificates \(Self.describe(batch.map(\.signed.serial)))" }) { db in
-            try Self.insert(authority, db: db, now: now)
-            try Self.recordLeaves(batch, db: db, now: now)
-        }
     }
 
     /// Revokes each serial with its own reason, takes the next CRL number and stores the CRLs that

@@ -277,35 +277,6 @@ public final class CADatabase {
         try change({ _ in "the CA certificate \(authority.certificate.serial.hex)" }) { db in try Self.insert(authority, db: db, now: now) }
     }
 
-    /// A signed leaf to record.
-    public struct NewLeaf: Sendable {
-        public var signed: SignedCertificate
-        public var profile: CertificateProfile
-        public var issuerSerial: SerialNumber
-        public var key: StoredKey
-        /// The valid certificate of the same identity this one replaces.
-        public var supersedes: SerialNumber?
-        /// A one-off `issue server|client|admin`, which `issue --prune` never retires.
-        public var oneOff = false
-    }
-
-    /// issue / renew: the whole batch, superseding what each replaces, in one transaction.
-    public func recordIssued(_ batch: [NewLeaf], now: Date) throws {
-        try change({ _ in "certificates \(Self.describe(batch.map(\.signed.serial)))" }) { db in try Self.recordLeaves(batch, db: db, now: now) }
-    }
-
-    /// The rows of `recordIssued`, inside the caller's transaction.
-    static func recordLeaves(_ batch: [NewLeaf], db: Database, now: Date) throws {
-        for leaf in batch {
-            if let previous = leaf.supersedes {
-                try db.execute(sql: "UPDATE certificates SET status = 'superseded', superseded_by = ? WHERE serial = ? AND status = 'valid'",
-                               arguments: [leaf.signed.serial.hex, previous.hex])
-            }
-            try Self.insert(leaf, db: db, now: now)
-            if leaf.oneOff { try Self.markOneOff(leaf.signed.serial, db: db) }
-        }
-    }
-
     /// A CRL signed from the revoked set, with its number.
     public struct SignedCRL: Sendable {
         public var number: Int
@@ -473,25 +444,5 @@ public final class CADatabase {
                              certificate.notBefore, certificate.notAfter, authority.role == .retired ? "superseded" : "valid",
                              String(decoding: try certificate.pemEncoded(), as: UTF8.self), now, authority.role.rawValue,
                              authority.keyPEM.map { String(decoding: $0, as: UTF8.self) }])
-    }
-
-    static func insert(_ leaf: NewLeaf, db: Database, now: Date) throws {
-        let signed = leaf.signed
-        let identity = leaf.profile.identity
-        let sans = try json(signed.subjectAlternativeNames.map(\.description))
-        var clearKey: String?
-        var sealedKey: Data?
-        switch leaf.key {
-        case let .clear(bytes): clearKey = bytes.withBytes { String(decoding: $0, as: UTF8.self) }
-        case let .sealed(box): sealedKey = box
-        }
-        try db.execute(sql: """
-            INSERT INTO certificates (serial, kind, host, service, name, subject, subject_oneline, profile, sans, key_type,
-                                      issuer_serial, not_before, not_after, status, certificate_pem, private_key_pem, key_sealed, created_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'valid', ?, ?, ?, ?)
-            """, arguments: [signed.serial.hex, identity.kind.rawValue, identity.host, identity.service, identity.name,
-                             signed.subject.rfc4514, signed.subjectOneLine, leaf.profile.encodedEssentials(), sans,
-                             leaf.profile.keyType.rawValue, leaf.issuerSerial.hex, signed.notBefore, signed.notAfter,
-                             signed.pem, clearKey, sealedKey, now])
     }
 }
