@@ -40,15 +40,9 @@ public enum BundleWriter {
     public static func write(_ plan: BundlePlan, to output: String, tar: Bool,
                              progress: @escaping @Sendable (Int, Int) -> Void = { _, _ in }) throws -> [Written] {
         let hosts = plan.hosts
-        let slots = Slots<Staged>(count: hosts.count)
-        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, hosts.count))
-        DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            var index = worker
-            while index < hosts.count, !slots.failed {
-                slots.set(index, Result { try stage(plan.bundle(for: hosts[index]), in: output, tar: tar) })
-                progress(slots.done, hosts.count)
-                index += workers
-            }
+        let slots = ParallelResults<Staged>(count: hosts.count)
+        slots.run(workers: ProcessInfo.processInfo.activeProcessorCount, makeContext: {}, filled: { progress($0, hosts.count) }) { _, index in
+            try stage(plan.bundle(for: hosts[index]), in: output, tar: tar)
         }
         let staged: [Staged]
         do { staged = try slots.values() } catch {
@@ -194,38 +188,5 @@ public enum BundleWriter {
             }
         }
         return false
-    }
-}
-
-/// Results of a parallel loop, by index; the first failure (in index order) is rethrown.
-private final class Slots<Value: Sendable>: @unchecked Sendable {
-    private var results: [Result<Value, Error>?]
-    private let lock = NSLock()
-    private var failure = false
-    private var finished = 0
-
-    init(count: Int) { results = Array(repeating: nil, count: count) }
-
-    var failed: Bool { lock.withLock { failure } }
-    var done: Int { lock.withLock { finished } }
-
-    func set(_ index: Int, _ result: Result<Value, Error>) {
-        lock.withLock {
-            results[index] = result
-            finished += 1
-            if case .failure = result { failure = true }
-        }
-    }
-
-    var succeeded: [Value] { lock.withLock { results.compactMap { try? $0?.get() } } }
-
-    func values() throws -> [Value] {
-        try lock.withLock {
-            if let failure = results.first(where: { if case .failure = $0 { return true } else { return false } }) { _ = try failure?.get() }
-            return try results.map { result in
-                guard let result else { throw ChpkiError(.refused, "bundle: a host was not laid out") }
-                return try result.get()
-            }
-        }
     }
 }

@@ -63,10 +63,9 @@ public struct ClusterFacts: @unchecked Sendable {  // Templates is a plain value
     /// The address a host's services listen on and advertise: its first IP, else its name.
     public static func address(of host: Host) -> String { host.ips.first?.description ?? host.name }
 
-    /// 127.0.0.0/8 and ::1 are all loopback, not just 127.0.0.1.
+    /// Whether a snippet's address is loopback (`IPAddress.isLoopback`), or the name localhost.
     public static func isLoopback(_ address: String) -> Bool {
-        guard let ip = IPAddress(address) else { return address == "localhost" }
-        return ip.isV6 ? ip.bytes == [UInt8](repeating: 0, count: 15) + [1] : ip.bytes[0] == 127
+        IPAddress(address)?.isLoopback ?? (address == "localhost")
     }
 }
 

@@ -16,33 +16,26 @@ extension CADatabase {
 
     static let oneOffOrigin = "one-off"
 
-    /// Marks a just-inserted leaf as a one-off (inside the transaction that records it).
-    static func markOneOff(_ serial: SerialNumber, db: Database) throws {
-        try db.execute(sql: "UPDATE certificates SET origin = ? WHERE serial = ?", arguments: [oneOffOrigin, serial.hex])
-    }
-
     /// Serials of the one-off leaves.
     public func oneOffSerials() throws -> Set<SerialNumber> {
         try read { db in
-            Set(try String.fetchAll(db, sql: "SELECT serial FROM certificates WHERE origin = ?", arguments: [Self.oneOffOrigin])
-                .compactMap(SerialNumber.init(hex:)))
+            let rows = try Row.fetchAll(db, CertificateRecord.select(Columns.serial).filter(Columns.origin == Self.oneOffOrigin))
+            return Set(try rows.map { try Self.serial($0, Columns.serial) })
         }
     }
 
     /// Leaves a verifier would still accept: valid or superseded (never revoked), not yet expired.
     public func liveLeaves(now: Date) throws -> [IssuedCertificate] {
         try read { db in
-            try Self.fetch(db, where: "status IN ('valid', 'superseded') AND kind IN ('server', 'client', 'admin')")
+            try Self.fetch(db, CertificateRecord.leaves.filter([CertificateStatus.valid, .superseded].contains(Columns.status)))
         }.filter { $0.notAfter > now }
     }
 
     /// The CA certificates (current or previous) that signed at least one leaf: each publishes a CRL.
     public func leafIssuers() throws -> Set<SerialNumber> {
         try read { db in
-            Set(try String.fetchAll(db, sql: """
-                SELECT DISTINCT issuer_serial FROM certificates
-                WHERE kind IN ('server', 'client', 'admin') AND issuer_serial IS NOT NULL
-                """).compactMap(SerialNumber.init(hex:)))
+            let rows = try Row.fetchAll(db, CertificateRecord.leaves.select(Columns.issuerSerial).distinct().filter(Columns.issuerSerial != nil))
+            return Set(try rows.map { try Self.serial($0, Columns.issuerSerial) })
         }
     }
 
@@ -54,15 +47,6 @@ extension CADatabase {
         let revoked = try Date.fetchOne(db, sql: "SELECT max(revoked_at) FROM certificates WHERE revoked_at != ?", arguments: [date])
         let signed = try meta(db, Meta.crlSignedAt).flatMap(RFC3339.parse)
         return [created, revoked, signed].compactMap { $0 }.max()
-    }
-
-    /// A new issuing intermediate and the leaves it signed, in ONE transaction: a run killed at
-    /// any point leaves the CA without either or with both.
-    public func recordIssued(_ batch: [NewLeaf], addingAuthority authority: NewAuthority, now: Date) throws {
-        try change({ _ in "the intermediate \(authority.certificate.serial.hex) and certificates \(Self.describe(batch.map(\.signed.serial)))" }) { db in
-            try Self.insert(authority, db: db, now: now)
-            try Self.recordLeaves(batch, db: db, now: now)
-        }
     }
 
     /// Revokes each serial with its own reason, takes the next CRL number and stores the CRLs that
@@ -82,7 +66,7 @@ extension CADatabase {
             let latest = try Self.latestRecordedTime(db, excludingRevocationsAt: date)
             var pem = Data()
             for issuer in issuers {
-                let revoked = try Self.fetch(db, where: "status = 'revoked' AND issuer_serial = ?", [issuer.hex])
+                let revoked = try Self.fetch(db, CertificateRecord.filter(Columns.status == CertificateStatus.revoked && Columns.issuerSerial == issuer.hex))
                 pem += try sign(issuer, CRLInput(number: number, revoked: revoked, latestRecorded: latest))
             }
             try Self.setMeta(db, Meta.crlNumber, String(number))

@@ -143,34 +143,31 @@ public final class CADatabase {
 
     // MARK: - Reading
 
-    static let columns = """
-        serial, kind, host, service, name, subject, subject_oneline, profile, sans, key_type, issuer_serial,
-        not_before, not_after, status, revoked_at, revocation_reason, superseded_by, authority_role, certificate_pem
-        """
+    typealias Columns = CertificateRecord.Columns
 
     /// Every certificate, in the order they were recorded.
     public func certificates() throws -> [IssuedCertificate] {
-        try read { db in try Self.fetch(db, where: "1 = 1") }
+        try read { db in try Self.fetch(db, CertificateRecord.all()) }
     }
 
     /// Every valid leaf certificate (no key).
     public func validLeaves() throws -> [IssuedCertificate] {
-        try read { db in try Self.fetch(db, where: "status = 'valid' AND kind IN ('server', 'client', 'admin')") }
+        try read { db in try Self.fetch(db, CertificateRecord.leaves.filter(Columns.status == CertificateStatus.valid)) }
     }
 
     /// Every CA certificate (roots and intermediates, whatever their role).
     public func authorities() throws -> [IssuedCertificate] {
-        try read { db in try Self.fetch(db, where: "kind IN ('root', 'intermediate')") }
+        try read { db in try Self.fetch(db, CertificateRecord.authorities) }
     }
 
     public func certificate(serial: SerialNumber) throws -> IssuedCertificate? {
-        try read { db in try Self.fetch(db, where: "serial = ?", [serial.hex]).first }
+        try read { db in try Self.fetch(db, CertificateRecord.filter(Columns.serial == serial.hex)).first }
     }
 
     /// The stored (possibly encrypted) PKCS#8 PEM of a CA key; nil when the key is not in the database.
     public func authorityKeyPEM(serial: SerialNumber) throws -> Data? {
         try read { db in
-            try String.fetchOne(db, sql: "SELECT authority_key_pem FROM certificates WHERE serial = ?", arguments: [serial.hex])
+            try String.fetchOne(db, CertificateRecord.select(Columns.authorityKeyPEM).filter(Columns.serial == serial.hex))
         }.map { Data($0.utf8) }
     }
 
@@ -187,14 +184,14 @@ public final class CADatabase {
             var result: [SerialNumber: StoredKey] = [:]
             // Chunks keep the statement under SQLite's parameter limit.
             for chunk in stride(from: 0, to: serials.count, by: 500).map({ Array(serials[$0..<min($0 + 500, serials.count)]) }) {
-                let placeholders = Array(repeating: "?", count: chunk.count).joined(separator: ",")
-                let rows = try Row.fetchCursor(db, sql: "SELECT serial, private_key_pem, key_sealed FROM certificates WHERE serial IN (\(placeholders))",
-                                               arguments: StatementArguments(chunk.map(\.hex)))
+                let request = CertificateRecord.select(Columns.serial, Columns.privateKeyPEM, Columns.keySealed)
+                    .filter(chunk.map(\.hex).contains(Columns.serial))
+                let rows = try Row.fetchCursor(db, request)
                 while let row = try rows.next() {
-                    guard let serial = SerialNumber(hex: row["serial"]) else { continue }
-                    if let sealed: Data = row["key_sealed"] {
+                    let serial = try Self.serial(row, Columns.serial)
+                    if let sealed: Data = try? row.decode(forColumn: Columns.keySealed.name) {
                         result[serial] = .sealed(sealed)
-                    } else if var clear: Data = row["private_key_pem"] {
+                    } else if var clear: Data = try? row.decode(forColumn: Columns.privateKeyPEM.name) {
                         result[serial] = .clear(SecretBytes(consuming: &clear))
                     }
                 }
@@ -205,20 +202,13 @@ public final class CADatabase {
 
     /// How many leaf keys are still stored in clear.
     public func clearLeafKeyCount() throws -> Int {
-        try read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM certificates WHERE private_key_pem IS NOT NULL") ?? 0 }
+        try read { db in try CertificateRecord.filter(Columns.privateKeyPEM != nil).fetchCount(db) }
     }
 
     /// The columns index.txt needs, for every certificate but self-signed roots.
     public func indexEntries() throws -> [OpenSSLIndex.Entry] {
         try read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT serial, status, not_after, revoked_at, revocation_reason, subject_oneline
-                FROM certificates WHERE NOT (kind = 'root' AND issuer_serial IS NULL)
-                """).map { row in
-                OpenSSLIndex.Entry(serial: row["serial"], status: CertificateStatus(rawValue: row["status"]) ?? .valid,
-                                   notAfter: row["not_after"], revokedAt: row["revoked_at"],
-                                   revocationReason: row["revocation_reason"], subjectOneLine: row["subject_oneline"])
-            }
+            try IndexRecord.filter(!(Columns.kind == CertificateKind.root && Columns.issuerSerial == nil)).fetchAll(db).map(\.entry)
         }
     }
 
@@ -277,35 +267,6 @@ public final class CADatabase {
         try change({ _ in "the CA certificate \(authority.certificate.serial.hex)" }) { db in try Self.insert(authority, db: db, now: now) }
     }
 
-    /// A signed leaf to record.
-    public struct NewLeaf: Sendable {
-        public var signed: SignedCertificate
-        public var profile: CertificateProfile
-        public var issuerSerial: SerialNumber
-        public var key: StoredKey
-        /// The valid certificate of the same identity this one replaces.
-        public var supersedes: SerialNumber?
-        /// A one-off `issue server|client|admin`, which `issue --prune` never retires.
-        public var oneOff = false
-    }
-
-    /// issue / renew: the whole batch, superseding what each replaces, in one transaction.
-    public func recordIssued(_ batch: [NewLeaf], now: Date) throws {
-        try change({ _ in "certificates \(Self.describe(batch.map(\.signed.serial)))" }) { db in try Self.recordLeaves(batch, db: db, now: now) }
-    }
-
-    /// The rows of `recordIssued`, inside the caller's transaction.
-    static func recordLeaves(_ batch: [NewLeaf], db: Database, now: Date) throws {
-        for leaf in batch {
-            if let previous = leaf.supersedes {
-                try db.execute(sql: "UPDATE certificates SET status = 'superseded', superseded_by = ? WHERE serial = ? AND status = 'valid'",
-                               arguments: [leaf.signed.serial.hex, previous.hex])
-            }
-            try Self.insert(leaf, db: db, now: now)
-            if leaf.oneOff { try Self.markOneOff(leaf.signed.serial, db: db) }
-        }
-    }
-
     /// A CRL signed from the revoked set, with its number.
     public struct SignedCRL: Sendable {
         public var number: Int
@@ -335,7 +296,7 @@ public final class CADatabase {
     /// rotate-ca: the current authorities become previous, the new ones current, the cross-certificate stored.
     public func startRotation(_ authorities: [NewAuthority], crossSigned: Certificate, now: Date) throws {
         try change({ _ in "the rotation to the new CA certificates \(Self.describe(authorities.map(\.certificate.serial)))" }) { db in
-            try db.execute(sql: "UPDATE certificates SET authority_role = 'previous' WHERE authority_role = 'current'")
+            try CertificateRecord.filter(Columns.authorityRole == AuthorityRole.current).updateAll(db, Columns.authorityRole.set(to: AuthorityRole.previous))
             for authority in authorities { try Self.insert(authority, db: db, now: now) }
             try Self.setMeta(db, Meta.crossSignedPEM, String(decoding: try crossSigned.pemEncoded(), as: UTF8.self))
             try Self.setMeta(db, Meta.rotationStartedAt, RFC3339.format(now))
@@ -345,7 +306,8 @@ public final class CADatabase {
     /// rotate-ca --finish: the previous authorities are retired (superseded), the cross-certificate dropped.
     public func finishRotation() throws {
         try change({ _ in "the retirement of the previous root" }) { db in
-            try db.execute(sql: "UPDATE certificates SET authority_role = 'retired', status = 'superseded' WHERE authority_role = 'previous'")
+            try CertificateRecord.filter(Columns.authorityRole == AuthorityRole.previous)
+                .updateAll(db, Columns.authorityRole.set(to: AuthorityRole.retired), Columns.status.set(to: CertificateStatus.superseded))
             try db.execute(sql: "DELETE FROM meta WHERE key IN (?, ?)", arguments: [Meta.crossSignedPEM, Meta.rotationStartedAt])
         }
     }
@@ -353,8 +315,8 @@ public final class CADatabase {
     /// Retires one CA certificate (an intermediate no longer needed).
     public func retire(_ serial: SerialNumber) throws {
         try change({ _ in "the retirement of \(serial.hex)" }) { db in
-            try db.execute(sql: "UPDATE certificates SET authority_role = 'retired', status = 'superseded' WHERE serial = ? AND kind IN ('root', 'intermediate')",
-                           arguments: [serial.hex])
+            try CertificateRecord.authorities.filter(Columns.serial == serial.hex)
+                .updateAll(db, Columns.authorityRole.set(to: AuthorityRole.retired), Columns.status.set(to: CertificateStatus.superseded))
         }
     }
 
@@ -362,9 +324,13 @@ public final class CADatabase {
     public func sealClearLeafKeys(wrap: LeafKeyVault.Wrap, seal: (SecretBytes, SerialNumber) throws -> Data) throws -> Int {
         try change({ count in "\(count) leaf keys sealed" }) { db in
             try Self.setMeta(db, Meta.leafKeyWrap, try Self.json(wrap))
-            let rows = try Row.fetchAll(db, sql: "SELECT serial, private_key_pem FROM certificates WHERE private_key_pem IS NOT NULL")
+            let rows = try Row.fetchAll(db, CertificateRecord.select(Columns.serial, Columns.privateKeyPEM).filter(Columns.privateKeyPEM != nil))
             for row in rows {
-                guard let serial = SerialNumber(hex: row["serial"]), var clear: Data = row["private_key_pem"] else { continue }
+                let serial = try Self.serial(row, Columns.serial)
+                // A key left in clear because it did not read would stay readable to anyone with ca.db.
+                guard var clear: Data = try? row.decode(forColumn: Columns.privateKeyPEM.name) else {
+                    throw ChpkiError.input(file: Self.fileName, field: "certificates.serial=\(serial.hex)", "the private_key_pem column does not decode")
+                }
                 let sealed = try seal(SecretBytes(consuming: &clear), serial)
                 try db.execute(sql: "UPDATE certificates SET key_sealed = ?, private_key_pem = NULL WHERE serial = ?",
                                arguments: [sealed, serial.hex])
@@ -383,10 +349,15 @@ public final class CADatabase {
 
     public func adoptLegacyFiles(_ files: LegacyFiles) throws {
         try change({ _ in "the adoption of the first-release CA files" }) { db in
-            try db.execute(sql: "UPDATE certificates SET authority_role = 'retired' WHERE kind IN ('root', 'intermediate')")
+            try CertificateRecord.authorities.updateAll(db, Columns.authorityRole.set(to: AuthorityRole.retired))
             for (serial, role) in files.roles {
-                try db.execute(sql: "UPDATE certificates SET authority_role = ?, status = CASE ? WHEN 'retired' THEN status ELSE 'valid' END WHERE serial = ?",
-                               arguments: [role.rawValue, role.rawValue, serial.hex])
+                // A retired one keeps its status; any other role is a valid CA certificate.
+                let row = CertificateRecord.filter(Columns.serial == serial.hex)
+                if role == .retired {
+                    try row.updateAll(db, Columns.authorityRole.set(to: role))
+                } else {
+                    try row.updateAll(db, Columns.authorityRole.set(to: role), Columns.status.set(to: CertificateStatus.valid))
+                }
             }
             for (serial, key) in files.keys {
                 try db.execute(sql: "UPDATE certificates SET authority_key_pem = ? WHERE serial = ?",
@@ -425,41 +396,9 @@ public final class CADatabase {
         return String(decoding: try encoder.encode(value), as: UTF8.self)
     }
 
-    static func fetch(_ db: Database, where condition: String, _ arguments: [String] = []) throws -> [IssuedCertificate] {
-        try Row.fetchAll(db, sql: "SELECT \(columns) FROM certificates WHERE \(condition) ORDER BY id",
-                         arguments: StatementArguments(arguments)).map(certificate(from:))
-    }
-
-    /// A row as the typed certificate; a row this code cannot read is refused naming it, never trapped on.
-    static func certificate(from row: Row) throws -> IssuedCertificate {
-        let serialText: String = row["serial"]
-        guard let serial = SerialNumber(hex: serialText),
-              let kind = CertificateKind(rawValue: row["kind"]),
-              let status = CertificateStatus(rawValue: row["status"]) else {
-            throw ChpkiError.input(file: fileName, field: "certificates.serial=\(serialText)", "unreadable row (serial, kind or status)")
-        }
-        // A column that does not decode is refused naming the row: read as "no SANs" or "no profile",
-        // the leaf would be planned as unchanged forever.
-        func decoded<T: Decodable>(_ type: T.Type, _ column: String, _ text: String) throws -> T {
-            do { return try JSONDecoder().decode(type, from: Data(text.utf8)) } catch {
-                throw ChpkiError.input(file: fileName, field: "certificates.serial=\(serialText)",
-                                       "the \(column) column does not decode (\(String(text.prefix(40)).debugDescription)): restore ca.db from a backup")
-            }
-        }
-        let sansText: String = row["sans"]
-        let sans = try decoded([String].self, "sans", sansText).compactMap(GeneralNameText.parse)
-        let profile = try (row["profile"] as String?).map { try decoded(CertificateProfile.Essentials.self, "profile", $0) }
-        let revokedAt: Date? = row["revoked_at"]
-        let reasonText: String? = row["revocation_reason"]
-        return IssuedCertificate(
-            serial: serial, kind: kind, host: row["host"], service: row["service"], name: row["name"],
-            subject: row["subject"], subjectOneLine: row["subject_oneline"], subjectAlternativeNames: sans, profile: profile,
-            keyType: KeyType(rawValue: row["key_type"]), issuerSerial: (row["issuer_serial"] as String?).flatMap(SerialNumber.init(hex:)),
-            notBefore: row["not_before"], notAfter: row["not_after"], status: status,
-            revocation: revokedAt.map { Revocation(date: $0, reason: reasonText.flatMap(RevocationReason.init(indexName:))) },
-            supersededBy: (row["superseded_by"] as String?).flatMap(SerialNumber.init(hex:)),
-            authorityRole: (row["authority_role"] as String?).flatMap(AuthorityRole.init(rawValue:)),
-            certificatePEM: row["certificate_pem"])
+    /// The certificates `request` selects, in the order they were recorded.
+    static func fetch(_ db: Database, _ request: QueryInterfaceRequest<CertificateRecord>) throws -> [IssuedCertificate] {
+        try request.order(Columns.id).fetchAll(db).map(\.certificate)
     }
 
     static func insert(_ authority: NewAuthority, db: Database, now: Date) throws {
@@ -470,28 +409,8 @@ public final class CADatabase {
             VALUES (?, ?, ?, ?, '[]', ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, arguments: [certificate.serial.hex, authority.kind.rawValue, certificate.subject.rfc4514, certificate.subjectOneLine,
                              certificate.keyType?.rawValue ?? certificate.keyDescription, authority.issuerSerial?.hex,
-                             certificate.notBefore, certificate.notAfter, authority.role == .retired ? "superseded" : "valid",
+                             certificate.notBefore, certificate.notAfter, (authority.role == .retired ? CertificateStatus.superseded : .valid).rawValue,
                              String(decoding: try certificate.pemEncoded(), as: UTF8.self), now, authority.role.rawValue,
                              authority.keyPEM.map { String(decoding: $0, as: UTF8.self) }])
-    }
-
-    static func insert(_ leaf: NewLeaf, db: Database, now: Date) throws {
-        let signed = leaf.signed
-        let identity = leaf.profile.identity
-        let sans = try json(signed.subjectAlternativeNames.map(\.description))
-        var clearKey: String?
-        var sealedKey: Data?
-        switch leaf.key {
-        case let .clear(bytes): clearKey = bytes.withBytes { String(decoding: $0, as: UTF8.self) }
-        case let .sealed(box): sealedKey = box
-        }
-        try db.execute(sql: """
-            INSERT INTO certificates (serial, kind, host, service, name, subject, subject_oneline, profile, sans, key_type,
-                                      issuer_serial, not_before, not_after, status, certificate_pem, private_key_pem, key_sealed, created_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'valid', ?, ?, ?, ?)
-            """, arguments: [signed.serial.hex, identity.kind.rawValue, identity.host, identity.service, identity.name,
-                             signed.subject.rfc4514, signed.subjectOneLine, leaf.profile.encodedEssentials(), sans,
-                             leaf.profile.keyType.rawValue, leaf.issuerSerial.hex, signed.notBefore, signed.notAfter,
-                             signed.pem, clearKey, sealedKey, now])
     }
 }

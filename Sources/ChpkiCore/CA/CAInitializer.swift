@@ -46,10 +46,6 @@ public enum CAInitializer {
 
     /// How far back a CA's notBefore is set, so nodes with a slow clock accept it at once.
     public static let backdating: TimeInterval = 3600
-    /// An intermediate lives at most this long (and never past the root).
-    public static let intermediateValidity = Period(amount: 5, unit: .years)
-    /// The intermediate signs every leaf: P-256 signs about 3x faster than P-384 (SPEC §3).
-    public static let intermediateKeyType = KeyType.ecP256
 
     public static func create(_ request: Request, waitingForLock: @escaping () -> Void = {}) throws -> Result {
         let directory = request.directory
@@ -158,17 +154,8 @@ public enum CAInitializer {
         var intermediate: Certificate?
         var crlSigner = Signer(certificate: root, key: rootKey)
         if request.intermediate {
-            let key = try PrivateKey.generate(intermediateKeyType)
-            var subject = request.subject
-            if let index = subject.attributes.lastIndex(where: { $0.type == "CN" }) {
-                subject.attributes[index].value = String((subject.attributes[index].value + " Intermediate").prefix(64))
-            }
-            let template = CertificateTemplate(
-                subject: subject, serial: try SerialNumber.random(), notBefore: notBefore,
-                notAfter: min(intermediateValidity.after(request.now), rootNotAfter),
-                certificateAuthority: .init(pathLength: 0), keyUsage: [.keyCertSign, .cRLSign],
-                nameConstraints: request.nameConstraints)
-            let certificate = try template.sign(publicKeyOf: key, by: crlSigner)
+            let (key, certificate) = try IssuingIntermediate.sign(subject: IssuingIntermediate.subject(below: request.subject), now: request.now,
+                                                                  constraints: request.nameConstraints, by: crlSigner)
             authorities.append(.init(certificate: certificate, kind: .intermediate, issuerSerial: root.serial,
                                      keyPEM: try AuthorityKey.protect(key, passphrase: request.passphrase, protection: request.protection),
                                      role: .current))

@@ -29,33 +29,20 @@ extension CASession {
         try SigningClock.check(issuer: root, now: now)
         let rootSigner = try rootSigner(purpose: IssuingAuthorities.growthPurpose)
         let passphrase = try newKeyPassphrase(for: .intermediate)
-        let key = try PrivateKey.generate(CAInitializer.intermediateKeyType)
         let subject = issuing.kind == .intermediate ? CARotation.nextGeneration(of: issuingCertificate.subject)
-            : Self.intermediateSubject(of: root.subject)
-        let template = CertificateTemplate(
-            subject: subject, serial: try .random(), notBefore: now.addingTimeInterval(-CAInitializer.backdating),
-            notAfter: min(CAInitializer.intermediateValidity.after(now), root.notAfter),
-            certificateAuthority: .init(pathLength: 0), keyUsage: [.keyCertSign, .cRLSign], nameConstraints: constraints)
-        let certificate = try template.sign(publicKeyOf: key, by: rootSigner)
+            : IssuingIntermediate.subject(below: root.subject)
+        let (key, certificate) = try IssuingIntermediate.sign(subject: subject, now: now, constraints: constraints, by: rootSigner)
         let authority = CADatabase.NewAuthority(certificate: certificate, kind: .intermediate, issuerSerial: root.serial,
                                                 keyPEM: try AuthorityKey.protect(key, passphrase: passphrase), role: .current)
         let signer = Signer(certificate: certificate, key: key)
         phaseDone("signed a new issuing intermediate with the root")
-        let (issued, batch) = try sign(items, signer: signer, issuer: certificate, progress: progress, phaseDone: phaseDone)
-        try database.recordIssued(batch, addingAuthority: authority, now: now)
-        phaseDone("recorded the intermediate and them in one transaction")
+        let issued = try sign(items, signer: signer, issuer: certificate, progress: progress, phaseDone: phaseDone) { produce in
+            try database.recordIssued(addingAuthority: authority, now: now, produce)
+        }
         try publish()
         cachedSigner = signer
         phaseDone("wrote index.txt and the CA files")
         return (certificate, issued)
-    }
-
-    static func intermediateSubject(of root: DistinguishedName) -> DistinguishedName {
-        var subject = root
-        if let index = subject.attributes.lastIndex(where: { $0.type == "CN" }) {
-            subject.attributes[index].value = String((subject.attributes[index].value + " Intermediate").prefix(64))
-        }
-        return subject
     }
 
     /// Revokes each serial with its reason and publishes the next CRL of every CA (current or

@@ -295,12 +295,6 @@ public final class CASession {
         vaultLoaded = true
     }
 
-    /// How a new leaf key is stored: sealed when the CA has a passphrase.
-    func storedKey(_ key: SecretBytes, serial: SerialNumber) throws -> CADatabase.StoredKey {
-        guard let vault = try vault() else { return .clear(key) }
-        return .sealed(try vault.seal(key, serial: serial))
-    }
-
     // MARK: - Changes
 
     func requireExclusive() throws {
@@ -315,30 +309,40 @@ public final class CASession {
         guard !items.isEmpty else { return [] }
         let signer = try signer()
         phaseDone("opened the CA key")
-        let (issued, batch) = try sign(items, signer: signer, issuer: issuingCertificate, progress: progress, phaseDone: phaseDone)
-        try database.recordIssued(batch, now: now)
-        phaseDone("recorded them in one transaction")
+        let issued = try sign(items, signer: signer, issuer: issuingCertificate, progress: progress, phaseDone: phaseDone) { produce in
+            try database.recordIssued(now: now, produce)
+        }
         try publish()
         phaseDone("wrote index.txt")
         return issued
     }
 
-    /// Signs `items` with `signer`, the key of `issuer` (new keys, or the previous key where an item keeps it) and
-    /// makes the rows to record: each leaf's key sealed for `ca.db`. Records nothing: the caller
-    /// commits the rows in its own transaction (with a new intermediate, on growth).
-    func sign(_ items: [IssuancePlan.Item], signer: Signer, issuer: Certificate, progress: ProgressTicker?,
-              phaseDone: (String) -> Void) throws -> ([BatchIssuer.Issued], [CADatabase.NewLeaf]) {
+    /// Signs `items` with `signer`, the key of `issuer` (new keys, or the previous key where an item
+    /// keeps it). `recording` opens the transaction that records them and runs `produce` in it, which
+    /// hands each leaf's row (its key sealed for `ca.db`) over in item order as the workers sign it:
+    /// the batch is recorded while it is being signed, and committed once, whole.
+    func sign(_ items: [IssuancePlan.Item], signer: Signer, issuer: Certificate, progress: ProgressTicker?, phaseDone: (String) -> Void,
+              recording: (_ produce: (_ record: (CADatabase.LeafRow) throws -> Void) throws -> Void) throws -> Void) throws -> [BatchIssuer.Issued] {
         try SigningClock.check(issuer: issuer, now: now)
+        // Read before the transaction (which cannot read through the queue): the kept keys, and the
+        // vault, opened once (the passphrase's KDF) so that the workers only seal.
         let kept = try leafKeys(items.filter(\.keepsKey).compactMap { $0.previous?.serial })
-        let issued = try BatchIssuer.sign(items, signer: signer, issuerNotAfter: issuer.notAfter, previousKeys: kept,
-                                         now: now, progress: progress)
-        phaseDone("signed \(items.count) certificates")
-        let batch = try issued.map { leaf in
-            CADatabase.NewLeaf(signed: leaf.signed, profile: leaf.item.profile, issuerSerial: issuer.serial,
-                               key: try storedKey(leaf.key, serial: leaf.signed.serial), supersedes: leaf.item.previous?.serial,
-                               oneOff: leaf.item.oneOff)
+        let vault = try vault()
+        let now = now
+        let issuerSerial = issuer.serial
+        var signed: [(leaf: BatchIssuer.Issued, row: CADatabase.LeafRow)] = []
+        try recording { record in
+            signed = try BatchIssuer.sign(items, signer: signer, issuerNotAfter: issuer.notAfter, previousKeys: kept, now: now,
+                                          progress: progress, finish: { leaf in
+                // Sealed on the signing thread: a passphrase-protected CA stores no key in clear.
+                let key: CADatabase.StoredKey = try vault.map { .sealed(try $0.seal(leaf.key, serial: leaf.signed.serial)) } ?? .clear(leaf.key)
+                let row = try CADatabase.LeafRow(.init(signed: leaf.signed, profile: leaf.item.profile, issuerSerial: issuerSerial, key: key,
+                                                       supersedes: leaf.item.previous?.serial, oneOff: leaf.item.oneOff), now: now)
+                return (leaf: leaf, row: row)
+            }, record: { try record($0.row) })
         }
-        return (issued, batch)
+        phaseDone("signed \(items.count) certificates and recorded them in one transaction, as they were signed")
+        return signed.map(\.leaf)
     }
 
     /// Revokes `serials` (none: just a fresh CRL) and signs the next CRL, one transaction; then crl.pem and index.txt.

@@ -38,8 +38,7 @@ public enum NameConstraintsPolicy {
         var networks = addresses.map { bytes in
             GeneralName.network(containing: bytes, prefixLength: bytes.count == 16 ? ipv6Prefix : ipv4Prefix)
         }
-        networks.append(.network(containing: [127, 0, 0, 1], prefixLength: 8))
-        networks.append(.network(containing: [UInt8](repeating: 0, count: 15) + [1], prefixLength: 128))
+        networks += IPAddress.loopbackNetworks.map { GeneralName.network(containing: $0.address.bytes, prefixLength: $0.prefixLength) }
         permitted += unique(networks)
         return NameConstraints(permitted: permitted)
     }

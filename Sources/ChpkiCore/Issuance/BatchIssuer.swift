@@ -2,7 +2,8 @@ import Foundation
 
 /// Signs a batch of certificates on every core. Keys are generated (or the previous key reused)
 /// and certificates signed in parallel; the CA key is shared read-only, each worker has its own
-/// OpenSSL objects. Recording the batch is the session's (`CASession.issue`): one transaction.
+/// OpenSSL objects (`SigningWorker`). The caller records each leaf as it comes (`CASession.issue`:
+/// one transaction, open while the workers sign).
 public enum BatchIssuer {
     public struct Issued: Sendable {
         public var item: IssuancePlan.Item
@@ -11,30 +12,36 @@ public enum BatchIssuer {
         public var key: SecretBytes
     }
 
-    public static func sign(_ items: [IssuancePlan.Item], signer: Signer, issuerNotAfter: Date, previousKeys: [SerialNumber: SecretBytes],
-                            now: Date, workers: Int = ProcessInfo.processInfo.activeProcessorCount,
-                            progress: ProgressTicker? = nil) throws -> [Issued] {
+    /// Signs `items` on `workers` threads. `finish` runs on the signing thread too (what the caller
+    /// makes of each signed leaf: its sealed key and database row), `record` on the calling thread,
+    /// in item order, while the workers go on signing: recording overlaps with signing instead of
+    /// following it. A failure of either stops the batch and is thrown once every worker has stopped.
+    public static func sign<Output: Sendable>(_ items: [IssuancePlan.Item], signer: Signer, issuerNotAfter: Date,
+                                              previousKeys: [SerialNumber: SecretBytes], now: Date,
+                                              workers: Int = ProcessInfo.processInfo.activeProcessorCount,
+                                              progress: ProgressTicker? = nil,
+                                              finish: @escaping @Sendable (Issued) throws -> Output,
+                                              record: (Output) throws -> Void = { _ in }) throws -> [Output] {
         guard !items.isEmpty else { return [] }
-        let slots = ResultSlots(count: items.count)
-        let workerCount = max(1, min(workers, items.count))
-        // Strided, not chunked: a batch often mixes slow RSA and fast EC keys service by service.
-        DispatchQueue.concurrentPerform(iterations: workerCount) { workerIndex in
-            let worker: SigningWorker
-            do { worker = try SigningWorker(signer: signer) } catch {
-                slots.set(workerIndex, .failure(error))
-                return
-            }
-            var index = workerIndex
-            while index < items.count, !slots.failed {
-                let item = items[index]
-                let previousKey = item.keepsKey ? item.previous.flatMap { previousKeys[$0.serial] } : nil
-                slots.set(index, Result { try sign(item, previousKey: previousKey, worker: worker, issuerNotAfter: issuerNotAfter, now: now) })
-                progress?.advance()
-                index += workerCount
-            }
+        let results = ParallelResults<Output>(count: items.count)
+        results.start(workers: workers, makeContext: { try SigningWorker(signer: signer) }, filled: { _ in progress?.advance() }) { worker, index in
+            let item = items[index]
+            let previousKey = item.keepsKey ? item.previous.flatMap { previousKeys[$0.serial] } : nil
+            return try finish(try sign(item, previousKey: previousKey, worker: worker, issuerNotAfter: issuerNotAfter, now: now))
         }
+        do {
+            for index in items.indices {
+                guard let result = results.take(index) else { break }
+                try record(try result.get())
+            }
+        } catch {
+            results.stop()
+            results.wait()
+            throw error
+        }
+        results.wait()
         progress?.finish()
-        return try slots.values()
+        return try results.values()
     }
 
     static func sign(_ item: IssuancePlan.Item, previousKey: SecretBytes?, worker: SigningWorker, issuerNotAfter: Date, now: Date) throws -> Issued {
@@ -51,33 +58,5 @@ public enum BatchIssuer {
         }
         let template = profile.template(serial: try SerialNumber.random(), now: now, issuerNotAfter: issuerNotAfter)
         return Issued(item: item, signed: try worker.sign(template, publicKeyOf: key), key: keyPEM)
-    }
-}
-
-/// One result per batch index, each written by exactly one worker.
-private final class ResultSlots: @unchecked Sendable {
-    private var results: [Result<BatchIssuer.Issued, Error>?]
-    private let lock = NSLock()
-    private var anyFailure = false
-
-    init(count: Int) {
-        results = Array(repeating: nil, count: count)
-    }
-
-    var failed: Bool { lock.withLock { anyFailure } }
-
-    func set(_ index: Int, _ result: Result<BatchIssuer.Issued, Error>) {
-        lock.withLock {
-            results[index] = result
-            if case .failure = result { anyFailure = true }
-        }
-    }
-
-    func values() throws -> [BatchIssuer.Issued] {
-        for case let .failure(error)? in results { throw error }
-        return try results.map { result in
-            guard let result else { throw ChpkiError(.refused, "issuance stopped after an earlier failure") }
-            return try result.get()
-        }
     }
 }

@@ -5,8 +5,6 @@ import Foundation
 /// balancer, and the OpenSearch admin certificate (SPEC §3, docs/issuance.md).
 public enum NamingRules {
     public static let haproxyService = "haproxy"
-    static let loopbackIPv4: [UInt8] = [127, 0, 0, 1]
-    static let loopbackIPv6: [UInt8] = [UInt8](repeating: 0, count: 15) + [1]
 
     /// Every certificate the inventory implies, in a stable order.
     public static func profiles(for inventory: Inventory) -> [CertificateProfile] {
@@ -41,7 +39,7 @@ public enum NamingRules {
         if let domain { dns.append("\(service).\(domain)") }
         let short = String(fqdn.prefix(while: { $0 != "." }))
         dns += [short, fqdn] + extraNames + ["localhost"]
-        var addresses = ips.map(\.bytes) + [loopbackIPv4, loopbackIPv6]
+        var addresses = ips.map(\.bytes) + [IPAddress.loopbackV4.bytes, IPAddress.loopbackV6.bytes]
         var seenNames = Set<String>()
         dns = dns.filter { seenNames.insert($0).inserted }
         var seenAddresses = Set<[UInt8]>()

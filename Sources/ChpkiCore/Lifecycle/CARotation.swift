@@ -49,12 +49,8 @@ public enum CARotation {
                                                    keyPEM: try AuthorityKey.protect(key, passphrase: passphrase), role: .current)]
         var intermediate: Certificate?
         if hasIntermediate {
-            let intermediateKey = try PrivateKey.generate(CAInitializer.intermediateKeyType)
-            let template = CertificateTemplate(
-                subject: nextGeneration(of: session.issuingCertificate.subject), serial: try .random(), notBefore: notBefore,
-                notAfter: min(CAInitializer.intermediateValidity.after(now), notAfter), certificateAuthority: .init(pathLength: 0),
-                keyUsage: [.keyCertSign, .cRLSign], nameConstraints: constraints)
-            let certificate = try template.sign(publicKeyOf: intermediateKey, by: Signer(certificate: root, key: key))
+            let (intermediateKey, certificate) = try IssuingIntermediate.sign(subject: nextGeneration(of: session.issuingCertificate.subject),
+                                                                              now: now, constraints: constraints, by: Signer(certificate: root, key: key))
             authorities.append(.init(certificate: certificate, kind: .intermediate, issuerSerial: root.serial,
                                      keyPEM: try AuthorityKey.protect(intermediateKey, passphrase: try session.newKeyPassphrase(for: .intermediate)),
                                      role: .current))
