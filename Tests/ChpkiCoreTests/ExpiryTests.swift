@@ -127,7 +127,7 @@ struct ExpiryTests {
         let inventory = try CATestSupport.inventory(CATestSupport.inventoryYAML.replacingOccurrences(
             of: "domain: example.com", with: "domain: example.com\ndefaults: {validity: 90d, renew_before: 20d}"))
         try CATestSupport.issue(directory, inventory, now: now)
-        try CATestSupport.withSession(directory, .read, now: now) { session in
+        try CATestSupport.withSession(directory, .read, now: now) { session throws in
             let records = try session.certificates()
             let renewBefore = Period(amount: 20, unit: .days)
             #expect(Expiry.due(records, now: now, window: nil, renewBefore: renewBefore).isEmpty)
