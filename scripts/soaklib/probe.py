@@ -1,0 +1,132 @@
+"""The probe: a process of its own, apart from the rollout, that every second makes a TLS handshake
+with every endpoint in endpoints.json (re-read each round, so it follows the files the rollout
+replaces), verifying the server against the trust installed on the host it calls from, and writes
+and reads a key through etcd. One JSON line per attempt in probe.jsonl. Anyone can run it against
+a soak's endpoints.json: `scripts/soak probe --out DIR`."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import ssl
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from . import cluster
+
+TIMEOUT = 3.0
+INTERVAL = 1.0
+
+
+def _context(ep: dict) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(cafile=ep["cafile"])
+    ctx.check_hostname = True
+    if ep.get("certfile"):
+        ctx.load_cert_chain(ep["certfile"], ep["keyfile"])
+    return ctx
+
+
+def _http(conn: ssl.SSLSocket, method: str, path: str, host: str, body: bytes = b"") -> tuple[int, bytes]:
+    head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {len(body)}\r\n"
+    if body:
+        head += "Content-Type: application/json\r\n"
+    conn.sendall(head.encode() + b"\r\n" + body)
+    data = b""
+    while len(data) < 1 << 20:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    status_line, _, rest = data.partition(b"\r\n")
+    parts = status_line.split()
+    status = int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else 0
+    return status, rest.partition(b"\r\n\r\n")[2]
+
+
+def _connect(ep: dict) -> ssl.SSLSocket:
+    raw = socket.create_connection((ep["address"], ep["port"]), timeout=TIMEOUT)
+    try:
+        return _context(ep).wrap_socket(raw, server_hostname=ep["server_name"])
+    except BaseException:
+        raw.close()
+        raise
+
+
+def check(ep: dict) -> str | None:
+    """None when the endpoint served a verified handshake (and etcd said it is healthy)."""
+    try:
+        with _connect(ep) as conn:
+            if ep["protocol"] == "etcd":
+                status, body = _http(conn, "GET", "/health", ep["server_name"])
+                if status != 200 or b'"true"' not in body:
+                    return f"etcd /health: {status} {body[:80]!r}"
+            elif ep["protocol"] == "tls":
+                status, _ = _http(conn, "GET", "/", ep["server_name"])
+                if status != 200:
+                    return f"HTTP {status}"
+        return None
+    except ssl.SSLCertVerificationError as e:
+        return f"verify: {e.verify_message}"
+    except (OSError, ssl.SSLError, ValueError) as e:
+        return f"{type(e).__name__}: {e}"
+
+
+def write_and_read(eps: list[dict], seq: int) -> tuple[str, str | None]:
+    """Puts seq through one etcd endpoint (the next each second) and reads it back there."""
+    ep = eps[seq % len(eps)]
+    key = base64.b64encode(b"soak/probe").decode()
+    value = base64.b64encode(str(seq).encode()).decode()
+    try:
+        with _connect(ep) as conn:
+            status, body = _http(conn, "POST", "/v3/kv/put", ep["server_name"],
+                                 json.dumps({"key": key, "value": value}).encode())
+            if status != 200:
+                return ep["name"], f"put: {status} {body[:80]!r}"
+        with _connect(ep) as conn:
+            status, body = _http(conn, "POST", "/v3/kv/range", ep["server_name"], json.dumps({"key": key}).encode())
+            kvs = json.loads(body or b"{}").get("kvs") or []
+            if status != 200 or not kvs:
+                return ep["name"], f"range: {status} {body[:80]!r}"
+            # another writer may have written since (a newer seq), never an older one
+            if int(base64.b64decode(kvs[0]["value"])) < seq:
+                return ep["name"], "read an older value than was written"
+        return ep["name"], None
+    except ssl.SSLCertVerificationError as e:
+        return ep["name"], f"verify: {e.verify_message}"
+    except (OSError, ssl.SSLError, ValueError, KeyError) as e:
+        return ep["name"], f"{type(e).__name__}: {e}"
+
+
+def run(layout: cluster.Layout) -> int:
+    seq = 0
+    with ThreadPoolExecutor(max_workers=16) as pool, open(layout.probe_log, "a") as log:
+        while not layout.stop_file.exists():
+            started = time.monotonic()
+            now = time.time()
+            try:
+                eps = json.loads(layout.endpoints.read_text())
+            except (OSError, ValueError):
+                time.sleep(INTERVAL)
+                continue
+            results = list(zip([e["name"] for e in eps], pool.map(check, eps)))
+            etcd = [e for e in eps if e["protocol"] == "etcd"]
+            if etcd:
+                via, why = write_and_read(etcd, seq)
+                results.append(("etcd-write", why if why is None else f"via {via}: {why}"))
+                seq += 1
+            for name, why in results:
+                log.write(json.dumps({"t": round(now, 3), "name": name, "ok": why is None, "reason": why}) + "\n")
+            log.flush()
+            time.sleep(max(0.0, INTERVAL - (time.monotonic() - started)))
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2 or argv[0] != "--out":
+        print("usage: soak probe --out DIR", file=sys.stderr)
+        return 2
+    return run(cluster.Layout(Path(argv[1])))
