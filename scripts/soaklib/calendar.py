@@ -27,6 +27,7 @@ class Run:
         self.profile = profile
         self.chpki = chpki
         self.members = list(cluster.INITIAL)
+        self.serving = set(cluster.INITIAL)
         self.week = 0
         self.rotation = None  # None, "started" (new root, overlap) or "finished"
         self.old_root_not_after = None
@@ -83,7 +84,9 @@ class Run:
                 if hostctl.pid_of(l, m, service) is None:
                     raise RuntimeError(f"week 0: the rollout did not start {service} on {m}")
         self.wait_healthy()
-        cluster.write_json_atomically(l.endpoints, cluster.endpoints(l, self.members))
+        self.prepare_database()
+        self.wait_serving(self.members)
+        self.publish_endpoints()
         self.probe = subprocess.Popen([sys.executable, str(SOAK), "probe", "--out", str(l.out)],
                                       stdin=subprocess.DEVNULL, start_new_session=True)
 
@@ -96,6 +99,69 @@ class Run:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"etcd not healthy: {res.stdout}{res.stderr}")
             time.sleep(0.5)
+
+    def wait_serving(self, hosts: list[str], timeout=180) -> bool:
+        """Until every endpoint of `hosts` passes the probe's own check (a replica that is still
+        copying its data answers 503: it is not serving yet, and the probe starts counting when
+        the operator would: once the host is up)."""
+        from . import probe
+        wanted = [e for e in cluster.endpoints(self.layout, self.members) if e["name"].split("@")[-1] in hosts]
+        deadline = time.monotonic() + timeout
+        while True:
+            failing = [(e["name"], why) for e in wanted if (why := probe.check(e)) is not None]
+            if not failing:
+                return True
+            if time.monotonic() > deadline:
+                self.event("not-serving", endpoints=[f"{n}: {w}" for n, w in failing])
+                return False
+            time.sleep(1)
+
+    def publish_endpoints(self) -> None:
+        """endpoints.json: what the probe checks, only hosts that have served once (see wait_serving)."""
+        live = [e for e in cluster.endpoints(self.layout, self.members) if e["name"].split("@")[-1] in self.serving]
+        cluster.write_json_atomically(self.layout.endpoints, live)
+
+    def patroni_members(self) -> list[str]:
+        return [m for m in self.members if "patroni" in cluster.services_of(cluster.ALL_HOSTS[m])]
+
+    def leader(self) -> str | None:
+        """The member whose REST API says it is the primary (with backend-1's ctl certificate)."""
+        import ssl, http.client
+        pki = self.layout.root("backend-1") / "etc/ssl"
+        ctx = ssl.create_default_context(cafile=str(pki / "root-ca.pem"))
+        ctx.load_cert_chain(str(pki / "patroni-client.pem"), str(pki / "patroni-client.key"))
+        for m in self.patroni_members():
+            host = cluster.ALL_HOSTS[m]
+            try:
+                conn = http.client.HTTPSConnection(host.ip, cluster.PATRONI_REST_PORT, context=ctx, timeout=3)
+                conn.request("GET", "/primary")
+                if conn.getresponse().status == 200:
+                    return m
+            except (OSError, ssl.SSLError, http.client.HTTPException):
+                continue
+        return None
+
+    def psql(self, short: str, sql: str) -> subprocess.CompletedProcess:
+        """psql as the superuser over the member's Unix socket (pg_hba.conf: local ... peer)."""
+        home = self.layout.rundir(short) / "patroni"
+        import pwd
+        pg = pwd.getpwnam("postgres")
+        return subprocess.run([str(cluster.postgres_bin_dir() / "psql"), "-X", "-tA", "-h", str(home / "sock"),
+                               "-p", str(cluster.POSTGRES_PORT), "-U", "postgres", "-d", "postgres", "-c", sql],
+                              capture_output=True, text=True, user=pg.pw_uid, group=pg.pw_gid, extra_groups=[],
+                              cwd=home, timeout=60)
+
+    def prepare_database(self, timeout=180) -> None:
+        """Waits for a leader, then makes the probe's table (role patroni may write it)."""
+        deadline = time.monotonic() + timeout
+        while (leader := self.leader()) is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError("no Patroni leader")
+            time.sleep(1)
+        res = self.psql(leader, "CREATE TABLE IF NOT EXISTS soak_probe (seq bigint, at timestamptz DEFAULT now()); "
+                                "GRANT INSERT, SELECT ON soak_probe TO patroni;")
+        if res.returncode != 0:
+            raise RuntimeError(f"psql on {leader}: {res.stderr.strip()}")
 
     def write_inventory(self) -> None:
         for m in self.members:
@@ -163,6 +229,17 @@ class Run:
         except OSError:
             return 0
 
+    def patronictl(self, short: str, *args) -> None:
+        home = self.layout.rundir(short) / "patroni"
+        import pwd
+        pg = pwd.getpwnam("postgres")
+        exe = str(Path(cluster.patroni_executable()).with_name("patronictl"))
+        res = subprocess.run([exe, "-c", str(home / "patroni.yml"), *args], capture_output=True, text=True,
+                             user=pg.pw_uid, group=pg.pw_gid, extra_groups=[], cwd=home, timeout=120,
+                             env={"PATH": os.environ["PATH"], "HOME": str(home)})
+        if res.returncode != 0:
+            raise RuntimeError(f"patronictl {' '.join(args)}: {res.stderr.strip()[-300:]}")
+
     # -- the operator's events --------------------------------------------------------------
 
     def add_host(self, short: str) -> None:
@@ -181,6 +258,11 @@ class Run:
 
     def remove_host(self, short: str) -> None:
         host = cluster.ALL_HOSTS[short]
+        if "patroni" in cluster.services_of(host) and self.leader() == short:
+            # the operator moves the leader away before taking its host down
+            candidate = next(m for m in self.patroni_members() if m != short)
+            self.patronictl(short, "switchover", "--leader", host.fqdn, "--candidate",
+                            cluster.ALL_HOSTS[candidate].fqdn, "--force")
         if "etcd" in cluster.services_of(host):
             res = self.etcdctl("member", "list", "-w", "json")
             ids = [m["ID"] for m in json.loads(res.stdout or "{}").get("members", []) if m.get("name") == host.fqdn]
@@ -189,7 +271,8 @@ class Run:
                 if res.returncode != 0:
                     raise RuntimeError(f"etcdctl member remove {host.fqdn}: {res.stderr.strip()}")
         self.members.remove(short)
-        cluster.write_json_atomically(self.layout.endpoints, cluster.endpoints(self.layout, self.members))
+        self.serving.discard(short)
+        self.publish_endpoints()
         for service in cluster.services_of(host):
             hostctl.stop(self.layout, short, service)
         self.write_inventory()
@@ -225,9 +308,10 @@ class Run:
     # -- the run ----------------------------------------------------------------------------
 
     def run(self) -> None:
-        self.setup()
+        # Week 0 is the setup: the first leaves' lifetimes start there, so the calendar does too.
         self.t0 = time.monotonic()
         self.t0_epoch = time.time()
+        self.setup()
         expired_seen = False
         for week in range(1, self.profile.weeks + 1):
             wait = self.t0 + week * self.profile.week_seconds - time.monotonic()
@@ -239,7 +323,11 @@ class Run:
                 self.add_host(short) if verb == "add" else self.remove_host(short)
             issue = self.root_policy()
             self.weekly_job(issue=issue)
-            cluster.write_json_atomically(self.layout.endpoints, cluster.endpoints(self.layout, self.members))
+            joined = [m for m in self.members if m not in self.serving]
+            if joined:
+                self.wait_serving(joined)
+                self.serving.update(joined)
+            self.publish_endpoints()
             if not expired_seen and time.time() > self.old_root_not_after:
                 expired_seen = True
                 self.event("root-expired")
@@ -251,7 +339,8 @@ class Run:
                 self.probe.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.probe.kill()
-        for short in cluster.ALL_HOSTS:
-            for service in cluster.LAUNCHERS:
+        # Patroni before etcd (it keeps its leader key there), then the rest
+        for service in ("patroni", "haproxy", "nginx", "etcd"):
+            for short in cluster.ALL_HOSTS:
                 if (self.layout.run / short / f"{service}.json").exists():
                     hostctl.stop(self.layout, short, service)

@@ -41,10 +41,13 @@ ALL_HOSTS = {h.short: h for h in [
     Host("haproxy-2", "127.0.1.22", ("balancer",)),
 ]}
 INITIAL = ["backend-1", "backend-2", "backend-3", "frontend-1", "frontend-2", "haproxy-1", "haproxy-2"]
-# The service each group runs here (the reference cluster's backends also run Patroni, MinIO and
-# OpenSearch; the soak runs what it can start on one machine: etcd, HAProxy, nginx).
-SERVICES = {"backend": ["etcd"], "frontend": ["nginx"], "balancer": ["haproxy"]}
+# The service each group runs here (the reference cluster's backends also run MinIO and
+# OpenSearch; the soak runs what it can start on one machine: etcd, Patroni + PostgreSQL, HAProxy, nginx).
+SERVICES = {"backend": ["etcd", "patroni"], "frontend": ["nginx"], "balancer": ["haproxy"]}
 ETCD_CLIENT_PORT = 2379
+POSTGRES_PORT = 5432
+PATRONI_REST_PORT = 8008
+SCOPE = "chpki-soak"
 HTTPS_PORT = 443
 
 
@@ -75,8 +78,10 @@ def full_profile(weeks: int, week_seconds: float) -> Profile:
 
 def ci_profile(week_seconds: float) -> Profile:
     """Twenty weeks with everything in them: growth, a prune, a rotation start to finish, the
-    first root expiring (week 15) and leaves renewed on their own schedule."""
-    return Profile(weeks=20, week_seconds=week_seconds, root_days=15 * 7, leaf_days=6 * 7, renew_days=14,
+    first root expiring (week 15) and leaves renewed on their own schedule. Leaves live 6 weeks
+    and renew 3 weeks before their end, so three weekly jobs have the chance (production: 397 and
+    30 days, four jobs)."""
+    return Profile(weeks=20, week_seconds=week_seconds, root_days=15 * 7, leaf_days=6 * 7, renew_days=21,
                    crl_days=14, rotate_lead_days=8 * 7,
                    events={3: ["add:frontend-3", "add:backend-4"], 6: ["remove:frontend-2", "remove:backend-2"]})
 
@@ -109,6 +114,7 @@ def inventory_text(members: list[str], profile: Profile) -> str:
     lines += [
         "services:",
         "  etcd:    { hosts: backend, server_cert_mode: both }",
+        "  patroni: { hosts: backend, extra_san: [cinc-postgresql-cluster] }",
         "  nginx:   { hosts: frontend, extra_san: [cinc-server-cluster] }",
         "  haproxy: { hosts: balancer }",
     ]
@@ -259,7 +265,90 @@ def nginx_launch(layout: Layout, short: str) -> dict:
             "env": {"PATH": os.environ.get("PATH", "")}}
 
 
-LAUNCHERS = {"etcd": etcd_launch, "haproxy": haproxy_launch, "nginx": nginx_launch}
+def _into_root_deep(root: Path, value):
+    if isinstance(value, dict):
+        return {k: _into_root_deep(root, v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_into_root_deep(root, v) for v in value]
+    if isinstance(value, str) and value.startswith("/etc/"):
+        return into_root(root, value)
+    return value
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _merge(base[k], v)
+        else:
+            base[k] = v
+    return base
+
+
+def postgres_bin_dir() -> Path:
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parent.parent.name))
+    if not versions:
+        raise RuntimeError("no PostgreSQL in /usr/lib/postgresql (scripts/test installs it)")
+    return versions[-1].parent
+
+
+def patroni_home(layout: Layout, short: str) -> Path:
+    """The member's data directory and socket: the postgres user's, not the host root's."""
+    import pwd
+    home = layout.rundir(short) / "patroni"
+    (home / "sock").mkdir(parents=True, exist_ok=True)
+    pg = pwd.getpwnam("postgres")
+    for p in (home, home / "sock"):
+        os.chown(p, pg.pw_uid, pg.pw_gid)
+    return home
+
+
+def patroni_config(layout: Layout, short: str) -> Path:
+    """The installed tls.yml, as is (paths into the root), merged into what the operator adds:
+    scope, name, data_dir, bin_dir and the socket directory."""
+    import yaml
+    root = layout.root(short)
+    tls = _into_root_deep(root, yaml.safe_load((root / "etc/patroni/tls.yml").read_text()))
+    home = patroni_home(layout, short)
+    config = _merge({
+        "scope": SCOPE, "name": ALL_HOSTS[short].fqdn, "log": {"level": "WARNING"},
+        "bootstrap": {"dcs": {"ttl": 20, "loop_wait": 2, "retry_timeout": 5,
+                              "postgresql": {"use_pg_rewind": False,
+                                             "parameters": {"max_wal_senders": 10, "wal_keep_size": "64MB"}}},
+                      "initdb": [{"encoding": "UTF8"}]},
+        "postgresql": {"data_dir": str(home / "data"), "bin_dir": str(postgres_bin_dir()), "pg_ctl_timeout": 60,
+                       "parameters": {"unix_socket_directories": str(home / "sock"), "fsync": "off",
+                                      "shared_buffers": "32MB"}},
+    }, tls)
+    path = home / "patroni.yml"
+    tmp = home / ".patroni.yml.tmp"
+    tmp.write_text(yaml.safe_dump(config, sort_keys=False))
+    import pwd
+    pg = pwd.getpwnam("postgres")
+    os.chown(tmp, pg.pw_uid, pg.pw_gid)
+    os.replace(tmp, path)
+    return path
+
+
+def patroni_executable() -> str:
+    venv = Path(os.environ.get("CHPKI_PATRONI_VENV", "/opt/chpki-test-venv")) / "bin/patroni"
+    return str(venv)
+
+
+def patroni_launch(layout: Layout, short: str) -> dict:
+    cfg = patroni_config(layout, short)
+    home = cfg.parent
+    return {"argv": [patroni_executable(), str(cfg)], "user": "postgres", "cwd": str(home),
+            "env": {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "LANG": "C.UTF-8"}}
+
+
+def postmaster_pid(layout: Layout, short: str) -> int | None:
+    try:
+        return int((layout.rundir(short) / "patroni/data/postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+LAUNCHERS = {"etcd": etcd_launch, "patroni": patroni_launch, "haproxy": haproxy_launch, "nginx": nginx_launch}
 
 
 def endpoints(layout: Layout, members: list[str]) -> list[dict]:
@@ -275,6 +364,14 @@ def endpoints(layout: Layout, members: list[str]) -> list[dict]:
             out.append({"name": f"etcd@{m}", "address": h.ip, "port": ETCD_CLIENT_PORT, "protocol": "etcd",
                         "server_name": h.fqdn, "cafile": str(pki / "ca.pem"),
                         "certfile": str(pki / "client.pem"), "keyfile": str(pki / "client-key.pem")})
+    ssl_dir = caller / "etc/ssl"
+    for m in members:
+        h = ALL_HOSTS[m]
+        if "patroni" in services_of(h):
+            for protocol, port in (("postgres", POSTGRES_PORT), ("patroni-rest", PATRONI_REST_PORT)):
+                out.append({"name": f"{protocol}@{m}", "address": h.ip, "port": port, "protocol": protocol,
+                            "server_name": h.fqdn, "cafile": str(ssl_dir / "root-ca.pem"),
+                            "certfile": str(ssl_dir / "patroni-client.pem"), "keyfile": str(ssl_dir / "patroni-client.key")})
     for m in members:
         h = ALL_HOSTS[m]
         if "haproxy" in services_of(h):

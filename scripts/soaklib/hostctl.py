@@ -48,8 +48,13 @@ def start(layout: cluster.Layout, short: str, service: str) -> int:
     spec = cluster.LAUNCHERS[service](layout, short)
     run = layout.rundir(short)
     log = open(run / f"{service}.log", "ab")
+    kw = {}
+    if spec.get("user"):
+        import pwd
+        user = pwd.getpwnam(spec["user"])
+        kw = dict(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
     proc = subprocess.Popen(spec["argv"], env=spec["env"], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                            cwd=run, start_new_session=True)
+                            cwd=spec.get("cwd", run), start_new_session=True, **kw)
     cluster.write_json_atomically(_state_file(layout, short, service), {"pid": proc.pid, "argv": spec["argv"]})
     return proc.pid
 
@@ -83,6 +88,10 @@ def reload(layout: cluster.Layout, short: str, service: str) -> None:
         os.kill(pid, signal.SIGUSR2)
     elif service == "nginx":
         cluster.nginx_config(layout, short)
+        os.kill(pid, signal.SIGHUP)
+    elif service == "patroni":
+        # SIGHUP: Patroni rereads patroni.yml (and its REST certificate)
+        cluster.patroni_config(layout, short)
         os.kill(pid, signal.SIGHUP)
     else:
         # etcd has no reload (no ExecReload in its unit): `systemctl reload etcd` fails on a real host.
@@ -118,7 +127,11 @@ def run(layout: cluster.Layout, short: str, words: list[str]) -> None:
     if len(words) == 1 and " " in words[0]:
         text = words[0]
         # The frontend reconfigure and the trust activation come as small shell programs.
-        if "update-ca-certificates" in text or "update-ca-trust" in text:
+        if "systemctl reload patroni" in text and "postmaster.pid" in text:
+            # chpki-rotate's patroni command: reload Patroni, then SIGHUP the postmaster
+            run(layout, short, ["systemctl", "reload", "patroni"])
+            words = ["pg-reload"]
+        elif "update-ca-certificates" in text or "update-ca-trust" in text:
             words = ["update-ca-certificates"]
         elif "server-ctl" in text:
             words = ["cinc-server-ctl", "reconfigure"]
@@ -142,6 +155,12 @@ def run(layout: cluster.Layout, short: str, words: list[str]) -> None:
     elif name in ("cinc-server-ctl", "chef-server-ctl"):
         # reconfigure renders nginx's configuration and restarts it under runit
         restart(layout, short, "nginx")
+    elif name == "pg-reload" or (name == "kill" and any("postmaster.pid" in w for w in words)):
+        # Lenient where a real host is not: PostgreSQL not (yet) running reads its files when it
+        # starts, so there is nothing to reload (a real `kill -HUP $(head postmaster.pid)` fails).
+        pid = cluster.postmaster_pid(layout, short)
+        if pid is not None and alive(pid):
+            os.kill(pid, signal.SIGHUP)
     elif name == "remove-stdin":
         # chpki-rotate's remove command: the absolute host paths on stdin, each ended by NUL
         remove(layout, short, [p.decode() for p in sys.stdin.buffer.read().split(b"\0") if p])

@@ -10,6 +10,7 @@ import base64
 import json
 import socket
 import ssl
+import struct
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -56,14 +57,34 @@ def _connect(ep: dict) -> ssl.SSLSocket:
         raise
 
 
+def _postgres_handshake(ep: dict) -> None:
+    """PostgreSQL's SSLRequest, then the TLS handshake on the same connection (no login)."""
+    raw = socket.create_connection((ep["address"], ep["port"]), timeout=TIMEOUT)
+    try:
+        raw.sendall(struct.pack("!II", 8, 80877103))
+        answer = raw.recv(1)
+        if answer != b"S":
+            raise ValueError(f"server refused SSL ({answer!r})")
+        _context(ep).wrap_socket(raw, server_hostname=ep["server_name"]).close()
+    finally:
+        raw.close()
+
+
 def check(ep: dict) -> str | None:
     """None when the endpoint served a verified handshake (and etcd said it is healthy)."""
     try:
+        if ep["protocol"] == "postgres":
+            _postgres_handshake(ep)
+            return None
         with _connect(ep) as conn:
             if ep["protocol"] == "etcd":
                 status, body = _http(conn, "GET", "/health", ep["server_name"])
                 if status != 200 or b'"true"' not in body:
                     return f"etcd /health: {status} {body[:80]!r}"
+            elif ep["protocol"] == "patroni-rest":
+                status, body = _http(conn, "GET", "/health", ep["server_name"])
+                if status != 200:
+                    return f"patroni /health: {status} {body[:80]!r}"
             elif ep["protocol"] == "tls":
                 status, _ = _http(conn, "GET", "/", ep["server_name"])
                 if status != 200:
@@ -101,6 +122,34 @@ def write_and_read(eps: list[dict], seq: int) -> tuple[str, str | None]:
         return ep["name"], f"{type(e).__name__}: {e}"
 
 
+def write_row(eps: list[dict], seq: int) -> str | None:
+    """Inserts a row through the current leader and reads it back: libpq tries each member and
+    keeps the one that accepts writes (target_session_attrs=read-write), verify-full against the
+    calling host's installed root, logged in with its client certificate (role patroni)."""
+    try:
+        import psycopg2
+    except ImportError:
+        return "no psycopg2 (run the soak with scripts/test's virtualenv python)"
+    ep = eps[0]
+    dsn = (f"host={','.join(e['server_name'] for e in eps)} hostaddr={','.join(e['address'] for e in eps)} "
+           f"port={','.join(str(e['port']) for e in eps)} dbname=postgres user=patroni sslmode=verify-full "
+           f"sslrootcert={ep['cafile']} sslcert={ep['certfile']} sslkey={ep['keyfile']} connect_timeout=3 "
+           "target_session_attrs=read-write")
+    try:
+        conn = psycopg2.connect(dsn)
+        try:
+            with conn, conn.cursor() as cur:
+                cur.execute("INSERT INTO soak_probe (seq) VALUES (%s)", (seq,))
+                cur.execute("SELECT count(*) FROM soak_probe WHERE seq = %s", (seq,))
+                if cur.fetchone()[0] != 1:
+                    return "row not read back"
+        finally:
+            conn.close()
+        return None
+    except psycopg2.Error as e:
+        return f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+
+
 def run(layout: cluster.Layout) -> int:
     seq = 0
     with ThreadPoolExecutor(max_workers=16) as pool, open(layout.probe_log, "a") as log:
@@ -117,7 +166,10 @@ def run(layout: cluster.Layout) -> int:
             if etcd:
                 via, why = write_and_read(etcd, seq)
                 results.append(("etcd-write", why if why is None else f"via {via}: {why}"))
-                seq += 1
+            postgres = [e for e in eps if e["protocol"] == "postgres"]
+            if postgres:
+                results.append(("postgres-write", write_row(postgres, seq)))
+            seq += 1
             for name, why in results:
                 log.write(json.dumps({"t": round(now, 3), "name": name, "ok": why is None, "reason": why}) + "\n")
             log.flush()
