@@ -150,6 +150,20 @@ def write_row(eps: list[dict], seq: int) -> str | None:
         return f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
 
 
+def leader_count(eps: list[dict]) -> tuple[int, list[str]]:
+    """How many members answer REST /primary with 200 (exactly one is a cluster with a leader)."""
+    leaders = []
+    for ep in eps:
+        try:
+            with _connect(ep) as conn:
+                status, _ = _http(conn, "GET", "/primary", ep["server_name"])
+                if status == 200:
+                    leaders.append(ep["name"].split("@")[-1])
+        except (OSError, ssl.SSLError, ValueError):
+            continue
+    return len(leaders), leaders
+
+
 def run(layout: cluster.Layout) -> int:
     seq = 0
     with ThreadPoolExecutor(max_workers=16) as pool, open(layout.probe_log, "a") as log:
@@ -169,6 +183,8 @@ def run(layout: cluster.Layout) -> int:
             postgres = [e for e in eps if e["protocol"] == "postgres"]
             if postgres:
                 results.append(("postgres-write", write_row(postgres, seq)))
+                count, leaders = leader_count([e for e in eps if e["protocol"] == "patroni-rest"])
+                results.append(("patroni-leader", None if count == 1 else f"{count} leaders {leaders}"))
             seq += 1
             for name, why in results:
                 log.write(json.dumps({"t": round(now, 3), "name": name, "ok": why is None, "reason": why}) + "\n")

@@ -33,13 +33,24 @@ def build(layout: cluster.Layout, profile: cluster.Profile, t0: float, started: 
             failure = {"week": week_of(p["t"]), "reason": p["reason"]}
             e["first_failure"] = e["first_failure"] or failure
             e["last_failure"] = failure
+    # The longest stretch without exactly one Patroni leader: from the first probe that found none
+    # (or two) to the next that found one, in seconds of real time.
+    longest, since = 0.0, None
+    for p in (p for p in probes if p["name"] == "patroni-leader"):
+        if not p["ok"] and since is None:
+            since = p["t"]
+        elif p["ok"] and since is not None:
+            longest, since = max(longest, p["t"] - since), None
+    if since is not None and probes:
+        longest = max(longest, probes[-1]["t"] - since)
     return {
         "started": started,
+        "longest_leader_gap_seconds": round(longest, 1),
         "profile": {"weeks": profile.weeks, "week_seconds": profile.week_seconds, "root_days": profile.root_days,
                     "leaf_days": profile.leaf_days, "renew_days": profile.renew_days,
                     "rotate_lead_days": profile.rotate_lead_days},
         "endpoints": endpoints,
-        "failed_handshakes": sum(e["failures"] for n, e in endpoints.items() if not n.endswith("-write")),
+        "failed_handshakes": sum(e["failures"] for n, e in endpoints.items() if "@" in n),
         "failed_writes": sum(e["failures"] for n, e in endpoints.items() if n.endswith("-write")),
         "weeks": [{k: w[k] for k in ("week", "seconds", "exit", "renewed", "copied", "reloaded")} for w in weeks],
         "events": [{k: v for k, v in e.items() if k != "t"} for e in events],
