@@ -182,12 +182,10 @@ class Run:
         """scripts/chpki-rotate as the timer runs it, its copy and run commands pointed at the
         hosts' directory roots and their stand-in for systemctl (soaklib/hostctl.py)."""
         l = self.layout
-        hostctl_cmd = f"{sys.executable} {SOAK} hostctl --out {l.out} {{host}}"
         argv = [str(ROTATE), "--chpki", self.chpki, "--ca-dir", str(l.ca), "--inventory", str(l.inventory),
                 "--out", str(l.bundles), "--passphrase-file", str(l.passphrase),
-                "--copy-cmd", f"tar -xzpf {{archive}} -C {l.hosts}/{{host}}",
-                "--reload-cmd", f"{hostctl_cmd} {{command}}",
-                "--remove-cmd", f"{hostctl_cmd} remove-stdin"]
+                "--copy-cmd", f"tar -xzpf - -C {l.hosts}/{{host}}",
+                "--run-cmd", f"{sys.executable} {SOAK} hostctl --out {l.out} {{host}} {{command}}"]
         if issue:
             argv.append("--issue")
         before = self.snapshot()
@@ -217,7 +215,7 @@ class Run:
             if res.returncode == 0:
                 serials = [c["serial"] for c in json.loads(res.stdout)]
         records = {}
-        for state in (self.layout.out / "bundles.installed", self.layout.ca / "installed"):
+        for state in (self.layout.ca / "installed",):
             if state.is_dir():
                 for p in state.glob("*.json"):
                     records[p.stem] = p.read_bytes()
