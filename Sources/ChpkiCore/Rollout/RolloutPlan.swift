@@ -186,18 +186,20 @@ struct HostSteps {
         let files = diff.entries.filter { $0.kind == "file" }
         let remaining = Set(input.new.files.map(\.service))
         let recordedPaths = Set(input.recorded?.files.map(\.path) ?? [])
-        let installedBefore = input.recorded != nil
 
-        // Trust: trust files added, changed or removed.
-        let trustEntries = files.filter { role($0) == .trust }
+        // Trust: trust files added, changed or removed (a removed one of a service that left the
+        // host is no trust change: it goes in cleanup with the service's other files).
+        let trustEntries = files.filter { role($0) == .trust && ($0.change != .removed || remaining.contains($0.service)) }
         let trustCopied = trustEntries.filter { $0.change != .removed }.map(\.path)
         let trustRemoved = trustEntries.filter { $0.change == .removed }.map { "/" + $0.path }
         let trustServices = orderedServices(trustEntries).filter(remaining.contains)
-        // A host never installed from here runs on_trust now only for services that are nothing
-        // but trust (the anchors): the others have no leaf yet, and a restart would start them
-        // without one; they run on_trust in the leaves step instead (on_trust only, when both).
+        // A service new to the host (or a host never installed from here) runs on_trust now only
+        // if it is nothing but trust (the anchors): the others have no leaf yet, and a restart
+        // would start them without one; they run on_trust in the leaves step instead (on_trust
+        // only, when both changed).
         let servicesWithOwnFiles = Set(input.new.files.filter { $0.role != .trust }.map(\.service))
-        let trustNow = trustServices.filter { installedBefore || !servicesWithOwnFiles.contains($0) }
+        let recordedServices = Set(input.recorded?.files.map(\.service) ?? [])
+        let trustNow = trustServices.filter { recordedServices.contains($0) || !servicesWithOwnFiles.contains($0) }
         let trustDeferred = trustServices.filter { !trustNow.contains($0) }
 
         // Leaves: leaf, key and config files added or changed; a bootstrap file only where the
@@ -237,7 +239,7 @@ struct HostSteps {
         // The host's own MANIFEST.json travels with its last copy (`verify --installed` reads it).
         let manifestCopy = [BundleManifest.path]
         let leafCopy = (parents(of: leafCopied, from: &directoryPool) + directoryPool + leafCopied).sorted()
-        let otherRemoved = files.filter { $0.change == .removed && role($0) != .trust }.map { "/" + $0.path }
+        let otherRemoved = files.filter { $0.change == .removed && !trustEntries.contains($0) }.map { "/" + $0.path }
         if !leafCopy.isEmpty || !leafRun.isEmpty || (result.trust == nil && otherRemoved.isEmpty) {
             // Also the step that records a host whose files are as recorded but whose manifest is
             // not (operations changed, a format-2 record): nothing to copy, nothing to run.
