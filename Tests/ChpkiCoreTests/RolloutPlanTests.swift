@@ -359,6 +359,20 @@ struct RolloutPlanTests {
         for bad in ["- a\n- b\n", "\"$(x)\": {serial: true}\n", "etcd: [1]\n", ": :\n  - ["] {
             #expect(throws: ChpkiError.self) { try OperationsOverrides.parse(Data(bad.utf8), label: "ops.yml") }
         }
+        // Any bytes: refused with a ChpkiError or read, never a trap.
+        var generator = SystemRandomNumberGenerator()
+        let tokens = ["[", "]", "{", "}", ":", ",", "-", "\n", " ", "etcd", "on_leaf", "health", "kind", "port", "tls", "\u{0}", "&a", "*a", "!!binary",
+                      "99999999999999999999", "\"", "'", "#", "|", ">"]
+        for _ in 0..<2000 {
+            var text = yaml
+            for _ in 0..<Int.random(in: 1...6, using: &generator) {
+                let index = text.index(text.startIndex, offsetBy: Int.random(in: 0..<text.count, using: &generator))
+                text.insert(contentsOf: tokens.randomElement(using: &generator)!, at: index)
+            }
+            do { _ = try OperationsOverrides.parse(Data(text.utf8), label: "ops.yml") } catch is ChpkiError {} catch {
+                Issue.record("not a ChpkiError: \(error) for \(text)")
+            }
+        }
     }
 
     @Test("make(): the plan from trees and records on disk, the JSON shape of the contract, deterministic bytes")
@@ -386,6 +400,8 @@ struct RolloutPlanTests {
         #expect(text.contains("\"server_name\":\"frontend-1.example.com\"") && text.contains("\"record\":true"))
         let again = try RolloutPlan.make(bundles: "\(base)/bundles", state: "\(base)/state", only: [], force: false)
         #expect(try encoder.encode(again) == json)
+        let decoded = try JSONDecoder().decode(RolloutPlan.self, from: json)
+        #expect(decoded.phases == plan.phases && decoded.orphans == plan.orphans)
         // --force: every host in full.
         let forced = try RolloutPlan.make(bundles: "\(base)/bundles", state: "\(base)/state", only: ["backend-1"], force: true)
         #expect(forced.steps.map(\.host) == ["backend-1.example.com", "backend-1.example.com"])
