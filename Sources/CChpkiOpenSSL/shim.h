@@ -20,6 +20,7 @@
 #include <openssl/pem.h>
 #include <openssl/pkcs12.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <openssl/core_names.h>
@@ -103,5 +104,10 @@ static inline int chpki_scrypt(const unsigned char *pass, size_t pass_len, const
     EVP_KDF_CTX_free(ctx);
     return result;
 }
+
+/* TLS client (health checks): SSL_set_tlsext_host_name and SSL_CTX_add1_chain_cert are macros. */
+static inline int chpki_ssl_set_sni(SSL *ssl, const char *name) { return (int)SSL_set_tlsext_host_name(ssl, name); }
+static inline int chpki_ssl_ctx_tls12_minimum(SSL_CTX *ctx) { return (int)SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION); }
+static inline int chpki_ssl_ctx_add1_chain_cert(SSL_CTX *ctx, X509 *x) { return (int)SSL_CTX_add1_chain_cert(ctx, x); }
 
 #endif

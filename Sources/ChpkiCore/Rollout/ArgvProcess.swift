@@ -1,0 +1,50 @@
+import Foundation
+import Glibc
+
+/// Runs one argv of a rollout step on this machine (ssh, tar, a site's wrapper) and waits for it:
+/// no shell, the program looked up on PATH, chpki's environment without `CHPKI_*` (a passphrase
+/// never reaches it), its output on chpki's stderr (stdout stays the `--json` document's), and
+/// `input` (the step's archive) written to its stdin from another thread, so neither side blocks.
+enum ArgvProcess {
+    /// The exit status, or a signal as 128+N like a shell reports it.
+    static func run(_ argv: [String], input: Data?) throws -> Int32 {
+        guard let program = argv.first, let executable = Subprocess.find(program) else {
+            throw ChpkiError(.checkFailed, "\(argv.first.map(InstallPaths.shown) ?? "(empty)"): no such program on PATH")
+        }
+        // A copy command that exits before reading its stdin must cost an exit status, not chpki.
+        signal(SIGPIPE, SIG_IGN)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = Array(argv.dropFirst())
+        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("CHPKI_") }
+        process.standardOutput = FileHandle.standardError
+        process.standardError = FileHandle.standardError
+        let pipe = input.map { _ in Pipe() }
+        process.standardInput = pipe ?? FileHandle.nullDevice
+        do { try process.run() } catch {
+            throw ChpkiError(.checkFailed, "\(executable): cannot start: \(error)")
+        }
+        if let pipe, let input {
+            let writer = pipe.fileHandleForWriting.fileDescriptor
+            let done = DispatchSemaphore(value: 0)
+            DispatchQueue.global().async {
+                input.withUnsafeBytes { raw in
+                    var offset = 0
+                    while offset < raw.count {
+                        let count = Glibc.write(writer, raw.baseAddress! + offset, raw.count - offset)
+                        if count < 0 && errno == EINTR { continue }
+                        if count <= 0 { break }
+                        offset += count
+                    }
+                }
+                try? pipe.fileHandleForWriting.close()
+                done.signal()
+            }
+            process.waitUntilExit()
+            done.wait()
+        } else {
+            process.waitUntilExit()
+        }
+        return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+    }
+}
