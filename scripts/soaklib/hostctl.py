@@ -155,7 +155,8 @@ def run(layout: cluster.Layout, short: str, words: list[str]) -> None:
     elif name in ("cinc-server-ctl", "chef-server-ctl"):
         # reconfigure renders nginx's configuration and restarts it under runit
         restart(layout, short, "nginx")
-    elif name == "pg-reload" or (name == "kill" and any("postmaster.pid" in w for w in words)):
+    elif name == "pg-reload" or (name == "kill" and any("postmaster.pid" in w for w in words)) or (
+            name == "runuser" and any("pg_reload_conf" in w for w in words)):
         # Lenient where a real host is not: PostgreSQL not (yet) running reads its files when it
         # starts, so there is nothing to reload (a real `kill -HUP $(head postmaster.pid)` fails).
         pid = cluster.postmaster_pid(layout, short)

@@ -94,11 +94,13 @@ public struct RolloutPlan: Encodable, Sendable {
     static func plan(_ inputs: [HostInput], orphans: [Orphan], operations overrides: OperationsOverrides) -> RolloutPlan {
         var trust: [RolloutStep] = [], leaves: [RolloutStep] = [], cleanup: [RolloutStep] = []
         var hosts: [HostChanges] = []
+        var serial = Set<String>()
         for input in inputs.sorted(by: { $0.host < $1.host }) {
             let diff = ManifestDiff(recorded: input.recorded, new: input.new)
             hosts.append(HostChanges(host: input.host, manifest: input.manifest, record: input.record, diff: diff))
             guard !diff.same else { continue }
             let operations = overrides.applied(to: input.new.operations ?? [:], host: input.host)
+            serial.formUnion(operations.filter { $0.value.serial }.keys)
             var steps = HostSteps(input: input, diff: diff, operations: operations).steps()
             // The host's last step records it: a failure before leaves it to be installed again.
             if let last = [\HostSteps.Result.cleanup, \.leaves, \.trust].first(where: { steps[keyPath: $0] != nil }) {
@@ -108,9 +110,28 @@ public struct RolloutPlan: Encodable, Sendable {
             if let step = steps.leaves { leaves.append(step) }
             if let step = steps.cleanup { cleanup.append(step) }
         }
+        // A quorum service none of whose members is recorded is a cluster being formed: its first
+        // member can't be healthy alone (etcd waits for a quorum, Patroni for etcd), so its
+        // members start one after the other and their health checks all wait after the last.
+        let running = Set(inputs.flatMap { $0.recorded?.files.map(\.service) ?? [] })
+        for service in serial.subtracting(running) {
+            deferHealth(of: service, in: &trust)
+            deferHealth(of: service, in: &leaves)
+        }
         return RolloutPlan(phases: [RolloutPhase(name: "trust", steps: trust), RolloutPhase(name: "leaves", steps: leaves),
                                     RolloutPhase(name: "cleanup", steps: cleanup)],
                            orphans: orphans, hosts: hosts)
+    }
+
+    /// Moves every health check of `service` in `steps` to the last step that runs a command for it.
+    static func deferHealth(of service: String, in steps: inout [RolloutStep]) {
+        guard let last = steps.lastIndex(where: { $0.run.contains { $0.service == service } }) else { return }
+        var checks: [HealthCheck] = []
+        for index in steps.indices {
+            checks += steps[index].health.filter { $0.service == service }
+            steps[index].health.removeAll { $0.service == service }
+        }
+        steps[last].health += checks
     }
 
     /// The host trees in `bundles` (a directory holding var/lib/chpki/MANIFEST.json), in name order;
