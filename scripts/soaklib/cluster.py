@@ -162,8 +162,11 @@ class Layout:
         return self.hosts / ALL_HOSTS[short].fqdn
 
     def rundir(self, short: str) -> Path:
+        # 0755 whatever the umask (chpki runs its commands with 077): the postgres user must reach
+        # its member's directory below
         d = self.run / short
         d.mkdir(parents=True, exist_ok=True)
+        d.chmod(0o755)
         return d
 
     def system_bundle(self, short: str) -> Path:
