@@ -163,9 +163,23 @@ class Run:
         if res.returncode != 0:
             raise RuntimeError(f"psql on {leader}: {res.stderr.strip()}")
 
+    # What a host has before chpki installs anything: the OS's and the service packages'
+    # directories (0755, root). chpki's archive carries only its own directories, so the others
+    # must exist, as on a real host; a copy command run with chpki's umask (077) would make them
+    # private.
+    SKELETON = ["etc/ssl/certs", "etc/ssl/private", "etc/pki/ca-trust/source/anchors", "usr/local/share/ca-certificates",
+                "var/lib", "etc/etcd", "etc/haproxy", "etc/cinc-project", "etc/opscode"]
+
     def write_inventory(self) -> None:
         for m in self.members:
-            self.layout.root(m).mkdir(parents=True, exist_ok=True)
+            root = self.layout.root(m)
+            for d in self.SKELETON:
+                path = root / d
+                path.mkdir(parents=True, exist_ok=True)
+                for p in [path, *path.parents]:
+                    if p == root.parent:
+                        break
+                    p.chmod(0o700 if p.name == "private" else 0o755)
         tmp = self.layout.inventory.with_name(".cluster.yml.tmp")
         tmp.write_text(cluster.inventory_text(self.members, self.profile))
         os.replace(tmp, self.layout.inventory)
