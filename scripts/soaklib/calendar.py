@@ -199,7 +199,8 @@ class Run:
         argv = [str(ROTATE), "--chpki", self.chpki, "--ca-dir", str(l.ca), "--inventory", str(l.inventory),
                 "--out", str(l.bundles), "--passphrase-file", str(l.passphrase),
                 "--copy-cmd", f"tar -xzpf - -C {l.hosts}/{{host}}",
-                "--run-cmd", f"{sys.executable} {SOAK} hostctl --out {l.out} {{host}} {{command}}"]
+                "--run-cmd", f"{sys.executable} {SOAK} hostctl --out {l.out} {{host}} {{command}}",
+                "--operations", str(self.operations_file())]
         if issue:
             argv.append("--issue")
         before = self.snapshot()
@@ -221,6 +222,16 @@ class Run:
         else:
             self.log(f"weekly job: renewed {week['renewed']}, copied {week['copied']}, reloaded {week['reloaded']} in {seconds:.1f}s")
         return week
+
+    def operations_file(self) -> Path:
+        """The soak's site overrides (docs/deployment.md): its balancers serve the VIPs on their own
+        addresses (two can't bind one VIP on one machine), so their health check leaves the
+        address to each host."""
+        path = self.layout.out / "operations.yml"
+        if not path.exists():
+            path.write_text("haproxy:\n  health:\n" + "".join(
+                f"    - {{kind: tls, port: {cluster.HTTPS_PORT}, server_name: {v}.{cluster.DOMAIN}}}\n" for v in cluster.VIPS))
+        return path
 
     def snapshot(self) -> dict:
         serials = []
