@@ -66,8 +66,23 @@ class Run:
 
     # -- week 0 -----------------------------------------------------------------------------
 
+    HOSTS_FILE = Path("/etc/hosts")
+    HOSTS_MARK = "# chpki soak"
+
+    def names_in_etc_hosts(self, present: bool) -> None:
+        """The soak's host names resolve while it runs (an operator has DNS: a health check a site
+        writes without an address goes to the host's name); lines marked as the soak's, left by a
+        run that was killed, are dropped too."""
+        kept = [l for l in self.HOSTS_FILE.read_text().splitlines(keepends=True) if self.HOSTS_MARK not in l]
+        if kept and not kept[-1].endswith("\n"):
+            kept[-1] += "\n"
+        if present:
+            kept += [f"{h.ip} {h.fqdn} {h.short}  {self.HOSTS_MARK}\n" for h in cluster.ALL_HOSTS.values()]
+        self.HOSTS_FILE.write_text("".join(kept))
+
     def setup(self) -> None:
         l = self.layout
+        self.names_in_etc_hosts(True)
         for d in (l.out, l.hosts, l.run):
             d.mkdir(parents=True, exist_ok=True)
         for path in (l.passphrase, l.root_passphrase):
@@ -357,6 +372,7 @@ class Run:
 
     def stop(self) -> None:
         self.layout.stop_file.touch()
+        self.names_in_etc_hosts(False)
         if self.probe is not None:
             try:
                 self.probe.wait(timeout=15)
