@@ -167,6 +167,8 @@ def run(layout: cluster.Layout, short: str, words: list[str]) -> None:
         remove(layout, short, [p.decode() for p in sys.stdin.buffer.read().split(b"\0") if p])
     elif name == "rm":
         remove(layout, short, [w for w in words[1:] if not w.startswith("-")])
+    elif name == "sleep" and len(words) == 2:
+        time.sleep(float(words[1]))
     elif name == "true":
         return
     else:

@@ -55,13 +55,22 @@ public struct PatroniBundle: ServiceUserBundle {
     /// PostgreSQL is asked too (pg_reload_conf over the Unix socket: pg_hba.conf's `local ...
     /// postgres peer`). Trust: the REST API never rereads its cafile alone, so a restart (PostgreSQL
     /// with it), one member at a time, each answering /health and a TLS login before the next.
+    /// Seconds between the two reloads of a leaf change: longer than Patroni's default loop_wait
+    /// (10 s), the most it takes to act on a SIGHUP. Patroni (4.1, `__main__.reload_config`)
+    /// rebuilds its REST API context on a SIGHUP only when patroni.yml did not change in the same
+    /// reload: when tls.yml (its etcd hosts) and the certificate change together, as on growth,
+    /// the first reload applies the configuration and the old certificate stays until the
+    /// next. The soak found it: an expired REST certificate three weeks after such a week.
+    static let reloadSettle = 12
+
     public func operations(for host: Host, _ service: Service, facts: ClusterFacts) -> ServiceOperations {
         let reloadPostgres = ["runuser", "-u", Self.owner, "--", "psql", "-X", "-q", "-c", "SELECT pg_reload_conf()"]
         let address = ClusterFacts.address(of: host)
         let client = service.enableClient ? (Self.clientCertificate, Self.clientKey) : (Self.certificate, Self.key)
         let cafile = "/" + Self.root
         return ServiceOperations(
-            onLeaf: [ServiceOperations.systemctl("reload", name), reloadPostgres],
+            onLeaf: [ServiceOperations.systemctl("reload", name), ["sleep", "\(Self.reloadSettle)"],
+                     ServiceOperations.systemctl("reload", name), reloadPostgres],
             onTrust: [ServiceOperations.systemctl("restart", name)], serial: true,
             health: [
                 HealthCheck(.patroniREST, address: address, port: 8008, serverName: host.name, cafile: cafile,
