@@ -239,13 +239,18 @@ class Run:
         return week
 
     def operations_file(self) -> Path:
-        """The soak's site overrides (docs/deployment.md): its balancers serve the VIPs on their own
+        """The soak's site overrides (docs/rollout.md): its balancers serve the VIPs on their own
         addresses (two can't bind one VIP on one machine), so their health check leaves the
-        address to each host."""
+        address to each host; its Patroni acts on a SIGHUP within 2 s."""
         path = self.layout.out / "operations.yml"
         if not path.exists():
             path.write_text("haproxy:\n  health:\n" + "".join(
-                f"    - {{kind: tls, port: {cluster.HTTPS_PORT}, server_name: {v}.{cluster.DOMAIN}}}\n" for v in cluster.VIPS))
+                f"    - {{kind: tls, port: {cluster.HTTPS_PORT}, server_name: {v}.{cluster.DOMAIN}}}\n" for v in cluster.VIPS)
+                # Its Patroni runs with loop_wait 2 (cluster.patroni_config): the pause between the
+                # two reloads of a leaf change need not wait for the default loop_wait of 10 s.
+                + "patroni:\n  on_leaf:\n    - [systemctl, reload, patroni]\n    - [sleep, '3']\n"
+                "    - [systemctl, reload, patroni]\n"
+                "    - [runuser, -u, postgres, --, psql, -X, -q, -c, SELECT pg_reload_conf()]\n")
         return path
 
     def snapshot(self) -> dict:

@@ -78,13 +78,15 @@ def full_profile(weeks: int, week_seconds: float) -> Profile:
 
 
 def ci_profile(week_seconds: float) -> Profile:
-    """Twenty weeks with everything in them: growth, a prune, a rotation start to finish, the
-    first root expiring (week 15) and leaves renewed on their own schedule. Leaves live 6 weeks
-    and renew 3 weeks before their end, so three weekly jobs have the chance (production: 397 and
-    30 days, four jobs)."""
-    return Profile(weeks=20, week_seconds=week_seconds, root_days=15 * 7, leaf_days=6 * 7, renew_days=21,
-                   crl_days=14, rotate_lead_days=8 * 7,
-                   events={3: ["add:frontend-3", "add:backend-4"], 6: ["remove:frontend-2", "remove:backend-2"]})
+    """Twenty weeks with everything in them: growth (week 3), a rotation started when `expiring`
+    warns (week 5) and finished once every host runs the new root's leaves, a prune (week 8),
+    the first root expiring (week 16), and leaves renewed on their own schedule. Leaves live 10
+    weeks and renew 6 weeks before their end: a rollout of every leaf (serial restarts, each
+    member healthy before the next) takes longer than one of these short weeks, so the window
+    must hold several weekly jobs (production: 397 and 30 days, four jobs)."""
+    return Profile(weeks=20, week_seconds=week_seconds, root_days=16 * 7, leaf_days=10 * 7, renew_days=6 * 7,
+                   crl_days=14, rotate_lead_days=11 * 7,
+                   events={3: ["add:frontend-3", "add:backend-4"], 8: ["remove:frontend-2", "remove:backend-2"]})
 
 
 def services_of(host: Host) -> list[str]:
