@@ -71,17 +71,37 @@ struct RotateCA: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rotate-ca",
         abstract: "Start a CA rotation (new root, cross-signed by the old, trust bundle of both), or --finish it.",
-        discussion: "After starting: 'chpki issue' (or 'chpki renew') re-issues every leaf under the new root, and bundles carry both roots meanwhile. --finish retires the old root; it refuses while a live leaf still chains only to the old root. Details: docs/lifecycle.md."
+        discussion: """
+            Three phases. 1: 'chpki rotate-ca' makes the new root; 'chpki issue' re-issues every leaf under it. \
+            2: 'chpki bundle' and 'chpki rollout': every host trusts both roots first (phase trust), then gets its new \
+            leaves (phase leaves), and is recorded in <ca-dir>/installed. 3: 'chpki rotate-ca --finish' retires the old \
+            root, then 'chpki bundle' and 'chpki rollout' take it out of every trust file.
+
+            --finish refuses (exit 2) while a live leaf still chains only to the old root, and while an inventory \
+            host's install record (--state DIR, default <ca-dir>/installed) does not show trust holding the new root \
+            and only leaves from it; the message names the hosts and what they still have. A site that installs \
+            without chpki's rollout gives --force-unrecorded and vouches for its hosts. Details: docs/lifecycle.md.
+            """
     )
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var key: CAKeyOptions
     @OptionGroup var rootKey: RootKeyOptions
     @Flag(help: "Retire the old root.") var finish = false
+    @Option(help: ArgumentHelp("With --finish: the install records to check, DIR/<fqdn>.json. Default: <ca-dir>/installed.", valueName: "dir"),
+            completion: .directory)
+    var state: String?
+    @Flag(help: "With --finish: do not check the hosts' install records (hosts installed without chpki's rollout).")
+    var forceUnrecorded = false
+
+    func validate() throws {
+        if !finish && (state != nil || forceUnrecorded) { throw ValidationError("--state and --force-unrecorded go with --finish") }
+        if state != nil && forceUnrecorded { throw ValidationError("--state and --force-unrecorded: choose one") }
+    }
 
     func run() throws {
         try RotateCACommand.run(finish: finish, passphraseFile: key.passphraseFile, settings: rootKey.applied(to: global.settings),
-                                reporter: global.makeReporter())
+                                reporter: global.makeReporter(), state: state, forceUnrecorded: forceUnrecorded)
     }
 }
 

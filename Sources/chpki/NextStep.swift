@@ -45,10 +45,11 @@ enum NextStep {
             return ["copy \(caDirectory(command))/crl.pem to every service that checks revocation, before its nextUpdate"]
         case let rotate as RotateCA:
             if rotate.finish {
-                return [step("chpki bundle --out bundles --tar\(carried(command))", "then install: trust files drop the old root")]
+                return [step("chpki bundle --out bundles --tar\(carried(command))", "then chpki rollout --bundles bundles: the old root leaves every trust file")]
             }
-            return [step("chpki issue\(carried(command))", "re-issues every leaf under the new root"),
-                    "then chpki bundle --out bundles --tar\(carried(command)), install on every host, and chpki rotate-ca --finish\(carried(command))"]
+            return [step("chpki issue\(carried(command))", "phase 1: re-issues every leaf under the new root"),
+                    "then chpki bundle --out bundles --tar\(carried(command)) and chpki rollout --bundles bundles\(carried(command, passphrase: false)) (phase 2: both roots trusted on every host, then the new leaves)",
+                    "then chpki rotate-ca --finish\(carried(command)) (phase 3: refused until every host's record shows the new root's leaves)"]
         case let frontend as BundleFrontend:
             guard frontend.compare.isEmpty, let out = frontend.output.out else { return [] }
             return ["copy \(out) to the new frontend and run there: chpki install-frontend \(Path.name(of: out)) --root /"]

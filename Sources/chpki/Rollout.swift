@@ -4,31 +4,33 @@ import ChpkiCore
 struct RolloutPlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rollout-plan",
-        abstract: "What each host must get: its new bundle against the manifest it last installed.",
+        abstract: "The rollout plan: what each host gets, in an order safe across hosts.",
         discussion: """
             Compares each host tree of a bundle directory (DIR/<fqdn>/var/lib/chpki/MANIFEST.json, laid out by \
-            'chpki bundle --out DIR') with the manifest that host last installed (STATE/<fqdn>.json, recorded by \
-            chpki-rotate), and prints per host: unchanged or install; each file or directory added, changed \
-            (sha256, mode, owner, group) or removed; the files to delete on the host (absolute paths); the \
-            services to reload, trust first, then in the order of their first changed path (a service with no \
-            file left on the host is named as left, never reloaded); and the hosts with a record but no bundle. \
-            A missing record means never installed (everything is added).
+            'chpki bundle --out DIR') with the manifest that host last installed (STATE/<fqdn>.json; default \
+            STATE: <ca-dir>/installed), and prints one plan in three phases: trust (every host whose trust files \
+            change gets only those and runs its services' on_trust, before any leaf anywhere), leaves (the other \
+            files and on_leaf), cleanup (files no longer in a manifest are deleted). Each step is one host, in \
+            name order, with the health checks of the services it touched: a quorum service restarts one host \
+            at a time, each healthy before the next. What each service runs comes from MANIFEST.json (the \
+            service descriptors' defaults); --operations FILE (YAML, per service: on_leaf, on_trust, serial, \
+            health) replaces any of it for a site. A missing record means never installed (everything is added).
 
-            Every record and manifest is read with a size limit and checked before anything is planned: the \
-            manifest schema, host and service names (DNS labels), and only paths, owners and groups chpki's \
-            service layouts produce. One that fails is refused, exit 2, naming the file and the field; no plan \
-            is printed, so nothing runs on any host.
+            Every record, manifest and operations file is read with a size limit and checked before anything \
+            is planned: the schema, host and service names, only paths, owners and groups chpki's layouts \
+            produce, commands as lists of words. One that fails is refused, exit 2, naming the file and the \
+            field; no plan is printed, so nothing runs on any host.
 
-            Output: a summary for people; --json, one document {hosts: [{host, manifest, record, install, \
-            changes: [{kind, path, change, service}], remove, services: [{name, why, remains}]}], orphans: \
-            [{host, record}]}; --tsv, one tab-separated record per line for shell scripts: 'host HOST \
-            same|install', 'remove HOST /PATH', 'reload HOST SERVICE WHY', 'left HOST SERVICE WHY', \
-            'orphan HOST'. Every field but WHY is a checked name or path (no space, tab, newline or shell \
-            metacharacter).
+            Output: a summary for people; --json: {phases: [{name, steps: [{host, copy, remove, run: [{service, \
+            why, argv}], health: [{kind, address, port, server_name, cafile, certfile, keyfile, service}], \
+            record}]}], orphans: [{host, record}]} (docs/deployment.md); --tsv: one tab-separated record per line \
+            for chpki-rotate: 'host HOST same|install', 'remove HOST /PATH', 'reload HOST SERVICE WHY', 'left HOST \
+            SERVICE WHY', 'orphan HOST'.
 
             Examples:
-              chpki rollout-plan --bundles bundles --state bundles.installed --json
-              chpki rollout-plan --recorded bundles.installed/backend-1.example.com.json \\
+              chpki rollout-plan --bundles bundles --json
+              chpki rollout-plan --bundles bundles --state /var/lib/chpki/installed --operations site-ops.yml
+              chpki rollout-plan --recorded ca/installed/backend-1.example.com.json \\
                   --new bundles/backend-1.example.com/var/lib/chpki/MANIFEST.json
             """
     )
@@ -38,8 +40,13 @@ struct RolloutPlanCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The bundle directory (chpki bundle --out DIR).", valueName: "dir"), completion: .directory)
     var bundles: String?
 
-    @Option(help: ArgumentHelp("What each host last installed: DIR/<fqdn>.json (missing: nothing yet).", valueName: "dir"), completion: .directory)
+    @Option(help: ArgumentHelp("What each host last installed: DIR/<fqdn>.json (missing: nothing yet). Default: <ca-dir>/installed.",
+                               valueName: "dir"), completion: .directory)
     var state: String?
+
+    @Option(help: ArgumentHelp("Site overrides of the services' operations (YAML: service -> on_leaf, on_trust, serial, health).",
+                               valueName: "file"), completion: .file())
+    var operations: String?
 
     @Option(help: ArgumentHelp("Only these hosts (FQDNs or short names, comma-separated).", valueName: "h1,h2"))
     var hosts: String?
@@ -64,18 +71,19 @@ struct RolloutPlanCommand: ParsableCommand {
                 throw ValidationError("--recorded/--new compare one host; --bundles, --state, --hosts and --force are for a bundle directory")
             }
         } else {
-            guard bundles != nil, state != nil else { throw ValidationError("give --bundles DIR and --state DIR (or --recorded FILE --new FILE)") }
+            guard bundles != nil else { throw ValidationError("give --bundles DIR (or --recorded FILE --new FILE)") }
         }
         if tsv && global.json { throw ValidationError("--tsv and --json: choose one") }
     }
 
     func run() throws {
         let plan: RolloutPlan
+        let overrides = try operations.map(OperationsOverrides.read) ?? OperationsOverrides()
         if let recorded, let newManifest {
-            plan = try RolloutPlan.pair(recorded: recorded, new: newManifest)
+            plan = try RolloutPlan.pair(recorded: recorded, new: newManifest, operations: overrides)
         } else {
-            plan = try RolloutPlan.make(bundles: bundles ?? "", state: state ?? "",
-                                        only: (hosts ?? "").split(separator: ",").map(String.init), force: force)
+            plan = try RolloutPlan.make(bundles: bundles ?? "", state: state ?? InstalledRecords.defaultDirectory(global.settings),
+                                        only: (hosts ?? "").split(separator: ",").map(String.init), force: force, operations: overrides)
         }
         let reporter = global.makeReporter()
         if tsv {

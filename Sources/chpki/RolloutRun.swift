@@ -74,7 +74,8 @@ struct RolloutRun: ParsableCommand, TakesGlobalOptions {
             run: try RolloutTemplate(runTemplate, option: "--run", needsCommand: true),
             healthTimeout: Period(healthTimeout).map { $0.after(Date()).timeIntervalSinceNow.rounded() } ?? 60, dryRun: dryRun)
         let plan = try RolloutPlan.make(bundles: bundles, state: stateDirectory,
-                                        only: (hosts ?? "").split(separator: ",").map(String.init), force: false, operations: operations)
+                                        only: (hosts ?? "").split(separator: ",").map(String.init), force: false,
+                                        operations: try operations.map(OperationsOverrides.read) ?? OperationsOverrides())
         let executor = RolloutExecutor(options: options) { line in
             if global.json { reporter.detail(line) } else { reporter.line(line) }
         }

@@ -156,7 +156,19 @@ struct BundleLayoutTests {
     func manifestShape() throws {
         let bundle = try Self.bundle("backend-1", inventory: try Self.inventory())
         let manifest = try bundle.manifest()
-        #expect(manifest.format == 2 && manifest.generator == "chpki")
+        #expect(manifest.format == 3 && manifest.generator == "chpki")
+        // Format 3: every file's role, and each service's operations.
+        let roles = Dictionary(uniqueKeysWithValues: manifest.files.map { ($0.path, $0.role) })
+        #expect(roles["etc/etcd/pki/ca.pem"] == .trust && roles["etc/etcd/pki/server.pem"] == .leaf && roles["etc/etcd/pki/server-key.pem"] == .key)
+        #expect(roles["etc/etcd/tls.env"] == .config && roles["home/minio-user/.minio/certs/CAs/backend-2.crt"] == .trust)
+        #expect(roles["usr/local/share/ca-certificates/chpki-root-ca.crt"] == .trust)
+        #expect(manifest.files.allSatisfy { $0.role != nil })
+        let operations = try #require(manifest.operations)
+        #expect(Set(operations.keys) == ["trust", "etcd", "minio", "opensearch", "patroni"])
+        #expect(operations["etcd"]?.onTrust == [["systemctl", "restart", "etcd"]] && operations["etcd"]?.serial == true)
+        #expect(operations["etcd"]?.health.first?.kind == .etcd && operations["etcd"]?.health.first?.cafile == "/etc/etcd/pki/ca.pem")
+        #expect(operations["trust"]?.onTrust == [["update-ca-certificates"]] && operations["trust"]?.onLeaf == [])
+        #expect(operations["patroni"]?.health.map(\.kind) == [.patroniREST, .postgres])
         #expect(manifest.files.map(\.path) == bundle.files.map(\.path))
         #expect(manifest.directories.map(\.path) == bundle.directories.map(\.path))
         let key = try #require(manifest.files.first { $0.path == "etc/ssl/private.key" })
@@ -185,6 +197,18 @@ struct BundleLayoutTests {
                                  files: [.init(path: "a/b", sha256: awkward, owner: awkward, group: "g", mode: "0600", service: awkward),
                                          .init(path: "c", sha256: "", owner: "", group: "", mode: "", service: "")])
         #expect(try odd.encoded() == odd.encodedByFoundation())
+        // Format 3's roles, a leaf's root, and operations with every optional field both ways.
+        let check = HealthCheck(.postgres, address: awkward, port: 5432, serverName: awkward, cafile: awkward, certfile: awkward, keyfile: "/k",
+                                service: awkward)
+        let ops = ServiceOperations(onLeaf: [[awkward, "b"], []], onTrust: [], serial: true,
+                                    health: [check, HealthCheck(.tls, address: "a", port: 1, serverName: "s", cafile: "/c")])
+        let roled = BundleManifest(host: "h", services: ["a"], caSHA256: "00", directories: [],
+                                   files: [.init(path: "a", sha256: "1", owner: "o", group: "g", mode: "0644", service: "s", role: .leaf, root: awkward),
+                                           .init(path: "b", sha256: "2", owner: "o", group: "g", mode: "0600", service: "s", role: .key)],
+                                   operations: [awkward: ops, "b": .none, "a": ServiceOperations(onLeaf: [["x"]])])
+        #expect(try roled.encoded() == roled.encodedByFoundation())
+        let format2 = BundleManifest(host: "h", services: [], caSHA256: "", directories: [], files: [], operations: nil)
+        #expect(try format2.encoded() == format2.encodedByFoundation())
     }
 
     @Test("laying out a host looks facts up: 300 MinIO hosts, each tree bounded")

@@ -110,6 +110,10 @@ def read_archive(data: bytes):
     return {i.name.rstrip("/"): i for i in infos}, contents
 
 
+def files_of(manifest):
+    return manifest["files"]
+
+
 def test_manifest_lists_every_member_of_every_archive(ca, tmp_path):
     tool, base, bundle = ca
     bundle(tmp_path / "mini", "minicluster")
@@ -120,8 +124,11 @@ def test_manifest_lists_every_member_of_every_archive(ca, tmp_path):
             assert list(infos) == sorted(infos), f"{name}: members not sorted"
             manifest = json.loads(contents[MANIFEST])
             assert (out / host / MANIFEST).read_bytes() == contents[MANIFEST], f"{name}: the tree's manifest differs"
-            assert set(manifest) == {"generator", "format", "host", "services", "ca_sha256", "directories", "files"}, manifest.keys()
-            assert (manifest["generator"], manifest["format"], manifest["host"]) == ("chpki", 2, host)
+            assert set(manifest) == {"generator", "format", "host", "services", "ca_sha256", "directories", "files", "operations"}, manifest.keys()
+            assert (manifest["generator"], manifest["format"], manifest["host"]) == ("chpki", 3, host)
+            # every service of a file has its operations (argv lists), trust included
+            assert {f["service"] for f in files_of(manifest)} <= set(manifest["operations"]), manifest["operations"].keys()
+            assert all(isinstance(w, str) for ops in manifest["operations"].values() for argv in ops["on_leaf"] + ops["on_trust"] for w in argv)
             assert manifest["services"] == sorted(manifest["services"])
             root_der = h.load_cert(base / "ca" / "root.pem").public_bytes(Encoding.DER)
             assert manifest["ca_sha256"] == hashlib.sha256(root_der).hexdigest()
@@ -141,8 +148,14 @@ def test_manifest_lists_every_member_of_every_archive(ca, tmp_path):
                 assert hashlib.sha256(contents[f["path"]]).hexdigest() == f["sha256"], f"{name}:{f['path']}: sha256"
                 assert (f"{info.mode:04o}", info.uname, info.gname) == (f["mode"], f["owner"], f["group"]), f"{name}:{f['path']}"
                 assert (info.uid, info.gid) == (0, 0), f"{name}:{f['path']}: numeric ids"
+                assert f["role"] in ("trust", "leaf", "key", "config", "bootstrap"), f
+                if f["role"] == "leaf":
+                    # the root the chain ends at: the CA's root (no rotation here)
+                    assert f["root"] == manifest["ca_sha256"], f
+                else:
+                    assert "root" not in f, f
                 if "ca-trust" in f["path"] or "ca-certificates" in f["path"]:
-                    assert f["service"] == "trust", f
+                    assert f["service"] == "trust" and f["role"] == "trust", f
                 else:
                     assert f["service"] in manifest["services"] or f["service"] == "trust", f
             for d in dirs:

@@ -112,7 +112,7 @@ def plant(rig, path: str, service: str = "haproxy") -> dict:
     remove it and reload its service)."""
     record = json.loads(record_path(rig).read_text())
     record["files"].append({"path": path, "sha256": "0" * 64, "owner": "root", "group": "root", "mode": "0600",
-                            "service": service})
+                            "service": service, "role": "leaf"})
     record_path(rig).write_text(json.dumps(record, indent=2))
     return record
 

@@ -32,6 +32,19 @@ ROTATE = REPO / "scripts" / "chpki-rotate"
 SYSTEMD = REPO / "scripts" / "systemd"
 
 
+MANIFEST = "var/lib/chpki/MANIFEST.json"
+
+
+def record_installs(ca: CA, bundles: Path, hosts, state: Path | None = None):
+    """What a rollout records after a host's steps: the host's MANIFEST.json as <state>/<fqdn>.json
+    (default state: <ca-dir>/installed)."""
+    state = state or ca.ca_dir / "installed"
+    state.mkdir(mode=0o700, exist_ok=True)
+    for host in hosts:
+        shutil.copyfile(bundles / host / MANIFEST, state / f"{host}.json")
+        (state / f"{host}.json").chmod(0o600)  # as every file under the CA directory
+
+
 def leaf_certs(ca: CA) -> dict[tuple, x509.Certificate]:
     return {h.row_identity(r): h.row_cert(r) for r in ca.valid_leaves().values()}
 
@@ -141,7 +154,8 @@ def test_finish_allowed_once_old_leaves_expired(chpki_bin, tmp_path):
     ca = rotation_ca(chpki_bin, tmp_path / "ca")
     ca.ok("rotate-ca", signed=True)
     new = ca.root()
-    ca.ok("rotate-ca", "--finish", now=now_s() + 100 * DAY, signed=True)
+    # no host was installed through chpki's rollout here: the operator vouches for the hosts
+    ca.ok("rotate-ca", "--finish", "--force-unrecorded", now=now_s() + 100 * DAY, signed=True)
     assert not (ca.ca_dir / "previous-root.pem").exists()
     assert [fp(c) for c in certs_in(ca.ca_dir / "trust-bundle.pem")] == [fp(new)]
 
@@ -196,6 +210,24 @@ def test_overlap_then_finish(chpki_bin, tmp_path):
     old_anchor = tmp_path / "old" / "haproxy-1.chpki.test" / "etc/pki/ca-trust/source/anchors"
     assert [fp(c) for c in certs_in(old_anchor)] == [fp(old_root)]
 
+    # finish waits for the hosts: a host whose record still shows the old bundle (old trust, old
+    # leaves) is named, and nothing changes; once every host recorded the overlap bundle, it goes.
+    hosts = sorted(p.name for p in (tmp_path / "overlap").iterdir() if (p / MANIFEST).is_file())
+    record_installs(ca, tmp_path / "overlap", hosts)
+    lagging = hosts[1]
+    record_installs(ca, tmp_path / "old", [lagging])
+    before = ca.snapshot()
+    res = ca.signed("rotate-ca", "--finish")
+    assert res.returncode == 2, h.describe(res)
+    line = h.error_line(res)
+    assert lagging in line and "trust without the new root" in line and "from another root" in line, line
+    assert not any(other in line for other in hosts if other != lagging), line
+    assert ca.snapshot() == before, "a refused --finish changed the CA directory"
+    (ca.ca_dir / "installed" / f"{lagging}.json").unlink()
+    res = ca.signed("rotate-ca", "--finish")
+    assert res.returncode == 2 and f"{lagging} has no record" in h.error_line(res), h.describe(res)
+    record_installs(ca, tmp_path / "overlap", [lagging])
+
     # finish: old root retired, trust only the new root
     ca.ok("rotate-ca", "--finish", signed=True)
     assert not (ca.ca_dir / "previous-root.pem").exists() and not (ca.ca_dir / "previous-root.key").exists()
@@ -236,7 +268,12 @@ def test_rotation_with_intermediate(chpki_bin, tmp_path):
     ca.ok("crl", signed=True)
     crl = x509.load_pem_x509_crl((ca.ca_dir / "crl.pem").read_bytes())
     assert crl.issuer == new_inter.subject and crl.is_signature_valid(new_inter.public_key())
-    ca.ok("rotate-ca", "--finish", signed=True)
+    # the hosts' records, as a rollout writes them, under --state
+    ca.ok("bundle", "--out", tmp_path / "overlap", signed=True)
+    state = tmp_path / "records"
+    hosts = sorted(p.name for p in (tmp_path / "overlap").iterdir() if (p / MANIFEST).is_file())
+    record_installs(ca, tmp_path / "overlap", hosts, state=state)
+    ca.ok("rotate-ca", "--finish", "--state", state, signed=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,6 +11,9 @@ public struct BundleInputs: Sendable {
         /// The leaf, then the intermediate that issued it when that was not the root.
         public var chainPEM: Data
         public var notBefore: Date
+        /// Lower-case hex SHA-256 of the DER of the root the chain ends at (MANIFEST.json `root`):
+        /// how `rotate-ca --finish` tells from a host's record which root its leaves come from.
+        public var root: String? = nil
     }
 
     /// The root, and during a rotation the previous root too: every trust file holds them all.
@@ -33,6 +36,12 @@ public struct BundleInputs: Sendable {
         try checkIssued(inventory: inventory, leaves: valid, now: session.now, reporter: reporter)
         let intermediates = session.intermediates.sorted { $0.key < $1.key }.map { (serial: $0.key, pem: $0.value) }
         let intermediateBySerial = Dictionary(intermediates.map { ($0.serial, $0.pem) }, uniquingKeysWith: { first, _ in first })
+        // Each CA's root: a root is its own, an intermediate's is its issuer's.
+        let digest = { (root: Certificate) in root.fingerprintSHA256.replacingOccurrences(of: ":", with: "").lowercased() }
+        var rootOf = Dictionary(session.trustedRoots.map { ($0.serial.hex, digest($0)) }, uniquingKeysWith: { first, _ in first })
+        for authority in session.authorities where authority.kind == .intermediate {
+            if let issuer = authority.issuerSerial, let root = rootOf[issuer.hex] { rootOf[authority.serial.hex] = root }
+        }
         var leaves: [CertificateIdentity: Leaf] = [:]
         let keys = try session.leafKeys(valid.map(\.serial))
         for record in valid {
@@ -40,7 +49,7 @@ public struct BundleInputs: Sendable {
             let certificate = Data(record.certificatePEM.utf8)
             let chain = certificate + (record.issuerSerial.flatMap { intermediateBySerial[$0.hex] } ?? Data())
             leaves[record.identity] = Leaf(certificatePEM: certificate, keyPEM: key.withBytes { Data($0) }, chainPEM: chain,
-                                           notBefore: record.notBefore)
+                                           notBefore: record.notBefore, root: record.issuerSerial.flatMap { rootOf[$0.hex] })
         }
         return BundleInputs(roots: try session.trustedRoots.map { try $0.pemEncoded() }, intermediates: intermediates, leaves: leaves,
                             caSHA256: session.root.fingerprintSHA256.replacingOccurrences(of: ":", with: "").lowercased(),

@@ -1,14 +1,33 @@
 import Foundation
 
+/// What a file is to its service (MANIFEST.json format 3, `role`): it decides what a change runs
+/// and in which rollout phase.
+public enum FileRole: String, Codable, Sendable, CaseIterable {
+    /// CA certificates the service trusts: changed everywhere before any leaf (phase trust).
+    case trust
+    /// A certificate chain the service presents.
+    case leaf
+    case key
+    /// A rendered snippet or environment file.
+    case config
+    /// Read only when a member first joins (etcd's initial cluster): copied to a host that never
+    /// had it, never again, never a reason to run anything.
+    case bootstrap
+}
+
 /// `var/lib/chpki/MANIFEST.json` inside every host tree and archive (SPEC §4, docs/bundles.md):
 /// every file and every directory chpki creates for a service, so a host can check itself and a
-/// deployment can tell what changed. Format 2; chpki-rotate and the Ansible role read this shape.
+/// deployment can tell what changed. Format 3 adds each file's `role` (and a leaf's `root`) and each
+/// service's `operations` (ROLLOUT-CONTRACT, docs/bundles.md); format 2 records are still read,
+/// as files of unknown role with no operations.
 public struct BundleManifest: Codable, Sendable, Equatable {
     /// Beside chpki's own state on the host, never at the root of the tree.
     public static let directory = "var/lib/chpki"
     public static let path = "var/lib/chpki/MANIFEST.json"
     public static let generatorName = "chpki"
-    public static let currentFormat = 2
+    public static let currentFormat = 3
+    /// The formats a record may have: format 2 (before roles and operations) is read as such.
+    public static let readableFormats: Set<Int> = [2, 3]
     /// The service of trust anchors (and other files that change only with the CA).
     public static let trustService = "trust"
 
@@ -27,6 +46,10 @@ public struct BundleManifest: Codable, Sendable, Equatable {
         public var group: String
         public var mode: String
         public var service: String
+        /// Nil in a format-2 record.
+        public var role: FileRole? = nil
+        /// Leaves only: lower-case hex SHA-256 of the DER of the root the chain ends at.
+        public var root: String? = nil
     }
 
     public var generator: String
@@ -36,13 +59,16 @@ public struct BundleManifest: Codable, Sendable, Equatable {
     public var caSHA256: String
     public var directories: [Directory]
     public var files: [File]
+    /// Service name -> what to run when its files change and how to check it; nil in format 2.
+    public var operations: [String: ServiceOperations]?
 
     enum CodingKeys: String, CodingKey {
-        case generator, format, host, services, directories, files
+        case generator, format, host, services, directories, files, operations
         case caSHA256 = "ca_sha256"
     }
 
-    public init(host: String, services: [String], caSHA256: String, directories: [Directory], files: [File]) {
+    public init(host: String, services: [String], caSHA256: String, directories: [Directory], files: [File],
+                operations: [String: ServiceOperations]? = [:]) {
         generator = Self.generatorName
         format = Self.currentFormat
         self.host = host
@@ -50,7 +76,11 @@ public struct BundleManifest: Codable, Sendable, Equatable {
         self.caSHA256 = caSHA256
         self.directories = directories
         self.files = files
+        self.operations = operations
     }
+
+    /// The role a file has, from the manifest or (format 2) nil.
+    public func role(of path: String) -> FileRole? { files.first { $0.path == path }?.role }
 
     /// Keys sorted, so the same manifest is always the same bytes: exactly what JSONEncoder prints
     /// with `[.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]` (a test holds the two equal),
@@ -62,11 +92,20 @@ public struct BundleManifest: Codable, Sendable, Equatable {
         Self.objects(directories.map { [("group", $0.group), ("mode", $0.mode), ("owner", $0.owner), ("path", $0.path), ("service", $0.service)] },
                      into: &out)
         out += ",\n  \"files\" : "
-        Self.objects(files.map { [("group", $0.group), ("mode", $0.mode), ("owner", $0.owner), ("path", $0.path), ("service", $0.service),
-                                  ("sha256", $0.sha256)] }, into: &out)
+        Self.objects(files.map { file in
+            var pairs = [("group", file.group), ("mode", file.mode), ("owner", file.owner), ("path", file.path)]
+            if let role = file.role { pairs.append(("role", role.rawValue)) }
+            if let root = file.root { pairs.append(("root", root)) }
+            return pairs + [("service", file.service), ("sha256", file.sha256)]
+        }, into: &out)
         out += ",\n  \"format\" : \(format),\n"
         out += "  \"generator\" : \(Self.quoted(generator)),\n"
         out += "  \"host\" : \(Self.quoted(host)),\n"
+        if let operations {
+            out += "  \"operations\" : "
+            JSONText.object(operations.sorted { $0.key < $1.key }.map { ($0.key, Self.node($0.value)) }, indent: "  ", into: &out)
+            out += ",\n"
+        }
         out += "  \"services\" : "
         if services.isEmpty {
             out += "[\n\n  ]"
@@ -75,6 +114,26 @@ public struct BundleManifest: Codable, Sendable, Equatable {
         }
         out += "\n}\n"
         return Data(out.utf8)
+    }
+
+    /// One service's operations as JSONEncoder orders them (keys sorted, nil optionals left out).
+    static func node(_ operations: ServiceOperations) -> JSONText {
+        let commands = { (list: [[String]]) in JSONText.array(list.map { .array($0.map(JSONText.string)) }) }
+        return .object([
+            ("health", .array(operations.health.map(node))),
+            ("on_leaf", commands(operations.onLeaf)),
+            ("on_trust", commands(operations.onTrust)),
+            ("serial", .bool(operations.serial)),
+        ])
+    }
+
+    static func node(_ check: HealthCheck) -> JSONText {
+        var pairs: [(String, JSONText)] = [("address", .string(check.address)), ("cafile", .string(check.cafile))]
+        if let certfile = check.certfile { pairs.append(("certfile", .string(certfile))) }
+        if let keyfile = check.keyfile { pairs.append(("keyfile", .string(keyfile))) }
+        pairs += [("kind", .string(check.kind.rawValue)), ("port", .int(check.port)), ("server_name", .string(check.serverName))]
+        if let service = check.service { pairs.append(("service", .string(service))) }
+        return .object(pairs)
     }
 
     /// An array of flat string-valued objects (keys already sorted) at the manifest's second level.
@@ -116,7 +175,7 @@ public struct BundleManifest: Codable, Sendable, Equatable {
         return try encoder.encode(self) + Data("\n".utf8)
     }
 
-    /// Parses and checks a manifest: chpki's, format 2, every path relative and inside the root,
+    /// Parses and checks a manifest: chpki's, format 2 or 3, every path relative and inside the root,
     /// every mode octal. `label` names the file in the one-line error.
     public static func decode(_ data: Data, label: String) throws -> BundleManifest {
         let manifest: BundleManifest
@@ -126,8 +185,8 @@ public struct BundleManifest: Codable, Sendable, Equatable {
         guard manifest.generator == generatorName else {
             throw ChpkiError.input(file: label, field: "generator", "is '\(manifest.generator)', not chpki")
         }
-        guard manifest.format == currentFormat else {
-            throw ChpkiError.input(file: label, field: "format", "is \(manifest.format); this chpki reads format \(currentFormat) (lay the bundle out again)")
+        guard readableFormats.contains(manifest.format) else {
+            throw ChpkiError.input(file: label, field: "format", "is \(manifest.format); this chpki reads formats 2 and \(currentFormat) (lay the bundle out again)")
         }
         for (path, mode) in manifest.files.map({ ($0.path, $0.mode) }) + manifest.directories.map({ ($0.path, $0.mode) }) {
             guard isSafe(path) else { throw ChpkiError.input(file: label, field: "path", "'\(path)' is not a relative path inside the root") }

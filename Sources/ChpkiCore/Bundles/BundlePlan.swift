@@ -10,6 +10,8 @@ public struct BundlePlan: @unchecked Sendable {  // read-only after init
     private let servicesOfHost: [String: [Service]]
     private let prepared: [String: ServiceFacts]
     private let trustFiles: [BundleFile]
+    /// Each leaf certificate's PEM -> its root's SHA-256: a leaf file's `root` in the manifest.
+    private let leafRoots: [Data: String]
 
     /// `services` in inventory order; `only`, when given, restricts the run to that host.
     public init(facts: ClusterFacts, services: [Service], minicluster: Bool, only: Host? = nil) throws {
@@ -26,6 +28,9 @@ public struct BundlePlan: @unchecked Sendable {  // read-only after init
         self.servicesOfHost = servicesOfHost
         self.prepared = prepared
         trustFiles = ServiceBundles.trust.files(facts: facts)
+        var leafRoots: [Data: String] = [:]
+        for leaf in facts.inputs.leaves.values { if let root = leaf.root { leafRoots[leaf.certificatePEM] = root } }
+        self.leafRoots = leafRoots
         hosts = facts.inventory.hosts.filter { servicesOfHost[$0.name] != nil && (only == nil || only?.name == $0.name) }
     }
 
@@ -34,9 +39,11 @@ public struct BundlePlan: @unchecked Sendable {  // read-only after init
     public func bundle(for host: Host) throws -> HostBundle {
         var files = trustFiles
         var directories: [BundleDirectory] = []
+        var operations = [ServiceBundles.trust.name: ServiceBundles.trust.operations]
         let credentials = ServiceBundles.credentials
         for service in services(of: host) {
             let descriptor = ServiceBundles.layout(of: service.name)
+            operations[service.name] = descriptor.operations(for: host, service, facts: facts)
             let shared = prepared[service.name] ?? ServiceFacts()
             files += try descriptor.files(for: host, service, shared: shared, facts: facts)
             directories += descriptor.directories(service, facts: facts)
@@ -46,7 +53,19 @@ public struct BundlePlan: @unchecked Sendable {  // read-only after init
             }
         }
         let names = services(of: host).map(\.name) + (minicluster ? [ServiceBundles.minicluster] : [])
+        for index in files.indices where files[index].role == .leaf && files[index].root == nil {
+            files[index].root = leafRoots[Self.firstCertificate(files[index].contents)]
+        }
         return HostBundle(host: host.name, services: names, files: files, directories: directories,
-                          caSHA256: facts.caSHA256, fallbackModified: facts.caCreated)
+                          caSHA256: facts.caSHA256, fallbackModified: facts.caCreated, operations: operations)
+    }
+
+    /// The leaf at the start of a chain file: its first PEM block (through the line ending that
+    /// follows), or its first line when it holds no PEM (the test suite's placeholders).
+    static func firstCertificate(_ contents: Data) -> Data {
+        let end = Data("-----END CERTIFICATE-----".utf8)
+        var cut = contents.range(of: end)?.upperBound ?? contents.startIndex
+        if let newline = contents[cut...].firstIndex(of: UInt8(ascii: "\n")) { cut = newline + 1 } else { cut = contents.endIndex }
+        return Data(contents[contents.startIndex..<cut])
     }
 }

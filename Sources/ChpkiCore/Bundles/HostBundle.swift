@@ -12,9 +12,13 @@ public struct BundleFile: Sendable, Equatable {
     public var service: String
     /// notBefore of the certificate the file carries, if any: the archive's member times come from it.
     public var issued: Date?
+    /// What the file is to its service: decides which operation a change runs, and when (rollout).
+    public var role: FileRole
+    /// A leaf's root (lower-case hex SHA-256 of its DER), set by the bundle plan from the CA.
+    public var root: String?
 
     public init(_ path: String, _ contents: Data, mode: UInt16, owner: String, group: String? = nil,
-                service: String, issued: Date? = nil) {
+                service: String, issued: Date? = nil, role: FileRole = .config) {
         self.path = path
         self.contents = contents
         self.mode = mode
@@ -22,6 +26,7 @@ public struct BundleFile: Sendable, Equatable {
         self.group = group ?? owner
         self.service = service
         self.issued = issued
+        self.role = role
     }
 }
 
@@ -55,9 +60,11 @@ public struct HostBundle: Sendable {
     public var caSHA256: String
     /// Every member's time in the archive: fixed by the CA state, so the same state gives the same bytes.
     public var modified: Date
+    /// What each service runs when its files change, and its health checks (MANIFEST.json `operations`).
+    public var operations: [String: ServiceOperations]
 
     public init(host: String, services: [String], files: [BundleFile], directories: [BundleDirectory],
-                caSHA256: String, fallbackModified: Date) {
+                caSHA256: String, fallbackModified: Date, operations: [String: ServiceOperations] = [:]) {
         self.host = host
         self.services = services.sorted()
         var seen = Set<String>()
@@ -66,6 +73,7 @@ public struct HostBundle: Sendable {
         self.directories = directories.filter { seenDirectories.insert($0.path).inserted }.sorted { $0.path < $1.path }
         self.caSHA256 = caSHA256
         self.modified = files.compactMap(\.issued).max() ?? fallbackModified
+        self.operations = operations
     }
 
     public func manifest() throws -> BundleManifest {
@@ -74,8 +82,9 @@ public struct HostBundle: Sendable {
             directories: directories.map { .init(path: $0.path, owner: $0.owner, group: $0.group, mode: ModeText.format($0.mode), service: $0.service) },
             files: try files.map { file in
                 .init(path: file.path, sha256: try BundleManifest.sha256(file.contents), owner: file.owner, group: file.group,
-                      mode: ModeText.format(file.mode), service: file.service)
-            })
+                      mode: ModeText.format(file.mode), service: file.service, role: file.role, root: file.root)
+            },
+            operations: operations)
     }
 
     /// The host's tree as tar members, sorted by path: the directories chpki owns, every file, and

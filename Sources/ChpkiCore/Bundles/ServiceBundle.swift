@@ -24,11 +24,20 @@ public protocol ServiceBundle: Sendable {
     /// The snippets the service gets and what it must never accept in them (`SnippetRules.swift`):
     /// `verify --bundle` runs these after `check`.
     var snippets: [Snippet] { get }
+
+    /// What `host` runs when the service's files change (leaf, key, config: `onLeaf`; trust:
+    /// `onTrust`), whether it is a quorum service, and how to check it serves again. These defaults
+    /// travel in MANIFEST.json; a site's operations file replaces any key (docs/deployment.md).
+    func operations(for host: Host, _ service: Service, facts: ClusterFacts) -> ServiceOperations
 }
 
 extension ServiceBundle {
     public func prepare(_ service: Service, facts: ClusterFacts) throws -> ServiceFacts { ServiceFacts() }
     public func directories(_ service: Service, facts: ClusterFacts) -> [BundleDirectory] { [] }
+    /// A unit named after the service: reload (or restart) on a leaf, restart on trust.
+    public func operations(for host: Host, _ service: Service, facts: ClusterFacts) -> ServiceOperations {
+        .generic(service.name)
+    }
 }
 
 /// A service whose files belong to its own system user (`owner`), as etcd's, OpenSearch's, MinIO's
@@ -40,26 +49,53 @@ protocol ServiceUserBundle: ServiceBundle {
 
 extension ServiceUserBundle {
     /// A file of the service, owned by its user; `issued` dates the member (the certificate's notBefore).
-    func file(_ path: String, _ contents: Data, mode: UInt16, issued: Date? = nil) -> BundleFile {
-        BundleFile(path, contents, mode: mode, owner: Self.owner, service: name, issued: issued)
+    func file(_ path: String, _ contents: Data, mode: UInt16, issued: Date? = nil, role: FileRole = .config) -> BundleFile {
+        BundleFile(path, contents, mode: mode, owner: Self.owner, service: name, issued: issued, role: role)
     }
 
     /// The host's server certificate with its chain (0644), its key (0600) and the root (0644).
     func serverFiles(_ server: BundleInputs.Leaf, chain: String, key: String, root: String, facts: ClusterFacts) -> [BundleFile] {
         [
-            file(chain, server.chainPEM, mode: 0o644, issued: server.notBefore),
-            file(key, server.keyPEM, mode: 0o600),
-            file(root, facts.rootPEM, mode: 0o644),
+            file(chain, server.chainPEM, mode: 0o644, issued: server.notBefore, role: .leaf),
+            file(key, server.keyPEM, mode: 0o600, role: .key),
+            file(root, facts.rootPEM, mode: 0o644, role: .trust),
         ]
     }
 }
 
 /// Every descriptor chpki knows.
 public enum ServiceBundles {
-    /// Services with a layout of their own; any other service gets minicluster's.
-    public static let all: [any ServiceBundle] = [
+    /// chpki's own descriptors.
+    static let builtIn: [any ServiceBundle] = [
         OpenSearchBundle(), MinIOBundle(), PatroniBundle(), EtcdBundle(), HAProxyBundle(), NginxBundle(),
     ]
+
+    /// Descriptors added at run time (`register`): a service defined outside this module, such as
+    /// the test suite's toy service, which proves a service is one file.
+    private static let registry = Registry()
+
+    private final class Registry: @unchecked Sendable {  // every access under `lock`
+        let lock = NSLock()
+        var added: [any ServiceBundle] = []
+        var generation = 0
+    }
+
+    /// Services with a layout of their own; any other service gets minicluster's.
+    public static var all: [any ServiceBundle] {
+        registry.lock.withLock { builtIn + registry.added.filter { added in !builtIn.contains { $0.name == added.name } } }
+    }
+
+    /// Adds (or replaces) a descriptor; the paths the rollout accepts are derived again.
+    public static func register(_ descriptor: any ServiceBundle) {
+        registry.lock.withLock {
+            registry.added.removeAll { $0.name == descriptor.name }
+            registry.added.append(descriptor)
+            registry.generation += 1
+        }
+    }
+
+    /// Changes with every `register`: what depends on the set of descriptors is derived again.
+    static var generation: Int { registry.lock.withLock { registry.generation } }
     /// minicluster's /etc/credentials layout (reference 002): for services without a layout of
     /// their own, and for every service when `minicluster` is named.
     public static let credentials = CredentialsBundle()
@@ -69,10 +105,11 @@ public enum ServiceBundles {
     /// Not an inventory service: asks for minicluster's layout of every service.
     public static let minicluster = CredentialsBundle.layoutName
 
-    private static let byName = Dictionary(all.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
-
-    public static func descriptor(named name: String) -> (any ServiceBundle)? { byName[name] }
+    public static func descriptor(named name: String) -> (any ServiceBundle)? {
+        if let own = builtIn.first(where: { $0.name == name }) { return own }
+        return registry.lock.withLock { registry.added.first { $0.name == name } }
+    }
 
     /// The descriptor that lays out `name`: its own, else minicluster's.
-    public static func layout(of name: String) -> any ServiceBundle { byName[name] ?? credentials }
+    public static func layout(of name: String) -> any ServiceBundle { descriptor(named: name) ?? credentials }
 }

@@ -13,12 +13,24 @@ public enum RotateCACommand {
         }
     }
 
-    public static func run(finish: Bool, passphraseFile: String?, settings: Settings, reporter: Reporter) throws {
-        let inventory = finish ? nil : try settings.inventoryIfPresent()
+    /// `state`: the install records `--finish` checks (default `<ca-dir>/installed`);
+    /// `forceUnrecorded`: finish without them (hosts installed another way: the operator vouches).
+    public static func run(finish: Bool, passphraseFile: String?, settings: Settings, reporter: Reporter,
+                           state: String? = nil, forceUnrecorded: Bool = false) throws {
+        let inventory = finish && forceUnrecorded ? nil : try settings.inventoryIfPresent()
+        var installed: CARotation.Installed?
+        if finish && !forceUnrecorded {
+            guard let inventory else {
+                throw ChpkiError.input(file: settings.inventoryPath, field: "--finish",
+                    "missing: --finish checks each inventory host's install record (or give --force-unrecorded)")
+            }
+            installed = CARotation.Installed(hosts: RotationGate.hosts(of: inventory), state: state ?? InstalledRecords.defaultDirectory(settings))
+        }
         let session = try settings.openCA(.change, passphraseFile: passphraseFile, reporter: reporter)
         let directory = session.directory
         if finish {
-            _ = try CARotation.finish(session)
+            if forceUnrecorded { reporter.note("--force-unrecorded: the hosts' install records were not checked") }
+            _ = try CARotation.finish(session, installed: installed)
             try reporter.emit(Report(action: "finished", root: nil, crossSigned: nil))
             reporter.line("retired the previous root into \(directory.file(CADirectory.retired)); trust files now hold only \(session.root.subject.rfc4514)")
             return

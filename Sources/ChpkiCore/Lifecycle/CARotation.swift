@@ -68,8 +68,21 @@ public enum CARotation {
         return Started(root: root, crossSigned: crossSigned, intermediate: intermediate)
     }
 
-    /// Retires the previous root; refuses while a valid, unexpired leaf was issued by the old CA.
-    public static func finish(_ session: CASession) throws -> Int {
+    /// What the hosts must show before `--finish`: each record in `state` (RotationGate), for
+    /// `hosts`; nil: not checked (`--force-unrecorded`, a site that installs without chpki's rollout).
+    public struct Installed: Sendable {
+        public var hosts: [String]
+        public var state: String
+
+        public init(hosts: [String], state: String) {
+            self.hosts = hosts
+            self.state = state
+        }
+    }
+
+    /// Retires the previous root; refuses while a valid, unexpired leaf was issued by the old CA,
+    /// and while a host's record does not show the new root's trust and leaves (`installed`).
+    public static func finish(_ session: CASession, installed: Installed?) throws -> Int {
         let directory = session.directory
         guard session.previousRoot != nil else {
             throw ChpkiError.input(file: directory.path, field: "--finish", "no rotation is under way (there is no previous root)")
@@ -79,6 +92,11 @@ public enum CARotation {
         if let first = live.first {
             throw ChpkiError.input(file: directory.path, field: "--finish",
                 "\(live.count) valid certificate(s) still chain only to the old root (first: \(first.service ?? "") \(first.name ?? first.subject)); run 'chpki issue' or 'chpki renew' first")
+        }
+        if let installed {
+            let newRoot = session.root.fingerprintSHA256.replacingOccurrences(of: ":", with: "").lowercased()
+            let lagging = try RotationGate.lagging(hosts: installed.hosts, state: installed.state, newRoot: newRoot)
+            guard lagging.isEmpty else { throw RotationGate.refusal(lagging, state: installed.state) }
         }
         try session.finishRotation()
         // crl.pem drops the retired CAs' CRLs and holds a fresh one for every live CA with leaves.

@@ -29,14 +29,25 @@ public struct InstallPaths: Sendable {
     /// The text in every name the probe cluster chooses; never part of a fixed path.
     static let marker = "chpkiprobe"
 
-    /// The patterns of this chpki, derived once.
-    public static func current() throws -> InstallPaths { try derived.get() }
-
-    private static let derived: Result<InstallPaths, ChpkiError> = {
-        do { return .success(try probe()) } catch let error as ChpkiError { return .failure(error) } catch {
-            return .failure(ChpkiError(.refused, "cannot derive the paths chpki lays out: \(error)"))
+    /// The patterns of this chpki, derived once (again after a descriptor is registered).
+    public static func current() throws -> InstallPaths {
+        let generation = ServiceBundles.generation
+        if let cached = cache.lock.withLock({ cache.generation == generation ? cache.result : nil }) { return try cached.get() }
+        let result: Result<InstallPaths, ChpkiError>
+        do { result = .success(try probe()) } catch let error as ChpkiError { result = .failure(error) } catch {
+            result = .failure(ChpkiError(.refused, "cannot derive the paths chpki lays out: \(error)"))
         }
-    }()
+        cache.lock.withLock { (cache.generation, cache.result) = (generation, result) }
+        return try result.get()
+    }
+
+    private final class Cache: @unchecked Sendable {  // every access under `lock`
+        let lock = NSLock()
+        var generation = -1
+        var result: Result<InstallPaths, ChpkiError>?
+    }
+
+    private static let cache = Cache()
 
     /// The service that may own `path` as a file, or why it is not a path chpki lays out.
     func fileProblem(_ path: String, service: String) -> String? { problem(path, service: service, in: files, kind: "file") }

@@ -43,8 +43,16 @@ public enum InstallRecord {
         guard manifest.generator == BundleManifest.generatorName else {
             throw refuse("generator", "is '\(shown(manifest.generator))', not \(BundleManifest.generatorName)")
         }
-        guard manifest.format == BundleManifest.currentFormat else {
-            throw refuse("format", "is \(manifest.format); this chpki reads format \(BundleManifest.currentFormat) (delete the record: the host is then installed in full)")
+        guard BundleManifest.readableFormats.contains(manifest.format) else {
+            throw refuse("format", "is \(manifest.format); this chpki reads formats 2 and \(BundleManifest.currentFormat) (delete the record: the host is then installed in full)")
+        }
+        if manifest.format >= 3 {
+            guard let operations = manifest.operations else { throw refuse("operations", "missing (format \(manifest.format) lists each service's)") }
+            guard operations.count <= 256 else { throw refuse("operations", "lists \(operations.count) services; chpki lays out far fewer") }
+            for (service, ops) in operations.sorted(by: { $0.key < $1.key }) {
+                guard ServiceName.problem(with: service) == nil else { throw refuse("operations", "'\(shown(service))' is not a service name") }
+                try ops.check(at: "operations.\(service)", refuse: refuse)
+            }
         }
         if HostName.problem(with: manifest.host) != nil || manifest.host != manifest.host.lowercased() {
             throw refuse("host", "'\(shown(manifest.host))' is not a host name")
@@ -66,6 +74,11 @@ public enum InstallRecord {
             try checkEntry(at, service: entry.service, owner: entry.owner, group: entry.group, mode: entry.mode, paths: paths, refuse: refuse)
             if let problem = paths.fileProblem(entry.path, service: entry.service) { throw refuse("\(at).path", problem) }
             guard isDigest(entry.sha256) else { throw refuse("\(at).sha256", "is not a lower-case hex SHA-256") }
+            if manifest.format >= 3, entry.role == nil { throw refuse("\(at).role", "missing (format \(manifest.format) gives every file a role)") }
+            if let root = entry.root {
+                guard entry.role == .leaf else { throw refuse("\(at).root", "only a leaf names its root") }
+                guard isDigest(root) else { throw refuse("\(at).root", "is not a lower-case hex SHA-256") }
+            }
             guard seen.insert("f" + entry.path).inserted else { throw refuse("\(at).path", "'\(entry.path)' is listed twice") }
         }
     }

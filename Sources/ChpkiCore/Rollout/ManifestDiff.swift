@@ -14,6 +14,9 @@ public struct ManifestDiff: Sendable, Equatable {
         public var path: String
         public var change: Change
         public var service: String
+        /// The file's role in the new manifest (in the record for a removed file); nil for a
+        /// directory, and for a file only a format-2 record knew.
+        public var role: FileRole?
     }
 
     public struct Service: Codable, Sendable, Equatable {
@@ -42,12 +45,12 @@ public struct ManifestDiff: Sendable, Equatable {
             var path: String, kind: String
             static func < (a: Key, b: Key) -> Bool { (a.path, a.kind) < (b.path, b.kind) }
         }
-        struct Facts: Equatable { var sha256: String?, mode: String, owner: String, group: String, service: String }
+        struct Facts: Equatable { var sha256: String?, mode: String, owner: String, group: String, service: String, role: FileRole? }
         func table(_ manifest: BundleManifest?) -> [Key: Facts] {
             guard let manifest else { return [:] }
             var out: [Key: Facts] = [:]
-            for d in manifest.directories { out[Key(path: d.path, kind: "directory")] = Facts(sha256: nil, mode: d.mode, owner: d.owner, group: d.group, service: d.service) }
-            for f in manifest.files { out[Key(path: f.path, kind: "file")] = Facts(sha256: f.sha256, mode: f.mode, owner: f.owner, group: f.group, service: f.service) }
+            for d in manifest.directories { out[Key(path: d.path, kind: "directory")] = Facts(sha256: nil, mode: d.mode, owner: d.owner, group: d.group, service: d.service, role: nil) }
+            for f in manifest.files { out[Key(path: f.path, kind: "file")] = Facts(sha256: f.sha256, mode: f.mode, owner: f.owner, group: f.group, service: f.service, role: f.role) }
             return out
         }
         let old = table(recorded), fresh = table(new)
@@ -62,7 +65,8 @@ public struct ManifestDiff: Sendable, Equatable {
                 change = .changed
             case (nil, nil): continue
             }
-            entries.append(Entry(kind: key.kind, path: key.path, change: change, service: (fresh[key] ?? old[key])!.service))
+            let facts = (fresh[key] ?? old[key])!
+            entries.append(Entry(kind: key.kind, path: key.path, change: change, service: facts.service, role: facts.role))
         }
         self.entries = entries
         remove = entries.filter { $0.change == .removed && $0.kind == "file" }.map { "/" + $0.path }

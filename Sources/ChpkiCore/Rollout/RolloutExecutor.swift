@@ -160,7 +160,7 @@ public struct RolloutExecutor {
                    remove: step.remove,
                    removeArgv: step.remove.isEmpty ? nil : options.run.argv(host: step.host, command: Self.removeCommand(step.remove)),
                    run: step.run.map { .init(service: $0.service, why: $0.why, argv: options.run.argv(host: step.host, command: $0.argv)) },
-                   health: step.health.map { "\($0.kind) \($0.address):\($0.port) (\($0.serverName))" },
+                   health: step.health.map { "\($0.service.map { "\($0): " } ?? "")\($0.kind.rawValue) \($0.address):\($0.port) (\($0.serverName))" },
                    record: step.record ? recordPath(step.host) : nil, status: .planned, error: nil)
     }
 
@@ -214,9 +214,9 @@ public struct RolloutExecutor {
         }
     }
 
-    /// The service a health check belongs to: the step's operation with the same check, if one
-    /// names it, else the only service of the step.
+    /// The service a health check belongs to: the plan names it; else the step's only service.
     private func serviceOf(_ check: HealthCheck, _ step: RolloutStep) -> String? {
+        if let service = check.service { return service }
         let services = Set(step.run.map(\.service))
         return services.count == 1 ? services.first : nil
     }
@@ -285,8 +285,8 @@ public struct RolloutExecutor {
 
     /// A health check made runnable: its files are the host's, read from the bundle's copy.
     func probe(_ check: HealthCheck, host: String) throws -> HealthProbe {
-        guard let kind = HealthProbe.Kind(rawValue: check.kind) else {
-            throw ChpkiError.input(file: nil, field: "health.kind", "'\(InstallPaths.shown(check.kind))' is not a health check chpki knows")
+        guard let kind = HealthProbe.Kind(rawValue: check.kind.rawValue) else {
+            throw ChpkiError.input(file: nil, field: "health.kind", "'\(check.kind.rawValue)' is not a health check this executor knows")
         }
         let tree = Path.join(options.bundles, host)
         func read(_ path: String, _ field: String) throws -> Data {

@@ -1,45 +1,56 @@
 import Foundation
 
-/// `chpki rollout-plan`: every host tree of a bundle directory against the manifest that host
-/// last installed (the state directory of chpki-rotate), as one plan: per host, unchanged or
-/// install, the files to delete and the services to reload; and the hosts that have a record but
-/// no bundle any more. The plan is computed entirely before anything runs: one refused record
-/// refuses the whole plan (exit 2), so nothing runs on any host.
+/// `chpki rollout-plan` (and what `chpki rollout` carries out): every host tree of a bundle
+/// directory against the manifest that host last installed, as ONE ordered plan that is safe
+/// across hosts (SPEC §7 "Deployment", ROLLOUT-CONTRACT):
+///
+/// - phase `trust`: every host whose trust files change gets only those (and the removal of
+///   trust files it no longer has) and runs `on_trust` of the services they belong to, before
+///   any leaf anywhere: during `rotate-ca`, every host trusts the new root before any host
+///   presents a leaf of it;
+/// - phase `leaves`: the remaining changes per host (leaves, keys, config; a bootstrap file only
+///   where the host never had one) and `on_leaf` of their services;
+/// - phase `cleanup`: removal of the files no longer in a host's manifest, once nothing uses them.
+///
+/// Each step is one host, hosts in name order, each with the health checks of the services it
+/// touched: an executor passes a step only when they pass, so a quorum service (`serial`)
+/// restarts one member at a time, each healthy before the next. A host's last step records it.
+/// Everything is computed before anything runs: one refused record or manifest refuses the whole
+/// plan (exit 2), so nothing runs on any host.
 public struct RolloutPlan: Encodable, Sendable {
-    public struct Host: Encodable, Sendable {
-        public var host: String
-        /// The new manifest in the tree, and the record it is compared with.
-        public var manifest: String
-        public var record: String
-        public var install: Bool
-        public var changes: [ManifestDiff.Entry]
-        public var remove: [String]
-        public var services: [ManifestDiff.Service]
-
-        init(_ host: String, manifest: String, record: String, _ diff: ManifestDiff) {
-            self.host = host
-            self.manifest = manifest
-            self.record = record
-            install = !diff.same
-            changes = diff.entries
-            remove = diff.remove
-            services = diff.services
-        }
-    }
-
-    public struct Orphan: Encodable, Sendable {
-        public var host: String
-        public var record: String
-    }
-
-    public var hosts: [Host]
+    public var phases: [RolloutPhase]
     /// Installed before, no bundle now: nothing runs there (the host may be gone).
     public var orphans: [Orphan]
+    /// Per host: the diff behind its steps (for people and `--tsv`, not in the JSON).
+    public var hosts: [HostChanges]
+
+    public struct Orphan: Codable, Sendable, Equatable {
+        public var host: String
+        public var record: String
+    }
+
+    /// One host's comparison: the new manifest in the tree, the record, and what changed.
+    public struct HostChanges: Sendable {
+        public var host: String
+        public var manifest: String
+        public var record: String
+        public var diff: ManifestDiff
+    }
+
+    enum CodingKeys: String, CodingKey { case phases, orphans }
+
+    /// The phases in the order they run.
+    public static let phaseNames = ["trust", "leaves", "cleanup"]
+
+    /// Every step of every phase, in order.
+    public var steps: [RolloutStep] { phases.flatMap(\.steps) }
 
     /// `bundles`: the trees `chpki bundle --out` laid out; `state`: one `<fqdn>.json` per host
     /// (absent: nothing installed yet); `only`: FQDNs or short names (empty: every host);
-    /// `force`: the records are not read, every selected host is installed in full.
-    public static func make(bundles: String, state: String, only: [String], force: Bool) throws -> RolloutPlan {
+    /// `force`: the records are not read, every selected host is installed in full;
+    /// `operations`: a site's overrides of the descriptors' operations.
+    public static func make(bundles: String, state: String, only: [String], force: Bool,
+                            operations: OperationsOverrides = OperationsOverrides()) throws -> RolloutPlan {
         let trees = try hostTrees(bundles)
         var selected = trees
         if !only.isEmpty {
@@ -52,18 +63,54 @@ public struct RolloutPlan: Encodable, Sendable {
             }
             guard !selected.isEmpty else { throw ChpkiError.input(file: nil, field: "--hosts", "no host named") }
         }
-        var hosts: [Host] = []
-        for name in selected {
+        var inputs: [HostInput] = []
+        for name in selected.sorted() {
             let manifestPath = "\(bundles)/\(name)/\(BundleManifest.path)"
             let recordPath = "\(state)/\(name).json"
             guard let new = try InstallRecord.read(manifestPath, host: name) else {
                 throw ChpkiError.input(file: manifestPath, field: nil, "missing")
             }
+            guard new.format == BundleManifest.currentFormat else {
+                throw ChpkiError.input(file: manifestPath, field: "format",
+                                       "is \(new.format); a rollout needs format \(BundleManifest.currentFormat) (lay the bundles out again with this chpki)")
+            }
             let recorded = force ? nil : try InstallRecord.read(recordPath, host: name)
-            hosts.append(Host(name, manifest: manifestPath, record: recordPath, ManifestDiff(recorded: recorded, new: new)))
+            inputs.append(HostInput(host: name, manifest: manifestPath, record: recordPath, recorded: recorded, new: new))
         }
         let orphans = recordedHosts(state).filter { !trees.contains($0) }.map { Orphan(host: $0, record: "\(state)/\($0).json") }
-        return RolloutPlan(hosts: hosts, orphans: orphans)
+        return plan(inputs, orphans: orphans, operations: operations)
+    }
+
+    /// One host's inputs to the plan.
+    struct HostInput {
+        var host: String
+        var manifest: String
+        var record: String
+        var recorded: BundleManifest?
+        var new: BundleManifest
+    }
+
+    /// The plan from checked manifests (the unit tests call this directly).
+    static func plan(_ inputs: [HostInput], orphans: [Orphan], operations overrides: OperationsOverrides) -> RolloutPlan {
+        var trust: [RolloutStep] = [], leaves: [RolloutStep] = [], cleanup: [RolloutStep] = []
+        var hosts: [HostChanges] = []
+        for input in inputs.sorted(by: { $0.host < $1.host }) {
+            let diff = ManifestDiff(recorded: input.recorded, new: input.new)
+            hosts.append(HostChanges(host: input.host, manifest: input.manifest, record: input.record, diff: diff))
+            guard !diff.same else { continue }
+            let operations = overrides.applied(to: input.new.operations ?? [:], host: input.host)
+            var steps = HostSteps(input: input, diff: diff, operations: operations).steps()
+            // The host's last step records it: a failure before leaves it to be installed again.
+            if let last = [\HostSteps.Result.cleanup, \.leaves, \.trust].first(where: { steps[keyPath: $0] != nil }) {
+                steps[keyPath: last]?.record = true
+            }
+            if let step = steps.trust { trust.append(step) }
+            if let step = steps.leaves { leaves.append(step) }
+            if let step = steps.cleanup { cleanup.append(step) }
+        }
+        return RolloutPlan(phases: [RolloutPhase(name: "trust", steps: trust), RolloutPhase(name: "leaves", steps: leaves),
+                                    RolloutPhase(name: "cleanup", steps: cleanup)],
+                           orphans: orphans, hosts: hosts)
     }
 
     /// The host trees in `bundles` (a directory holding var/lib/chpki/MANIFEST.json), in name order;
@@ -90,46 +137,150 @@ public struct RolloutPlan: Encodable, Sendable {
             return HostName.problem(with: host) == nil && host == host.lowercased() ? host : nil
         }
     }
-
-    /// One record per line, tab-separated, for a shell script without a JSON parser (chpki-rotate).
-    /// Every field is a checked host name, service name or path (no tab, newline, space or shell
-    /// metacharacter) except the last field of `reload`/`left`, the human list of changed paths:
-    ///   host HOST same|install     remove HOST /ABS/PATH     reload HOST SERVICE WHY
-    ///   left HOST SERVICE WHY      orphan HOST
-    public var lines: String {
-        var out = ""
-        for host in hosts {
-            out += "host\t\(host.host)\t\(host.install ? "install" : "same")\n"
-            for path in host.remove { out += "remove\t\(host.host)\t\(path)\n" }
-            for service in host.services {
-                out += "\(service.remains ? "reload" : "left")\t\(host.host)\t\(service.name)\t\(service.why.joined(separator: ", "))\n"
-            }
-        }
-        for orphan in orphans { out += "orphan\t\(orphan.host)\n" }
-        return out
-    }
-
-    /// For people: what each host would get.
-    public var summary: [String] {
-        var out: [String] = []
-        for host in hosts {
-            guard host.install else { out.append("\(host.host): unchanged since its last install"); continue }
-            out.append("\(host.host): install (\(host.changes.count) change(s))")
-            for path in host.remove { out.append("  remove \(path)") }
-            for service in host.services {
-                out.append("  \(service.remains ? "reload" : "left the host, not reloaded:") \(service.name): \(service.why.joined(separator: ", "))")
-            }
-        }
-        for orphan in orphans { out.append("\(orphan.host): installed before, no bundle now (\(orphan.record))") }
-        return out
-    }
 }
 
-extension RolloutPlan {
-    /// One host: the manifest at `new` against the record at `recorded` (missing: never installed).
-    public static func pair(recorded: String, new: String) throws -> RolloutPlan {
-        guard let fresh = try InstallRecord.read(new, host: nil) else { throw ChpkiError.input(file: new, field: nil, "missing") }
-        let diff = ManifestDiff(recorded: try InstallRecord.read(recorded, host: fresh.host), new: fresh)
-        return RolloutPlan(hosts: [Host(fresh.host, manifest: new, record: recorded, diff)], orphans: [])
+/// One phase of a rollout: `trust`, `leaves` or `cleanup`.
+public struct RolloutPhase: Codable, Sendable, Equatable {
+    public var name: String
+    public var steps: [RolloutStep]
+}
+
+/// One host's part of a phase: copy these files from its tree (relative paths, parents first;
+/// owners and modes from its manifest), delete these (absolute paths), run these commands in
+/// order, then pass these health checks before the next step starts; `record`: write the host's
+/// new manifest as its record once the step succeeded (its last step).
+public struct RolloutStep: Codable, Sendable, Equatable {
+    public var host: String
+    public var copy: [String]
+    public var remove: [String]
+    public var run: [RolloutCommand]
+    public var health: [HealthCheck]
+    public var record: Bool
+}
+
+/// One command of a step: the service it is for, why (the changed paths), and its argv.
+public struct RolloutCommand: Codable, Sendable, Equatable {
+    public var service: String
+    public var why: [String]
+    public var argv: [String]
+}
+
+/// One host's steps in the three phases, from its diff and its services' operations.
+struct HostSteps {
+    struct Result {
+        var trust: RolloutStep?
+        var leaves: RolloutStep?
+        var cleanup: RolloutStep?
+    }
+
+    let input: RolloutPlan.HostInput
+    let diff: ManifestDiff
+    let operations: [String: ServiceOperations]
+
+    /// Format-2 records knew no roles: a removed file of the trust service is still trust.
+    private func role(_ entry: ManifestDiff.Entry) -> FileRole? {
+        entry.role ?? (entry.service == BundleManifest.trustService ? .trust : nil)
+    }
+
+    func steps() -> Result {
+        let files = diff.entries.filter { $0.kind == "file" }
+        let remaining = Set(input.new.files.map(\.service))
+        let recordedPaths = Set(input.recorded?.files.map(\.path) ?? [])
+
+        // Trust: trust files added, changed or removed (a removed one of a service that left the
+        // host is no trust change: it goes in cleanup with the service's other files).
+        let trustEntries = files.filter { role($0) == .trust && ($0.change != .removed || remaining.contains($0.service)) }
+        let trustCopied = trustEntries.filter { $0.change != .removed }.map(\.path)
+        let trustRemoved = trustEntries.filter { $0.change == .removed }.map { "/" + $0.path }
+        let trustServices = orderedServices(trustEntries).filter(remaining.contains)
+        // A service new to the host (or a host never installed from here) runs on_trust now only
+        // if it is nothing but trust (the anchors): the others have no leaf yet, and a restart
+        // would start them without one; they run on_trust in the leaves step instead (on_trust
+        // only, when both changed).
+        let servicesWithOwnFiles = Set(input.new.files.filter { $0.role != .trust }.map(\.service))
+        let recordedServices = Set(input.recorded?.files.map(\.service) ?? [])
+        let trustNow = trustServices.filter { recordedServices.contains($0) || !servicesWithOwnFiles.contains($0) }
+        let trustDeferred = trustServices.filter { !trustNow.contains($0) }
+
+        // Leaves: leaf, key and config files added or changed; a bootstrap file only where the
+        // host never had it, and never a reason to run anything.
+        let leafEntries = files.filter { entry in
+            guard entry.change != .removed else { return false }
+            switch role(entry) {
+            case .trust: return false
+            case .bootstrap: return !recordedPaths.contains(entry.path)
+            default: return true
+            }
+        }
+        let leafServices = orderedServices(leafEntries.filter { role($0) != .bootstrap }).filter(remaining.contains)
+
+        var result = Result()
+        let directories = diff.entries.filter { $0.kind == "directory" && $0.change != .removed }.map(\.path)
+        // A directory travels with the first file below it (the tar creates it with its mode).
+        func parents(of paths: [String], from pool: inout [String]) -> [String] {
+            let taken = pool.filter { directory in paths.contains { $0.hasPrefix(directory + "/") } }
+            pool.removeAll { taken.contains($0) }
+            return taken
+        }
+        var directoryPool = directories
+        if !trustEntries.isEmpty {
+            let copy = (parents(of: trustCopied, from: &directoryPool) + trustCopied).sorted()
+            let run = trustNow.flatMap { commands($0, operations[$0]?.onTrust ?? [], entries: trustEntries) }
+            result.trust = RolloutStep(host: input.host, copy: copy, remove: trustRemoved, run: run,
+                                       health: health(for: run), record: false)
+        }
+        let leafCopied = leafEntries.map(\.path)
+        var leafRun: [RolloutCommand] = []
+        for service in orderedUnion(trustDeferred, leafServices) {
+            let deferred = trustDeferred.contains(service)
+            let argv = deferred ? operations[service]?.onTrust ?? [] : operations[service]?.onLeaf ?? []
+            leafRun += commands(service, argv, entries: leafEntries + (deferred ? trustEntries : []))
+        }
+        // The host's own MANIFEST.json travels with its last copy (`verify --installed` reads it).
+        let manifestCopy = [BundleManifest.path]
+        let leafCopy = (parents(of: leafCopied, from: &directoryPool) + directoryPool + leafCopied).sorted()
+        let otherRemoved = files.filter { $0.change == .removed && !trustEntries.contains($0) }.map { "/" + $0.path }
+        if !leafCopy.isEmpty || !leafRun.isEmpty || (result.trust == nil && otherRemoved.isEmpty) {
+            // Also the step that records a host whose files are as recorded but whose manifest is
+            // not (operations changed, a format-2 record): nothing to copy, nothing to run.
+            result.leaves = RolloutStep(host: input.host, copy: leafCopy, remove: [], run: leafRun, health: health(for: leafRun), record: false)
+        }
+        if !otherRemoved.isEmpty {
+            result.cleanup = RolloutStep(host: input.host, copy: [], remove: otherRemoved, run: [], health: [], record: false)
+        }
+        // The manifest goes with the host's last step that copies anything (else its last step).
+        if result.cleanup != nil { result.cleanup?.copy = manifestCopy } else if result.leaves != nil {
+            result.leaves?.copy += manifestCopy
+        } else { result.trust?.copy += manifestCopy }
+        return result
+    }
+
+    /// One RolloutCommand per argv, each saying which of the service's paths changed.
+    private func commands(_ service: String, _ argvs: [[String]], entries: [ManifestDiff.Entry]) -> [RolloutCommand] {
+        let why = entries.filter { $0.service == service }.map { "\($0.path) (\($0.change.rawValue))" }
+        return argvs.map { RolloutCommand(service: service, why: why, argv: $0) }
+    }
+
+    /// The health checks of every service a step runs a command for, each naming its service.
+    private func health(for run: [RolloutCommand]) -> [HealthCheck] {
+        var seen = Set<String>()
+        return run.map(\.service).filter { seen.insert($0).inserted }.flatMap { service in
+            (operations[service]?.health ?? []).map { check in
+                var check = check
+                check.service = service
+                return check
+            }
+        }
+    }
+
+    /// The services of `entries`: trust anchors first, then by name.
+    private func orderedServices(_ entries: [ManifestDiff.Entry]) -> [String] {
+        let names = Set(entries.map(\.service))
+        return names.sorted { ($0 == BundleManifest.trustService ? 0 : 1, $0) < ($1 == BundleManifest.trustService ? 0 : 1, $1) }
+    }
+
+    private func orderedUnion(_ first: [String], _ second: [String]) -> [String] {
+        let names = Set(first + second)
+        return names.sorted { ($0 == BundleManifest.trustService ? 0 : 1, $0) < ($1 == BundleManifest.trustService ? 0 : 1, $1) }
     }
 }

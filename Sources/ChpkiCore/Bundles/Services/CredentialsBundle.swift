@@ -24,18 +24,26 @@ public struct CredentialsBundle: ServiceBundle {
 
     public func files(for host: Host, _ service: Service, shared: ServiceFacts, facts: ClusterFacts) throws -> [BundleFile] {
         let base = Self.directory(service.name)
-        var files = [BundleFile(Self.authority, facts.rootPEM, mode: 0o644, owner: "root", service: BundleManifest.trustService)]
+        var files = [BundleFile(Self.authority, facts.rootPEM, mode: 0o644, owner: "root", service: BundleManifest.trustService, role: .trust)]
         if hasServer(service) {
             let server = try facts.server(service, host)
-            files.append(BundleFile("\(base)/server/cert.pem", server.chainPEM, mode: 0o644, owner: "root", service: service.name, issued: server.notBefore))
-            files.append(BundleFile("\(base)/server/private_key.pem", server.keyPEM, mode: 0o600, owner: "root", service: service.name))
+            files.append(BundleFile("\(base)/server/cert.pem", server.chainPEM, mode: 0o644, owner: "root", service: service.name, issued: server.notBefore,
+                                    role: .leaf))
+            files.append(BundleFile("\(base)/server/private_key.pem", server.keyPEM, mode: 0o600, owner: "root", service: service.name, role: .key))
         }
         if service.enableClient {
             let client = try facts.client(service, host)
-            files.append(BundleFile("\(base)/client/cert.pem", client.chainPEM, mode: 0o644, owner: "root", service: service.name, issued: client.notBefore))
-            files.append(BundleFile("\(base)/client/private_key.pem", client.keyPEM, mode: 0o600, owner: "root", service: service.name))
+            files.append(BundleFile("\(base)/client/cert.pem", client.chainPEM, mode: 0o644, owner: "root", service: service.name, issued: client.notBefore,
+                                    role: .leaf))
+            files.append(BundleFile("\(base)/client/private_key.pem", client.keyPEM, mode: 0o600, owner: "root", service: service.name, role: .key))
         }
         return files
+    }
+
+    /// A service laid out here has no descriptor: a unit named after it, reloaded (or restarted)
+    /// on a leaf, restarted on trust; `minicluster` itself is a layout, nothing runs.
+    public func operations(for host: Host, _ service: Service, facts: ClusterFacts) -> ServiceOperations {
+        service.name == name ? .none : .generic(service.name)
     }
 
     /// `service` is the inventory service whose credentials these are (or `minicluster` for all).

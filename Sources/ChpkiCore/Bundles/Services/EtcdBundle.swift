@@ -33,16 +33,16 @@ public struct EtcdBundle: ServiceUserBundle {
     public func files(for host: Host, _ service: Service, shared: ServiceFacts, facts: ClusterFacts) throws -> [BundleFile] {
         let server = try facts.server(service, host)
         var files = [
-            file(Self.authority, facts.rootPEM, mode: 0o644),
-            file(Self.server, server.chainPEM, mode: 0o644, issued: server.notBefore),
-            file(Self.serverKey, server.keyPEM, mode: 0o600),
-            file(Self.peer, server.chainPEM, mode: 0o644),
-            file(Self.peerKey, server.keyPEM, mode: 0o600),
+            file(Self.authority, facts.rootPEM, mode: 0o644, role: .trust),
+            file(Self.server, server.chainPEM, mode: 0o644, issued: server.notBefore, role: .leaf),
+            file(Self.serverKey, server.keyPEM, mode: 0o600, role: .key),
+            file(Self.peer, server.chainPEM, mode: 0o644, role: .leaf),
+            file(Self.peerKey, server.keyPEM, mode: 0o600, role: .key),
         ]
         if service.enableClient {
             let client = try facts.client(service, host)
-            files.append(file(Self.client, client.chainPEM, mode: 0o644, issued: client.notBefore))
-            files.append(file(Self.clientKey, client.keyPEM, mode: 0o600))
+            files.append(file(Self.client, client.chainPEM, mode: 0o644, issued: client.notBefore, role: .leaf))
+            files.append(file(Self.clientKey, client.keyPEM, mode: 0o600, role: .key))
         }
         let ip = ClusterFacts.address(of: host)
         // A loopback-only host (any of 127.0.0.0/8 or ::1) already listens on loopback: a second
@@ -53,6 +53,17 @@ public struct EtcdBundle: ServiceUserBundle {
         return files
     }
 
+    /// etcd rereads its certificate and key on each handshake but never its trusted CA file (etcd
+    /// issue 11555) nor tls.env: a restart, one member at a time, each answering /health over TLS
+    /// (with the client certificate, else the server one, which carries clientAuth) before the next.
+    public func operations(for host: Host, _ service: Service, facts: ClusterFacts) -> ServiceOperations {
+        let restart = [ServiceOperations.systemctl("restart", name)]
+        let client = service.enableClient ? (Self.client, Self.clientKey) : (Self.server, Self.serverKey)
+        return ServiceOperations(onLeaf: restart, onTrust: restart, serial: true, health: [
+            HealthCheck(.etcd, address: ClusterFacts.address(of: host), port: 2379, serverName: host.name, cafile: "/" + Self.authority,
+                        certfile: "/" + client.0, keyfile: "/" + client.1),
+        ])
+    }
 
     public func check(_ checks: inout BundleChecks, service: String) {
         let addresses = listenAddresses(checks.files)

@@ -36,11 +36,22 @@ public struct HAProxyBundle: ServiceBundle {
         var files: [BundleFile] = []
         for vip in facts.inventory.vips {
             let leaf = try facts.leaf(NamingRules.vipProfile(vip: vip, balancer: host, service: service, inventory: facts.inventory).identity)
-            files.append(BundleFile(Self.pem(vip), leaf.chainPEM + leaf.keyPEM, mode: 0o600, owner: "root", service: name, issued: leaf.notBefore))
+            files.append(BundleFile(Self.pem(vip), leaf.chainPEM + leaf.keyPEM, mode: 0o600, owner: "root", service: name, issued: leaf.notBefore,
+                                    role: .leaf))
         }
         files.append(BundleFile(Self.settings, try facts.render("haproxy-tls.cfg", shared.context(["host": host.name])),
                                 mode: 0o644, owner: "root", service: name))
         return files
+    }
+
+    /// A graceful reload rereads every crt file; the balancers need no quorum. Health: each VIP's
+    /// name served on its address (wherever the VIP is at that moment), checked against the root.
+    public func operations(for host: Host, _ service: Service, facts: ClusterFacts) -> ServiceOperations {
+        let reload = [ServiceOperations.systemctl("reload", name)]
+        let checks = facts.inventory.vips.compactMap { vip in
+            vip.ips.first.map { HealthCheck(.tls, address: $0.description, port: 443, serverName: vip.fqdn, cafile: TrustBundle.currentAnchor(facts)) }
+        }
+        return ServiceOperations(onLeaf: reload, onTrust: reload, health: checks)
     }
 
     public func check(_ checks: inout BundleChecks, service: String) {

@@ -42,13 +42,21 @@ public struct MinIOBundle: ServiceUserBundle {
         var files = serverFiles(server, chain: Self.certificate, key: Self.key, root: Self.root, facts: facts)
         for peer in facts.hosts(of: service) where peer.name != host.name {
             guard let certificate = shared.perHost[peer.name] else { continue }
-            files.append(file("\(Self.authorities)/\(peer.shortName).crt", certificate, mode: 0o644))
+            files.append(file("\(Self.authorities)/\(peer.shortName).crt", certificate, mode: 0o644, role: .trust))
         }
         let snippet = try facts.render("minio.tls", shared.context(["host": host.name]))
         files.append(BundleFile(Self.settings, snippet, mode: 0o644, owner: "root", service: name))
         return files
     }
 
+    /// MinIO reloads public.crt/private.key by itself but reads CAs/ (and minio.tls) only at
+    /// start: a restart, one host at a time (erasure sets need their quorum), each serving TLS again.
+    public func operations(for host: Host, _ service: Service, facts: ClusterFacts) -> ServiceOperations {
+        let restart = [ServiceOperations.systemctl("restart", name)]
+        return ServiceOperations(onLeaf: restart, onTrust: restart, serial: true, health: [
+            HealthCheck(.tls, address: ClusterFacts.address(of: host), port: 9900, serverName: host.name, cafile: "/" + Self.root),
+        ])
+    }
 
     public func check(_ checks: inout BundleChecks, service: String) {
         let blocks = checks.files.blocks(Self.key)

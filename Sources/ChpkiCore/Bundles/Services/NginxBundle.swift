@@ -17,10 +17,21 @@ public struct NginxBundle: ServiceBundle {
             "host": host.name, "directory": "/" + flavor.configDirectory, "config": "/\(flavor.configDirectory)/\(flavor.serverConfigName)",
         ])
         return [
-            BundleFile(Self.certificate(flavor), server.chainPEM, mode: 0o644, owner: "root", service: name, issued: server.notBefore),
-            BundleFile(Self.key(flavor), server.keyPEM, mode: 0o600, owner: "root", service: name),
+            BundleFile(Self.certificate(flavor), server.chainPEM, mode: 0o644, owner: "root", service: name, issued: server.notBefore,
+                       role: .leaf),
+            BundleFile(Self.key(flavor), server.keyPEM, mode: 0o600, owner: "root", service: name, role: .key),
             BundleFile(Self.settings(flavor), snippet, mode: 0o644, owner: "root", service: name),
         ]
+    }
+
+    /// Cinc/Chef run nginx under their own supervisor: reconfigure renders the settings and
+    /// restarts it (`cinc-server-ctl`, or `chef-server-ctl` for the chef flavour). Frontends share no
+    /// quorum. Health: the host's name served on 443, checked against the current root's anchor.
+    public func operations(for host: Host, _ service: Service, facts: ClusterFacts) -> ServiceOperations {
+        let reconfigure = [[facts.flavor == .chef ? "chef-server-ctl" : "cinc-server-ctl", "reconfigure"]]
+        return ServiceOperations(onLeaf: reconfigure, onTrust: reconfigure, health: [
+            HealthCheck(.tls, address: ClusterFacts.address(of: host), port: 443, serverName: host.name, cafile: TrustBundle.currentAnchor(facts)),
+        ])
     }
 
     /// Whichever flavour the tree was laid out for.

@@ -25,13 +25,21 @@ public struct OpenSearchBundle: ServiceUserBundle {
         var files = serverFiles(server, chain: Self.chain, key: Self.key, root: Self.root, facts: facts)
         if let admin = NamingRules.adminProfile(inventory: facts.inventory) {
             let leaf = try facts.leaf(admin.identity)
-            files.append(file(Self.admin, leaf.chainPEM, mode: 0o644, issued: leaf.notBefore))
-            files.append(file(Self.adminKey, leaf.keyPEM, mode: 0o600))
+            files.append(file(Self.admin, leaf.chainPEM, mode: 0o644, issued: leaf.notBefore, role: .leaf))
+            files.append(file(Self.adminKey, leaf.keyPEM, mode: 0o600, role: .key))
         }
         files.append(file(Self.settings, try facts.render("opensearch-security.yml", shared.context(["host": host.name])), mode: 0o644))
         return files
     }
 
+    /// No ExecReload in OpenSearch's unit (the plugin's hot reload API is an opt-in site
+    /// override): a rolling restart, one node at a time, each serving HTTPS again.
+    public func operations(for host: Host, _ service: Service, facts: ClusterFacts) -> ServiceOperations {
+        let restart = [ServiceOperations.systemctl("restart", name)]
+        return ServiceOperations(onLeaf: restart, onTrust: restart, serial: true, health: [
+            HealthCheck(.tls, address: ClusterFacts.address(of: host), port: 9200, serverName: host.name, cafile: "/" + Self.root),
+        ])
+    }
 
     public func check(_ checks: inout BundleChecks, service: String) {
         let key = checks.pkcs8Key(Self.key, service: "OpenSearch")

@@ -40,8 +40,8 @@ public struct PatroniBundle: ServiceUserBundle {
         var files = serverFiles(server, chain: Self.certificate, key: Self.key, root: Self.root, facts: facts)
         if service.enableClient {
             let client = try facts.client(service, host)
-            files.append(file(Self.clientCertificate, client.chainPEM, mode: 0o644, issued: client.notBefore))
-            files.append(file(Self.clientKey, client.keyPEM, mode: 0o600))
+            files.append(file(Self.clientCertificate, client.chainPEM, mode: 0o644, issued: client.notBefore, role: .leaf))
+            files.append(file(Self.clientKey, client.keyPEM, mode: 0o600, role: .key))
         }
         let context = shared.context(["host": host.name, "ip": ClusterFacts.address(of: host)])
         files.append(file(Self.tls, try facts.render("patroni-tls.yml", context), mode: 0o644))
@@ -50,6 +50,26 @@ public struct PatroniBundle: ServiceUserBundle {
         return files
     }
 
+    /// A leaf: SIGHUP makes Patroni (≥ 3.0.4) rebuild its REST API context when the certificate's
+    /// serial changed, but it passes no reload to PostgreSQL when only file contents changed, so
+    /// PostgreSQL is asked too (pg_reload_conf over the Unix socket: pg_hba.conf's `local ...
+    /// postgres peer`). Trust: the REST API never rereads its cafile alone, so a restart (PostgreSQL
+    /// with it), one member at a time, each answering /health and a TLS login before the next.
+    public func operations(for host: Host, _ service: Service, facts: ClusterFacts) -> ServiceOperations {
+        let reloadPostgres = ["runuser", "-u", Self.owner, "--", "psql", "-X", "-q", "-c", "SELECT pg_reload_conf()"]
+        let address = ClusterFacts.address(of: host)
+        let client = service.enableClient ? (Self.clientCertificate, Self.clientKey) : (Self.certificate, Self.key)
+        let cafile = "/" + Self.root
+        return ServiceOperations(
+            onLeaf: [ServiceOperations.systemctl("reload", name), reloadPostgres],
+            onTrust: [ServiceOperations.systemctl("restart", name)], serial: true,
+            health: [
+                HealthCheck(.patroniREST, address: address, port: 8008, serverName: host.name, cafile: cafile,
+                            certfile: "/" + client.0, keyfile: "/" + client.1),
+                HealthCheck(.postgres, address: address, port: 5432, serverName: host.name, cafile: cafile,
+                            certfile: "/" + client.0, keyfile: "/" + client.1),
+            ])
+    }
 
     public func check(_ checks: inout BundleChecks, service: String) {
         checks.postgresKey(Self.key)

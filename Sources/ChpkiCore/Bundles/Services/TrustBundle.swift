@@ -21,10 +21,22 @@ public struct TrustBundle: Sendable {
     public func files(facts: ClusterFacts) -> [BundleFile] {
         facts.inputs.roots.flatMap { root -> [BundleFile] in
             let anchor = Self.anchorName(root)
-            return [BundleFile("\(Self.redHatAnchors)/\(anchor).pem", root, mode: 0o644, owner: "root", service: name),
-                    BundleFile("\(Self.debianAnchors)/\(anchor).crt", root, mode: 0o644, owner: "root", service: name)]
+            return [BundleFile("\(Self.redHatAnchors)/\(anchor).pem", root, mode: 0o644, owner: "root", service: name, role: .trust),
+                    BundleFile("\(Self.debianAnchors)/\(anchor).crt", root, mode: 0o644, owner: "root", service: name, role: .trust)]
         }
     }
+
+    /// The Debian anchor of the current root, as an absolute path on the host: the trust a health
+    /// check of a service without a trust file of its own (HAProxy, nginx) verifies against. Its
+    /// leaves change only to the current root's, so that one anchor is the one that matters.
+    static func currentAnchor(_ facts: ClusterFacts) -> String {
+        "/\(debianAnchors)/\(anchorName(facts.inputs.roots.first ?? facts.rootPEM)).crt"
+    }
+
+    /// Activating anchors is `update-ca-certificates` (Debian, the reference cluster); a RHEL site
+    /// sets `trust: {on_trust: [[update-ca-trust, extract]]}` in its operations file. No health
+    /// check: nothing serves them.
+    public var operations: ServiceOperations { ServiceOperations(onTrust: [["update-ca-certificates"]]) }
 
     /// The roots every other check chains to: the RHEL anchors of the tree.
     static func roots(_ files: TreeFiles) -> [Certificate] {

@@ -1,0 +1,12 @@
+import Foundation
+
+/// Where the controller keeps what each host last installed: `<ca-dir>/installed/<fqdn>.json`, so
+/// moving the CA directory (the timer setup's /var/lib/chpki) moves the records with it, and
+/// `rotate-ca --finish` finds them without being told.
+public enum InstalledRecords {
+    public static let directoryName = "installed"
+
+    public static func defaultDirectory(_ settings: Settings) -> String {
+        Path.join(settings.caDirectory.path, directoryName)
+    }
+}
