@@ -339,6 +339,11 @@ struct RolloutPlanTests {
         #expect(step.health.first { $0.service == "etcd" } == HealthCheck(.tls, address: "backend-1.example.com", port: 2381,
                                                                           serverName: "backend-1.example.com", cafile: "/etc/etcd/pki/ca.pem",
                                                                           service: "etcd"))
+        // A site that empties on_trust: a service new to a host still starts, with on_leaf.
+        let quiet = try OperationsOverrides.parse(Data("etcd: {on_trust: []}\n".utf8), label: "ops.yml")
+        let firstInstall = Self.plan(recorded: [:], new: old, operations: quiet)
+        #expect(Self.phase(firstInstall, "leaves")[0].run.filter { $0.service == "etcd" }.map(\.argv) == [["systemctl", "restart", "etcd"]])
+        #expect(Self.phase(firstInstall, "trust")[0].run.allSatisfy { $0.service == "trust" })
         for (text, field) in [
             ("etcd: {on_leaf: [systemctl restart etcd]}", "etcd.on_leaf[0]"),
             ("etcd: {on_leaf: [[]]}", "etcd.on_leaf[0]"),
@@ -358,6 +363,20 @@ struct RolloutPlanTests {
         }
         for bad in ["- a\n- b\n", "\"$(x)\": {serial: true}\n", "etcd: [1]\n", ": :\n  - ["] {
             #expect(throws: ChpkiError.self) { try OperationsOverrides.parse(Data(bad.utf8), label: "ops.yml") }
+        }
+        // Any bytes: refused with a ChpkiError or read, never a trap.
+        var generator = SystemRandomNumberGenerator()
+        let tokens = ["[", "]", "{", "}", ":", ",", "-", "\n", " ", "etcd", "on_leaf", "health", "kind", "port", "tls", "\u{0}", "&a", "*a", "!!binary",
+                      "99999999999999999999", "\"", "'", "#", "|", ">"]
+        for _ in 0..<2000 {
+            var text = yaml
+            for _ in 0..<Int.random(in: 1...6, using: &generator) {
+                let index = text.index(text.startIndex, offsetBy: Int.random(in: 0..<text.count, using: &generator))
+                text.insert(contentsOf: tokens.randomElement(using: &generator)!, at: index)
+            }
+            do { _ = try OperationsOverrides.parse(Data(text.utf8), label: "ops.yml") } catch is ChpkiError {} catch {
+                Issue.record("not a ChpkiError: \(error) for \(text)")
+            }
         }
     }
 
@@ -386,6 +405,8 @@ struct RolloutPlanTests {
         #expect(text.contains("\"server_name\":\"frontend-1.example.com\"") && text.contains("\"record\":true"))
         let again = try RolloutPlan.make(bundles: "\(base)/bundles", state: "\(base)/state", only: [], force: false)
         #expect(try encoder.encode(again) == json)
+        let decoded = try JSONDecoder().decode(RolloutPlan.self, from: json)
+        #expect(decoded.phases == plan.phases && decoded.orphans == plan.orphans)
         // --force: every host in full.
         let forced = try RolloutPlan.make(bundles: "\(base)/bundles", state: "\(base)/state", only: ["backend-1"], force: true)
         #expect(forced.steps.map(\.host) == ["backend-1.example.com", "backend-1.example.com"])

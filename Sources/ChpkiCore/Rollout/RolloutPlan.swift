@@ -17,7 +17,7 @@ import Foundation
 /// restarts one member at a time, each healthy before the next. A host's last step records it.
 /// Everything is computed before anything runs: one refused record or manifest refuses the whole
 /// plan (exit 2), so nothing runs on any host.
-public struct RolloutPlan: Encodable, Sendable {
+public struct RolloutPlan: Codable, Sendable {
     public var phases: [RolloutPhase]
     /// Installed before, no bundle now: nothing runs there (the host may be gone).
     public var orphans: [Orphan]
@@ -38,6 +38,21 @@ public struct RolloutPlan: Encodable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey { case phases, orphans }
+
+    /// A plan read back from its JSON (an executor handed a plan computed elsewhere): the per-host
+    /// diffs are not in it.
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        phases = try container.decode([RolloutPhase].self, forKey: .phases)
+        orphans = try container.decode([Orphan].self, forKey: .orphans)
+        hosts = []
+    }
+
+    init(phases: [RolloutPhase], orphans: [Orphan], hosts: [HostChanges]) {
+        self.phases = phases
+        self.orphans = orphans
+        self.hosts = hosts
+    }
 
     /// The phases in the order they run.
     public static let phaseNames = ["trust", "leaves", "cleanup"]
@@ -233,7 +248,9 @@ struct HostSteps {
         var leafRun: [RolloutCommand] = []
         for service in orderedUnion(trustDeferred, leafServices) {
             let deferred = trustDeferred.contains(service)
-            let argv = deferred ? operations[service]?.onTrust ?? [] : operations[service]?.onLeaf ?? []
+            // on_trust covers both (a restart); a site that emptied it still gets on_leaf.
+            let onTrust = operations[service]?.onTrust ?? []
+            let argv = deferred && !onTrust.isEmpty ? onTrust : operations[service]?.onLeaf ?? []
             leafRun += commands(service, argv, entries: leafEntries + (deferred ? trustEntries : []))
         }
         // The host's own MANIFEST.json travels with its last copy (`verify --installed` reads it).
