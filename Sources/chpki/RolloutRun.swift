@@ -55,6 +55,9 @@ struct RolloutRun: ParsableCommand, TakesGlobalOptions {
     @Option(help: ArgumentHelp("Only these hosts (FQDNs or short names, comma-separated).", valueName: "h1,h2"))
     var hosts: String?
 
+    @Flag(help: "Ignore the records: every selected host gets all its files and operations (a rebuilt host).")
+    var force = false
+
     @Flag(name: .customLong("dry-run"), help: "Print the plan and every argv; run nothing, record nothing.")
     var dryRun = false
 
@@ -74,7 +77,7 @@ struct RolloutRun: ParsableCommand, TakesGlobalOptions {
             run: try RolloutTemplate(runTemplate, option: "--run", needsCommand: true),
             healthTimeout: Period(healthTimeout).map { $0.after(Date()).timeIntervalSinceNow.rounded() } ?? 60, dryRun: dryRun)
         let plan = try RolloutPlan.make(bundles: bundles, state: stateDirectory,
-                                        only: (hosts ?? "").split(separator: ",").map(String.init), force: false,
+                                        only: (hosts ?? "").split(separator: ",").map(String.init), force: force,
                                         operations: try operations.map(OperationsOverrides.read) ?? OperationsOverrides())
         let executor = RolloutExecutor(options: options) { line in
             if global.json { reporter.detail(line) } else { reporter.line(line) }

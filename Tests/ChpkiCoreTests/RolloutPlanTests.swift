@@ -339,6 +339,11 @@ struct RolloutPlanTests {
         #expect(step.health.first { $0.service == "etcd" } == HealthCheck(.tls, address: "backend-1.example.com", port: 2381,
                                                                           serverName: "backend-1.example.com", cafile: "/etc/etcd/pki/ca.pem",
                                                                           service: "etcd"))
+        // A site that empties on_trust: a service new to a host still starts, with on_leaf.
+        let quiet = try OperationsOverrides.parse(Data("etcd: {on_trust: []}\n".utf8), label: "ops.yml")
+        let firstInstall = Self.plan(recorded: [:], new: old, operations: quiet)
+        #expect(Self.phase(firstInstall, "leaves")[0].run.filter { $0.service == "etcd" }.map(\.argv) == [["systemctl", "restart", "etcd"]])
+        #expect(Self.phase(firstInstall, "trust")[0].run.allSatisfy { $0.service == "trust" })
         for (text, field) in [
             ("etcd: {on_leaf: [systemctl restart etcd]}", "etcd.on_leaf[0]"),
             ("etcd: {on_leaf: [[]]}", "etcd.on_leaf[0]"),

@@ -72,6 +72,15 @@ struct RolloutTests {
         refused("files[1].path") { $0.files[1] = $0.files[0] }
         refused("directories[0].path") { $0.directories[0].path = "etc" }
         refused("format") { $0.format = 1 }
+        // Format 3: every file's role, a root only on a leaf, operations as argv lists and checked health.
+        refused("files[0].role") { $0.files[0].role = nil }
+        refused("files[0].root") { $0.files[0].role = .config; $0.files[0].root = String(repeating: "a", count: 64) }
+        refused("operations") { $0.operations = nil }
+        refused("operations.etcd.on_leaf[0]") { $0.operations?["etcd"]?.onLeaf = [[]] }
+        refused("operations.etcd.on_trust[1]") { $0.operations?["etcd"]?.onTrust.append(["rm", "-rf\n/"]) }
+        refused("operations.etcd.health[0].port") { $0.operations?["etcd"]?.health[0].port = 0 }
+        refused("operations.etcd.health[0].cafile") { $0.operations?["etcd"]?.health[0].cafile = "/etc/../shadow" }
+        refused("operations.etcd.health[0].server_name") { $0.operations?["etcd"]?.health[0].serverName = "a b" }
         refused("generator") { $0.generator = "other" }
         #expect(throws: ChpkiError.self) { try InstallRecord.parse(Data("{\"generator\": \"chpki\", \"files\": [".utf8), label: "x", host: nil) }
         #expect(throws: ChpkiError.self) { try InstallRecord.parse(Data(count: InstallRecord.sizeLimit + 1), label: "x", host: nil) }

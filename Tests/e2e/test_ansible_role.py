@@ -3,8 +3,9 @@ docs/deployment.md), run by real ansible-core against `ansible_connection=local`
 roots (`chpki_root`) are scratch directories.
 
 What is installed is checked file by file against the bundle tree with Python (bytes, mode,
-owner), which hosts reported a change from Ansible's own recap, and which handlers fired from
-marker lines the reload commands append to a log.
+owner), which hosts reported a change from Ansible's own recap, and which of the rollout plan's
+commands ran from marker lines they append to a log (the site's operations file makes every
+service's command such a marker; the plan is computed by `chpki rollout-plan` on the controller).
 """
 
 from __future__ import annotations
@@ -53,11 +54,18 @@ class Site:
         self.inventory = tmp_path / "hosts.yml"
         self.inventory.write_text(json.dumps(inventory))
         log = str(self.log)
+        self.state = tmp_path / "installed"
+        operations = tmp_path / "operations.yml"
+        operations.write_text("".join(
+            f"{s}: {{on_leaf: [[sh, -c, 'echo \"reload $CHPKI_HOST {s}\" >> {log}']], "
+            f"on_trust: [[sh, -c, 'echo \"reload $CHPKI_HOST {s}\" >> {log}']], health: []}}\n" for s in KNOWN))
         self.vars = tmp_path / "vars.json"
         self.vars.write_text(json.dumps({
             "chpki_bundle_dir": str(self.out),
+            "chpki_state_dir": str(self.state),
+            "chpki_operations": str(operations),
+            "chpki_binary": str(self.ca.tool.path),
             "chpki_become": False,
-            "chpki_reload_commands": {s: f"echo 'reload {{{{ inventory_hostname }}}} {s}' >> {log}" for s in KNOWN},
             # the health check of a service passes only once its reload ran
             "chpki_health_checks": {s: f"grep -qx 'reload {{{{ inventory_hostname }}}} {s}' {log} && "
                                        f"echo 'healthy {{{{ inventory_hostname }}}} {s}' >> {log}" for s in KNOWN if s != "trust"},
@@ -132,15 +140,16 @@ def test_role_installs_idempotently_and_reloads_what_changed(chpki_bin, tmp_path
     assert not site.roots.exists(), "--check wrote under the hosts' roots"
     assert site.events() == [], "--check ran a reload command"
 
-    # the first run installs everything and reloads every service of each host, then checks health
+    # the first run installs everything and runs the plan's commands for every service of each
+    # host (the site's operations: trust too), then checks health, then records the host
     site.ok()
     for host in HOSTS:
         check_installed(site, host)
+        assert json.loads((site.state / f"{host}.json").read_text()) == json.loads(manifest_path(site.out / host).read_text())
     events = site.events()
     for host in HOSTS:
-        services = SERVICES[host] - {"trust"}  # trust is activated only when chpki_root is /
-        assert {e[2] for e in events if e[:2] == ("reload", host)} == services, events
-        assert {e[2] for e in events if e[:2] == ("healthy", host)} == services, events
+        assert {e[2] for e in events if e[:2] == ("reload", host)} == SERVICES[host], events
+        assert {e[2] for e in events if e[:2] == ("healthy", host)} == SERVICES[host] - {"trust"}, events
     # serial: 1: the first host is done, health checks included, before the second one starts
     assert [e[1] for e in events] == sorted(e[1] for e in events), events
     if any(owner_here(o) == "root" for o in ("etcd", "minio-user", "opensearch", "postgres")):
@@ -169,7 +178,7 @@ def test_role_installs_idempotently_and_reloads_what_changed(chpki_bin, tmp_path
     assert {host: h.snapshot(site.root(host)) for host in HOSTS} == before, "--check changed an installed file"
     assert site.events() == []
 
-    # the run: one handler per changed service, on the host whose files changed, and nothing else
+    # the run: the plan's commands for each changed service, on the host whose files changed, and nothing else
     changed = site.ok()
     assert changed["haproxy-1.chpki.test"] == 0, site.last.stdout
     events = site.events()

@@ -167,7 +167,7 @@ def test_rotate_man_page_describes_every_option(root):
                                text=True).stdout
     text, _ = rendered(root / "usr/share/man/man1/chpki-rotate.1.gz")
     options = set(re.findall(r"^\s+(--[a-z-]+)", help_text, re.M))
-    assert {"--ca-dir", "--copy-cmd", "--dry-run", "--state"} <= options
+    assert {"--ca-dir", "--copy", "--run", "--operations", "--dry-run", "--state"} <= options
     missing = sorted(o for o in options if o not in text)
     assert not missing, missing
 

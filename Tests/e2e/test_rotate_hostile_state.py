@@ -5,7 +5,7 @@ The hosts are reached through an `ssh` stand-in on PATH that does what OpenSSH d
 arguments — joins them with spaces into one string for the remote shell — and runs that string
 with `sh -c` inside a scratch root per host (a chroot in a user and mount namespace, the system's
 /usr bound read-only), so a payload that escapes does its damage there, where the test sees it.
-The default remove command is used as shipped. The records are crafted as an attacker with write
+The default run template is used as shipped (a removal is `rm -f -- PATH` quoted for the remote shell). The records are crafted as an attacker with write
 access to the state directory would: a valid record of the host plus one hostile entry.
 """
 
@@ -59,8 +59,8 @@ pytestmark = pytest.mark.skipif(not namespaces_work(), reason="needs unprivilege
 
 class HostileRig(Rig):
     """The Rig of test_rotate_changes, but every command goes through the ssh stand-in: the
-    shipped default remove command, a copy that untars without owners (a user namespace maps only
-    root) and a reload that records its service on the host."""
+    shipped default run template, a copy that untars without owners (a user namespace maps only
+    root) and operations that echo their service on the host."""
 
     def __init__(self, chpki_bin, tmp_path: Path):
         super().__init__(chpki_bin, tmp_path)
@@ -71,19 +71,16 @@ class HostileRig(Rig):
         ssh.chmod(0o755)
         self.roots = tmp_path / "hosts"
         self.ssh_log = tmp_path / "ssh.log"
-        self.copy = "ssh -o BatchMode=yes root@{host} tar -xzf - --no-same-owner -C / < {archive}"
-        self.reload = "ssh -o BatchMode=yes root@{host} echo reloaded {service}"
+        self.copy = "ssh -o BatchMode=yes root@{host} tar -xzf - --no-same-owner -C /"
+        self.run_template = None  # the default: ssh -o BatchMode=yes root@{host} {command_sh}
+        self.operations.write_text("".join(f"{s}: {{on_leaf: [[echo, reloaded, {s}]], on_trust: [[echo, reloaded, {s}]], health: []}}\n"
+                                           for s in ("haproxy", "trust")))
 
-    def run(self, *args, env=None) -> subprocess.CompletedProcess:
+    def run(self, *args, env=None, state: bool = True) -> subprocess.CompletedProcess:
         extra = {"PATH": f"{self.bin}:{os.environ.get('PATH', '/usr/bin:/bin')}", "SSH_ROOTS": str(self.roots),
                  "SSH_LOG": str(self.ssh_log), **(env or {})}
-        return subprocess.run(
-            [str(ROTATE), "--chpki", str(self.ca.tool.path), "--ca-dir", str(self.ca.ca_dir),
-             "--inventory", str(self.ca.inventory), "--out", str(self.out), "--state", str(self.state),
-             "--passphrase-file", str(self.ca.pf), "--copy-cmd", self.copy, "--reload-cmd", self.reload,
-             "--hosts", SHORT, *[str(a) for a in args]],  # the default --remove-cmd
-            cwd=str(self.ca.base), env=clean_env(extra), stdin=subprocess.DEVNULL, capture_output=True, text=True,
-            timeout=300)
+        return subprocess.run(self.argv("--hosts", SHORT, *args, state=state), cwd=str(self.ca.base), env=clean_env(extra),
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
 
     def commands(self) -> list[str]:
         return self.ssh_log.read_text().splitlines() if self.ssh_log.exists() else []
@@ -150,9 +147,9 @@ def test_a_crafted_record_runs_nothing_and_deletes_nothing(rig, tmp_path, path, 
     assert dry.returncode == 2 and not marker.exists() and rig.commands() == [], h.describe(dry)
 
 
-def test_a_dropped_file_is_removed_through_stdin(rig):
-    """A real dropped path still goes: on the host, by the shipped remove command, which reads it
-    from stdin (the joined command line holds no path)."""
+def test_a_dropped_file_is_removed_on_the_host(rig):
+    """A real dropped path still goes: on the host, by `rm -f -- PATH` through the shipped run
+    template (the path is a checked one, quoted for the remote shell as one word)."""
     root = rig.roots / HOST
     stale = "etc/ssl/haproxy/old-vip.chpki.test.pem"
     (root / stale).write_text("stale key\n")
@@ -160,7 +157,7 @@ def test_a_dropped_file_is_removed_through_stdin(rig):
     res = rig.ok("--no-renew")
     assert not (root / stale).exists(), h.describe(res)
     removes = [c for c in rig.commands() if "rm" in c]
-    assert removes == [f"{HOST}\txargs -0 -r rm -f --"], rig.commands()
+    assert removes == [f"{HOST}\trm -f -- /{stale}"], rig.commands()
     for keep in ("etc/passwd", "etc/keep", "top-level-file"):
         assert (root / keep).exists(), keep
 

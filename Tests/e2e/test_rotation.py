@@ -25,6 +25,7 @@ from cryptography import x509
 import helpers as h
 from conftest import clean_env
 from lifecycle_support import (DAY, REPO, CA, certs_in, fp, make_ca, now_s, serial_hex, trust_files, write_pem)
+from test_rotate_changes import Rig
 
 LOOPBACK = "loopback.yml"
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
@@ -465,150 +466,91 @@ def expected_services(ca: CA) -> dict[str, list[str]]:
     return out
 
 
-def script_setup(chpki_bin, tmp_path):
-    ca = rotation_ca(chpki_bin, tmp_path / "ca")
-    out = tmp_path / "bundle out"  # a space, to prove the placeholders are quoted
-    hosts = tmp_path / "hosts root"
-    log = tmp_path / "actions.log"
-    copy = f"mkdir -p {shlex.quote(str(hosts))}/{{host}} && cp -a {{tree}}/. {shlex.quote(str(hosts))}/{{host}}/ " \
-           f"&& echo copy {{host}} >> {shlex.quote(str(log))}"
-    reload = f"echo reload {{host}} {{service}} >> {shlex.quote(str(log))}"
-    return ca, out, hosts, log, copy, reload
-
-
-def log_lines(log: Path) -> list[tuple]:
-    return [tuple(line.split()) for line in log.read_text().splitlines()] if log.exists() else []
-
-
 def test_rotate_script_renews_installs_and_reloads(chpki_bin, tmp_path):
-    ca, out, hosts, log, copy, reload = script_setup(chpki_bin, tmp_path)
-    old = ca.valid_leaves()
-    at = now_s() + 80 * DAY  # loopback: 90d leaves, renew_before 15d -> everything due
-    res = rotate(ca, "--out", out, "--passphrase-file", ca.pf, "--copy-cmd", copy, "--reload-cmd", reload, now=at)
-    assert res.returncode == 0, h.describe(res)
+    rig = Rig(chpki_bin, tmp_path)
+    old = rig.ca.valid_leaves()
+    at = {"CHPKI_NOW": h.rfc3339_z(now_s() + 80 * DAY)}  # loopback: 90d leaves, renew_before 15d -> everything due
+    rig.ok(env=at)
 
     # renewed
-    rows = ca.by_serial()
+    rows = rig.ca.by_serial()
     assert all(rows[s]["status"] == "superseded" for s in old), "chpki renew did not run"
-    new = ca.valid_leaves()
+    new = rig.ca.valid_leaves()
     assert len(new) == len(old) and not set(new) & set(old)
 
-    # installed: each host's directory is its bundle tree, file for file, modes kept
-    services = expected_services(ca)
-    trees = sorted(p.name for p in out.iterdir() if p.is_dir())
-    assert trees == sorted(services)
-    for host in trees:
-        assert h.snapshot(hosts / host) == h.snapshot(out / host), f"{host}: installed files differ from the bundle"
-        manifest = json.loads((out / host / "var/lib/chpki/MANIFEST.json").read_text())
+    # installed: each host's root holds its bundle tree's files, byte for byte, and its manifest
+    services = expected_services(rig.ca)
+    assert sorted(p.name for p in rig.out.iterdir() if p.is_dir()) == sorted(services)
+    for host in services:
+        manifest = json.loads((rig.out / host / "var/lib/chpki/MANIFEST.json").read_text())
         assert sorted(manifest["services"]) == sorted(services[host])
-    server = h.load_certs(hosts / "backend-1.chpki.test" / "etc/etcd/pki/server.pem")[0]
-    assert serial_hex(server) in new, "the installed certificate is not the renewed one"
-
-    # one reload per host x service, after that host's copy and before the next host's
-    lines = log_lines(log)
-    reloads = [(l[1], l[2]) for l in lines if l[0] == "reload"]
-    # (and the trust anchors: every host's tree has them)
-    assert sorted(reloads) == sorted((host, s) for host, ss in services.items() for s in [*ss, "trust"])
-    current = None
-    for l in lines:
-        if l[0] == "copy":
-            assert current is None or l[1] != current, f"{l[1]} copied twice"
-            current = l[1]
-        else:
-            assert l[1] == current, f"reload of {l[1]} {l[2]} outside its host's turn: {lines}"
-    assert [l[1] for l in lines if l[0] == "copy"] == sorted(services)
-
-    # a second run: nothing to renew, nothing changed since the recorded installs: nothing copied
-    # or reloaded (test_rotate_changes.py covers what a change reinstalls)
-    log.unlink()
-    state = [(r["serial"], r["status"]) for r in ca.rows()]
-    res = rotate(ca, "--out", out, "--passphrase-file", ca.pf, "--copy-cmd", copy, "--reload-cmd", reload, now=at)
-    assert res.returncode == 0, h.describe(res)
-    assert [(r["serial"], r["status"]) for r in ca.rows()] == state
-    assert log_lines(log) == [], "a run with nothing new must copy and reload nothing"
-
-
-def test_rotate_script_stops_at_first_failing_reload(chpki_bin, tmp_path):
-    ca, out, hosts, log, copy, reload = script_setup(chpki_bin, tmp_path)
-    bad = "backend-2.chpki.test"
-    failing = reload + f" && test {{host}} != {bad}"
-    res = rotate(ca, "--out", out, "--passphrase-file", ca.pf, "--copy-cmd", copy, "--reload-cmd", failing)
-    assert res.returncode != 0, h.describe(res)
-    assert bad in res.stderr, "stderr must name the failing host" + h.describe(res)
-    lines = log_lines(log)
-    assert lines[-1][:2] == ("reload", bad), f"the run went on after the failure: {lines}"
-    assert len([l for l in lines if l[0] == "reload" and l[1] == bad]) == 1, "later services of the host reloaded"
-    copied = [l[1] for l in lines if l[0] == "copy"]
-    assert copied[-1] == bad
-    not_reached = set(expected_services(ca)) - set(copied)
-    assert not_reached, "scenario: some hosts come after the failing one"
-    for host in not_reached:
-        assert not (hosts / host).exists(), f"{host} installed after the failure"
-        assert not [l for l in lines if l[1] == host], f"{host} touched after the failure"
-
-
-def test_rotate_script_failing_copy(chpki_bin, tmp_path):
-    ca, out, hosts, log, copy, reload = script_setup(chpki_bin, tmp_path)
-    res = rotate(ca, "--out", out, "--passphrase-file", ca.pf,
-                 "--copy-cmd", f"test {{host}} != frontend-1.chpki.test && {copy}", "--reload-cmd", reload)
-    assert res.returncode != 0, h.describe(res)
-    assert "frontend-1.chpki.test" in res.stderr, h.describe(res)
-    assert not [l for l in log_lines(log) if l[1] == "frontend-1.chpki.test"], "reloaded a host whose copy failed"
-    assert not (hosts / "haproxy-1.chpki.test").exists()
-
-
-def test_rotate_script_archive_and_host_filter(chpki_bin, tmp_path):
-    ca, out, hosts, log, _, reload = script_setup(chpki_bin, tmp_path)
-    copy = f"mkdir -p {shlex.quote(str(hosts))}/{{host}} && tar -xzf {{archive}} --no-same-owner -C " \
-           f"{shlex.quote(str(hosts))}/{{host}} && echo copy {{host}} >> {shlex.quote(str(log))}"
-    res = rotate(ca, "--out", out, "--passphrase-file", ca.pf, "--copy-cmd", copy, "--reload-cmd", reload,
-                 "--hosts", "haproxy-1,frontend-1.chpki.test", "--services", "nginx,haproxy,minicluster")
-    assert res.returncode == 0, h.describe(res)
-    assert sorted(p.name for p in hosts.iterdir()) == ["frontend-1.chpki.test", "haproxy-1.chpki.test"]
-    for host in ("frontend-1.chpki.test", "haproxy-1.chpki.test"):
-        manifest = json.loads((out / host / "var/lib/chpki/MANIFEST.json").read_text())
-        assert "minicluster" in manifest["services"], "scenario: the minicluster layout was asked for"
-        got = {str(p.relative_to(hosts / host)) for p in (hosts / host).rglob("*") if p.is_file()}
-        assert got == {f["path"] for f in manifest["files"]} | {"var/lib/chpki/MANIFEST.json"}
         for f in manifest["files"]:
-            assert (hosts / host / f["path"]).read_bytes() == (out / host / f["path"]).read_bytes()
-    # minicluster is a layout, not a service to reload
-    assert sorted((l[1], l[2]) for l in log_lines(log) if l[0] == "reload") == [
-        ("frontend-1.chpki.test", "nginx"), ("frontend-1.chpki.test", "trust"),
-        ("haproxy-1.chpki.test", "haproxy"), ("haproxy-1.chpki.test", "trust")]
+            assert (rig.roots / host / f["path"]).read_bytes() == (rig.out / host / f["path"]).read_bytes(), (host, f["path"])
+    server = h.load_certs(rig.roots / "backend-1.chpki.test" / "etc/etcd/pki/server.pem")[0]
+    assert serial_hex(server) in new, "the installed certificate is not the renewed one"
+    copies, reloads = rig.actions()
+    assert reloads == {(host, s) for host, ss in services.items() for s in [*ss, "trust"]}
 
-    res = rotate(ca, "--out", out, "--passphrase-file", ca.pf, "--copy-cmd", copy, "--reload-cmd", reload, "--no-renew",
-                 "--hosts", "nosuchhost")
+    # a second run: nothing to renew, nothing changed since the recorded installs: nothing runs
+    state = [(r["serial"], r["status"]) for r in rig.ca.rows()]
+    rig.ok(env=at)
+    assert [(r["serial"], r["status"]) for r in rig.ca.rows()] == state
+    assert rig.actions() == ([], set()), "a run with nothing new must copy and run nothing"
+
+
+def test_rotate_script_stops_at_the_first_failure(chpki_bin, tmp_path):
+    rig = Rig(chpki_bin, tmp_path)
+    (rig.roots / "fail").write_text("patroni\n")
+    res = rig.run()
+    assert res.returncode == 1, h.describe(res)
+    first = "backend-1.chpki.test"
+    assert first in h.error_line(res) and "patroni" in h.error_line(res), h.describe(res)
+    _, reloads = rig.actions()
+    later = [(host, s) for host, s in reloads if host != first and s != "trust"]
+    assert not later, f"hosts touched after the failure: {later}"
+    assert not (rig.state / f"{first}.json").exists()
+
+
+def test_rotate_script_host_and_service_filter(chpki_bin, tmp_path):
+    rig = Rig(chpki_bin, tmp_path)
+    rig.ok("--hosts", "haproxy-1,frontend-1.chpki.test", "--services", "nginx,haproxy,minicluster")
+    assert sorted(p.name for p in rig.roots.iterdir()) == ["frontend-1.chpki.test", "haproxy-1.chpki.test"]
+    for host in ("frontend-1.chpki.test", "haproxy-1.chpki.test"):
+        manifest = json.loads((rig.out / host / "var/lib/chpki/MANIFEST.json").read_text())
+        assert "minicluster" in manifest["services"], "scenario: the minicluster layout was asked for"
+        got = {str(p.relative_to(rig.roots / host)) for p in (rig.roots / host).rglob("*") if p.is_file()}
+        assert got == {f["path"] for f in manifest["files"]} | {"var/lib/chpki/MANIFEST.json"}
+    # minicluster is a layout, not a service: nothing runs for it
+    assert sorted(rig.actions()[1]) == [("frontend-1.chpki.test", "nginx"), ("frontend-1.chpki.test", "trust"),
+                                        ("haproxy-1.chpki.test", "haproxy"), ("haproxy-1.chpki.test", "trust")]
+    res = rig.run("--no-renew", "--hosts", "nosuchhost")
     assert res.returncode == 2 and "nosuchhost" in res.stderr, h.describe(res)
 
 
 def test_rotate_script_dry_run_changes_nothing(chpki_bin, tmp_path):
-    ca, out, hosts, log, copy, reload = script_setup(chpki_bin, tmp_path)
-    h.assert_ok(ca.signed("bundle", "--out", out, "--tar"))
-    at = now_s() + 80 * DAY
-    before = (ca.snapshot(), h.snapshot(out))
-    res = rotate(ca, "--dry-run", "--out", out, "--passphrase-file", ca.pf, "--copy-cmd", copy,
-                 "--reload-cmd", reload, now=at)
-    assert res.returncode == 0, h.describe(res)
-    assert (ca.snapshot(), h.snapshot(out)) == before, "--dry-run changed the CA or the bundles"
-    assert not hosts.exists() and not log.exists(), "--dry-run ran the copy or reload command"
-    # it shows what is due, and every command it would run
-    some_due = sorted(ca.valid_leaves())[0]
+    rig = Rig(chpki_bin, tmp_path)
+    h.assert_ok(rig.ca.signed("bundle", "--out", rig.out, "--tar"))
+    at = {"CHPKI_NOW": h.rfc3339_z(now_s() + 80 * DAY)}
+    before = (rig.ca.snapshot(), h.snapshot(rig.out))
+    res = rig.ok("--dry-run", env=at)
+    assert (rig.ca.snapshot(), h.snapshot(rig.out)) == before, "--dry-run changed the CA or the bundles"
+    assert not rig.log.exists() and not rig.state.exists(), "--dry-run ran a command or recorded"
+    # it shows what is due, and every command the real run then runs
+    some_due = sorted(rig.ca.valid_leaves())[0]
     assert some_due in res.stdout, "the due certificates are not shown" + h.describe(res)
-    assert "renew" in res.stdout and "bundle" in res.stdout
-    for host, services in expected_services(ca).items():
-        assert f"echo copy {host}" in res.stdout, host
+    for host, services in expected_services(rig.ca).items():
+        assert f"run {host} reload trust" in res.stdout, host
         for s in services:
-            assert f"echo reload {host} {s}" in res.stdout, (host, s)
+            assert f"run {host} reload {s}" in res.stdout, (host, s)
 
 
 def test_rotate_script_help_and_usage_errors(tmp_path):
     res = subprocess.run([str(ROTATE), "--help"], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     assert res.returncode == 0, h.describe(res)
-    for word in ("--copy-cmd", "--reload-cmd", "--dry-run", "--passphrase-file", "--hosts", "{tree}", "{archive}",
-                 "{host}", "{service}"):
+    for word in ("--copy", "--run", "--operations", "--dry-run", "--passphrase-file", "--hosts", "{host}", "{command_sh}",
+                 "<ca-dir>/installed"):
         assert word in res.stdout, word
-    for bad in (["--bogus"], ["--out"], ["--passphrase", "secret"]):
+    for bad in (["--bogus"], ["--out"], ["--passphrase", "secret"], ["--reload-cmd", "x"]):
         res = subprocess.run([str(ROTATE), *bad], capture_output=True, text=True, timeout=30,
                              stdin=subprocess.DEVNULL, cwd=tmp_path)
         assert res.returncode == 2 and res.stderr.strip(), h.describe(res)

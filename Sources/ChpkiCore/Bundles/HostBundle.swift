@@ -14,6 +14,8 @@ public struct BundleFile: Sendable, Equatable {
     public var issued: Date?
     /// What the file is to its service: decides which operation a change runs, and when (rollout).
     public var role: FileRole
+    /// The same roles under the name branch `growth` gave them (`BundleFile.Role.bootstrap`).
+    public typealias Role = FileRole
     /// A leaf's root (lower-case hex SHA-256 of its DER), set by the bundle plan from the CA.
     public var root: String?
 

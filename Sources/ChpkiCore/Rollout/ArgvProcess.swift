@@ -11,8 +11,6 @@ enum ArgvProcess {
         guard let program = argv.first, let executable = Subprocess.find(program) else {
             throw ChpkiError(.checkFailed, "\(argv.first.map(InstallPaths.shown) ?? "(empty)"): no such program on PATH")
         }
-        // A copy command that exits before reading its stdin must cost an exit status, not chpki.
-        signal(SIGPIPE, SIG_IGN)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = Array(argv.dropFirst())
@@ -28,6 +26,22 @@ enum ArgvProcess {
             let writer = pipe.fileHandleForWriting.fileDescriptor
             let done = DispatchSemaphore(value: 0)
             DispatchQueue.global().async {
+                // A copy command that exits before reading its stdin must cost an exit status, not
+                // chpki: SIGPIPE is blocked on this thread only (ignoring it process-wide would be
+                // inherited by every command chpki starts), and one a write raised is taken here.
+                var pipeSignal = sigset_t(), previous = sigset_t()
+                sigemptyset(&pipeSignal)
+                sigaddset(&pipeSignal, SIGPIPE)
+                pthread_sigmask(SIG_BLOCK, &pipeSignal, &previous)
+                defer {
+                    var pending = sigset_t()
+                    sigpending(&pending)
+                    if sigismember(&pending, SIGPIPE) == 1 {
+                        var now = timespec(tv_sec: 0, tv_nsec: 0)
+                        _ = sigtimedwait(&pipeSignal, nil, &now)
+                    }
+                    pthread_sigmask(SIG_SETMASK, &previous, nil)
+                }
                 input.withUnsafeBytes { raw in
                     var offset = 0
                     while offset < raw.count {

@@ -206,7 +206,7 @@ public struct RolloutExecutor {
         if step.record {
             do {
                 try FileManager.default.createDirectory(atPath: options.state, withIntermediateDirectories: true)
-                try AtomicFile.write(manifest.1, to: recordPath(host), mode: 0o644)
+                try AtomicFile.write(manifest.1, to: recordPath(host), mode: 0o600)
             } catch {
                 throw StepFailure(stage: "recording", service: nil, reason: "cannot write \(recordPath(host)): \(error)")
             }

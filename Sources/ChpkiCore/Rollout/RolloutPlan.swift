@@ -254,7 +254,9 @@ struct HostSteps {
         var leafRun: [RolloutCommand] = []
         for service in orderedUnion(trustDeferred, leafServices) {
             let deferred = trustDeferred.contains(service)
-            let argv = deferred ? operations[service]?.onTrust ?? [] : operations[service]?.onLeaf ?? []
+            // on_trust covers both (a restart); a site that emptied it still gets on_leaf.
+            let onTrust = operations[service]?.onTrust ?? []
+            let argv = deferred && !onTrust.isEmpty ? onTrust : operations[service]?.onLeaf ?? []
             leafRun += commands(service, argv, entries: leafEntries + (deferred ? trustEntries : []))
         }
         // The host's own MANIFEST.json travels with its last copy (`verify --installed` reads it).

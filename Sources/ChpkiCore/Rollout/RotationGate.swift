@@ -20,7 +20,7 @@ public enum RotationGate {
         for host in hosts {
             let path = Path.join(state, "\(host).json")
             guard let record = try InstallRecord.read(path, host: host) else {
-                out.append(Lagging(host: host, has: "no record in \(state)"))
+                out.append(Lagging(host: host, has: "no record"))
                 continue
             }
             if record.format < 3 {
