@@ -250,6 +250,7 @@ def test_minio_pools_are_one_expansion_each(base):
     add, pool = SCENARIOS["a MinIO pool"]
     work, _, res = grow(base, "pool-volumes", inventory(add, pool))
     ok(res)
+    assert "restart MinIO on all of them at once" in res.stdout and "all 8 MinIO servers" in res.stdout, res.stdout
     for host in ("backend-1.example.com", "storage-3.example.com"):
         env = parse_env_file(work / f"bundles/{host}/etc/default/minio.tls")
         assert env["MINIO_VOLUMES"] == ("https://backend-{1...4}.example.com:9900/data/minio "
@@ -416,3 +417,43 @@ def test_real_etcd_member_joins_from_the_bundle(chpki_bin, tmp_path):
     finally:
         for s in servers:
             s.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# the nodes_dn pattern, checked by the JVM: the principal OpenSearch computes for the new node's
+# certificate matches the running nodes' pattern in Java's regex engine; the admin's does not
+
+JAVA_DIR = Path(__file__).resolve().parent / "java"
+
+
+def test_nodes_dn_pattern_matches_in_java(base, tmp_path):
+    javac, java = shutil.which("javac"), shutil.which("java")
+    if not javac or not java:
+        pytest.skip("javac/java not on PATH: install a JDK (scripts/test does)")
+    import subprocess
+
+    import yaml
+    from conftest import clean_env
+    res = subprocess.run([javac, "-d", str(tmp_path), str(JAVA_DIR / "OpenSearchPrincipal.java"), str(JAVA_DIR / "NodesDnMatch.java")],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, "javac failed" + h.describe(res)
+    env = clean_env({"LANG": "C.UTF-8", "JAVA_TOOL_OPTIONS": None})
+    work, _, res = grow(base, "opensearch-java", inventory(SCENARIOS["a backend"][0]))
+    ok(res)
+    new_leaf = tmp_path / "new-node.pem"
+    chain = (work / "bundles/backend-5.example.com/etc/opensearch/full-chain.crt").read_text()
+    new_leaf.write_text(chain.split("-----END CERTIFICATE-----")[0] + "-----END CERTIFICATE-----\n")
+    admin = work / "bundles/backend-1.example.com/etc/opensearch/admin.pem"
+    admin_leaf = tmp_path / "admin.pem"
+    admin_leaf.write_text(admin.read_text().split("-----END CERTIFICATE-----")[0] + "-----END CERTIFICATE-----\n")
+    res = subprocess.run([java, "-cp", str(tmp_path), "OpenSearchPrincipal", str(new_leaf), str(admin_leaf)],
+                         capture_output=True, text=True, timeout=300, env=env, stdin=subprocess.DEVNULL)
+    assert res.returncode == 0, h.describe(res)
+    node_principal, admin_principal = res.stdout.splitlines()
+    text = (base.work / "bundles/backend-1.example.com/etc/opensearch/opensearch-security.yml").read_text()
+    entry = yaml.safe_load(text)["plugins.security.nodes_dn"][0]
+    res = subprocess.run([java, "-cp", str(tmp_path), "NodesDnMatch", entry, node_principal, admin_principal,
+                          node_principal.replace("backend-5", "backend-x")],
+                         capture_output=True, text=True, timeout=300, env=env, stdin=subprocess.DEVNULL)
+    assert res.returncode == 0, h.describe(res)
+    assert res.stdout.split() == ["true", "false", "false"], f"{entry!r} vs {node_principal!r}, {admin_principal!r}: {res.stdout}"
