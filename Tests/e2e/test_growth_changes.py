@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import urllib.parse
 from pathlib import Path
 from types import SimpleNamespace
@@ -414,6 +415,22 @@ def test_real_etcd_member_joins_from_the_bundle(chpki_bin, tmp_path):
         res = etcdctl(c, "endpoint", "health", cert=pki / "client.pem", key=pki / "client-key.pem")
         assert res.returncode == 0 and (res.stdout + res.stderr).count("is healthy") == 4, h.describe(res)
         assert all(s.alive() for s in servers), "".join(s.describe() for s in servers)
+
+        # etcd-3 leaves: the printed `member remove` (it finds the ID by name in `member list`),
+        # run as printed but for the test's ports and the tree's certificate paths
+        record_installed(tmp_path, out)
+        inv_path.write_text(LOOPBACK.replace("#ADD", "  - {name: etcd-4.example.com, ips: [127.0.0.64], groups: [etcd]}").replace(
+            "  - {name: etcd-3.example.com, ips: [127.0.0.63], groups: [etcd]}\n", ""))
+        res = ok(tool.run("bundle", "--out", "bundles", "--passphrase-file", "pass"))
+        remove = next(line for line in res.stdout.splitlines() if " member remove " in line)
+        command = remove.split("then ", 1)[1].split("    # ")[0]
+        command = command.replace(":2379", f":{cport}").replace(" /etc/etcd/pki/", f" {out}/etcd-1.example.com/etc/etcd/pki/")
+        res = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60,
+                             env={k: v for k, v in os.environ.items() if not k.startswith("ETCD")})
+        assert res.returncode == 0 and "removed from cluster" in res.stdout, h.describe(res)
+        res = etcdctl(c, "member", "list", "-w", "json", cert=pki / "client.pem", key=pki / "client-key.pem", endpoints=c.endpoints[:1])
+        assert sorted(m.get("name", "") for m in json.loads(res.stdout)["members"]) == [
+            "etcd-1.example.com", "etcd-2.example.com", "etcd-4.example.com"], res.stdout
     finally:
         for s in servers:
             s.stop()
