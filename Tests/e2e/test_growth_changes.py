@@ -222,8 +222,7 @@ def test_etcd_leaver_gets_member_remove_before_the_joiners(base):
     lines = [line for line in res.stdout.splitlines() if "etcdctl" in line]
     assert len(lines) == 2 and " member remove " in lines[0] and " member add " in lines[1], res.stdout
     assert '$3 == "backend-3.example.com"' in lines[0], lines[0]
-    # the remaining members: still their own bytes; the joiner lists backend-3 (still a member until removed? no:
-    # it is listed only by the members' records, and the operator removes it first)
+    # the joiner lists the members that stay: backend-3 is removed (first step) before it starts
     joiner = parse_env_file(work / "bundles/etcd-5.example.com/etc/etcd/bootstrap.env")["ETCD_INITIAL_CLUSTER"]
     assert "backend-3" not in joiner and "backend-1" in joiner and "etcd-5" in joiner, joiner
 
