@@ -359,6 +359,17 @@ services:
 """
 
 
+def retry_unhealthy(run, timeout: float = 30):
+    """`run()` again while etcd answers 'unhealthy cluster' (its reconfiguration guard), up to `timeout` s."""
+    import time
+    deadline = time.monotonic() + timeout
+    while True:
+        res = run()
+        if res.returncode == 0 or "unhealthy cluster" not in res.stderr or time.monotonic() > deadline:
+            return res
+        time.sleep(1)
+
+
 def test_real_etcd_member_joins_from_the_bundle(chpki_bin, tmp_path):
     etcd = need("etcd", "etcd-server")
     etcdctl_bin = need("etcdctl", "etcd-client")
@@ -397,8 +408,10 @@ def test_real_etcd_member_joins_from_the_bundle(chpki_bin, tmp_path):
         assert peer_url == "https://127.0.0.64:2380", add
         # the printed step, on the test's ports
         url = urllib.parse.urlsplit(peer_url)
-        res = etcdctl(c, "member", "add", "etcd-4.example.com", f"--peer-urls=https://{url.hostname}:{pport}",
-                      cert=pki / "client.pem", key=pki / "client-key.pem")
+        # etcd refuses reconfiguration until every member has been connected a few seconds
+        # ("etcdserver: unhealthy cluster"): as an operator would, try again
+        res = retry_unhealthy(lambda: etcdctl(c, "member", "add", "etcd-4.example.com", f"--peer-urls=https://{url.hostname}:{pport}",
+                                              cert=pki / "client.pem", key=pki / "client-key.pem"))
         assert res.returncode == 0, h.describe(res)
         inv = inventory_model(inv_path)
         start("etcd-4.example.com", inv)
@@ -424,8 +437,8 @@ def test_real_etcd_member_joins_from_the_bundle(chpki_bin, tmp_path):
         remove = next(line for line in res.stdout.splitlines() if " member remove " in line)
         command = remove.split("then ", 1)[1].split("    # ")[0]
         command = command.replace(":2379", f":{cport}").replace(" /etc/etcd/pki/", f" {out}/etcd-1.example.com/etc/etcd/pki/")
-        res = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60,
-                             env={k: v for k, v in os.environ.items() if not k.startswith("ETCD")})
+        res = retry_unhealthy(lambda: subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60,
+                                                     env={k: v for k, v in os.environ.items() if not k.startswith("ETCD")}))
         assert res.returncode == 0 and "removed from cluster" in res.stdout, h.describe(res)
         res = etcdctl(c, "member", "list", "-w", "json", cert=pki / "client.pem", key=pki / "client-key.pem", endpoints=c.endpoints[:1])
         assert sorted(m.get("name", "") for m in json.loads(res.stdout)["members"]) == [
