@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import urllib.parse
 from pathlib import Path
 from types import SimpleNamespace
@@ -221,8 +222,7 @@ def test_etcd_leaver_gets_member_remove_before_the_joiners(base):
     lines = [line for line in res.stdout.splitlines() if "etcdctl" in line]
     assert len(lines) == 2 and " member remove " in lines[0] and " member add " in lines[1], res.stdout
     assert '$3 == "backend-3.example.com"' in lines[0], lines[0]
-    # the remaining members: still their own bytes; the joiner lists backend-3 (still a member until removed? no:
-    # it is listed only by the members' records, and the operator removes it first)
+    # the joiner lists the members that stay: backend-3 is removed (first step) before it starts
     joiner = parse_env_file(work / "bundles/etcd-5.example.com/etc/etcd/bootstrap.env")["ETCD_INITIAL_CLUSTER"]
     assert "backend-3" not in joiner and "backend-1" in joiner and "etcd-5" in joiner, joiner
 
@@ -250,6 +250,7 @@ def test_minio_pools_are_one_expansion_each(base):
     add, pool = SCENARIOS["a MinIO pool"]
     work, _, res = grow(base, "pool-volumes", inventory(add, pool))
     ok(res)
+    assert "restart MinIO on all of them at once" in res.stdout and "all 8 MinIO servers" in res.stdout, res.stdout
     for host in ("backend-1.example.com", "storage-3.example.com"):
         env = parse_env_file(work / f"bundles/{host}/etc/default/minio.tls")
         assert env["MINIO_VOLUMES"] == ("https://backend-{1...4}.example.com:9900/data/minio "
@@ -358,6 +359,17 @@ services:
 """
 
 
+def retry_unhealthy(run, timeout: float = 30):
+    """`run()` again while etcd answers 'unhealthy cluster' (its reconfiguration guard), up to `timeout` s."""
+    import time
+    deadline = time.monotonic() + timeout
+    while True:
+        res = run()
+        if res.returncode == 0 or "unhealthy cluster" not in res.stderr or time.monotonic() > deadline:
+            return res
+        time.sleep(1)
+
+
 def test_real_etcd_member_joins_from_the_bundle(chpki_bin, tmp_path):
     etcd = need("etcd", "etcd-server")
     etcdctl_bin = need("etcdctl", "etcd-client")
@@ -396,8 +408,10 @@ def test_real_etcd_member_joins_from_the_bundle(chpki_bin, tmp_path):
         assert peer_url == "https://127.0.0.64:2380", add
         # the printed step, on the test's ports
         url = urllib.parse.urlsplit(peer_url)
-        res = etcdctl(c, "member", "add", "etcd-4.example.com", f"--peer-urls=https://{url.hostname}:{pport}",
-                      cert=pki / "client.pem", key=pki / "client-key.pem")
+        # etcd refuses reconfiguration until every member has been connected a few seconds
+        # ("etcdserver: unhealthy cluster"): as an operator would, try again
+        res = retry_unhealthy(lambda: etcdctl(c, "member", "add", "etcd-4.example.com", f"--peer-urls=https://{url.hostname}:{pport}",
+                                              cert=pki / "client.pem", key=pki / "client-key.pem"))
         assert res.returncode == 0, h.describe(res)
         inv = inventory_model(inv_path)
         start("etcd-4.example.com", inv)
@@ -413,6 +427,62 @@ def test_real_etcd_member_joins_from_the_bundle(chpki_bin, tmp_path):
         res = etcdctl(c, "endpoint", "health", cert=pki / "client.pem", key=pki / "client-key.pem")
         assert res.returncode == 0 and (res.stdout + res.stderr).count("is healthy") == 4, h.describe(res)
         assert all(s.alive() for s in servers), "".join(s.describe() for s in servers)
+
+        # etcd-3 leaves: the printed `member remove` (it finds the ID by name in `member list`),
+        # run as printed but for the test's ports and the tree's certificate paths
+        record_installed(tmp_path, out)
+        inv_path.write_text(LOOPBACK.replace("#ADD", "  - {name: etcd-4.example.com, ips: [127.0.0.64], groups: [etcd]}").replace(
+            "  - {name: etcd-3.example.com, ips: [127.0.0.63], groups: [etcd]}\n", ""))
+        res = ok(tool.run("bundle", "--out", "bundles", "--passphrase-file", "pass"))
+        remove = next(line for line in res.stdout.splitlines() if " member remove " in line)
+        command = remove.split("then ", 1)[1].split("    # ")[0]
+        command = command.replace(":2379", f":{cport}").replace(" /etc/etcd/pki/", f" {out}/etcd-1.example.com/etc/etcd/pki/")
+        res = retry_unhealthy(lambda: subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60,
+                                                     env={k: v for k, v in os.environ.items() if not k.startswith("ETCD")}))
+        assert res.returncode == 0 and "removed from cluster" in res.stdout, h.describe(res)
+        res = etcdctl(c, "member", "list", "-w", "json", cert=pki / "client.pem", key=pki / "client-key.pem", endpoints=c.endpoints[:1])
+        assert sorted(m.get("name", "") for m in json.loads(res.stdout)["members"]) == [
+            "etcd-1.example.com", "etcd-2.example.com", "etcd-4.example.com"], res.stdout
     finally:
         for s in servers:
             s.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# the nodes_dn pattern, checked by the JVM: the principal OpenSearch computes for the new node's
+# certificate matches the running nodes' pattern in Java's regex engine; the admin's does not
+
+JAVA_DIR = Path(__file__).resolve().parent / "java"
+
+
+def test_nodes_dn_pattern_matches_in_java(base, tmp_path):
+    javac, java = shutil.which("javac"), shutil.which("java")
+    if not javac or not java:
+        pytest.skip("javac/java not on PATH: install a JDK (scripts/test does)")
+    import subprocess
+
+    import yaml
+    from conftest import clean_env
+    res = subprocess.run([javac, "-d", str(tmp_path), str(JAVA_DIR / "OpenSearchPrincipal.java"), str(JAVA_DIR / "NodesDnMatch.java")],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, "javac failed" + h.describe(res)
+    env = clean_env({"LANG": "C.UTF-8", "JAVA_TOOL_OPTIONS": None})
+    work, _, res = grow(base, "opensearch-java", inventory(SCENARIOS["a backend"][0]))
+    ok(res)
+    new_leaf = tmp_path / "new-node.pem"
+    chain = (work / "bundles/backend-5.example.com/etc/opensearch/full-chain.crt").read_text()
+    new_leaf.write_text(chain.split("-----END CERTIFICATE-----")[0] + "-----END CERTIFICATE-----\n")
+    admin = work / "bundles/backend-1.example.com/etc/opensearch/admin.pem"
+    admin_leaf = tmp_path / "admin.pem"
+    admin_leaf.write_text(admin.read_text().split("-----END CERTIFICATE-----")[0] + "-----END CERTIFICATE-----\n")
+    res = subprocess.run([java, "-cp", str(tmp_path), "OpenSearchPrincipal", str(new_leaf), str(admin_leaf)],
+                         capture_output=True, text=True, timeout=300, env=env, stdin=subprocess.DEVNULL)
+    assert res.returncode == 0, h.describe(res)
+    node_principal, admin_principal = res.stdout.splitlines()
+    text = (base.work / "bundles/backend-1.example.com/etc/opensearch/opensearch-security.yml").read_text()
+    entry = yaml.safe_load(text)["plugins.security.nodes_dn"][0]
+    res = subprocess.run([java, "-cp", str(tmp_path), "NodesDnMatch", entry, node_principal, admin_principal,
+                          node_principal.replace("backend-5", "backend-x")],
+                         capture_output=True, text=True, timeout=300, env=env, stdin=subprocess.DEVNULL)
+    assert res.returncode == 0, h.describe(res)
+    assert res.stdout.split() == ["true", "false", "false"], f"{entry!r} vs {node_principal!r}, {admin_principal!r}: {res.stdout}"

@@ -83,11 +83,24 @@ public enum BundleCommand {
     }
 
     /// etcd's `member remove`/`member add` commands for this run's growth, in the order to run them.
+    /// etcd's, then MinIO's: a new pool means every server restarts together.
     static func membershipSteps(services: [Service], facts: ClusterFacts) -> [String] {
-        guard let etcd = services.first(where: { $0.name == EtcdBundle().name }) else { return [] }
-        let membership = EtcdMembership(hosts: facts.hosts(of: etcd), installed: facts.installed, service: etcd.name)
-        let client = EtcdBundle.clientFiles(etcd)
-        return membership.steps(clientCertificate: client.certificate, clientKey: client.key)
+        var steps: [String] = []
+        if let etcd = services.first(where: { $0.name == EtcdBundle().name }) {
+            let membership = EtcdMembership(hosts: facts.hosts(of: etcd), installed: facts.installed, service: etcd.name)
+            let client = EtcdBundle.clientFiles(etcd)
+            steps += membership.steps(clientCertificate: client.certificate, clientKey: client.key)
+        }
+        if let minio = services.first(where: { $0.name == MinIOBundle().name }), let pools = minio.pools {
+            let running = pools.filter { $0.contains { facts.installed.runs($0, minio.name) } }
+            let new = pools.count - running.count
+            if !running.isEmpty && new > 0 {
+                let servers = pools.reduce(0) { $0 + $1.count }
+                steps.append("install minio.tls on all \(servers) MinIO servers, then restart MinIO on all of them at once    "
+                             + "# \(new) new pool(s) in MINIO_VOLUMES: every server of every pool must start with the same list")
+            }
+        }
+        return steps
     }
 
     /// The named services (default all), with `minicluster` as a layout switch rather than a service.
