@@ -329,6 +329,7 @@ public final class CASession {
         let kept = try leafKeys(items.filter(\.keepsKey).compactMap { $0.previous?.serial })
         let vault = try vault()
         let now = now
+        let createdAt = CADatabase.storedDate(now)
         let issuerSerial = issuer.serial
         var signed: [(leaf: BatchIssuer.Issued, row: CADatabase.LeafRow)] = []
         try recording { record in
@@ -337,7 +338,7 @@ public final class CASession {
                 // Sealed on the signing thread: a passphrase-protected CA stores no key in clear.
                 let key: CADatabase.StoredKey = try vault.map { .sealed(try $0.seal(leaf.key, serial: leaf.signed.serial)) } ?? .clear(leaf.key)
                 let row = try CADatabase.LeafRow(.init(signed: leaf.signed, profile: leaf.item.profile, issuerSerial: issuerSerial, key: key,
-                                                       supersedes: leaf.item.previous?.serial, oneOff: leaf.item.oneOff), now: now)
+                                                       supersedes: leaf.item.previous?.serial, oneOff: leaf.item.oneOff), createdAt: createdAt)
                 return (leaf: leaf, row: row)
             }, record: { try record($0.row) })
         }

@@ -53,8 +53,12 @@ public enum BatchIssuer {
             keyPEM = previousKey
         } else {
             key = try worker.generateKey(profile.keyType)
-            var pem = try key.pkcs8PEM()
-            keyPEM = SecretBytes(consuming: &pem)
+            if let pem = try key.ecPKCS8PEM() {
+                keyPEM = pem
+            } else {
+                var pem = try key.pkcs8PEM()
+                keyPEM = SecretBytes(consuming: &pem)
+            }
         }
         let template = profile.template(serial: try SerialNumber.random(), now: now, issuerNotAfter: issuerNotAfter)
         return Issued(item: item, signed: try worker.sign(template, publicKeyOf: key), key: keyPEM)
