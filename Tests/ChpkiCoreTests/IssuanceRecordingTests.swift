@@ -168,3 +168,40 @@ struct LoopbackTests {
         #expect(IPAddress.loopbackNetworks.map(\.prefixLength) == [8, 128])
     }
 }
+
+/// What the signing path writes by hand is byte for byte what OpenSSL and Foundation would write.
+@Suite("Hand-written encodings")
+struct HandWrittenEncodingTests {
+    @Test("an EC key's PKCS#8 PEM is OpenSSL's, for P-256 and P-384; other keys are left to OpenSSL")
+    func pkcs8() throws {
+        for type in [KeyType.ecP256, .ecP384] {
+            for _ in 0..<20 {
+                let key = try PrivateKey.generate(type)
+                let mine = try #require(try key.ecPKCS8PEM())
+                #expect(mine.data == (try key.pkcs8PEM()), "\(type)")
+            }
+        }
+        #expect(try PrivateKey.generate(.ed25519).ecPKCS8PEM() == nil)
+    }
+
+    @Test("JSON of SANs and of the profile's essentials is JSONEncoder's (sorted keys)")
+    func json() throws {
+        let cases: [CertificateProfile.Essentials] = [
+            .init(subject: "CN=node-1.example.com,O=Org", sans: ["DNS:a.example.com", "IP:10.0.0.1", "IP:::1"], eku: ["serverAuth", "clientAuth"], key: "ec-p256"),
+            .init(subject: "CN=a\\,b/c \"q\"", sans: ["URI:https://x/y"], eku: [], key: "rsa-2048"),
+            .init(subject: "CN=\u{e9}t\u{e9}", sans: [], eku: ["serverAuth"], key: "ed25519"),
+        ]
+        for essentials in cases {
+            #expect(try CADatabase.essentialsJSON(essentials) == (try CADatabase.json(essentials)))
+            #expect(try CADatabase.stringsJSON(essentials.sans) == (try CADatabase.json(essentials.sans)))
+        }
+    }
+
+    @Test("dates are stored as GRDB stores them")
+    func dates() {
+        for seconds in [0.0, 1_700_000_000, 1_799_999_999, 4_102_444_800, 1_700_000_000.25] {
+            let date = Date(timeIntervalSince1970: seconds)
+            #expect(CADatabase.storedDate(date) == date.databaseValue, "\(seconds)")
+        }
+    }
+}
