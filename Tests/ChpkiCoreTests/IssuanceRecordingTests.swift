@@ -23,7 +23,7 @@ struct IssuanceRecordingTests {
     }
 
     static func sign(_ fixture: CADatabaseTests.Fixture, _ items: [IssuancePlan.Item], failAt: Int? = nil,
-                     record: @escaping (CADatabase.LeafRow) throws -> Void) throws -> [BatchIssuer.Issued] {
+                     record: (CADatabase.LeafRow) throws -> Void) throws -> [BatchIssuer.Issued] {
         let signer = Signer(certificate: fixture.intermediate, key: fixture.intermediateKey)
         let now = Date()
         let issuer = fixture.intermediate.serial
@@ -96,6 +96,7 @@ struct IssuanceRecordingTests {
         try fixture.database.recordIssued([try CADatabaseTests.leaf(fixture, host: "node-1.example.com")], now: Date())
         try Self.corrupt(fixture, "UPDATE certificates SET serial = 'not hex' WHERE kind = 'server'")
         #expect(throws: ChpkiError.self) { try fixture.database.indexEntries() }
+        try Self.corrupt(fixture, "UPDATE certificates SET issuer_serial = 'zz' WHERE kind = 'server'")
         #expect(throws: ChpkiError.self) { try fixture.database.leafIssuers() }
     }
 
