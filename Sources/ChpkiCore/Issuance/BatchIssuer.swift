@@ -29,6 +29,8 @@ public enum BatchIssuer {
             let previousKey = item.keepsKey ? item.previous.flatMap { previousKeys[$0.serial] } : nil
             return try finish(try sign(item, previousKey: previousKey, worker: worker, issuerNotAfter: issuerNotAfter, now: now))
         }
+        // Runs once the workers are done, on success and on failure alike (the progress line is cleared before any error).
+        defer { progress?.finish() }
         do {
             for index in items.indices {
                 guard let result = results.take(index) else { break }
@@ -40,7 +42,6 @@ public enum BatchIssuer {
             throw error
         }
         results.wait()
-        progress?.finish()
         return try results.values()
     }
 
