@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// An opened CA, for the length of one command: it takes the directory lock FIRST (exclusive to
 /// change the CA, shared to read it), then finishes what an interrupted run left (recovery), then
@@ -218,8 +219,28 @@ public final class CASession {
 
     /// Opens the issuing key and the leaf-key data key now, so that a missing or wrong operations
     /// passphrase is refused before the command does anything, even when nothing is due.
+    /// The two KDFs of a run, the issuing key's and the data key's (scrypt, ~0.1 s each on one
+    /// core), run side by side when both are under the operations passphrase.
     public func unlockOperations() throws {
+        let opening = DispatchGroup()
+        let early = Mutex<Result<LeafKeyVault, any Error>?>(nil)
+        if cachedSigner == nil, !vaultLoaded, AuthorityKey.secret(of: issuing.kind, rootApart: try rootKeyApart()) == .operations,
+           let wrap = try database.publishedState().leafKeyWrap {
+            let passphrase = try passphrase()
+            let source = operationsSource.field
+            DispatchQueue.global(qos: .userInitiated).async(group: opening) {
+                let result = Result { try LeafKeyVault.open(wrap, passphrase: passphrase, source: source) }
+                early.withLock { $0 = result }
+            }
+        }
+        defer { opening.wait() }
         _ = try signer()
+        opening.wait()
+        // A failure is left for vault() to report, as it would have without the early start.
+        if !vaultLoaded, case let .success(vault)? = early.withLock({ $0 }) {
+            cachedVault = vault
+            vaultLoaded = true
+        }
         _ = try vault()
     }
 
@@ -329,6 +350,7 @@ public final class CASession {
         let kept = try leafKeys(items.filter(\.keepsKey).compactMap { $0.previous?.serial })
         let vault = try vault()
         let now = now
+        let createdAt = CADatabase.storedDate(now)
         let issuerSerial = issuer.serial
         var signed: [(leaf: BatchIssuer.Issued, row: CADatabase.LeafRow)] = []
         try recording { record in
@@ -337,7 +359,7 @@ public final class CASession {
                 // Sealed on the signing thread: a passphrase-protected CA stores no key in clear.
                 let key: CADatabase.StoredKey = try vault.map { .sealed(try $0.seal(leaf.key, serial: leaf.signed.serial)) } ?? .clear(leaf.key)
                 let row = try CADatabase.LeafRow(.init(signed: leaf.signed, profile: leaf.item.profile, issuerSerial: issuerSerial, key: key,
-                                                       supersedes: leaf.item.previous?.serial, oneOff: leaf.item.oneOff), now: now)
+                                                       supersedes: leaf.item.previous?.serial, oneOff: leaf.item.oneOff), createdAt: createdAt)
                 return (leaf: leaf, row: row)
             }, record: { try record($0.row) })
         }

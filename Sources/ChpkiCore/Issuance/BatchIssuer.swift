@@ -29,6 +29,8 @@ public enum BatchIssuer {
             let previousKey = item.keepsKey ? item.previous.flatMap { previousKeys[$0.serial] } : nil
             return try finish(try sign(item, previousKey: previousKey, worker: worker, issuerNotAfter: issuerNotAfter, now: now))
         }
+        // Runs once the workers are done, on success and on failure alike (the progress line is cleared before any error).
+        defer { progress?.finish() }
         do {
             for index in items.indices {
                 guard let result = results.take(index) else { break }
@@ -40,7 +42,6 @@ public enum BatchIssuer {
             throw error
         }
         results.wait()
-        progress?.finish()
         return try results.values()
     }
 
@@ -53,8 +54,12 @@ public enum BatchIssuer {
             keyPEM = previousKey
         } else {
             key = try worker.generateKey(profile.keyType)
-            var pem = try key.pkcs8PEM()
-            keyPEM = SecretBytes(consuming: &pem)
+            if let pem = try key.ecPKCS8PEM() {
+                keyPEM = pem
+            } else {
+                var pem = try key.pkcs8PEM()
+                keyPEM = SecretBytes(consuming: &pem)
+            }
         }
         let template = profile.template(serial: try SerialNumber.random(), now: now, issuerNotAfter: issuerNotAfter)
         return Issued(item: item, signed: try worker.sign(template, publicKeyOf: key), key: keyPEM)

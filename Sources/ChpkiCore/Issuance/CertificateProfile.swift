@@ -28,12 +28,6 @@ public struct CertificateProfile: Sendable, Equatable {
                    eku: extendedKeyUsage.map(\.rawValue), key: keyType.rawValue)
     }
 
-    public func encodedEssentials() -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        return String(decoding: (try? encoder.encode(essentials)) ?? Data(), as: UTF8.self)
-    }
-
     /// The template for signing at `now`, capped at the issuer's notAfter (SPEC §3).
     func template(serial: SerialNumber, now: Date, issuerNotAfter: Date) -> CertificateTemplate {
         CertificateTemplate(
