@@ -566,9 +566,7 @@ struct CASessionTests {
         let good = S.read(directory.file(CADirectory.crl))
         try FileManager.default.removeItem(atPath: directory.file(CADirectory.crl))
         let reader = try LockHolder(directory.path, shared: true)
-        let waited = Flag()
         let open = Background { try S.withSession(directory, .read) { _ in } }
-        _ = waited
         #expect(open.wait(0.5) == nil, "recovered while another process reads")
         #expect(!S.exists(directory.file(CADirectory.crl)))
         reader.release()

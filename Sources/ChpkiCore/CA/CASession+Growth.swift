@@ -42,6 +42,10 @@ extension CASession {
         try publish()
         cachedSigner = signer
         phaseDone("wrote index.txt and the CA files")
+        // A CRL of the new issuing CA beside the others (as rotate-ca does), else `-crl_check`
+        // (and every server with a CRL file) rejects its leaves until the next `chpki crl`.
+        try revokeAndPublishCRLs([])
+        phaseDone("signed the CRLs")
         return (certificate, issued)
     }
 

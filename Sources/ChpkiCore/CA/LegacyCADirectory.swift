@@ -21,7 +21,9 @@ enum LegacyCADirectory {
             files.roles[certificate.serial] = role
             if let key = RegularFile.contents(directory.file(keyName), limit: ReadLimits.caFile) { files.keys[certificate.serial] = key }
         }
-        guard files.roles.values.contains(.current) else {
+        // The root itself must be placed: adopting with only intermediate.pem would commit a CA
+        // without a current root, which no later run (even with root.pem back) could open.
+        guard authorities.contains(where: { $0.kind == .root && files.roles[$0.serial] == .current }) else {
             throw ChpkiError.input(file: directory.file(CADirectory.rootCertificate), field: nil,
                                    "ca.db is from an older chpki and root.pem is missing or not one of its CA certificates")
         }
