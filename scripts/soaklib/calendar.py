@@ -213,8 +213,8 @@ class Run:
         l = self.layout
         argv = [str(ROTATE), "--chpki", self.chpki, "--ca-dir", str(l.ca), "--inventory", str(l.inventory),
                 "--out", str(l.bundles), "--passphrase-file", str(l.passphrase),
-                "--copy-cmd", f"tar -xzpf - -C {l.hosts}/{{host}}",
-                "--run-cmd", f"{sys.executable} {SOAK} hostctl --out {l.out} {{host}} {{command}}",
+                "--copy", f"tar -xzpf - -C {l.hosts}/{{host}}",
+                "--run", f"{sys.executable} {SOAK} hostctl --out {l.out} {{host}} {{command}}",
                 "--operations", str(self.operations_file())]
         if issue:
             argv.append("--issue")
