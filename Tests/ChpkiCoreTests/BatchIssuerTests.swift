@@ -58,7 +58,7 @@ struct BatchIssuerTests {
     static func sign(_ items: [IssuancePlan.Item], issuer: Issuer, previousKeys: [SerialNumber: SecretBytes] = [:],
                      workers: Int = 4, now: Date = Date()) throws -> [BatchIssuer.Issued] {
         try BatchIssuer.sign(items, signer: issuer.signer, issuerNotAfter: issuer.certificate.notAfter, previousKeys: previousKeys,
-                             now: now, workers: workers)
+                             now: now, workers: workers, finish: { $0 })
     }
 
     static func publicKey(of pem: SecretBytes) throws -> Data {

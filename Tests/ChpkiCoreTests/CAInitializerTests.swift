@@ -92,8 +92,8 @@ struct CAInitializerTests {
         #expect(intermediate.isCA)
         #expect(intermediate.pathLength == 0)
         #expect(intermediate.subject.attributes.last?.value == "Init Test Root Intermediate")
-        #expect(intermediate.keyType == CAInitializer.intermediateKeyType)
-        #expect(abs(intermediate.notAfter.timeIntervalSince(CAInitializer.intermediateValidity.after(now))) < 2)
+        #expect(intermediate.keyType == IssuingIntermediate.keyType)
+        #expect(abs(intermediate.notAfter.timeIntervalSince(IssuingIntermediate.validity.after(now))) < 2)
         #expect(try S.opensslVerifies(leaf: path + "/intermediate.pem", trusted: path + "/root.pem"))
         // a root shorter than 5 years caps it
         let short = try Self.target()

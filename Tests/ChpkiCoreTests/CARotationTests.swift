@@ -24,7 +24,7 @@ struct CARotationTests {
     }
 
     static func finish(_ directory: CADirectory, now: Date = Date()) throws -> Int {
-        try S.withSession(directory, now: now) { session in try CARotation.finish(session) }
+        try S.withSession(directory, now: now) { session in try CARotation.finish(session, installed: nil) }
     }
 
     static func snapshot(_ directory: CADirectory) -> [String: Data] {

@@ -196,12 +196,12 @@ struct CASessionGrowthTests {
 
     @Test("the intermediate subject of a root: its CN plus ' Intermediate', cut to 64")
     func intermediateSubject() {
-        #expect(CASession.intermediateSubject(of: DistinguishedName([.init("O", "A"), .init("CN", "Root")]))
+        #expect(IssuingIntermediate.subject(below: DistinguishedName([.init("O", "A"), .init("CN", "Root")]))
                 == DistinguishedName([.init("O", "A"), .init("CN", "Root Intermediate")]))
-        let long = CASession.intermediateSubject(of: DistinguishedName([.init("CN", String(repeating: "r", count: 60))]))
+        let long = IssuingIntermediate.subject(below: DistinguishedName([.init("CN", String(repeating: "r", count: 60))]))
         #expect(long.attributes[0].value.count == 64)
         let none = DistinguishedName([.init("O", "No CN")])
-        #expect(CASession.intermediateSubject(of: none) == none)
+        #expect(IssuingIntermediate.subject(below: none) == none)
     }
 
     // MARK: - passphrase change on a session

@@ -482,7 +482,7 @@ struct CASessionTests {
         try S.withSession(directory) { session in _ = try CARotation.start(session, inventory: nil) }
         try S.issue(directory, try S.inventory())
         let duringRotation = Self.derivedFiles(directory)
-        try S.withSession(directory) { session in _ = try CARotation.finish(session) }
+        try S.withSession(directory) { session in _ = try CARotation.finish(session, installed: nil) }
         #expect(!S.exists(directory.file(CADirectory.previousRoot)))
         try Self.expectRecovery(directory) {
             // put back what the rotation's files were: as if the finish committed and was killed at once

@@ -174,7 +174,7 @@ struct CAViewFilesTests {
     func modes() throws {
         let directory = try S.newCA()
         try S.withSession(directory) { session throws in _ = try CARotation.start(session, inventory: nil) }
-        try S.withSession(directory) { session throws in _ = try CARotation.finish(session) }
+        try S.withSession(directory) { session throws in _ = try CARotation.finish(session, installed: nil) }
         for name in S.names(in: directory.path) where name != CADatabase.fileName && !name.hasPrefix(CADatabase.fileName) && name != CADirectory.retired {
             #expect(S.mode(directory.file(name)) == 0o600, "\(name)")
         }
