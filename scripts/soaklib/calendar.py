@@ -90,7 +90,9 @@ class Run:
             os.write(fd, (secrets.token_urlsafe(24) + "\n").encode())
             os.close(fd)
         self.write_inventory()
-        self.chpki_run("init-ca", "--passphrase-file", str(l.passphrase), "--root-passphrase-file", str(l.root_passphrase))
+        # The first root ends inside the run; the one rotate-ca makes lasts (the inventory's ca.validity).
+        self.chpki_run("init-ca", "--validity", self.profile.period(self.profile.root_days),
+                       "--passphrase-file", str(l.passphrase), "--root-passphrase-file", str(l.root_passphrase))
         self.chpki_run("issue", "--passphrase-file", str(l.passphrase))
         self.old_root_not_after = self.root_not_after()
         self.weekly_job(first=True)

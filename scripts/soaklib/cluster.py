@@ -102,7 +102,8 @@ def inventory_text(members: list[str], profile: Profile) -> str:
         "subject: { O: chpki soak, C: US }",
         "ca:",
         "  common_name: chpki Soak Root CA",
-        f"  validity: {profile.period(profile.root_days)}",
+        # rotate-ca's new root: longer than the run (the first root's shorter life is init-ca --validity)
+        f"  validity: {profile.period(10 * 365)}",
         "defaults:",
         "  key: ec-p256",
         f"  validity: {profile.period(profile.leaf_days)}",

@@ -28,7 +28,8 @@ public enum IssueCommand {
                                                    live: valid.filter { oneOffs.contains($0.serial) }, source: inventory.path)
         if !options.dryRun, case .newIntermediate = growth { _ = try session.rootSigner(purpose: IssuingAuthorities.growthPurpose) }
         reporter.detail("opened the CA, \(profiles.count) certificates in the inventory: \(clock.lap())")
-        let plan = IssuancePlan(profiles: profiles, existing: valid, now: session.now, acceptedIssuers: session.currentAuthoritySerials)
+        let plan = IssuancePlan(profiles: profiles, existing: valid, now: session.now, acceptedIssuers: session.currentAuthoritySerials,
+                                issuerEnds: session.issuingCertificate.notAfter)
         let retirement = RetirementPlan(profiles: profiles, plan: plan, live: try session.database.liveLeaves(now: session.now),
                                         oneOffs: oneOffs, liveIssuers: session.liveAuthoritySerials)
         if options.dryRun {

@@ -16,7 +16,7 @@ public enum RenewCommand {
         // intermediate stays: growth adds intermediates beside the one it signed with).
         let current = session.currentAuthoritySerials
         let due = try session.validLeaves().filter {
-            RenewalRule.isDue(notAfter: $0.notAfter, window: renewBefore, now: session.now) || !($0.issuerSerial.map(current.contains) ?? false)
+            RenewalRule.isDue(notAfter: $0.notAfter, window: renewBefore, now: session.now, issuerEnds: session.issuingCertificate.notAfter) || !($0.issuerSerial.map(current.contains) ?? false)
         }
         let oneOffs = try session.database.oneOffSerials()
         let items = try due.map { record in

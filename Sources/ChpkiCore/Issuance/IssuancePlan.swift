@@ -44,7 +44,9 @@ public struct IssuancePlan: Sendable {
     /// Compares each profile with the valid certificate of the same identity; with `acceptedIssuers`,
     /// a certificate from any other issuer (the CA was rotated) is reissued. Several intermediates
     /// may be current at once (growth): a leaf of any of them stays.
-    public init(profiles: [CertificateProfile], existing: [IssuedCertificate], now: Date, acceptedIssuers: Set<SerialNumber>? = nil) {
+    /// `issuerEnds`: the end of the CA that signs renewals (a leaf that already ends with it is not due).
+    public init(profiles: [CertificateProfile], existing: [IssuedCertificate], now: Date, acceptedIssuers: Set<SerialNumber>? = nil,
+                issuerEnds: Date? = nil) {
         var current: [CertificateIdentity: IssuedCertificate] = [:]
         for record in existing where record.status == .valid && !record.kind.isAuthority {
             current[record.identity] = record
@@ -63,7 +65,7 @@ public struct IssuancePlan: Sendable {
             if let acceptedIssuers, let previousIssuer = previous.issuerSerial, !acceptedIssuers.contains(previousIssuer) {
                 return Item(profile: profile, action: .reissued, reason: "CA rotated", previous: previous, keepsKey: true)
             }
-            if RenewalRule.isDue(notAfter: previous.notAfter, window: profile.renewBefore, now: now) {
+            if RenewalRule.isDue(notAfter: previous.notAfter, window: profile.renewBefore, now: now, issuerEnds: issuerEnds) {
                 let reason = previous.notAfter <= now ? "expired \(RFC3339.format(previous.notAfter))"
                     : "expires \(RFC3339.format(previous.notAfter)), within renew_before \(profile.renewBefore)"
                 return Item(profile: profile, action: .renewed, reason: reason, previous: previous, keepsKey: true)
