@@ -10,7 +10,7 @@ public enum BundleWriter {
     public static func lockOutput(_ output: String, waiting: () -> Void) throws -> DirectoryLock {
         let lock: DirectoryLock
         do { lock = try DirectoryLock(directory: output, waiting: waiting) } catch let failure as POSIXFailure {
-            throw ChpkiError.input(file: output, field: "--out", failure.message)
+            throw ChpkiError.input(.outputUnusable, file: output, field: "--out", failure.message)
         }
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: output)) ?? []
         where entry.hasPrefix(".") && (entry.contains(".new-") || entry.contains(".old-") || entry.contains(".tmp-")) {
@@ -223,7 +223,7 @@ private final class Slots<Value: Sendable>: @unchecked Sendable {
         try lock.withLock {
             if let failure = results.first(where: { if case .failure = $0 { return true } else { return false } }) { _ = try failure?.get() }
             return try results.map { result in
-                guard let result else { throw ChpkiError(.refused, "bundle: a host was not laid out") }
+                guard let result else { throw ChpkiError(.internalBug, "bundle: a host was not laid out") }
                 return try result.get()
             }
         }

@@ -28,7 +28,7 @@ public final class CADatabase {
             try Self.migrator.migrate(queue)
         } catch let error as DatabaseError {
             throw Self.storageFailure(error, path: path, doing: "cannot open it")
-                ?? ChpkiError.input(file: path, field: nil, "not a chpki CA database: \(error.message ?? error.description)")
+                ?? ChpkiError.input(.caCorrupt, file: path, field: nil, "not a chpki CA database: \(error.message ?? error.description)")
         }
     }
 
@@ -38,12 +38,12 @@ public final class CADatabase {
     /// filesystem with (almost) no room left is a full disk. Nil for other errors.
     static func storageFailure(_ error: DatabaseError, path: String, doing: String) -> ChpkiError? {
         let detail = "SQLite: \(error.message ?? "\(error.resultCode)")"
-        let full = ChpkiError.input(file: path, field: nil, "\(doing): no space left on device (\(detail))")
+        let full = ChpkiError.input(.systemNoSpace, file: path, field: nil, "\(doing): no space left on device (\(detail))")
         switch error.resultCode.primaryResultCode {
         case .SQLITE_FULL: return full
         case .SQLITE_IOERR:
             if let available = FileOperations.availableBytes(Path.parent(of: path)), available < nearlyFull { return full }
-            return ChpkiError.input(file: path, field: nil, "\(doing): I/O error, is the disk failing? (\(detail))")
+            return ChpkiError.input(.systemIOError, file: path, field: nil, "\(doing): I/O error, is the disk failing? (\(detail))")
         default: return nil
         }
     }
@@ -436,13 +436,13 @@ public final class CADatabase {
         guard let serial = SerialNumber(hex: serialText),
               let kind = CertificateKind(rawValue: row["kind"]),
               let status = CertificateStatus(rawValue: row["status"]) else {
-            throw ChpkiError.input(file: fileName, field: "certificates.serial=\(serialText)", "unreadable row (serial, kind or status)")
+            throw ChpkiError.input(.caCorrupt, file: fileName, field: "certificates.serial=\(serialText)", "unreadable row (serial, kind or status)")
         }
         // A column that does not decode is refused naming the row: read as "no SANs" or "no profile",
         // the leaf would be planned as unchanged forever.
         func decoded<T: Decodable>(_ type: T.Type, _ column: String, _ text: String) throws -> T {
             do { return try JSONDecoder().decode(type, from: Data(text.utf8)) } catch {
-                throw ChpkiError.input(file: fileName, field: "certificates.serial=\(serialText)",
+                throw ChpkiError.input(.caCorrupt, file: fileName, field: "certificates.serial=\(serialText)",
                                        "the \(column) column does not decode (\(String(text.prefix(40)).debugDescription)): restore ca.db from a backup")
             }
         }

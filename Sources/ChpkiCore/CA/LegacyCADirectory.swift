@@ -22,7 +22,7 @@ enum LegacyCADirectory {
             if let key = RegularFile.contents(directory.file(keyName), limit: ReadLimits.caFile) { files.keys[certificate.serial] = key }
         }
         guard files.roles.values.contains(.current) else {
-            throw ChpkiError.input(file: directory.file(CADirectory.rootCertificate), field: nil,
+            throw ChpkiError.input(.caCorrupt, file: directory.file(CADirectory.rootCertificate), field: nil,
                                    "ca.db is from an older chpki and root.pem is missing or not one of its CA certificates")
         }
         files.crlPEM = RegularFile.contents(directory.file(CADirectory.crl), limit: ReadLimits.caFile)

@@ -76,7 +76,7 @@ private final class ResultSlots: @unchecked Sendable {
     func values() throws -> [BatchIssuer.Issued] {
         for case let .failure(error)? in results { throw error }
         return try results.map { result in
-            guard let result else { throw ChpkiError(.refused, "issuance stopped after an earlier failure") }
+            guard let result else { throw ChpkiError(.internalBug, "issuance stopped after an earlier failure") }
             return try result.get()
         }
     }

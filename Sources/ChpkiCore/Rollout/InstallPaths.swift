@@ -34,7 +34,7 @@ public struct InstallPaths: Sendable {
 
     private static let derived: Result<InstallPaths, ChpkiError> = {
         do { return .success(try probe()) } catch let error as ChpkiError { return .failure(error) } catch {
-            return .failure(ChpkiError(.refused, "cannot derive the paths chpki lays out: \(error)"))
+            return .failure(ChpkiError(.internalBug, "cannot derive the paths chpki lays out: \(error)"))
         }
     }()
 

@@ -46,18 +46,18 @@ public struct RolloutPlan: Encodable, Sendable {
             selected = []
             for wanted in only.map({ $0.lowercased() }) where !wanted.isEmpty {
                 guard let match = trees.first(where: { $0 == wanted || $0.split(separator: ".").first.map(String.init) == wanted }) else {
-                    throw ChpkiError.input(file: nil, field: "--hosts", "no bundle for host '\(InstallPaths.shown(wanted))' in \(bundles)")
+                    throw ChpkiError.input(.rolloutUnknownHost, file: nil, field: "--hosts", "no bundle for host '\(InstallPaths.shown(wanted))' in \(bundles)")
                 }
                 if !selected.contains(match) { selected.append(match) }
             }
-            guard !selected.isEmpty else { throw ChpkiError.input(file: nil, field: "--hosts", "no host named") }
+            guard !selected.isEmpty else { throw ChpkiError.input(.rolloutNoHosts, file: nil, field: "--hosts", "no host named") }
         }
         var hosts: [Host] = []
         for name in selected {
             let manifestPath = "\(bundles)/\(name)/\(BundleManifest.path)"
             let recordPath = "\(state)/\(name).json"
             guard let new = try InstallRecord.read(manifestPath, host: name) else {
-                throw ChpkiError.input(file: manifestPath, field: nil, "missing")
+                throw ChpkiError.input(.fileMissing, file: manifestPath, field: nil, "missing")
             }
             let recorded = force ? nil : try InstallRecord.read(recordPath, host: name)
             hosts.append(Host(name, manifest: manifestPath, record: recordPath, ManifestDiff(recorded: recorded, new: new)))
@@ -74,7 +74,7 @@ public struct RolloutPlan: Encodable, Sendable {
         for entry in entries.sorted() where !entry.hasPrefix(".") {
             guard (try? FileStatus.of("\(bundles)/\(entry)/\(BundleManifest.path)", followLinks: false))?.kind == .regular else { continue }
             guard HostName.problem(with: entry) == nil, entry == entry.lowercased() else {
-                throw ChpkiError.input(file: "\(bundles)/\(InstallPaths.shown(entry))", field: nil, "not a host name; chpki bundle never lays out such a tree")
+                throw ChpkiError.input(.rolloutNotAHostTree, file: "\(bundles)/\(InstallPaths.shown(entry))", field: nil, "not a host name; chpki bundle never lays out such a tree")
             }
             names.append(entry)
         }
@@ -128,7 +128,7 @@ public struct RolloutPlan: Encodable, Sendable {
 extension RolloutPlan {
     /// One host: the manifest at `new` against the record at `recorded` (missing: never installed).
     public static func pair(recorded: String, new: String) throws -> RolloutPlan {
-        guard let fresh = try InstallRecord.read(new, host: nil) else { throw ChpkiError.input(file: new, field: nil, "missing") }
+        guard let fresh = try InstallRecord.read(new, host: nil) else { throw ChpkiError.input(.fileMissing, file: new, field: nil, "missing") }
         let diff = ManifestDiff(recorded: try InstallRecord.read(recorded, host: fresh.host), new: fresh)
         return RolloutPlan(hosts: [Host(fresh.host, manifest: new, record: recorded, diff)], orphans: [])
     }
