@@ -45,7 +45,7 @@ struct ReporterOutputTests {
         #expect(object["error"]?["file"] as? String == "c.yml" && object["error"]?["line"] as? Int == 3)
         #expect(object["error"]?["code"] as? String == "inventory.unknown-field" && object["error"]?["message"] as? String == "c.yml:3: k: bad")
         out.text = ""
-        reporter.error(ErrorReport(ChpkiError(.frontendIncomplete, problems: ["one", "two"]), database: nil))
+        reporter.error(ErrorReport(ChpkiError(.frontendInvalid, problems: ["one", "two"]), database: nil))
         let plain = try #require(JSONSerialization.jsonObject(with: Data(out.text.utf8)) as? [String: [String: Any]])
         #expect(plain["error"]?.keys.sorted() == ["code", "message", "problems"])
         out.text = ""

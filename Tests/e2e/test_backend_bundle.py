@@ -156,7 +156,7 @@ def test_bundle_backend_refuses_bad_secrets(run, tmp_path, text, mentions):
     out = tmp_path / "out" / "b.tgz"
     out.parent.mkdir()
     res = run("bundle-backend", "--from", leader, "--out", out)
-    h.assert_refused(res, "chef-backend-secrets.json", *mentions)
+    h.assert_refused(res, "chef-backend-secrets.json", *mentions, error="secrets.invalid")
     assert list(out.parent.iterdir()) == []
 
 
@@ -164,7 +164,7 @@ def test_bundle_backend_refuses_a_missing_file(run, tmp_path):
     (tmp_path / "empty").mkdir()
     out = tmp_path / "b.tgz"
     h.assert_refused(run("bundle-backend", "--from", tmp_path / "empty", "--out", out), "chef-backend-secrets.json",
-                     "no such file", "create-cluster")
+                     "create-cluster", error="file.missing")
     assert not out.exists()
 
 
@@ -243,7 +243,7 @@ def test_frontend_bundle_is_not_a_backend_bundle(run, frontend, joiner, tmp_path
 def test_backend_bundle_is_not_a_frontend_bundle(run, plain, joiner):
     root, _ = joiner
     before = state(root)
-    h.assert_refused(run("install-frontend", plain, "--root", root), "install-backend")
+    h.assert_refused(run("install-frontend", plain, "--root", root), "install-backend", error="secrets.wrong-kind")
     assert state(root) == before
 
 

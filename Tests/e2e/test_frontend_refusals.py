@@ -23,7 +23,7 @@ def refused_bundle(run, fe: fh.Frontend, tmp_path: Path, *mentions, args=()):
     out = tmp_path / "out" / "bundle.tgz"
     out.parent.mkdir(exist_ok=True)
     res = run("bundle-frontend", "--from", fe.root, "--out", out, *args)
-    line = h.assert_refused(res, *mentions)
+    line = h.assert_refused(res, *mentions, error="frontend.invalid")
     assert list(out.parent.iterdir()) == [], "a refused bundle-frontend wrote something"
     assert res.stdout == ""
     for value in fe.secret_values():
@@ -64,6 +64,7 @@ def test_webui_pair_not_the_secrets_webui_key(run, frontend, tmp_path, keys):
     assert res.returncode == 2, h.describe(res)
     assert "chef-server.webui_key" in res.stderr and not out.exists()
     assert all(line.startswith("chpki: error:") for line in res.stderr.splitlines())
+    assert h.error_object(res)["code"] == "frontend.invalid"
 
 
 def test_public_key_file_holding_a_private_key(run, frontend, tmp_path, keys):
@@ -123,6 +124,8 @@ def test_every_problem_is_reported_one_line_each(run, frontend, tmp_path, keys):
     assert all(line.startswith("chpki: error: ") for line in lines)
     joined = res.stderr
     assert "bootstrapped" in joined and "migration-level" in joined and "pivotal.pem" in joined
+    error = h.error_object(res)
+    assert error["code"] == "frontend.invalid" and len(error["problems"]) == 3, error
     assert not out.exists()
 
 
@@ -317,9 +320,9 @@ def test_existing_directory_in_the_way(run, snapshot, plain_bundle, tmp_path):
 
 def test_bundle_and_compare_option_errors(run, frontend, tmp_path):
     fe = frontend()
-    h.assert_refused(run("bundle-frontend", "--out", tmp_path / "x"), "--from")
-    h.assert_refused(run("bundle-frontend", "--from", fe.root), "--out")
-    h.assert_refused(run("bundle-frontend", "--compare", fe.root), "--compare")
-    h.assert_refused(run("bundle-frontend", "--compare", fe.root, fe.root, "--out", tmp_path / "x"), "--out")
-    h.assert_refused(run("bundle-frontend", "--from", tmp_path / "nowhere", "--out", tmp_path / "x"), "nowhere", "no such directory")
+    h.assert_refused(run("bundle-frontend", "--out", tmp_path / "x"), "--from", error="usage.missing-option")
+    h.assert_refused(run("bundle-frontend", "--from", fe.root), "--out", error="usage.missing-option")
+    h.assert_refused(run("bundle-frontend", "--compare", fe.root), "--compare", error="usage.invalid-value")
+    h.assert_refused(run("bundle-frontend", "--compare", fe.root, fe.root, "--out", tmp_path / "x"), "--out", error="usage.conflicting-options")
+    h.assert_refused(run("bundle-frontend", "--from", tmp_path / "nowhere", "--out", tmp_path / "x"), "nowhere", error="file.missing")
     assert not (tmp_path / "x").exists()

@@ -28,7 +28,7 @@ public enum BundleFrontendCommand {
         let (from, out) = try options.output.paths(source: "the frontend's filesystem root (/ on the frontend itself)")
 
         let (bundle, notes, problems) = try FrontendCollector.bundle(root: from, flavor: options.flavor)
-        guard problems.isEmpty else { throw ChpkiError(.frontendIncomplete, problems: problems) }
+        guard problems.isEmpty else { throw ChpkiError(.frontendInvalid, problems: problems) }
         try options.output.write(try bundle.archive(source: from), to: out, purpose: "the frontend bundle", settings: settings, reporter: reporter)
         for note in notes { reporter.note(note) }
         try report(bundle, from: from, out: out, options: options, reporter: reporter)

@@ -5,7 +5,7 @@
 ///
 ///     throw ChpkiError.input(.inventoryUnknownField, file: path, line: 3, field: "hosts[0].nmae", "unknown key")
 ///     throw ChpkiError(.archiveTruncated, "tar: the archive is truncated")
-///     throw ChpkiError(.frontendIncomplete, problems: problems)      // several lines, one code
+///     throw ChpkiError(.frontendInvalid, problems: problems)      // several lines, one code
 ///
 /// The code comes first and has no default, so a new throw site cannot forget it. Pick the code
 /// by what the operator (or an Ansible task) would do about it, not by the file it is thrown from;
@@ -158,7 +158,7 @@ extension ChpkiError {
             case secretsWrongKind = "secrets.wrong-kind"
             case secretsMissingFile = "secrets.missing-file"
             case secretsInvalid = "secrets.invalid"
-            case frontendIncomplete = "frontend.incomplete"
+            case frontendInvalid = "frontend.invalid"
             case installConflict = "install.conflict"
             case installUnsafePath = "install.unsafe-path"
             case rolloutUnknownHost = "rollout.unknown-host"
@@ -346,8 +346,8 @@ extension ChpkiError {
         public static let secretsMissingFile = Code(.secretsMissingFile)
         /// The secrets file does not parse or lacks required credentials, or a file of the bundle fails its checks.
         public static let secretsInvalid = Code(.secretsInvalid)
-        /// A frontend root lacks, or cannot read, files a frontend bundle or comparison needs.
-        public static let frontendIncomplete = Code(.frontendIncomplete)
+        /// A frontend root lacks, cannot read, or holds inconsistent files a frontend bundle or comparison needs (each problem is its own line; `problems` in JSON).
+        public static let frontendInvalid = Code(.frontendInvalid)
         /// Installing a secret bundle would overwrite files that differ.
         public static let installConflict = Code(.installConflict)
         /// Installing a secret bundle would write through a symlink or outside the root.

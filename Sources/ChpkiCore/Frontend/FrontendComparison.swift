@@ -32,7 +32,7 @@ public struct FrontendComparison: Sendable, Encodable {
         let a = try FrontendCollector.collect(root: first, flavor: flavor, option: "--compare", normalize: false)
         let b = try FrontendCollector.collect(root: second, flavor: flavor, option: "--compare", normalize: false)
         let unreadable = a.problems + b.problems
-        guard unreadable.isEmpty else { throw ChpkiError(.frontendIncomplete, problems: unreadable) }
+        guard unreadable.isEmpty else { throw ChpkiError(.frontendInvalid, problems: unreadable) }
         var result = FrontendComparison(first: first, second: second, flavor: flavor)
         func side(_ isFirst: Bool) -> String { isFirst ? first : second }
 
