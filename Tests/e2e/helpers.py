@@ -154,10 +154,11 @@ def _record_code(code: str) -> None:
         out.write(f"{'>'.join(chain)}|{code}\n")
 
 
-def assert_refused(res: subprocess.CompletedProcess, *mentions, code: int = 2, error: str | None = None) -> str:
+def assert_refused(res: subprocess.CompletedProcess, *mentions, code: int = 2, error: str | tuple | None = None) -> str:
     """Exit `code` (2 = bad input/refusal), exactly one stderr line, which reads as an error and
     names each of `mentions` (a string, or a tuple of alternatives any one of which must appear),
-    and, when `error` is given, whose --json error object carries that code (docs/errors.md).
+    and, when `error` is given, whose --json error object carries that code (docs/errors.md; a
+    tuple: one of them).
     Assert on the code; keep `mentions` to the file and field named, and to wording that is itself
     the product."""
     assert res.returncode == code, f"expected exit {code}" + describe(res)
@@ -171,7 +172,8 @@ def assert_refused(res: subprocess.CompletedProcess, *mentions, code: int = 2, e
     if error is not None or (code != 1 and os.environ.get("CHPKI_RECORD_CODES")):
         found = error_object(res)["code"]
         if error is not None:
-            assert found == error, f"expected error code {error}, got {found}" + describe(res)
+            wanted = error if isinstance(error, tuple) else (error,)
+            assert found in wanted, f"expected error code {' or '.join(wanted)}, got {found}" + describe(res)
     return line
 
 

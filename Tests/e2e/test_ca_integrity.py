@@ -106,9 +106,9 @@ def test_clock_before_the_ca_refuses_issue_and_crl(site, ca_dir):
     before = ca_state(ca_dir)
     early = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
     for args in (["issue", "client", "ops@backend-1"], ["crl"]):
-        res = site(*args, prefix=faketime(early))
+        res = site(*args, "--json", prefix=faketime(early))
         line = h.assert_refused(res, "2020-01-01", issuer.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%S"),
-                                "Integrity Root CA Intermediate")
+                                "Integrity Root CA Intermediate", error="ca.clock-before-issuer")
         assert "clock" in line, line
         assert ca_state(ca_dir) == before, f"{args[0]} under an early clock changed the CA"
     # the same commands at the real time work
@@ -125,8 +125,8 @@ def test_clock_set_back_behind_the_last_change_refuses_an_expired_crl(run, write
     init_ca(env={"CHPKI_NOW": h.rfc3339_z(now - dt.timedelta(days=20))})
     h.assert_ok(run("issue", "--passphrase-file", passphrase_file))
     before = ca_state(ca_dir)
-    res = run_prefixed(run, faketime(now - dt.timedelta(days=10)), "crl", "--days", "1", "--passphrase-file", passphrase_file)
-    line = h.assert_refused(res, "nextUpdate", "clock")
+    res = run_prefixed(run, faketime(now - dt.timedelta(days=10)), "crl", "--days", "1", "--passphrase-file", passphrase_file, "--json")
+    line = h.assert_refused(res, "nextUpdate", "clock", error="ca.clock-went-back")
     assert "expired" in line, line
     assert ca_state(ca_dir) == before
 

@@ -833,7 +833,7 @@ def test_refusal_after_waiting_for_the_ca_is_one_line(chpki, run, ca_dir, tmp_pa
     fd = os.open(ca_dir, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        proc = chpki.popen("init-ca", "--ca-dir", ca_dir, "--passphrase-file", passphrase_file)
+        proc = chpki.popen("init-ca", "--ca-dir", ca_dir, "--passphrase-file", passphrase_file, "--json")
         time.sleep(1.5)
         for name in os.listdir(other):
             shutil.copy2(other / name, ca_dir / name)
@@ -843,5 +843,5 @@ def test_refusal_after_waiting_for_the_ca_is_one_line(chpki, run, ca_dir, tmp_pa
         os.close(fd)
     out, err = proc.communicate(timeout=300)
     res = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-    h.assert_refused(res, str(ca_dir))
+    h.assert_refused(res, str(ca_dir), error="ca.exists")
     assert snapshot(ca_dir) == before

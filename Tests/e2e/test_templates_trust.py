@@ -107,9 +107,9 @@ def test_the_invoking_users_own_override_is_used(reachable_tmp, chpki_bin):
                           "--templates", str(directory)], capture_output=True, text=True, env=clean_env(), cwd="/")
     assert res.returncode == 0 and res.stdout == "# mine\n", h.describe(res)
     # ... but root, running the same command, refuses nobody's directory.
-    res = subprocess.run([str(chpki_bin), "templates", "show", "pg_ident.conf", "--templates", str(directory)],
+    res = subprocess.run([str(chpki_bin), "templates", "show", "pg_ident.conf", "--templates", str(directory), "--json"],
                          capture_output=True, text=True, env=clean_env(), cwd="/")
-    h.assert_refused(res, str(directory), "owner nobody")
+    h.assert_refused(res, str(directory), "owner nobody", error="template.untrusted")
 
 
 def test_symlinked_template_or_directory_is_refused(cluster, run, tmp_path, passphrase_file):
@@ -118,11 +118,11 @@ def test_symlinked_template_or_directory_is_refused(cluster, run, tmp_path, pass
     real.write_text("# elsewhere\n")
     template.unlink()
     template.symlink_to(real)
-    h.assert_refused(run("templates", "list", "--templates", directory), str(template), "symlink")
+    h.assert_refused(run("templates", "list", "--templates", directory), str(template), "symlink", error="template.untrusted")
     link = tmp_path / "link-to-templates"
     template.unlink()
     link.symlink_to(directory)
-    h.assert_refused(run("templates", "list", "--templates", link), str(link), "symlink")
+    h.assert_refused(run("templates", "list", "--templates", link), str(link), "symlink", error="template.untrusted")
 
 
 def test_system_directory_writable_by_others_is_refused(chpki_bin, tmp_path):
@@ -131,15 +131,15 @@ def test_system_directory_writable_by_others_is_refused(chpki_bin, tmp_path):
     res = run_with_private_etc_chpki(
         "mkdir -m 0777 /etc/chpki/templates && "
         "printf 'host all all 0.0.0.0/0 trust\\n' > /etc/chpki/templates/pg_hba.conf.mustache && "
-        f"chown nobody /etc/chpki/templates/pg_hba.conf.mustache && {chpki_bin} templates list", tmp_path)
-    h.assert_refused(res, "/etc/chpki/templates", "0777", "group/other-writable")
+        f"chown nobody /etc/chpki/templates/pg_hba.conf.mustache && {chpki_bin} templates list --json", tmp_path)
+    h.assert_refused(res, "/etc/chpki/templates", "0777", error="template.untrusted")
 
 
 def test_oversized_template_is_refused(cluster, run, tmp_path, passphrase_file):
     directory, template = override_dir(tmp_path, "")
     os.truncate(template, 3 << 30)
     h.assert_refused(run("bundle", "--out", "out", "--templates", directory, "--passphrase-file", passphrase_file),
-                     str(template), "3 GiB", "1 MiB")
+                     str(template), "3 GiB", "1 MiB", error="file.too-large")
     assert_nothing_bundled(cluster)
 
 

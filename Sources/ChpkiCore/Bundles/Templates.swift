@@ -111,7 +111,7 @@ public struct Templates: Sendable {
                                              limit: ReadLimits.template)
         } catch let refusal as TrustedDirectory.Refusal {
             let why = refusal.untrusted ? " (another user could change what chpki renders into every host's config)" : ""
-            throw ChpkiError.input(.templateUntrusted, file: refusal.path, field: field, "template override refused: \(refusal.reason)\(why)")
+            throw ChpkiError.input(refusal.code, file: refusal.path, field: field, "template override refused: \(refusal.reason)\(why)")
         }
     }
 

@@ -57,7 +57,7 @@ public struct ErrorReport: Encodable, Sendable, Equatable {
         case let error as RootedDirectory.Refusal:
             self.init(code: .bundleUnsafePath, file: error.path, problems: [error.description])
         case let error as TrustedDirectory.Refusal:
-            self.init(code: .templateUntrusted, file: error.path, problems: [error.description])
+            self.init(code: error.code, file: error.path, problems: [error.description])
         case let error as RegularFile.Failure:
             let reason: String
             switch error {

@@ -151,7 +151,8 @@ public enum SecretBundleArchive {
             defer { tar.wipe() }
             entries = try Tar.read(tar, limits: SecretBundleLimits.tar)
         } catch let error as ChpkiError {
-            throw ChpkiError.input(.secretsNotABundle, file: file, field: nil, "not a complete \(expected): \(error.message)")
+            // Keep the archive's own code (archive.truncated, archive.unsafe-member...): it says more.
+            throw ChpkiError.input(error.code, file: file, field: nil, "not a complete \(expected): \(error.message)")
         }
         guard let member = entries.first(where: { $0.path == SecretBundleManifest.memberName }), let manifestData = member.data else {
             throw ChpkiError.input(.secretsNotABundle, file: file, field: SecretBundleManifest.memberName, "missing: not a chpki \(expected)")
