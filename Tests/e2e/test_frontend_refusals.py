@@ -18,12 +18,12 @@ import helpers as h
 
 
 
-def refused_bundle(run, fe: fh.Frontend, tmp_path: Path, *mentions, args=()):
+def refused_bundle(run, fe: fh.Frontend, tmp_path: Path, *mentions, args=(), error="frontend.invalid"):
     """bundle-frontend must refuse with one line naming `mentions`, and write no archive."""
     out = tmp_path / "out" / "bundle.tgz"
     out.parent.mkdir(exist_ok=True)
     res = run("bundle-frontend", "--from", fe.root, "--out", out, *args)
-    line = h.assert_refused(res, *mentions, error="frontend.invalid")
+    line = h.assert_refused(res, *mentions, error=error)
     assert list(out.parent.iterdir()) == [], "a refused bundle-frontend wrote something"
     assert res.stdout == ""
     for value in fe.secret_values():
@@ -308,7 +308,9 @@ def test_damaged_envelope(run, snapshot, frontend, empty_root, tmp_path):
     bad = tmp_path / "damaged.cms"
     bad.write_bytes(bytes(data))
     refused_install(run, snapshot, bad, empty_root, "damaged.cms",
-                    env={"CHPKI_BUNDLE_PASSPHRASE": fh.BUNDLE_PASSPHRASE}, error="secrets.not-a-bundle")
+                    env={"CHPKI_BUNDLE_PASSPHRASE": fh.BUNDLE_PASSPHRASE},
+                    # CBC without a MAC: the damage shows in the padding or in the gzip stream inside.
+                    error=("secrets.decrypt-failed", "archive.corrupt", "archive.truncated"))
 
 
 def test_existing_directory_in_the_way(run, snapshot, plain_bundle, tmp_path):
