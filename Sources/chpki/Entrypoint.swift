@@ -4,7 +4,8 @@ import Foundation
 
 /// Parses, runs, and maps every failure to SPEC §1's exit codes: 2 with one line on stderr for bad
 /// input or a refusal, 1 for a failed check, 0 otherwise. Every error goes out through
-/// `Reporter.error` (escaped, one line per problem, and the JSON error object under --json).
+/// `Reporter.error` (escaped, one line per problem, and the JSON error object under --json), with
+/// its code from `ErrorReport` (docs/errors.md): usage errors here, every other type there.
 @main
 enum Entrypoint {
     static func main() {
@@ -29,7 +30,7 @@ enum Entrypoint {
         } catch {
             let report = ErrorReport(error, database: global.map { Path.join($0.settings.caDirectory.path, CADatabase.fileName) })
             // -q on a check (expiring, verify): the exit status is the whole answer.
-            if report.code == ErrorReport.checkFailed, global?.quiet == true { exit(report.exitCode) }
+            if report.isCheckFailure, global?.quiet == true { exit(report.exitCode) }
             fail(report, json: global?.json ?? false)
         }
     }
@@ -45,12 +46,12 @@ enum Entrypoint {
         // The options were not parsed: --json is asked for when it is among the arguments.
         let json = arguments.prefix { $0 != "--" }.contains("--json")
         if let unknown = CommandLookup.unknownSubcommandMessage(arguments) {
-            fail(ErrorReport(code: "usage", problems: [unknown]), json: json)
+            fail(ErrorReport(code: .usageUnknownCommand, problems: [unknown]), json: json)
         }
         // A usage error from the argument parser: one line, and where to read more.
         let message = Chpki.message(for: error).split(separator: "\n")
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: " ")
-        fail(ErrorReport(code: "usage", problems: ["\(message) (see 'chpki help')"]), json: json)
+        fail(ErrorReport(code: .usageInvalidArgument, problems: ["\(message) (see 'chpki help')"]), json: json)
     }
 
     static func fail(_ report: ErrorReport, json: Bool) -> Never {

@@ -142,3 +142,5 @@ extension InstallBackend: TakesGlobalOptions {}
 extension TemplatesList: TakesGlobalOptions {}
 extension TemplatesShow: TakesGlobalOptions {}
 extension Demo: TakesGlobalOptions {}
+extension PassphraseChange: TakesGlobalOptions {}
+extension RolloutPlanCommand: TakesGlobalOptions {}

@@ -182,7 +182,7 @@ final class LockHolder {
             said.append(chunk)
         }
         guard String(decoding: said, as: UTF8.self).hasPrefix("locked") else {
-            throw ChpkiError(.refused, "the lock holder did not start: \(String(decoding: said, as: UTF8.self))")
+            throw ChpkiError(.internalBug, "the lock holder did not start: \(String(decoding: said, as: UTF8.self))")
         }
     }
 

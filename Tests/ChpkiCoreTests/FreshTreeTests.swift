@@ -14,7 +14,7 @@ struct FreshTreeTests {
     static let when = Date(timeIntervalSince1970: 1_700_000_000)
 
     static func status(_ path: String) throws -> FileStatus {
-        guard let status = try FileStatus.of(path) else { throw ChpkiError(.refused, "\(path) is missing") }
+        guard let status = try FileStatus.of(path) else { throw ChpkiError(.fileMissing, "\(path) is missing") }
         return status
     }
 

@@ -249,7 +249,7 @@ struct FrontendBundleTests {
     func roundTrip() throws {
         let bundle = try Self.bundle()
         let archive = try bundle.archive(source: "A")
-        let opened = try FrontendBundleReader.open(archive, file: "b.tgz") { Issue.record("asked for a passphrase"); throw ChpkiError(.refused, "no") }
+        let opened = try FrontendBundleReader.open(archive, file: "b.tgz") { Issue.record("asked for a passphrase"); throw ChpkiError(.passphraseMissing, "no") }
         #expect(opened.bundle.files == bundle.files)
         #expect(opened.manifest.migrationLevel == "1.52")
         #expect(!opened.encrypted)
@@ -258,7 +258,7 @@ struct FrontendBundleTests {
         let index = try #require(entries.firstIndex { $0.path.hasSuffix("pivotal.rb") })
         entries[index].kind = .file(Data("node_name \"mallory\"\n".utf8))
         let altered = try Gzip.compress(try Tar.archive(entries))
-        #expect(throws: ChpkiError.self) { try FrontendBundleReader.open(altered, file: "b.tgz") { throw ChpkiError(.refused, "no") } }
+        #expect(throws: ChpkiError.self) { try FrontendBundleReader.open(altered, file: "b.tgz") { throw ChpkiError(.passphraseMissing, "no") } }
 
         let passphrase = try Passphrase(bytes: Array("bundle passphrase".utf8), source: "test")
         let sealed = try PasswordEnvelope.seal(archive, passphrase: passphrase, iterations: 2048)

@@ -56,7 +56,7 @@ struct FuzzRegressionTests {
             (error as? ChpkiError)?.message.contains("MANIFEST.json: size is not an octal number") == true
         }
         #expect(throws: ChpkiError.self) {
-            try FrontendBundleReader.open(try Gzip.compress(data), file: "negative-size.tar.gz") { throw ChpkiError(.refused, "no passphrase") }
+            try FrontendBundleReader.open(try Gzip.compress(data), file: "negative-size.tar.gz") { throw ChpkiError(.passphraseMissing, "no passphrase") }
         }
     }
 

@@ -336,7 +336,7 @@ func parseError(_ yaml: String) -> String {
     }
 
     @Test func missingFileIsAnInputError() {
-        #expect(throws: ChpkiError.input(file: "/nonexistent/cluster.yml", field: nil,
+        #expect(throws: ChpkiError.input(.fileMissing, file: "/nonexistent/cluster.yml", field: nil,
                                          "no such inventory file (set --inventory or CHPKI_INVENTORY)")) {
             try Inventory.load(path: "/nonexistent/cluster.yml")
         }

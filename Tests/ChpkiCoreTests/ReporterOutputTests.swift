@@ -28,7 +28,7 @@ struct ReporterOutputTests {
         reporter.table(header: ["HOST"], rows: [["x\ny"]])
         reporter.note("n\u{1B}")
         reporter.detail("d\n")
-        reporter.error(ErrorReport(ChpkiError.input(file: "c.yml", line: 3, field: "hosts[0].name", "'a\nb' is bad"), database: nil))
+        reporter.error(ErrorReport(ChpkiError.input(.inventoryInvalidName, file: "c.yml", line: 3, field: "hosts[0].name", "'a\nb' is bad"), database: nil))
         #expect(!out.text.unicodeScalars.contains { ControlCharacters.isControl($0) && $0 != "\n" })
         #expect(!err.text.unicodeScalars.contains { ControlCharacters.isControl($0) && $0 != "\n" })
         #expect(out.text == "host a\\nb\\x1b]0;t\\x07\nHOST\nx\\ny\n")
@@ -40,16 +40,16 @@ struct ReporterOutputTests {
     func jsonError() throws {
         let out = Sink(), err = Sink()
         let reporter = Self.reporter(json: true, out: out, err: err)
-        reporter.error(ErrorReport(ChpkiError.input(file: "c.yml", line: 3, field: "k", "bad"), database: nil))
+        reporter.error(ErrorReport(ChpkiError.input(.inventoryUnknownField, file: "c.yml", line: 3, field: "k", "bad"), database: nil))
         let object = try #require(JSONSerialization.jsonObject(with: Data(out.text.utf8)) as? [String: [String: Any]])
         #expect(object["error"]?["file"] as? String == "c.yml" && object["error"]?["line"] as? Int == 3)
-        #expect(object["error"]?["code"] as? String == "invalid_input" && object["error"]?["message"] as? String == "c.yml:3: k: bad")
+        #expect(object["error"]?["code"] as? String == "inventory.unknown-field" && object["error"]?["message"] as? String == "c.yml:3: k: bad")
         out.text = ""
-        reporter.error(ErrorReport(ChpkiError(.refused, problems: ["one", "two"]), database: nil))
+        reporter.error(ErrorReport(ChpkiError(.frontendInvalid, problems: ["one", "two"]), database: nil))
         let plain = try #require(JSONSerialization.jsonObject(with: Data(out.text.utf8)) as? [String: [String: Any]])
         #expect(plain["error"]?.keys.sorted() == ["code", "message", "problems"])
         out.text = ""
-        reporter.error(ErrorReport(ChpkiError(.checkFailed, "2 violations"), database: nil))
+        reporter.error(ErrorReport(ChpkiError(.checkVerifyFailed, "2 violations"), database: nil))
         #expect(out.text == "")
         // JSON keeps the data; DEL and C1, valid raw in JSON, are written as \u escapes.
         try reporter.emit(["name": "a\u{1B}\u{7F}\u{9B}"])
@@ -60,7 +60,7 @@ struct ReporterOutputTests {
     func mapping() {
         #expect(ErrorReport(POSIXFailure(message: "cannot open x: No such file", code: 2), database: nil).message == "cannot open x: No such file")
         #expect(ErrorReport(Subprocess.Failure.notFound("ssh"), database: nil).message.hasPrefix("ssh: not found"))
-        #expect(ErrorReport(AES256GCM.AuthenticationFailure(), database: nil).code == "decryption")
-        #expect(ErrorReport(RegularFile.Failure.missing, database: nil).code == "file")
+        #expect(ErrorReport(AES256GCM.AuthenticationFailure(), database: nil).code == "crypto.authentication-failed")
+        #expect(ErrorReport(RegularFile.Failure.missing, database: nil).code == "file.missing")
     }
 }

@@ -56,7 +56,7 @@ struct TemplatesTests {
 
     @Test("a named directory that is missing, and an override that does not parse, are refused naming them")
     func refusals() throws {
-        #expect(throws: ChpkiError.input(file: "/nonexistent/x", field: "--templates", "no such directory")) {
+        #expect(throws: ChpkiError.input(.fileMissing, file: "/nonexistent/x", field: "--templates", "no such directory")) {
             try Templates(explicit: "/nonexistent/x", environment: [:])
         }
         let broken = try Self.scratch()

@@ -64,8 +64,10 @@ class Chpki:
         return [str(self.path), *[str(a) for a in args]]
 
     def run(self, *args, env=None, input=None, cwd=None, timeout=300) -> subprocess.CompletedProcess:
-        """Run chpki with `args`; `env` adds variables to a clean environment. Text output."""
-        return subprocess.run(
+        """Run chpki with `args`; `env` adds variables to a clean environment. Text output.
+        The result can run the same command again with more arguments (`res.again("--json")`), so
+        that `helpers.assert_refused(res, error=CODE)` reads the code of a refusal run without --json."""
+        res = subprocess.run(
             self._argv(args),
             cwd=str(cwd or self.cwd),
             env=clean_env(env),
@@ -76,6 +78,8 @@ class Chpki:
             timeout=timeout,
             start_new_session=True,
         )
+        res.again = lambda *more: self.run(*args, *more, env=env, input=input, cwd=cwd, timeout=timeout)
+        return res
 
     def popen(self, *args, env=None, cwd=None, **kw) -> subprocess.Popen:
         """Start chpki without waiting (same environment rules as run)."""

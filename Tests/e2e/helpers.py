@@ -10,6 +10,7 @@ import calendar
 import datetime as dt
 import hashlib
 import ipaddress
+import json
 import os
 import re
 import sqlite3
@@ -118,9 +119,48 @@ def error_line(res: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-def assert_refused(res: subprocess.CompletedProcess, *mentions, code: int = 2) -> str:
+def error_object(res: subprocess.CompletedProcess) -> dict:
+    """The `{"error": {...}}` object a failed command printed on stdout under --json (docs/errors.md).
+    For a result of a run without --json, the same command is run again with it (a refusal changes
+    nothing, so the second run must refuse the same way: same exit status, as many stderr lines;
+    the words may differ by a timestamp)."""
+    if not res.stdout.lstrip().startswith("{"):
+        again = getattr(res, "again", None)
+        assert again is not None, "run the command with --json to read its error code" + describe(res)
+        rerun = again("--json")
+        assert rerun.returncode == res.returncode and len(rerun.stderr.splitlines()) == len(res.stderr.splitlines()), (
+            "the refusal is not the same with --json" + describe(res) + describe(rerun))
+        res = rerun
+    try:
+        document = json.loads(res.stdout)
+    except ValueError:
+        raise AssertionError("stdout is not one JSON document" + describe(res)) from None
+    assert set(document) == {"error"}, describe(res)
+    error = document["error"]
+    assert error.get("code") and error.get("message"), describe(res)
+    assert None not in error.values(), describe(res)
+    _record_code(error["code"])
+    return error
+
+
+def _record_code(code: str) -> None:
+    # CHPKI_RECORD_CODES=FILE: each checked refusal's call site and code, to keep docs/errors.md honest.
+    target = os.environ.get("CHPKI_RECORD_CODES")
+    if not target:
+        return
+    import inspect
+    chain = [f"{Path(f.filename).name}:{f.lineno}" for f in inspect.stack()[2:] if Path(f.filename).name.startswith("test_")]
+    with open(target, "a") as out:
+        out.write(f"{'>'.join(chain)}|{code}\n")
+
+
+def assert_refused(res: subprocess.CompletedProcess, *mentions, code: int = 2, error: str | tuple | None = None) -> str:
     """Exit `code` (2 = bad input/refusal), exactly one stderr line, which reads as an error and
-    names each of `mentions` (a string, or a tuple of alternatives any one of which must appear)."""
+    names each of `mentions` (a string, or a tuple of alternatives any one of which must appear),
+    and, when `error` is given, whose --json error object carries that code (docs/errors.md; a
+    tuple: one of them).
+    Assert on the code; keep `mentions` to the file and field named, and to wording that is itself
+    the product."""
     assert res.returncode == code, f"expected exit {code}" + describe(res)
     line = error_line(res)
     assert "error" in line.lower(), f"stderr line does not read as an error: {line!r}"
@@ -129,6 +169,11 @@ def assert_refused(res: subprocess.CompletedProcess, *mentions, code: int = 2) -
         assert any(str(a).lower() in line.lower() for a in alts), (
             f"stderr line should mention {' or '.join(map(repr, map(str, alts)))}: {line!r}"
         )
+    if error is not None or (code != 1 and os.environ.get("CHPKI_RECORD_CODES")):
+        found = error_object(res)["code"]
+        if error is not None:
+            wanted = error if isinstance(error, tuple) else (error,)
+            assert found in wanted, f"expected error code {' or '.join(wanted)}, got {found}" + describe(res)
     return line
 
 

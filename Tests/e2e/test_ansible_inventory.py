@@ -158,7 +158,7 @@ CASES = {
     "no ips at all": (lambda g: ansible_host_only(g, "backend-1.chpki.test", None),
                       ["backend-1.chpki.test", "ips"]),
     "ips a string": (lambda g: backend(g, "backend-1.chpki.test").update(ips="127.0.0.1"),
-                     ["backend-1.chpki.test", "expected a list"]),
+                     ["backend-1.chpki.test"]),
     "duplicate ip": (lambda g: backend(g, "backend-2.chpki.test").update(ips=["127.0.0.1"]),
                      ["backend-2.chpki.test", "127.0.0.1", "backend-1.chpki.test"]),
     "bad host name": (lambda g: g["backend"]["hosts"].update({"backend_4.chpki.test": {"ips": ["127.0.0.4"]}}),
@@ -168,12 +168,24 @@ CASES = {
 }
 
 
+# The code each case is refused with (docs/errors.md).
+CODES = {
+    "ip not an address": "inventory.invalid-address",
+    "no ips, ansible_host a name": "inventory.missing-field",
+    "no ips at all": "inventory.missing-field",
+    "ips a string": "inventory.wrong-type",
+    "duplicate ip": "inventory.duplicate",
+    "bad host name": "inventory.invalid-name",
+    "host outside the domain": "inventory.invalid-name",
+}
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_host_var_is_refused_naming_file_and_host(chpki_bin, tmp_path, case):
     edit, mentions = CASES[case]
     c, hosts_yml = bad_cluster(chpki_bin, tmp_path, edit)
     res = c.signed("init-ca")
-    line = h.assert_refused(res, str(hosts_yml.name), *mentions)
+    line = h.assert_refused(res, str(hosts_yml.name), *mentions, error=CODES[case])
     assert "host " in line, line
     assert not c.ca.exists(), "a refused command created the CA"
 
@@ -181,7 +193,7 @@ def test_bad_host_var_is_refused_naming_file_and_host(chpki_bin, tmp_path, case)
 def test_a_host_in_both_lists_is_refused(chpki_bin, tmp_path):
     c, hosts_yml = bad_cluster(chpki_bin, tmp_path, lambda g: None,
                                with_hosts=[{"name": "backend-1.chpki.test", "ips": ["127.0.0.51"], "groups": ["extra"]}])
-    h.assert_refused(c.signed("init-ca"), "hosts.yml", "backend-1.chpki.test", "duplicate host", "hosts[0]")
+    h.assert_refused(c.signed("init-ca"), "hosts.yml", "backend-1.chpki.test", "hosts[0]", error="inventory.duplicate")
 
     # beside it, a host of its own is merged in, and group names reach the services
     c.inventory.write_text(c.inventory.read_text().replace("backend-1.chpki.test", "frontend-9.chpki.test")
@@ -195,9 +207,9 @@ def test_a_host_in_both_lists_is_refused(chpki_bin, tmp_path):
 def test_missing_or_unreadable_inventory_is_refused(chpki_bin, tmp_path):
     c, hosts_yml = bad_cluster(chpki_bin, tmp_path, lambda g: None)
     hosts_yml.unlink()
-    h.assert_refused(c.signed("init-ca"), "cluster.yml", "ansible_inventory", "hosts.yml")
+    h.assert_refused(c.signed("init-ca"), "cluster.yml", "ansible_inventory", "hosts.yml", error="file.missing")
     hosts_yml.write_text("all: [\n")
-    h.assert_refused(c.signed("init-ca"), "cluster.yml", "ansible_inventory", "ansible-inventory")
+    h.assert_refused(c.signed("init-ca"), "cluster.yml", "ansible_inventory", "ansible-inventory", error="inventory.ansible-failed")
     assert not c.ca.exists()
 
 

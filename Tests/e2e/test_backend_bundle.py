@@ -156,7 +156,7 @@ def test_bundle_backend_refuses_bad_secrets(run, tmp_path, text, mentions):
     out = tmp_path / "out" / "b.tgz"
     out.parent.mkdir()
     res = run("bundle-backend", "--from", leader, "--out", out)
-    h.assert_refused(res, "chef-backend-secrets.json", *mentions)
+    h.assert_refused(res, "chef-backend-secrets.json", *mentions, error="secrets.invalid")
     assert list(out.parent.iterdir()) == []
 
 
@@ -164,7 +164,7 @@ def test_bundle_backend_refuses_a_missing_file(run, tmp_path):
     (tmp_path / "empty").mkdir()
     out = tmp_path / "b.tgz"
     h.assert_refused(run("bundle-backend", "--from", tmp_path / "empty", "--out", out), "chef-backend-secrets.json",
-                     "no such file", "create-cluster")
+                     "create-cluster", error="file.missing")
     assert not out.exists()
 
 
@@ -172,11 +172,11 @@ def test_bundle_backend_refuses_a_missing_file(run, tmp_path):
 # install-backend refusals: exit 2, one line, the root unchanged
 
 
-def refused_install(run, bundle_file, joiner, *mentions, args=(), env=None):
+def refused_install(run, bundle_file, joiner, *mentions, args=(), env=None, error=None):
     root, outside = joiner
     before, before_outside = state(root), state(outside)
     res = run("install-backend", bundle_file, "--root", root, *args, env=env)
-    line = h.assert_refused(res, *mentions)
+    line = h.assert_refused(res, *mentions, error=error)
     assert state(root) == before and state(outside) == before_outside
     return line
 
@@ -192,7 +192,7 @@ def test_wrong_passphrase(run, leader, joiner, tmp_path, pass_file):
     out = tmp_path / "b.cms"
     h.assert_ok(run("bundle-backend", "--from", leader, "--out", out, "--encrypt", "--passphrase-file", pass_file))
     wrong = h.write_secret(tmp_path / "wrong", "not the passphrase at all\n")
-    refused_install(run, out, joiner, "b.cms", "passphrase", args=("--passphrase-file", wrong))
+    refused_install(run, out, joiner, "b.cms", "passphrase", args=("--passphrase-file", wrong), error="secrets.decrypt-failed")
 
 
 @pytest.mark.parametrize("keep", [0.1, 0.5, 0.95])
@@ -200,7 +200,7 @@ def test_truncated_file(run, plain, joiner, tmp_path, keep):
     data = plain.read_bytes()
     bad = tmp_path / "cut.tgz"
     bad.write_bytes(data[: int(len(data) * keep)])
-    refused_install(run, bad, joiner, "cut.tgz", "truncated")
+    refused_install(run, bad, joiner, "cut.tgz", error="archive.truncated")
 
 
 def test_truncated_envelope(run, leader, joiner, tmp_path, pass_file):
@@ -209,7 +209,7 @@ def test_truncated_envelope(run, leader, joiner, tmp_path, pass_file):
     text = out.read_bytes()
     bad = tmp_path / "cut.cms"
     bad.write_bytes(text[: len(text) // 2])
-    refused_install(run, bad, joiner, "cut.cms", args=("--passphrase-file", pass_file))
+    refused_install(run, bad, joiner, "cut.cms", args=("--passphrase-file", pass_file), error="secrets.not-a-bundle")
 
 
 @pytest.mark.parametrize("text, mentions", [
@@ -222,7 +222,7 @@ def test_crafted_bundle_with_bad_secrets(run, plain, joiner, tmp_path, text, men
     b.set_data(SECRETS, text.encode())
     bad = tmp_path / "crafted.tgz"
     bad.write_bytes(b.tgz())
-    refused_install(run, bad, joiner, "crafted.tgz", *mentions)
+    refused_install(run, bad, joiner, "crafted.tgz", *mentions, error="secrets.invalid")
 
 
 def test_crafted_bundle_with_a_loose_mode(run, plain, joiner, tmp_path):
@@ -230,27 +230,27 @@ def test_crafted_bundle_with_a_loose_mode(run, plain, joiner, tmp_path):
     b.set_mode(SECRETS, 0o644)
     bad = tmp_path / "crafted.tgz"
     bad.write_bytes(b.tgz())
-    refused_install(run, bad, joiner, SECRETS, "0644", "0600")
+    refused_install(run, bad, joiner, SECRETS, "0644", "0600", error="secrets.invalid")
 
 
 def test_frontend_bundle_is_not_a_backend_bundle(run, frontend, joiner, tmp_path):
     fe = frontend()
     out = tmp_path / "fe.tgz"
     h.assert_ok(run("bundle-frontend", "--from", fe.root, "--out", out))
-    refused_install(run, out, joiner, "fe.tgz", "install-frontend")
+    refused_install(run, out, joiner, "fe.tgz", "install-frontend", error="secrets.wrong-kind")
 
 
 def test_backend_bundle_is_not_a_frontend_bundle(run, plain, joiner):
     root, _ = joiner
     before = state(root)
-    h.assert_refused(run("install-frontend", plain, "--root", root), "install-backend")
+    h.assert_refused(run("install-frontend", plain, "--root", root), "install-backend", error="secrets.wrong-kind")
     assert state(root) == before
 
 
 def test_symlinked_chef_backend_directory(run, plain, joiner):
     root, outside = joiner
     os.symlink(outside, root / "etc" / "chef-backend")
-    refused_install(run, plain, joiner, "etc/chef-backend", "symlink")
+    refused_install(run, plain, joiner, "etc/chef-backend", "symlink", error="install.unsafe-path")
     assert os.listdir(outside) == []
 
 
@@ -258,7 +258,7 @@ def test_existing_different_file_needs_force(run, plain, leader, joiner):
     root, _ = joiner
     make_backend(root)  # another cluster's secrets
     old = (root / SECRETS).read_bytes()
-    refused_install(run, plain, joiner, SECRETS, "--force")
+    refused_install(run, plain, joiner, SECRETS, "--force", error="install.conflict")
     res = run("install-backend", plain, "--root", root, "--force", env={"CHPKI_NOW": "2027-03-04T05:06:07Z"})
     h.assert_ok(res)
     assert (root / SECRETS).read_bytes() == (leader / SECRETS).read_bytes()

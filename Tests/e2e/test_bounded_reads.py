@@ -19,8 +19,8 @@ def sparse(path, size=HUGE):
     return path
 
 
-def assert_one_line(res, *mentions):
-    line = h.assert_refused(res, *mentions)
+def assert_one_line(res, *mentions, error=None):
+    line = h.assert_refused(res, *mentions, error=error)
     assert "Fatal error" not in res.stderr and "allocate" not in res.stderr
     return line
 
@@ -29,7 +29,7 @@ def test_sparse_inventory(run, workdir, passphrase_file, init_ca):
     init_ca()
     inventory = sparse(workdir / "cluster.yml")
     started = time.monotonic()
-    line = assert_one_line(run("issue", "--dry-run", "--passphrase-file", passphrase_file), inventory.name, "3 GiB", "32 MiB")
+    line = assert_one_line(run("issue", "--dry-run", "--passphrase-file", passphrase_file), inventory.name, "3 GiB", "32 MiB", error="file.too-large")
     assert time.monotonic() - started < 30, "the file was read instead of refused by its size"
     assert "more than" in line
 
@@ -37,20 +37,20 @@ def test_sparse_inventory(run, workdir, passphrase_file, init_ca):
 def test_sparse_passphrase_file(run, workdir, write_inventory, tmp_path):
     write_inventory(h.FULL_INVENTORY)
     huge = sparse(tmp_path / "passphrase")
-    assert_one_line(run("init-ca", "--passphrase-file", huge), str(huge), "--passphrase-file", "3 GiB", "64 KiB")
+    assert_one_line(run("init-ca", "--passphrase-file", huge), str(huge), "--passphrase-file", "3 GiB", "64 KiB", error="file.too-large")
     assert not (workdir / "ca").exists() or not any((workdir / "ca").iterdir()), "a refused init-ca left files"
 
 
 def test_sparse_inspect_input(run, tmp_path):
     huge = sparse(tmp_path / "cert.pem")
-    assert_one_line(run("inspect", huge), str(huge), "3 GiB", "64 MiB")
+    assert_one_line(run("inspect", huge), str(huge), "3 GiB", "64 MiB", error="file.too-large")
 
 
 def test_a_file_just_over_a_limit_is_refused_and_one_under_is_read(run, workdir, write_inventory, init_ca, passphrase_file, tmp_path):
     """The limit is the limit: 64 KiB + 1 byte of passphrase file is refused, a short one works."""
     write_inventory(h.FULL_INVENTORY)
     over = sparse(tmp_path / "over", (64 << 10) + 1)
-    assert_one_line(run("init-ca", "--passphrase-file", over), str(over), "64 KiB")
+    assert_one_line(run("init-ca", "--passphrase-file", over), str(over), "64 KiB", error="file.too-large")
     init_ca()
     h.assert_ok(run("issue", "--dry-run", "--passphrase-file", passphrase_file))
 
@@ -84,5 +84,5 @@ def test_endless_ansible_inventory_output_is_cut_off(run, workdir, tmp_path):
     fake.chmod(0o755)
     started = time.monotonic()
     res = run("issue", "--dry-run", env={"PATH": f"{bin_dir}:{os.environ['PATH']}"})
-    assert_one_line(res, "ansible-inventory", "32 MiB", "stdout")
+    assert_one_line(res, "ansible-inventory", "32 MiB", "stdout", error="inventory.ansible-failed")
     assert time.monotonic() - started < 60

@@ -270,4 +270,4 @@ def test_manifest_in_an_unsafe_or_old_shape_is_refused(ca, tmp_path):
     old = tmp_path / "old" / "frontend-1.example.com"
     old.mkdir(parents=True)
     (old / "MANIFEST.json").write_text('{"generator": "chpki", "host": "frontend-1.example.com", "files": []}')
-    h.assert_refused(tool.run("verify", "--bundle", tmp_path / "old"), "older chpki")
+    h.assert_refused(tool.run("verify", "--bundle", tmp_path / "old"), "older chpki", error="bundle.old-layout")

@@ -106,9 +106,9 @@ def test_clock_before_the_ca_refuses_issue_and_crl(site, ca_dir):
     before = ca_state(ca_dir)
     early = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
     for args in (["issue", "client", "ops@backend-1"], ["crl"]):
-        res = site(*args, prefix=faketime(early))
+        res = site(*args, "--json", prefix=faketime(early))
         line = h.assert_refused(res, "2020-01-01", issuer.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%S"),
-                                "Integrity Root CA Intermediate")
+                                "Integrity Root CA Intermediate", error="ca.clock-before-issuer")
         assert "clock" in line, line
         assert ca_state(ca_dir) == before, f"{args[0]} under an early clock changed the CA"
     # the same commands at the real time work
@@ -125,8 +125,8 @@ def test_clock_set_back_behind_the_last_change_refuses_an_expired_crl(run, write
     init_ca(env={"CHPKI_NOW": h.rfc3339_z(now - dt.timedelta(days=20))})
     h.assert_ok(run("issue", "--passphrase-file", passphrase_file))
     before = ca_state(ca_dir)
-    res = run_prefixed(run, faketime(now - dt.timedelta(days=10)), "crl", "--days", "1", "--passphrase-file", passphrase_file)
-    line = h.assert_refused(res, "nextUpdate", "clock")
+    res = run_prefixed(run, faketime(now - dt.timedelta(days=10)), "crl", "--days", "1", "--passphrase-file", passphrase_file, "--json")
+    line = h.assert_refused(res, "nextUpdate", "clock", error="ca.clock-went-back")
     assert "expired" in line, line
     assert ca_state(ca_dir) == before
 
@@ -142,12 +142,13 @@ def test_failure_after_the_commit_exits_3_and_names_what_was_committed(site, ca_
     # The first rename after the commit is index.txt's (the view is written after ca.db commits).
     inject = [strace, "-f", "-o", "/dev/null", "-e", "trace=rename,renameat,renameat2",
               "-e", "inject=rename,renameat,renameat2:error=ENOSPC:when=1"]
-    res = site("issue", "client", "ops@backend-1", prefix=inject)
+    res = site("issue", "client", "ops@backend-1", "--json", prefix=inject)
     assert res.returncode == 3, "a failure after the commit must not claim 'nothing changed' (exit 2)" + h.describe(res)
     added = {r["serial"] for r in rows(ca_dir, tmp_path / "b")} - before
     assert len(added) == 1, added
     serial = added.pop()
     line = h.error_line(res)
+    assert h.error_object(res)["code"] == "ca.views-stale"
     for word in (serial, str(ca_dir / "index.txt").replace(str(ca_dir), ""), "committed", "stale", "no space left on device"):
         assert word.lower() in line.lower(), (word, line)
     assert serial not in (ca_dir / "index.txt").read_text(), "the scenario: index.txt is stale"
@@ -189,9 +190,11 @@ def test_full_disk_says_so_naming_the_file_and_the_ca_recovers(site, ca_dir, tin
     ca = tiny_mount / "ca"
     shutil.copytree(ca_dir, ca)
     filler = fill(tiny_mount)
-    res = run("issue", "client", "ops@backend-1", "--ca-dir", ca, "--passphrase-file", passphrase_file)
+    res = run("issue", "client", "ops@backend-1", "--ca-dir", ca, "--passphrase-file", passphrase_file, "--json")
     assert res.returncode in (2, 3), h.describe(res)
     line = h.error_line(res)
+    # Full before the commit (nothing changed) or after it (a derived file stale): both say so.
+    assert h.error_object(res)["code"] in ("system.no-space", "ca.write-failed", "ca.views-stale"), res.stdout
     assert "no space left on device" in line.lower(), line
     assert re.search(re.escape(str(ca)) + r"/(ca\.db|index\.txt|crl\.pem)", line), f"the full file is not named: {line}"
     filler.unlink()
@@ -313,7 +316,7 @@ def test_an_undecodable_row_is_refused_naming_its_serial(site, ca_dir, tmp_path,
     db.close()
     before = ca_state(ca_dir)
     for args in (["list"], ["issue"]):
-        h.assert_refused(site(*args), serial, column)
+        h.assert_refused(site(*args), serial, column, error="ca.corrupt")
     assert ca_state(ca_dir) == before
 
 
@@ -321,7 +324,7 @@ def test_no_ca_here_names_the_directory_and_suggests_no_second_ca(run, workdir, 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     for args, looked in ((["list"], workdir / "ca"), (["list", "--ca-dir", elsewhere], elsewhere)):
-        line = h.assert_refused(run(*args), str(looked), "--ca-dir", "CHPKI_CA_DIR")
+        line = h.assert_refused(run(*args), str(looked), "--ca-dir", "CHPKI_CA_DIR", error="ca.not-found")
         assert "create one with" not in line and "new cluster" in line, line
 
 

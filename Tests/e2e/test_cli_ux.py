@@ -55,7 +55,7 @@ def test_templates_show_prints_the_exact_source_file(run):
 
 
 def test_templates_show_unknown_name_is_refused(run):
-    h.assert_refused(run("templates", "show", "no-such-template"), "no-such-template", "pg_hba.conf")
+    h.assert_refused(run("templates", "show", "no-such-template"), "no-such-template", "pg_hba.conf", error="template.unknown")
 
 
 def test_override_directory_replaces_only_the_templates_it_holds(cluster, run, tmp_path, passphrase_file):
@@ -110,8 +110,8 @@ def test_system_override_directory_applies_when_present(chpki_bin, tmp_path):
 
 
 def test_missing_override_directory_is_refused(run, tmp_path):
-    h.assert_refused(run("templates", "list", "--templates", tmp_path / "nope"), "nope", "--templates")
-    h.assert_refused(run("templates", "list", env={"CHPKI_TEMPLATES": tmp_path / "gone"}), "gone", "CHPKI_TEMPLATES")
+    h.assert_refused(run("templates", "list", "--templates", tmp_path / "nope"), "nope", "--templates", error="file.missing")
+    h.assert_refused(run("templates", "list", env={"CHPKI_TEMPLATES": tmp_path / "gone"}), "gone", "CHPKI_TEMPLATES", error="file.missing")
 
 
 def test_override_that_does_not_parse_is_refused_before_anything_is_written(cluster, run, tmp_path, passphrase_file):
@@ -119,7 +119,7 @@ def test_override_that_does_not_parse_is_refused_before_anything_is_written(clus
     override.mkdir()
     (override / "etcd-tls.env.mustache").write_text("{{#peers}}unclosed section\n")
     res = run("bundle", "--out", "out", "--templates", override, "--passphrase-file", passphrase_file)
-    h.assert_refused(res, "etcd-tls.env.mustache")
+    h.assert_refused(res, "etcd-tls.env.mustache", error="template.invalid")
     assert not (cluster / "out").exists()
 
 
@@ -167,13 +167,13 @@ def test_help_shows_every_option_of_every_command(chpki_bin, run):
 ])
 def test_mistyped_subcommand_gets_a_suggestion(run, argv, meant):
     res = run(*argv)
-    line = h.assert_refused(res, argv[-1] if argv[0] == "issue" or argv[0] == "templates" else argv[0])
+    line = h.assert_refused(res, argv[-1] if argv[0] == "issue" or argv[0] == "templates" else argv[0], error="usage.unknown-command")
     assert f"did you mean '{meant}'?" in line
     assert res.stdout == ""
 
 
 def test_unknown_subcommand_far_from_any_lists_the_commands(run):
-    line = h.assert_refused(run("frobnicate"), "frobnicate")
+    line = h.assert_refused(run("frobnicate"), "frobnicate", error="usage.unknown-command")
     assert "did you mean" not in line and "init-ca" in line and "templates" in line
 
 
@@ -193,7 +193,7 @@ def test_quiet_prints_nothing_and_the_exit_status_tells(write_inventory, init_ca
     res = run("expiring", "--within", "500d")
     assert res.returncode == 1 and "expire" in res.stderr and res.stdout.strip()
     # A refusal still says why under -q.
-    h.assert_refused(run("bundle", "-q", "--out", "b", "nosuchservice", "--passphrase-file", passphrase_file), "nosuchservice")
+    h.assert_refused(run("bundle", "-q", "--out", "b", "nosuchservice", "--passphrase-file", passphrase_file), "nosuchservice", error="inventory.unknown-service")
 
 
 def test_demo_json_is_one_document_with_every_step(run, workdir):

@@ -113,6 +113,7 @@ def test_bad_units_in_the_inventory_are_refused_naming_the_field(tmp_path, chpki
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, res.stderr
     assert f"defaults.{field}" in lines[0] and "min" in lines[0] and "mo" in lines[0], lines[0]
+    assert h.error_object(res)["code"] == "inventory.invalid-value"
     assert h.snapshot(ca.ca_dir) == before
 
 
@@ -127,6 +128,7 @@ def test_bad_units_on_the_command_line_are_refused_naming_the_option(tmp_path, c
     res = (ca.signed if signed else ca.run)(*args)
     assert res.returncode == 2, res
     assert option in res.stderr and "min" in res.stderr, res.stderr
+    assert h.error_object(res)["code"] == "usage.invalid-value"
     assert h.snapshot(ca.ca_dir) == before
 
 
@@ -175,4 +177,6 @@ def test_bad_crl_lifetimes_are_refused_naming_the_option(tmp_path, chpki_bin, ar
     res = ca.signed("crl", *args)
     assert res.returncode == 2, res
     assert option in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    both = "--lifetime" in args and "--days" in args
+    assert h.error_object(res)["code"] == ("usage.conflicting-options" if both else "usage.invalid-value")
     assert h.snapshot(ca.ca_dir) == before

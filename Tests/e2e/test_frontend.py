@@ -170,7 +170,7 @@ def test_wrong_flavour_is_named(run, frontend, tmp_path):
     a = frontend("A", flavor="chef")
     out = tmp_path / "b.tgz"
     res = run("bundle-frontend", "--from", a.root, "--out", out)
-    h.assert_refused(res, "etc/cinc-project", "--flavor chef")
+    h.assert_refused(res, "etc/cinc-project", "--flavor chef", error="frontend.invalid")
     assert not out.exists()
 
 
@@ -284,13 +284,13 @@ def test_encrypt_refuses_a_short_passphrase_and_argv_passphrases(run, frontend, 
     a = frontend("A")
     out = tmp_path / "s.cms"
     res = run("bundle-frontend", "--from", a.root, "--out", out, "--encrypt", env={"CHPKI_BUNDLE_PASSPHRASE": "short"})
-    h.assert_refused(res, "8 characters")
+    h.assert_refused(res, "8 characters", error="passphrase.too-short")
     assert not out.exists()
     res = run("bundle-frontend", "--from", a.root, "--out", out, "--encrypt", "--passphrase", "x" * 20)
     assert res.returncode == 2 and not out.exists()
     # No terminal and no passphrase: refused with the variable to use, never a hang.
     res = run("bundle-frontend", "--from", a.root, "--out", out, "--encrypt")
-    h.assert_refused(res, "CHPKI_BUNDLE_PASSPHRASE")
+    h.assert_refused(res, "CHPKI_BUNDLE_PASSPHRASE", error="passphrase.missing")
     assert not out.exists()
 
 
@@ -310,7 +310,7 @@ def test_existing_different_secrets_refused_then_replaced_with_force(run, fronte
 
     before = snapshot(b.root)
     res = run("install-frontend", out, "--root", b.root)
-    line = h.assert_refused(res, "private-cinc-secrets.json", "--force")
+    line = h.assert_refused(res, "private-cinc-secrets.json", "--force", error="install.conflict")
     assert "differs" in line
     assert snapshot(b.root) == before, "a refused install changed the destination"
 

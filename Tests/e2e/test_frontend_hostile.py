@@ -81,7 +81,7 @@ def place(tmp_path):
     return root, outside
 
 
-def refused(run, data: bytes, place, tmp_path, *mentions, name="hostile.tgz", encrypt=False):
+def refused(run, data: bytes, place, tmp_path, *mentions, name="hostile.tgz", encrypt=False, error=None):
     """install-frontend of `data` exits 2 with one line naming `mentions`; --root and the sibling
     are exactly as before."""
     root, outside = place
@@ -96,7 +96,7 @@ def refused(run, data: bytes, place, tmp_path, *mentions, name="hostile.tgz", en
         env = {"CHPKI_BUNDLE_PASSPHRASE": fh.BUNDLE_PASSPHRASE}
     before, before_outside = state(root), state(outside)
     res = run("install-frontend", f, "--root", root, env=env)
-    line = h.assert_refused(res, *mentions)
+    line = h.assert_refused(res, *mentions, error=error)
     assert "Tar.swift" not in res.stderr and "Fatal error" not in res.stderr
     assert state(root) == before, "a refused install changed --root"
     assert state(outside) == before_outside, "a refused install wrote outside --root"
@@ -152,7 +152,7 @@ def test_good_bundle_installs_spec_modes_and_owners(run, good, place, tmp_path):
 def test_mode_not_in_the_table(run, good, place, tmp_path, path, mode, why):
     b = good.copy()
     b.set_mode(path, mode)
-    refused(run, b.tgz(), place, tmp_path, path, f"{mode:04o}", why)
+    refused(run, b.tgz(), place, tmp_path, path, f"{mode:04o}", why, error="secrets.invalid")
 
 
 @pytest.mark.parametrize("path, owner, group, named", [
@@ -164,7 +164,7 @@ def test_mode_not_in_the_table(run, good, place, tmp_path, path, mode, why):
 def test_owner_not_root_or_the_service_account(run, good, place, tmp_path, path, owner, group, named):
     b = good.copy()
     b.set_owner(path, owner, group)
-    refused(run, b.tgz(), place, tmp_path, path, named)
+    refused(run, b.tgz(), place, tmp_path, path, named, error="secrets.invalid")
 
 
 def test_service_account_in_the_manifest_still_installs_root(run, good, place, tmp_path):
@@ -184,7 +184,7 @@ def test_service_account_in_the_manifest_still_installs_root(run, good, place, t
 def test_member_header_disagrees_with_the_manifest(run, good, place, tmp_path):
     b = good.copy()
     b.member(SECRETS).mode = 0o644  # manifest still says 0600
-    refused(run, b.tgz(), place, tmp_path, SECRETS, "0644")
+    refused(run, b.tgz(), place, tmp_path, SECRETS, "0644", error="secrets.invalid")
 
 
 @pytest.mark.parametrize("path", ["etc/cinc-project/evil.rb", "etc/passwd", "root/.ssh/authorized_keys"])
@@ -194,14 +194,14 @@ def test_unknown_path(run, good, place, tmp_path, path):
     b.members.append(tc.Member(name=path, data=data, mode=0o644))
     b.manifest["files"].append({"path": path, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
                                 "owner": "root", "group": "root", "mode": "0644"})
-    refused(run, b.tgz(), place, tmp_path, path, "not a file of")
+    refused(run, b.tgz(), place, tmp_path, path, "not a file of", error="secrets.invalid")
 
 
 def test_unknown_directory(run, good, place, tmp_path):
     b = good.copy()
     b.members.insert(0, tc.Member(name="etc/sudoers.d/", type=b"5", mode=0o755))
     b.manifest["directories"].append({"path": "etc/sudoers.d", "owner": "root", "group": "root", "mode": "0755"})
-    refused(run, b.tgz(), place, tmp_path, "etc/sudoers.d", "not a directory of")
+    refused(run, b.tgz(), place, tmp_path, "etc/sudoers.d", "not a directory of", error="secrets.invalid")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,7 +211,7 @@ def test_unknown_directory(run, good, place, tmp_path):
 def test_symlinked_config_directory_absolute(run, good, place, tmp_path):
     root, outside = place
     os.symlink(outside, root / "etc" / "cinc-project")
-    refused(run, good.tgz(), place, tmp_path, "etc/cinc-project", "symlink")
+    refused(run, good.tgz(), place, tmp_path, "etc/cinc-project", "symlink", error="install.unsafe-path")
     assert sorted(os.listdir(outside)) == ["keep"]
 
 
@@ -220,7 +220,7 @@ def test_symlinked_var_relative(run, good, place, tmp_path):
     written either (everything is checked before anything is written)."""
     root, outside = place
     os.symlink("../outside", root / "var")
-    refused(run, good.tgz(), place, tmp_path, "var", "symlink")
+    refused(run, good.tgz(), place, tmp_path, "var", "symlink", error="install.unsafe-path")
     assert not (root / "etc" / "cinc-project").exists()
 
 
@@ -228,14 +228,14 @@ def test_symlinked_deeper_parent(run, good, place, tmp_path):
     root, outside = place
     (root / "var" / "opt" / "cinc-project").mkdir(parents=True)
     os.symlink("../../../../outside", root / "var" / "opt" / "cinc-project" / "upgrades")
-    refused(run, good.tgz(), place, tmp_path, "upgrades", "symlink")
+    refused(run, good.tgz(), place, tmp_path, "upgrades", "symlink", error="install.unsafe-path")
 
 
 def test_symlink_as_the_target_file(run, good, place, tmp_path):
     root, outside = place
     (root / "etc" / "cinc-project").mkdir()
     os.symlink("../../../outside/keep", root / PEM)
-    refused(run, good.tgz(), place, tmp_path, "pivotal.pem", "symlink")
+    refused(run, good.tgz(), place, tmp_path, "pivotal.pem", "symlink", error="install.conflict")
     assert (outside / "keep").read_text() == "untouched\n"
 
 
@@ -243,7 +243,7 @@ def test_dangling_symlink_as_the_target_file(run, good, place, tmp_path):
     root, outside = place
     (root / "etc" / "cinc-project").mkdir()
     os.symlink(str(outside / "new-file"), root / SECRETS)
-    refused(run, good.tgz(), place, tmp_path, SECRETS, "symlink")
+    refused(run, good.tgz(), place, tmp_path, SECRETS, "symlink", error="install.conflict")
     assert not (outside / "new-file").exists()
 
 
@@ -270,7 +270,7 @@ def test_hard_link_in_the_root_is_not_modified_through(run, good, place, tmp_pat
 def test_file_where_a_directory_goes(run, good, place, tmp_path):
     root, _ = place
     (root / "var").write_text("not a directory\n")
-    refused(run, good.tgz(), place, tmp_path, "var", "not a directory")
+    refused(run, good.tgz(), place, tmp_path, "var", "not a directory", error="install.unsafe-path")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -290,14 +290,14 @@ def test_member_type_refused(run, good, place, tmp_path, typeflag, linkname):
     b = good.copy()
     m = b.member(PEM)
     m.type, m.linkname, m.data = typeflag, linkname, b""
-    refused(run, b.tgz(), place, tmp_path, "type", "only regular files and directories")
+    refused(run, b.tgz(), place, tmp_path, "type", "only regular files and directories", error="archive.unsafe-member")
 
 
 def test_duplicate_member(run, good, place, tmp_path):
     b = good.copy()
     second = tc.Member(name=RBP, data=b'node_name "mallory"\n', mode=0o644)
     b.members.append(second)
-    refused(run, b.tgz(), place, tmp_path, RBP, "twice")
+    refused(run, b.tgz(), place, tmp_path, RBP, "twice", error="archive.duplicate-member")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,25 +315,25 @@ def test_duplicate_member(run, good, place, tmp_path):
 def test_bad_size_field(run, good, place, tmp_path, size_field, why):
     b = good.copy()
     b.member(RBP).size_field = size_field
-    refused(run, b.tgz(), place, tmp_path, why)
+    refused(run, b.tgz(), place, tmp_path, why, error="archive.too-large" if why == "more than" else "archive.corrupt")
 
 
 def test_mode_field_not_octal(run, good, place, tmp_path):
     b = good.copy()
     b.member(RBP).mode_field = b"-000644\0"
-    refused(run, b.tgz(), place, tmp_path, "mode", "octal")
+    refused(run, b.tgz(), place, tmp_path, "mode", "octal", error="archive.corrupt")
 
 
 def test_bad_checksum(run, good, place, tmp_path):
     b = good.copy()
     b.member(PEM).checksum_delta = 1
-    refused(run, b.tgz(), place, tmp_path, "checksum")
+    refused(run, b.tgz(), place, tmp_path, "checksum", error="archive.corrupt")
 
 
 def test_not_ustar(run, good, place, tmp_path):
     b = good.copy()
     b.member(PEM).magic_field = b"\0" * 8
-    refused(run, b.tgz(), place, tmp_path, "ustar")
+    refused(run, b.tgz(), place, tmp_path, "ustar", error="archive.corrupt")
 
 
 @pytest.mark.parametrize("name", [
@@ -346,13 +346,13 @@ def test_unsafe_member_path(run, good, place, tmp_path, name):
     b = good.copy()
     b.member(RBP).name = name
     b.entry(RBP)["path"] = name
-    refused(run, b.tgz(), place, tmp_path, "unsafe member path")
+    refused(run, b.tgz(), place, tmp_path, "unsafe member path", error="archive.unsafe-member")
 
 
 def test_nul_inside_a_name(run, good, place, tmp_path):
     b = good.copy()
     b.member(RBP).name_field = RBP.encode() + b"\0/../../evil"
-    refused(run, b.tgz(), place, tmp_path, "NUL")
+    refused(run, b.tgz(), place, tmp_path, "NUL", error="archive.corrupt")
 
 
 def test_prefix_field_path_traversal(run, good, place, tmp_path):
@@ -360,7 +360,7 @@ def test_prefix_field_path_traversal(run, good, place, tmp_path):
     b = good.copy()
     m = b.member(RBP)
     m.prefix_field, m.name_field = b"..", b"outside/pivotal.rb"
-    refused(run, b.tgz(), place, tmp_path, "unsafe member path")
+    refused(run, b.tgz(), place, tmp_path, "unsafe member path", error="archive.unsafe-member")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -369,57 +369,57 @@ def test_prefix_field_path_traversal(run, good, place, tmp_path):
 
 def test_trailing_garbage_after_the_tar(run, good, place, tmp_path):
     b = good.copy()
-    refused(run, tc.gz(b.tar() + b"MALLORY" + b"\0" * 505), place, tmp_path, "after the end-of-archive")
+    refused(run, tc.gz(b.tar() + b"MALLORY" + b"\0" * 505), place, tmp_path, "after the end-of-archive", error="archive.corrupt")
 
 
 def test_trailing_garbage_after_the_gzip(run, good, place, tmp_path):
-    refused(run, good.tgz() + b"garbage after the gzip member", place, tmp_path, "after the end")
+    refused(run, good.tgz() + b"garbage after the gzip member", place, tmp_path, "after the end", error="archive.corrupt")
 
 
 def test_second_gzip_member(run, good, place, tmp_path):
-    refused(run, good.tgz() + tc.gz(b"\0" * 1024), place, tmp_path, "after the end")
+    refused(run, good.tgz() + tc.gz(b"\0" * 1024), place, tmp_path, "after the end", error="archive.corrupt")
 
 
 @pytest.mark.parametrize("keep", [10, 0.3, 0.97])
 def test_truncated_gzip(run, good, place, tmp_path, keep):
     data = good.tgz()
     n = keep if isinstance(keep, int) else int(len(data) * keep)
-    refused(run, data[:n], place, tmp_path, "truncated")
+    refused(run, data[:n], place, tmp_path, "truncated", error="archive.truncated")
 
 
 def test_corrupt_gzip(run, good, place, tmp_path):
     data = bytearray(good.tgz())
     for i in range(len(data) // 2, len(data) // 2 + 16):
         data[i] ^= 0x5A
-    refused(run, bytes(data), place, tmp_path, ("corrupt", "truncated"))
+    refused(run, bytes(data), place, tmp_path, ("corrupt", "truncated"), error=("archive.corrupt", "archive.truncated"))
 
 
 def test_tar_without_end_blocks(run, good, place, tmp_path):
-    refused(run, tc.gz(good.copy().tar(end=b"")), place, tmp_path, "truncated")
+    refused(run, tc.gz(good.copy().tar(end=b"")), place, tmp_path, "truncated", error="archive.truncated")
 
 
 def test_tar_with_one_end_block(run, good, place, tmp_path):
-    refused(run, tc.gz(good.copy().tar(end=b"\0" * 512)), place, tmp_path, "truncated")
+    refused(run, tc.gz(good.copy().tar(end=b"\0" * 512)), place, tmp_path, "truncated", error="archive.truncated")
 
 
 def test_member_cut_short(run, good, place, tmp_path):
     """The last member's header says more bytes than follow."""
     b = good.copy()
     b.member("bootstrapped").size_field = tc.octal(4096, 12)
-    refused(run, tc.gz(b.tar(end=b"")), place, tmp_path, "truncated")
+    refused(run, tc.gz(b.tar(end=b"")), place, tmp_path, "truncated", error="archive.truncated")
 
 
 def test_decompression_bomb(run, place, tmp_path):
     """100 MiB of zeros in ~100 KiB of gzip: refused at the limit, not after filling memory."""
     bomb = gzip.compress(b"\0" * (100 << 20), 9)
     assert len(bomb) < 200_000
-    refused(run, bomb, place, tmp_path, "expands past")
+    refused(run, bomb, place, tmp_path, "expands past", error="archive.too-large")
 
 
 def test_member_over_the_size_limit(run, good, place, tmp_path):
     b = good.copy()
     b.set_data(RBP, b"#" * ((1 << 20) + 1))
-    refused(run, b.tgz(), place, tmp_path, "more than")
+    refused(run, b.tgz(), place, tmp_path, "more than", error="archive.too-large")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -443,7 +443,7 @@ def secrets_bundle(good: tc.Bundle, doc) -> bytes:
     (["chef-server"], ("not a JSON object",)),
 ])
 def test_secrets_a_frontend_cannot_use(run, good, place, tmp_path, doc, mentions):
-    refused(run, secrets_bundle(good, doc), place, tmp_path, *mentions)
+    refused(run, secrets_bundle(good, doc), place, tmp_path, *mentions, error="secrets.invalid")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -453,47 +453,47 @@ def test_secrets_a_frontend_cannot_use(run, good, place, tmp_path, doc, mentions
 def test_encrypted_setuid_bundle(run, good, place, tmp_path):
     b = good.copy()
     b.set_mode(SH, 0o4755)
-    refused(run, b.tgz(), place, tmp_path, SH, "setuid", encrypt=True)
+    refused(run, b.tgz(), place, tmp_path, SH, "setuid", encrypt=True, error="secrets.invalid")
 
 
 def test_encrypted_negative_size(run, good, place, tmp_path):
     """Issue 9: the decrypted pivotal.pem was in the core of the SIGILL; now a clean refusal."""
     b = good.copy()
     b.member(PEM).size_field = b"-0000000001"
-    refused(run, b.tgz(), place, tmp_path, "octal", encrypt=True)
+    refused(run, b.tgz(), place, tmp_path, "octal", encrypt=True, error="archive.corrupt")
 
 
 def test_encrypted_symlink_member(run, good, place, tmp_path):
     b = good.copy()
     m = b.member(PEM)
     m.type, m.linkname, m.data = b"2", b"/etc/shadow", b""
-    refused(run, b.tgz(), place, tmp_path, "only regular files and directories", encrypt=True)
+    refused(run, b.tgz(), place, tmp_path, "only regular files and directories", encrypt=True, error="archive.unsafe-member")
 
 
 def test_encrypted_symlinked_parent(run, good, place, tmp_path):
     root, outside = place
     os.symlink(outside, root / "etc" / "cinc-project")
-    refused(run, good.tgz(), place, tmp_path, "symlink", encrypt=True)
+    refused(run, good.tgz(), place, tmp_path, "symlink", encrypt=True, error="install.unsafe-path")
 
 
 def test_encrypted_garbage(run, place, tmp_path):
-    refused(run, b"this is not gzip " * 20, place, tmp_path, "decrypted, but", encrypt=True)
+    refused(run, b"this is not gzip " * 20, place, tmp_path, "decrypted, but", encrypt=True, error="secrets.not-a-bundle")
 
 
 def test_encrypted_truncated_gzip(run, good, place, tmp_path):
     data = good.tgz()
-    refused(run, data[: len(data) // 2], place, tmp_path, "truncated", encrypt=True)
+    refused(run, data[: len(data) // 2], place, tmp_path, "truncated", encrypt=True, error="archive.truncated")
 
 
 # ---------------------------------------------------------------------------------------------
 # bundle-frontend: the same rules on the way out
 
 
-def refused_bundle_frontend(run, fe, tmp_path, *mentions):
+def refused_bundle_frontend(run, fe, tmp_path, *mentions, error=None):
     out = tmp_path / "out" / "b.tgz"
     out.parent.mkdir(exist_ok=True)
     res = run("bundle-frontend", "--from", fe.root, "--out", out)
-    line = h.assert_refused(res, *mentions)
+    line = h.assert_refused(res, *mentions, error=error)
     assert list(out.parent.iterdir()) == []
     return line
 
@@ -505,7 +505,7 @@ def refused_bundle_frontend(run, fe, tmp_path, *mentions):
 def test_bundle_frontend_refuses_useless_secrets(run, frontend, tmp_path, doc, mentions):
     fe = frontend()
     fe.write_secrets(doc=doc)
-    refused_bundle_frontend(run, fe, tmp_path, *mentions)
+    refused_bundle_frontend(run, fe, tmp_path, *mentions, error="frontend.invalid")
 
 
 def test_bundle_frontend_refuses_an_unknown_veil_version(run, frontend, tmp_path):
@@ -513,14 +513,14 @@ def test_bundle_frontend_refuses_an_unknown_veil_version(run, frontend, tmp_path
     doc = json.loads(json.dumps(fe.secrets_doc))
     doc["veil"]["version"] = 9
     fe.write_secrets(doc=doc)
-    refused_bundle_frontend(run, fe, tmp_path, "private-cinc-secrets.json", "veil.version", "9")
+    refused_bundle_frontend(run, fe, tmp_path, "private-cinc-secrets.json", "veil.version", "9", error="frontend.invalid")
 
 
 def test_bundle_frontend_refuses_a_file_over_the_limit(run, frontend, tmp_path):
     """The writer's limit is the reader's: a bundle install-frontend would refuse is never written."""
     fe = frontend()
     fh.write(fe.path("rb"), "#" * ((1 << 20) + 1), 0o640)
-    refused_bundle_frontend(run, fe, tmp_path, "cinc-server.rb", "more than")
+    refused_bundle_frontend(run, fe, tmp_path, "cinc-server.rb", "more than", error="frontend.invalid")
 
 
 def test_bundle_frontend_normalises_modes(run, frontend, tmp_path):

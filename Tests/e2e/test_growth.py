@@ -466,12 +466,12 @@ def test_no_intermediate_ca_refuses_growth_with_one_line(chpki, write_inventory,
     snap = h.snapshot(ca_dir)
     for args in (["--dry-run"], ["--passphrase-file", passphrase_file]):
         res = tool.run("issue", *args)
-        line = h.assert_refused(res, "node-9", "rotate-ca", "--no-intermediate")
+        line = h.assert_refused(res, "node-9", "rotate-ca", "--no-intermediate", error="ca.name-constraints")
         assert "name constraints" in line
         assert h.snapshot(ca_dir) == snap, "a refused issue changed the CA"
     # the one-off follows the same rule
     res = tool.run("issue", "server", "--service", "grafana", "--host", "tools.example.com", "--passphrase-file", passphrase_file)
-    h.assert_refused(res, "tools", "rotate-ca")
+    h.assert_refused(res, "tools", "rotate-ca", error="ca.name-constraints")
     assert h.snapshot(ca_dir) == snap
 
 
@@ -488,6 +488,6 @@ def test_first_release_ca_keeps_working_and_refuses_growth(chpki, workdir):
         "services:", "  - {name: node-3.example.com, ips: [10.0.0.3], groups: [backend]}\nservices:"))
     snap = h.snapshot(workdir / "ca")
     res = tool.run("issue", "--passphrase-file", pf)
-    line = h.assert_refused(res, "node-3", "rotate-ca")
+    line = h.assert_refused(res, "node-3", "rotate-ca", error="ca.name-constraints")
     assert "ROOT" in line or "root" in line
     assert h.snapshot(workdir / "ca") == snap

@@ -355,7 +355,7 @@ def test_passphrase_prompt_on_tty_without_echo(chpki, ca_dir, tmp_path):
 
 def test_no_passphrase_source_and_no_tty_is_refused(run, ca_dir):
     res = run("init-ca", "--ca-dir", ca_dir)
-    h.assert_refused(res, "passphrase")
+    h.assert_refused(res, "passphrase", error="passphrase.missing")
     assert not ca_dir.exists()
 
 
@@ -363,14 +363,14 @@ def test_no_passphrase_source_and_no_tty_is_refused(run, ca_dir):
 def test_empty_passphrase_file_is_refused(run, ca_dir, tmp_path, content):
     pf = h.write_secret(tmp_path / "empty-pass", content)
     res = run("init-ca", "--ca-dir", ca_dir, "--passphrase-file", pf)
-    h.assert_refused(res, (str(pf), pf.name))
+    h.assert_refused(res, (str(pf), pf.name), error="passphrase.invalid")
     assert not ca_dir.exists()
 
 
 def test_missing_passphrase_file_is_refused(run, ca_dir, tmp_path):
     pf = tmp_path / "no-such-passphrase-file"
     res = run("init-ca", "--ca-dir", ca_dir, "--passphrase-file", pf)
-    h.assert_refused(res, str(pf))
+    h.assert_refused(res, str(pf), error="file.missing")
     assert not ca_dir.exists()
 
 
@@ -382,7 +382,7 @@ def test_short_passphrase_is_refused(run, ca_dir, tmp_path, source):
     else:
         args, env = [], {"CHPKI_CA_PASSPHRASE": short}
     res = run("init-ca", "--ca-dir", ca_dir, *args, env=env)
-    h.assert_refused(res, "passphrase")
+    h.assert_refused(res, "passphrase", error="passphrase.too-short")
     assert not ca_dir.exists()
 
 
@@ -394,13 +394,13 @@ def test_eight_character_passphrase_is_accepted(run, ca_dir, tmp_path):
 
 def test_passphrase_file_with_no_passphrase_is_refused(run, ca_dir, passphrase_file):
     res = run("init-ca", "--ca-dir", ca_dir, "--passphrase-file", passphrase_file, "--no-passphrase")
-    h.assert_refused(res, ("--no-passphrase", "--passphrase-file"))
+    h.assert_refused(res, ("--no-passphrase", "--passphrase-file"), error="usage.conflicting-options")
     assert not ca_dir.exists()
 
 
 def test_passphrase_is_never_a_command_line_value(run, ca_dir):
     res = run("init-ca", "--ca-dir", ca_dir, "--passphrase", "hunter2hunter2")
-    h.assert_refused(res, "--passphrase")
+    h.assert_refused(res, "--passphrase", error="usage.invalid-argument")
     assert not ca_dir.exists()
 
 
@@ -456,7 +456,7 @@ def test_subject_escaped_comma(init_ca, ca_dir):
 )
 def test_malformed_subject_is_refused(run, ca_dir, passphrase_file, subject):
     res = run("init-ca", "--ca-dir", ca_dir, "--passphrase-file", passphrase_file, "--subject", subject)
-    h.assert_refused(res, "subject")
+    h.assert_refused(res, "subject", error="subject.invalid")
     assert not ca_dir.exists(), "a refused init-ca created the CA dir"
 
 
@@ -562,7 +562,7 @@ def test_no_inventory_means_no_name_constraints(init_ca, ca_dir):
 
 def test_bad_name_constraints_value_is_refused(run, ca_dir, passphrase_file):
     res = run("init-ca", "--ca-dir", ca_dir, "--passphrase-file", passphrase_file, "--name-constraints", "sometimes")
-    h.assert_refused(res, ("name-constraints", "sometimes"))
+    h.assert_refused(res, ("name-constraints", "sometimes"), error="usage.invalid-argument")
     assert not ca_dir.exists()
 
 
@@ -652,7 +652,7 @@ def test_name_constraints_enforced_through_intermediate(init_ca, ca_dir, write_i
 def test_invalid_inventory_is_refused(run, ca_dir, passphrase_file, write_inventory):
     inv = write_inventory(h.MINIMAL_INVENTORY + "bogus_key: 1\n")
     res = run("init-ca", "--ca-dir", ca_dir, "--passphrase-file", passphrase_file)
-    h.assert_refused(res, "bogus_key", ("cluster.yml", str(inv)))
+    h.assert_refused(res, "bogus_key", ("cluster.yml", str(inv)), error="inventory.unknown-field")
     assert not ca_dir.exists()
 
 
@@ -670,7 +670,7 @@ def test_refuses_an_existing_ca(run, ca_dir, passphrase_file, snapshot, second_a
     before = snapshot(ca_dir)
     root_before = (ca_dir / "root.pem").read_bytes()
     res = run("init-ca", "--ca-dir", ca_dir, "--passphrase-file", passphrase_file, *second_args)
-    h.assert_refused(res, (str(ca_dir), "root.pem", "already"))
+    h.assert_refused(res, (str(ca_dir), "root.pem"), error="ca.exists")
     assert (ca_dir / "root.pem").read_bytes() == root_before
     assert snapshot(ca_dir) == before, "a refused init-ca changed the CA dir"
 
@@ -680,7 +680,7 @@ def test_refuses_existing_ca_without_passphrase(run, ca_dir, passphrase_file, sn
     h.assert_ok(run("init-ca", "--ca-dir", ca_dir, "--passphrase-file", passphrase_file))
     before = snapshot(ca_dir)
     res = run("init-ca", "--ca-dir", ca_dir, "--no-passphrase")
-    h.assert_refused(res)
+    h.assert_refused(res, error="ca.exists")
     assert snapshot(ca_dir) == before
 
 
@@ -690,14 +690,14 @@ def test_unknown_key_type_is_refused(run, ca_dir, passphrase_file, snapshot, key
     (ca_dir / "README.md").write_text("the CA lives here\n")
     before = snapshot(ca_dir)
     res = run("init-ca", "--ca-dir", ca_dir, "--passphrase-file", passphrase_file, "--key", key)
-    h.assert_refused(res, (key, "--key"))
+    h.assert_refused(res, (key, "--key"), error="usage.invalid-argument")
     assert snapshot(ca_dir) == before
 
 
 @pytest.mark.parametrize("validity", ["banana", "0d", "10x", "y"])
 def test_bad_validity_is_refused(run, ca_dir, passphrase_file, validity):
     res = run("init-ca", "--ca-dir", ca_dir, "--passphrase-file", passphrase_file, "--validity", validity)
-    h.assert_refused(res, ("validity", validity))
+    h.assert_refused(res, ("validity", validity), error="usage.invalid-value")
     assert not ca_dir.exists()
 
 
@@ -706,7 +706,7 @@ def test_ca_dir_parent_is_a_file(run, workdir, passphrase_file, snapshot):
     blocker.write_text("not a directory\n")
     before = snapshot(workdir)
     res = run("init-ca", "--ca-dir", blocker / "ca", "--passphrase-file", passphrase_file)
-    h.assert_refused(res, "somefile")
+    h.assert_refused(res, "somefile", error="ca.directory-unusable")
     assert snapshot(workdir) == before
 
 
@@ -714,7 +714,7 @@ def test_ca_dir_parent_missing(run, workdir, passphrase_file, snapshot):
     before = snapshot(workdir)
     target = workdir / "no" / "such" / "ca"
     res = run("init-ca", "--ca-dir", target, "--passphrase-file", passphrase_file)
-    h.assert_refused(res, (str(target), str(target.parent)))
+    h.assert_refused(res, (str(target), str(target.parent)), error="ca.directory-unusable")
     assert snapshot(workdir) == before
 
 
@@ -741,14 +741,14 @@ def test_unwritable_parent_is_refused(run, read_only_dir, passphrase_file, snaps
     before = snapshot(read_only_dir)
     target = read_only_dir / "ca"
     res = run("init-ca", "--ca-dir", target, "--passphrase-file", passphrase_file)
-    h.assert_refused(res, (str(target), str(read_only_dir)))
+    h.assert_refused(res, (str(target), str(read_only_dir)), error="ca.directory-unusable")
     assert snapshot(read_only_dir) == before
 
 
 def test_unwritable_existing_ca_dir_is_refused(run, read_only_dir, passphrase_file, snapshot):
     before = snapshot(read_only_dir)
     res = run("init-ca", "--ca-dir", read_only_dir, "--passphrase-file", passphrase_file)
-    h.assert_refused(res, str(read_only_dir))
+    h.assert_refused(res, str(read_only_dir), error="ca.directory-unusable")
     assert snapshot(read_only_dir) == before
 
 
@@ -833,7 +833,7 @@ def test_refusal_after_waiting_for_the_ca_is_one_line(chpki, run, ca_dir, tmp_pa
     fd = os.open(ca_dir, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        proc = chpki.popen("init-ca", "--ca-dir", ca_dir, "--passphrase-file", passphrase_file)
+        proc = chpki.popen("init-ca", "--ca-dir", ca_dir, "--passphrase-file", passphrase_file, "--json")
         time.sleep(1.5)
         for name in os.listdir(other):
             shutil.copy2(other / name, ca_dir / name)
@@ -843,5 +843,5 @@ def test_refusal_after_waiting_for_the_ca_is_one_line(chpki, run, ca_dir, tmp_pa
         os.close(fd)
     out, err = proc.communicate(timeout=300)
     res = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-    h.assert_refused(res, str(ca_dir))
+    h.assert_refused(res, str(ca_dir), error="ca.exists")
     assert snapshot(ca_dir) == before

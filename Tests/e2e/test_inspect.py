@@ -266,7 +266,7 @@ def test_encrypted_root_key_with_passphrase(run, ca):
 
 def test_encrypted_key_with_wrong_passphrase_is_refused(run, ca):
     res = run("inspect", ca.dir / "root.key", "--json", "--passphrase-file", ca.wrong_passphrase_file)
-    h.assert_refused(res, ("passphrase", str(ca.dir / "root.key"), "decrypt"))
+    h.assert_refused(res, ("passphrase", str(ca.dir / "root.key"), "decrypt"), error="passphrase.wrong")
 
 
 OPENSSL_KEYS = {
@@ -362,9 +362,9 @@ def test_garbage_is_refused(run, tmp_path, content, json_flag):
     path = tmp_path / "garbage.pem"
     path.write_bytes(content)
     res = run("inspect", path, *(["--json"] if json_flag else []))
-    h.assert_refused(res, str(path))
+    h.assert_refused(res, str(path), error="inspect.unparsable" if content.startswith(b"-----BEGIN") else "inspect.nothing-found")
 
 
 def test_missing_file_is_refused(run, tmp_path):
     path = tmp_path / "nope.pem"
-    h.assert_refused(run("inspect", path), str(path))
+    h.assert_refused(run("inspect", path), str(path), error="file.missing")

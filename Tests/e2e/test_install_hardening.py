@@ -106,7 +106,7 @@ def leftovers(root: Path) -> list[str]:
 def planted(run, command, bundle, root, *mentions):
     before = state(root)
     res = run(command, bundle, "--root", root)
-    line = h.assert_refused(res, *mentions)
+    line = h.assert_refused(res, *mentions, error="install.unsafe-path")
     assert state(root) == before, "a refused install changed the root"
     assert res.stdout == ""
     return line
@@ -142,7 +142,7 @@ def test_frontend_existing_config_directory_with_secrets_refused(run, new_bundle
     os.chmod(root / "etc/cinc-project", 0o777)
     for args in ((), ("--force",)):
         before = state(root)
-        h.assert_refused(run("install-frontend", new_bundle[0], "--root", root, *args), "etc/cinc-project", "nobody")
+        h.assert_refused(run("install-frontend", new_bundle[0], "--root", root, *args), "etc/cinc-project", "nobody", error="install.unsafe-path")
         assert state(root) == before
 
 
@@ -160,7 +160,7 @@ def test_frontend_dry_run_refuses_too(run, new_bundle, tmp_path):
     (root / "etc").mkdir(parents=True)
     os.chmod(root / "etc", 0o777)
     before = state(root)
-    h.assert_refused(run("install-frontend", new_bundle[0], "--root", root, "--dry-run"), f"{root}/etc:", "0777")
+    h.assert_refused(run("install-frontend", new_bundle[0], "--root", root, "--dry-run"), f"{root}/etc:", "0777", error="install.unsafe-path")
     assert state(root) == before
 
 
@@ -380,7 +380,7 @@ def test_crafted_journal_refused(run, new_bundle, tmp_path, keys, journal, why):
     path.write_text(journal if isinstance(journal, str) else json.dumps(journal))
     os.chmod(path, 0o600)
     before = state(root)
-    h.assert_refused(run("install-frontend", new_bundle[0], "--root", root, "--force"), str(path), why)
+    h.assert_refused(run("install-frontend", new_bundle[0], "--root", root, "--force"), str(path), why, error="install.unsafe-path")
     assert state(root) == before
 
 

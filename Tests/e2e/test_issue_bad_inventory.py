@@ -56,7 +56,7 @@ admin:
 """
 
 # (id, line to replace, replacement carrying "# ERR", words of which the error names at least one
-# per tuple: the field or the offending value)
+# per tuple: the field or the offending value; what went wrong is checked by the code, CODES)
 CASES = [
     ("unknown-top-level-key", "admin:\n", "clusters: 3  # ERR\nadmin:\n", [("clusters",)]),
     ("unknown-service-key", "    extra_san: [cinc-server-cluster]\n",
@@ -67,7 +67,7 @@ CASES = [
     ("bad-ipv6", '    ips: [10.0.0.11, "2001:db8::11"]\n', '    ips: [10.0.0.11, "2001:db8::g1"]  # ERR\n',
      [("2001:db8::g1", "hosts[2].ips")]),
     ("duplicate-host", "  - name: frontend-1.example.com\n", "  - name: backend-1.example.com  # ERR\n",
-     [("backend-1.example.com",), ("duplicate", "twice", "already", "also")]),
+     [("backend-1.example.com",)]),
     ("duplicate-ip", '    ips: [10.0.0.11, "2001:db8::11"]\n', '    ips: [10.0.0.1, "2001:db8::11"]  # ERR\n',
      [("10.0.0.1",)]),
     ("country-not-two-letters", "  C: US\n", "  C: USA  # ERR\n", [("USA", "subject.C")]),
@@ -85,15 +85,41 @@ CASES = [
      [("backend-2", "hosts[1].name")]),
     ("host-outside-domain", "  - name: backend-2.example.com\n", "  - name: backend-2.example.net  # ERR\n",
      [("backend-2.example.net", "hosts[1].name")]),
-    ("yaml-syntax-error", "  O: MyCompany\n", "  O: MyCompany: Inc  # ERR\n", [("yaml", "mapping", "syntax")]),
+    ("yaml-syntax-error", "  O: MyCompany\n", "  O: MyCompany: Inc  # ERR\n", []),
     ("bad-cert-mode", "    server_cert_mode: both\n    enable_client", "    server_cert_mode: mutual  # ERR\n    enable_client",
      [("mutual", "server_cert_mode")]),
     ("bad-extra-san", "    extra_san: [cinc-server-cluster]\n", "    extra_san: [cinc_server_cluster]  # ERR\n",
      [("cinc_server_cluster", "extra_san")]),
     ("vip-with-host-ip", "    ips: [10.0.0.101]\n", "    ips: [10.0.0.11]  # ERR\n", [("10.0.0.11", "vips[0].ips")]),
     ("cn-in-subject", "  O: MyCompany\n", "  O: MyCompany\n  CN: node  # ERR\n", [("CN",)]),
-    ("duplicate-service-key", "  nginx:\n", "  etcd:  # ERR\n", [("etcd",), ("duplicate", "twice", "already")]),
+    ("duplicate-service-key", "  nginx:\n", "  etcd:  # ERR\n", [("etcd",)]),
 ]
+
+# The code each case is refused with (docs/errors.md): what a script would act on.
+CODES = {
+    "unknown-top-level-key": "inventory.unknown-field",
+    "unknown-service-key": "inventory.unknown-field",
+    "bad-host-name": "inventory.invalid-name",
+    "bad-ipv4": "inventory.invalid-address",
+    "bad-ipv6": "inventory.invalid-address",
+    "duplicate-host": "inventory.duplicate",
+    "duplicate-ip": "inventory.duplicate",
+    "country-not-two-letters": "inventory.invalid-value",
+    "service-names-unknown-group": "inventory.unknown-group",
+    "service-names-unknown-host": "inventory.unknown-host",
+    "opensearch-ed25519": "inventory.invalid-value",
+    "unknown-key-type": "inventory.invalid-value",
+    "bad-validity": "inventory.invalid-value",
+    "renew-before-not-shorter": "inventory.invalid-value",
+    "host-not-fqdn": "inventory.invalid-name",
+    "host-outside-domain": "inventory.invalid-name",
+    "yaml-syntax-error": "inventory.syntax",
+    "bad-cert-mode": "inventory.invalid-value",
+    "bad-extra-san": "inventory.invalid-name",
+    "vip-with-host-ip": "inventory.conflict",
+    "cn-in-subject": "inventory.unknown-field",
+    "duplicate-service-key": "inventory.duplicate",
+}
 
 
 def broken(case) -> tuple[str, int]:
@@ -142,7 +168,7 @@ def test_broken_inventory_refused_with_its_line(good_ca, case, dry_run):
     before = h.snapshot(good_ca.ca_dir)
     res = good_ca.tool.run("issue", *(["--dry-run"] if dry_run else []), "--ca-dir", good_ca.ca_dir,
                            "--inventory", bad, "--passphrase-file", good_ca.pf)
-    line = h.assert_refused(res, bad.name, *mentions)
+    line = h.assert_refused(res, bad.name, *mentions, error=CODES[name])
     assert re.search(rf"{re.escape(bad.name)}:{line_no}(:|\b)", line), (
         f"the error should point at {bad.name}:{line_no}: {line!r}")
     assert res.stdout.strip() == "", "a refused run printed a plan" + h.describe(res)
@@ -153,25 +179,25 @@ def test_wrong_passphrase_refused_ca_unchanged(good_ca):
     before = h.snapshot(good_ca.ca_dir)
     res = good_ca.tool.run("issue", "--ca-dir", good_ca.ca_dir, "--inventory", good_ca.inv,
                            "--passphrase-file", good_ca.wrong)
-    h.assert_refused(res, ("passphrase", "decrypt", "root.key"))
+    h.assert_refused(res, ("passphrase", "decrypt", "root.key"), error="passphrase.wrong")
     assert h.snapshot(good_ca.ca_dir) == before
     res = good_ca.tool.run("issue", "--ca-dir", good_ca.ca_dir, "--inventory", good_ca.inv,
                            env={"CHPKI_CA_PASSPHRASE": "not the passphrase at all"})
-    h.assert_refused(res, ("passphrase", "decrypt", "root.key"))
+    h.assert_refused(res, ("passphrase", "decrypt", "root.key"), error="passphrase.wrong")
     assert h.snapshot(good_ca.ca_dir) == before
 
 
 def test_no_passphrase_and_no_terminal_refused(good_ca):
     before = h.snapshot(good_ca.ca_dir)
     res = good_ca.tool.run("issue", "--ca-dir", good_ca.ca_dir, "--inventory", good_ca.inv)
-    h.assert_refused(res, ("passphrase",))
+    h.assert_refused(res, ("passphrase",), error="passphrase.missing")
     assert h.snapshot(good_ca.ca_dir) == before
 
 
 def test_missing_ca_dir_refused(good_ca):
     missing = good_ca.base / "no-such-ca"
     res = good_ca.tool.run("issue", "--ca-dir", missing, "--inventory", good_ca.inv, "--passphrase-file", good_ca.pf)
-    h.assert_refused(res, ("no-such-ca",))
+    h.assert_refused(res, ("no-such-ca",), error="ca.not-found")
     assert not missing.exists(), "issue created the missing CA directory"
 
 
@@ -179,7 +205,7 @@ def test_missing_inventory_refused(good_ca):
     before = h.snapshot(good_ca.ca_dir)
     res = good_ca.tool.run("issue", "--ca-dir", good_ca.ca_dir, "--inventory", good_ca.work / "absent.yml",
                            "--passphrase-file", good_ca.pf)
-    h.assert_refused(res, ("absent.yml",))
+    h.assert_refused(res, ("absent.yml",), error="file.missing")
     assert h.snapshot(good_ca.ca_dir) == before
 
 
@@ -191,5 +217,5 @@ def test_inventory_outside_the_name_constraints_refused(good_ca):
     bad.write_text(text)
     before = h.snapshot(good_ca.ca_dir)
     res = good_ca.tool.run("issue", "--ca-dir", good_ca.ca_dir, "--inventory", bad, "--passphrase-file", good_ca.pf)
-    h.assert_refused(res, ("10.9.0.2",), "rotate-ca")
+    h.assert_refused(res, ("10.9.0.2",), "rotate-ca", error="ca.name-constraints")
     assert h.snapshot(good_ca.ca_dir) == before

@@ -129,8 +129,8 @@ def test_bundle_needs_the_passphrase(site, tmp_path, wrong_passphrase_file):
     tool, base, pf = site
     h.assert_ok(tool.run("init-ca", "--passphrase-file", pf))
     h.assert_ok(tool.run("issue", "--passphrase-file", pf))
-    h.assert_refused(tool.run("bundle", "--out", base / "out"), "passphrase")
-    h.assert_refused(tool.run("bundle", "--out", base / "out2", "--passphrase-file", wrong_passphrase_file), "passphrase")
+    h.assert_refused(tool.run("bundle", "--out", base / "out"), "passphrase", error="passphrase.missing")
+    h.assert_refused(tool.run("bundle", "--out", base / "out2", "--passphrase-file", wrong_passphrase_file), "passphrase", error="passphrase.wrong")
     assert not any((base / "out2").rglob("*.pem")), "a refused bundle wrote files"
     # The environment variable is a source too
     h.assert_ok(tool.run("bundle", "--out", base / "out3", env={"CHPKI_CA_PASSPHRASE": h.PASSPHRASE}))

@@ -18,6 +18,7 @@ Counting first (`strace -c`) makes the loop cover every call; a kill that did no
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import shutil
 import subprocess
@@ -221,10 +222,18 @@ def check_consistent(site: Site, env, before_roots: set[str]) -> list[str]:
 
 # A re-run of a change that was already made is refused as done (exit 2 with this text).
 DONE = {
-    "init-ca": "a CA already exists",
-    "rotate-ca": "already under way",
-    "rotate-ca-finish": "no rotation is under way",
+    "init-ca": "ca.exists",
+    "rotate-ca": "ca.rotation-under-way",
+    "rotate-ca-finish": "ca.no-rotation",
 }
+
+
+def error_code(res) -> str | None:
+    """The code of the error object a --json run printed, or None."""
+    try:
+        return json.loads(res.stdout)["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def kill_and_check(states, tmp_path, scenario: str, syscall: str, sampled: bool):
@@ -248,13 +257,13 @@ def kill_and_check(states, tmp_path, scenario: str, syscall: str, sampled: bool)
                 failures.append(f"{syscall} #{n}: neither killed nor completed ({h.describe(killed)})")
             completed.append(n)
         if scenario == "init-ca" and not (site.ca / "ca.db").exists():
-            listed = site.run("list", passphrase=False)
-            if listed.returncode != 2 or "no CA here" not in listed.stderr:
+            listed = site.run("list", "--json", passphrase=False)
+            if listed.returncode != 2 or error_code(listed) != "ca.not-found":
                 failures.append(f"{syscall} #{n}: before the commit, list says {h.describe(listed)}")
         else:
             failures += [f"{syscall} #{n}: {p}" for p in check_consistent(site, env, before_roots)]
-        again = site.run(*args, env=env)
-        if again.returncode != 0 and not (scenario in DONE and again.returncode == 2 and DONE[scenario] in again.stderr):
+        again = site.run(*args, "--json", env=env)
+        if again.returncode != 0 and not (scenario in DONE and again.returncode == 2 and error_code(again) == DONE[scenario]):
             failures.append(f"{syscall} #{n}: the re-run failed: {h.describe(again)}")
             continue
         failures += [f"{syscall} #{n}, after the re-run: {p}" for p in check_consistent(site, env, before_roots)]

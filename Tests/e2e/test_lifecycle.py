@@ -500,4 +500,5 @@ def test_revoke_refusals_change_nothing(chpki_bin, tmp_path, target, extra):
     res = ca.signed("revoke", target, *extra)
     assert res.returncode == 2, h.describe(res)
     assert res.stderr.strip(), "a refusal says why on stderr"
+    assert h.error_object(res)["code"] == ("usage.invalid-argument" if extra else "revoke.no-match")
     assert ca.snapshot() == before, "a refused revoke changed the CA directory"

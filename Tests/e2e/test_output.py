@@ -169,7 +169,7 @@ def test_json_refusal_is_an_error_object(chpki, workdir):
     assert res.returncode == 2, h.describe(res)
     assert len(res.stderr.splitlines()) == 1 and res.stderr.startswith("chpki: error: "), res.stderr
     error = json.loads(res.stdout)["error"]
-    assert error["code"] and error["file"] == "./cluster.yml" and error["line"] == line, error
+    assert error["code"] == "inventory.unknown-field" and error["file"] == "./cluster.yml" and error["line"] == line, error
     assert error["field"] == "hosts[0].group" and "unknown key" in error["message"], error
     assert res.stderr == f"chpki: error: {error['message']}\n"
     # Without --json: nothing on stdout, the same line on stderr.
@@ -177,7 +177,7 @@ def test_json_refusal_is_an_error_object(chpki, workdir):
     assert plain.returncode == 2 and plain.stdout == "" and plain.stderr == res.stderr
     # A usage error under --json, and a refusal with no file: fields absent, never null.
     usage = chpki.run("issue", "--json", "--no-such-flag")
-    assert usage.returncode == 2 and json.loads(usage.stdout)["error"]["code"] == "usage", h.describe(usage)
+    assert usage.returncode == 2 and json.loads(usage.stdout)["error"]["code"] == "usage.invalid-argument", h.describe(usage)
     nothing = chpki.run("list", "--json", "--ca-dir", "nowhere")
     assert nothing.returncode == 2 and set(json.loads(nothing.stdout)["error"]) >= {"code", "message"}
     assert None not in json.loads(nothing.stdout)["error"].values()
@@ -193,7 +193,7 @@ def test_a_database_error_names_ca_db_and_what_sqlite_said(chpki, workdir, write
     (line,) = res.stderr.splitlines()
     assert "ca/ca.db" in line and "planted trigger" in line and "see 'chpki help'" not in line, line
     error = json.loads(res.stdout)["error"]
-    assert error["code"] == "database" and error["file"].endswith("ca/ca.db"), error
+    assert error["code"] == "database.error" and error["file"].endswith("ca/ca.db"), error
 
 
 HOSTILE = {

@@ -147,6 +147,7 @@ def test_finish_refused_while_old_leaves_are_live(chpki_bin, tmp_path):
     res = ca.signed("rotate-ca", "--finish")
     assert res.returncode == 2, h.describe(res)
     h.error_line(res)
+    assert h.error_object(res)["code"] == "ca.rotation-unfinished"
     assert ca.snapshot() == before, "a refused --finish changed the CA directory"
 
 

@@ -53,18 +53,18 @@ def test_world_writable_directory_holding_a_nobody_template_is_refused(cluster, 
     assert os.geteuid() == 0, "needs root to chown to nobody"
     directory, _ = override_dir(tmp_path, HOSTILE_HBA, dir_mode=0o777, file_owner=NOBODY.pw_uid)
     line = h.assert_refused(run("bundle", "--out", "out", "--templates", directory, "--passphrase-file", passphrase_file),
-                            str(directory), "--templates", "0777", "group/other-writable")
+                            str(directory), "--templates", "0777", error="template.untrusted")
     assert "another user could change" in line
     assert_nothing_bundled(cluster)
     # The same directory through the environment, and for the read-only template commands.
-    h.assert_refused(run("templates", "list", env={"CHPKI_TEMPLATES": directory}), str(directory), "CHPKI_TEMPLATES", "0777")
-    h.assert_refused(run("templates", "show", "pg_hba.conf", "--templates", directory), str(directory), "0777")
+    h.assert_refused(run("templates", "list", env={"CHPKI_TEMPLATES": directory}), str(directory), "CHPKI_TEMPLATES", "0777", error="template.untrusted")
+    h.assert_refused(run("templates", "show", "pg_hba.conf", "--templates", directory), str(directory), "0777", error="template.untrusted")
 
 
 def test_a_nobody_owned_template_in_a_good_directory_is_refused(cluster, run, tmp_path, passphrase_file):
     directory, template = override_dir(tmp_path, HOSTILE_HBA, file_owner=NOBODY.pw_uid)
     h.assert_refused(run("bundle", "--out", "out", "--templates", directory, "--passphrase-file", passphrase_file),
-                     str(template), "owner nobody", "0644", "neither root nor")
+                     str(template), "owner nobody", "0644", error="template.untrusted")
     assert_nothing_bundled(cluster)
 
 
@@ -76,7 +76,7 @@ def test_a_nobody_owned_template_in_a_good_directory_is_refused(cluster, run, tm
 def test_group_or_other_writable_is_refused_even_when_root_owns_it(cluster, run, tmp_path, passphrase_file, dir_mode, file_mode, refused):
     directory, _ = override_dir(tmp_path, "# site\n", dir_mode=dir_mode, file_mode=file_mode)
     line = h.assert_refused(run("bundle", "--out", "out", "--templates", directory, "--passphrase-file", passphrase_file),
-                            "group/other-writable", "owner root")
+                            "owner root", error="template.untrusted")
     assert refused in line, line
     assert_nothing_bundled(cluster)
 
@@ -107,9 +107,9 @@ def test_the_invoking_users_own_override_is_used(reachable_tmp, chpki_bin):
                           "--templates", str(directory)], capture_output=True, text=True, env=clean_env(), cwd="/")
     assert res.returncode == 0 and res.stdout == "# mine\n", h.describe(res)
     # ... but root, running the same command, refuses nobody's directory.
-    res = subprocess.run([str(chpki_bin), "templates", "show", "pg_ident.conf", "--templates", str(directory)],
+    res = subprocess.run([str(chpki_bin), "templates", "show", "pg_ident.conf", "--templates", str(directory), "--json"],
                          capture_output=True, text=True, env=clean_env(), cwd="/")
-    h.assert_refused(res, str(directory), "owner nobody")
+    h.assert_refused(res, str(directory), "owner nobody", error="template.untrusted")
 
 
 def test_symlinked_template_or_directory_is_refused(cluster, run, tmp_path, passphrase_file):
@@ -118,11 +118,11 @@ def test_symlinked_template_or_directory_is_refused(cluster, run, tmp_path, pass
     real.write_text("# elsewhere\n")
     template.unlink()
     template.symlink_to(real)
-    h.assert_refused(run("templates", "list", "--templates", directory), str(template), "symlink")
+    h.assert_refused(run("templates", "list", "--templates", directory), str(template), "symlink", error="template.untrusted")
     link = tmp_path / "link-to-templates"
     template.unlink()
     link.symlink_to(directory)
-    h.assert_refused(run("templates", "list", "--templates", link), str(link), "symlink")
+    h.assert_refused(run("templates", "list", "--templates", link), str(link), "symlink", error="template.untrusted")
 
 
 def test_system_directory_writable_by_others_is_refused(chpki_bin, tmp_path):
@@ -131,15 +131,15 @@ def test_system_directory_writable_by_others_is_refused(chpki_bin, tmp_path):
     res = run_with_private_etc_chpki(
         "mkdir -m 0777 /etc/chpki/templates && "
         "printf 'host all all 0.0.0.0/0 trust\\n' > /etc/chpki/templates/pg_hba.conf.mustache && "
-        f"chown nobody /etc/chpki/templates/pg_hba.conf.mustache && {chpki_bin} templates list", tmp_path)
-    h.assert_refused(res, "/etc/chpki/templates", "0777", "group/other-writable")
+        f"chown nobody /etc/chpki/templates/pg_hba.conf.mustache && {chpki_bin} templates list --json", tmp_path)
+    h.assert_refused(res, "/etc/chpki/templates", "0777", error="template.untrusted")
 
 
 def test_oversized_template_is_refused(cluster, run, tmp_path, passphrase_file):
     directory, template = override_dir(tmp_path, "")
     os.truncate(template, 3 << 30)
     h.assert_refused(run("bundle", "--out", "out", "--templates", directory, "--passphrase-file", passphrase_file),
-                     str(template), "3 GiB", "1 MiB")
+                     str(template), "3 GiB", "1 MiB", error="file.too-large")
     assert_nothing_bundled(cluster)
 
 

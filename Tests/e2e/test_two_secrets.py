@@ -126,15 +126,15 @@ def test_growth_beyond_the_constraints_needs_the_root_passphrase(site, tmp_path)
     (base / "cluster.yml").write_text(GROWN)
     before = h.snapshot(base / "ca")
     res = tool.run("issue", "--passphrase-file", files["ops"])
-    h.assert_refused(res, "root passphrase", "--root-passphrase-file", "CHPKI_ROOT_PASSPHRASE")
+    h.assert_refused(res, "root passphrase", "--root-passphrase-file", "CHPKI_ROOT_PASSPHRASE", error="passphrase.root-needed")
     assert h.snapshot(base / "ca") == before, "a refused growth changed the CA"
     # a wrong root passphrase: refused naming its file, CA unchanged
     res = tool.run("issue", "--passphrase-file", files["ops"], "--root-passphrase-file", files["wrong"])
-    h.assert_refused(res, str(files["wrong"]), "root.key")
+    h.assert_refused(res, str(files["wrong"]), "root.key", error="passphrase.wrong")
     assert h.snapshot(base / "ca") == before, "a refused growth changed the CA"
     # a one-off outside the constraints: the same refusal
     res = tool.run("issue", "server", "--service", "etcd", "--host", "storage-9.example.com", "--passphrase-file", files["ops"])
-    h.assert_refused(res, "--root-passphrase-file", "CHPKI_ROOT_PASSPHRASE")
+    h.assert_refused(res, "--root-passphrase-file", "CHPKI_ROOT_PASSPHRASE", error="passphrase.root-needed")
     assert h.snapshot(base / "ca") == before, "a refused growth changed the CA"
     # with it: a new intermediate, wrapped under the operations passphrase
     grown = h.assert_ok(tool.run("issue", "--passphrase-file", files["ops"], env={"CHPKI_ROOT_PASSPHRASE": ROOT}))
@@ -149,7 +149,7 @@ def test_rotate_ca_needs_the_root_passphrase(site, tmp_path):
     tool, base, files = site
     two_secret_ca(tool, files)
     before = h.snapshot(base / "ca")
-    h.assert_refused(tool.run("rotate-ca", "--passphrase-file", files["ops"]), "--root-passphrase-file", "CHPKI_ROOT_PASSPHRASE")
+    h.assert_refused(tool.run("rotate-ca", "--passphrase-file", files["ops"]), "--root-passphrase-file", "CHPKI_ROOT_PASSPHRASE", error="passphrase.root-needed")
     assert h.snapshot(base / "ca") == before, "a refused rotate-ca changed the CA"
     h.assert_ok(tool.run("rotate-ca", "--passphrase-file", files["ops"], "--root-passphrase-file", files["root"]))
     # the new root under the root passphrase, the new intermediate under the operations one
@@ -168,7 +168,7 @@ def test_passphrase_change_operations_keeps_every_key_opening(site, tmp_path):
     assert (base / "ca" / "root.key").read_bytes() == root_key, "an operations change touched the root key"
     assert_keys_open(base / "ca", tmp_path / "check", ROOT, "the new operations passphrase")
     # the old one opens nothing now; the new one works for the weekly run
-    h.assert_refused(tool.run("renew", "--passphrase-file", files["ops"]), str(files["ops"]))
+    h.assert_refused(tool.run("renew", "--passphrase-file", files["ops"]), str(files["ops"]), error="passphrase.wrong")
     h.assert_ok(tool.run("renew", "--within", "365d", "--passphrase-file", new))
     h.assert_ok(tool.run("bundle", "--out", base / "bundles", "--passphrase-file", new))
 
@@ -183,7 +183,7 @@ def test_passphrase_change_root_keeps_every_key_opening(site, tmp_path):
     assert (base / "ca" / "intermediate.key").read_bytes() == intermediate_key, "a root change touched the intermediate"
     assert_keys_open(base / "ca", tmp_path / "check", "the new root passphrase", OPS)
     h.assert_refused(tool.run("rotate-ca", "--passphrase-file", files["ops"], "--root-passphrase-file", files["root"]),
-                     str(files["root"]))
+                     str(files["root"]), error="passphrase.wrong")
 
 
 def test_passphrase_change_refusals_change_nothing(site, tmp_path):
@@ -193,15 +193,15 @@ def test_passphrase_change_refusals_change_nothing(site, tmp_path):
     short = h.write_secret(base / "short", "short\n")
     before = h.snapshot(base / "ca")
     h.assert_refused(tool.run("passphrase", "change", "--which", "root", "--root-passphrase-file", files["wrong"],
-                              "--new-passphrase-file", new), str(files["wrong"]))
+                              "--new-passphrase-file", new), str(files["wrong"]), error="passphrase.wrong")
     h.assert_refused(tool.run("passphrase", "change", "--which", "operations", "--passphrase-file", files["wrong"],
-                              "--new-passphrase-file", new), str(files["wrong"]))
+                              "--new-passphrase-file", new), str(files["wrong"]), error="passphrase.wrong")
     h.assert_refused(tool.run("passphrase", "change", "--which", "root", "--new-passphrase-file", new),
-                     "--root-passphrase-file", "CHPKI_ROOT_PASSPHRASE")
+                     "--root-passphrase-file", "CHPKI_ROOT_PASSPHRASE", error="passphrase.root-needed")
     h.assert_refused(tool.run("passphrase", "change", "--which", "operations", "--passphrase-file", files["ops"],
-                              "--new-passphrase-file", short), "--new-passphrase-file", "8")
+                              "--new-passphrase-file", short), "--new-passphrase-file", "8", error="passphrase.too-short")
     h.assert_refused(tool.run("passphrase", "change", "--which", "operations", "--passphrase-file", files["ops"],
-                              "--new-passphrase-file", base / "missing"), "--new-passphrase-file", str(base / "missing"))
+                              "--new-passphrase-file", base / "missing"), "--new-passphrase-file", str(base / "missing"), error="file.missing")
     assert h.snapshot(base / "ca") == before, "a refused passphrase change changed the CA"
 
 
@@ -217,7 +217,7 @@ def test_one_passphrase_ca_keeps_working_and_is_split_by_change_root(site, tmp_p
     # a root passphrase equal to the operations one is refused, CA unchanged
     before = h.snapshot(base / "ca")
     h.assert_refused(tool.run("passphrase", "change", "--which", "root", "--passphrase-file", files["ops"],
-                              "--new-passphrase-file", files["ops"]), "operations passphrase")
+                              "--new-passphrase-file", files["ops"]), "operations passphrase", error="passphrase.reused")
     assert h.snapshot(base / "ca") == before
     # the migration: the old root passphrase is the one passphrase
     res = h.assert_ok(tool.run("passphrase", "change", "--which", "root", "--passphrase-file", files["ops"],
@@ -226,7 +226,7 @@ def test_one_passphrase_ca_keeps_working_and_is_split_by_change_root(site, tmp_p
     assert_keys_open(base / "ca", tmp_path / "split", ROOT, OPS)
     # from now on growth needs the root passphrase, the weekly run does not
     (base / "cluster.yml").write_text(GROWN.replace("storage-7", "storage-8").replace("192.168.77.7", "192.168.78.8"))
-    h.assert_refused(tool.run("issue", "--passphrase-file", files["ops"]), "--root-passphrase-file")
+    h.assert_refused(tool.run("issue", "--passphrase-file", files["ops"]), "--root-passphrase-file", error="passphrase.root-needed")
     h.assert_ok(tool.run("issue", "--passphrase-file", files["ops"], "--root-passphrase-file", files["root"]))
     h.assert_ok(tool.run("renew", "--within", "365d", "--passphrase-file", files["ops"]))
     assert_keys_open(base / "ca", tmp_path / "after", ROOT, OPS)
@@ -238,20 +238,20 @@ def test_a_bad_passphrase_file_is_refused_with_nothing_due(site, command):
     two_secret_ca(tool, files)
     h.assert_ok(tool.run(command, "--passphrase-file", files["ops"]))  # nothing due
     before = h.snapshot(base / "ca")
-    h.assert_refused(tool.run(command, "--passphrase-file", base / "nonexistent"), str(base / "nonexistent"), "no such file")
-    h.assert_refused(tool.run(command, "--passphrase-file", files["wrong"]), str(files["wrong"]))
-    h.assert_refused(tool.run(command, env={"CHPKI_CA_PASSPHRASE": "not it either"}), "CHPKI_CA_PASSPHRASE")
-    h.assert_refused(tool.run(command), "--passphrase-file", "CHPKI_CA_PASSPHRASE")
+    h.assert_refused(tool.run(command, "--passphrase-file", base / "nonexistent"), str(base / "nonexistent"), error="file.missing")
+    h.assert_refused(tool.run(command, "--passphrase-file", files["wrong"]), str(files["wrong"]), error="passphrase.wrong")
+    h.assert_refused(tool.run(command, env={"CHPKI_CA_PASSPHRASE": "not it either"}), "CHPKI_CA_PASSPHRASE", error="passphrase.wrong")
+    h.assert_refused(tool.run(command), "--passphrase-file", "CHPKI_CA_PASSPHRASE", error="passphrase.missing")
     assert h.snapshot(base / "ca") == before, "a refused run changed the CA"
 
 
 def test_init_ca_refuses_muddled_secrets(site):
     tool, base, files = site
     h.assert_refused(tool.run("init-ca", "--passphrase-file", files["ops"], "--root-passphrase-file", files["ops"]),
-                     "root passphrase", "operations passphrase")
-    h.assert_refused(tool.run("init-ca", "--no-passphrase", "--root-passphrase-file", files["root"]), "--no-passphrase")
+                     "root passphrase", "operations passphrase", error="passphrase.reused")
+    h.assert_refused(tool.run("init-ca", "--no-passphrase", "--root-passphrase-file", files["root"]), "--no-passphrase", error="usage.conflicting-options")
     h.assert_refused(tool.run("init-ca", "--no-intermediate", "--passphrase-file", files["ops"],
-                              "--root-passphrase-file", files["root"]), "--no-intermediate")
+                              "--root-passphrase-file", files["root"]), "--no-intermediate", error="usage.conflicting-options")
     h.assert_refused(tool.run("init-ca", "--passphrase-file", files["ops"], "--root-passphrase-file", base / "missing"),
-                     "--root-passphrase-file", str(base / "missing"))
+                     "--root-passphrase-file", str(base / "missing"), error="file.missing")
     assert not (base / "ca").exists(), "a refused init-ca created the CA"

@@ -154,7 +154,7 @@ def test_file_listed_in_the_manifest_but_missing(bundle, tmp_path):
 
 def test_not_a_bundle(bundle, tmp_path):
     tool, _, _ = bundle
-    h.assert_refused(verify(tool, tmp_path / "nowhere"), "nowhere")
+    h.assert_refused(verify(tool, tmp_path / "nowhere"), "nowhere", error="file.missing")
 
 
 # --- snippets: what each service must never accept (SPEC §8) ----------------------------------

@@ -5,7 +5,7 @@ internal import CChpkiZlib
 public enum Gzip {
     public static func compress(_ data: Data, level: Int32 = 6) throws -> Data {
         var stream = z_stream()
-        guard chpki_gzip_deflate_init(&stream, level) == Z_OK else { throw ChpkiError(.refused, "gzip: cannot initialise zlib") }
+        guard chpki_gzip_deflate_init(&stream, level) == Z_OK else { throw ChpkiError(.internalBug, "gzip: cannot initialise zlib") }
         defer { deflateEnd(&stream) }
         return try run(&stream, input: data) { deflate(&$0, Z_FINISH) }
     }
@@ -15,10 +15,10 @@ public enum Gzip {
     /// the gzip member (a second member or trailing garbage: nothing chpki writes has them).
     public static func decompress(_ data: Data, limit: Int = 1 << 30) throws -> Data {
         var stream = z_stream()
-        guard chpki_gzip_inflate_init(&stream) == Z_OK else { throw ChpkiError(.refused, "gzip: cannot initialise zlib") }
+        guard chpki_gzip_inflate_init(&stream) == Z_OK else { throw ChpkiError(.internalBug, "gzip: cannot initialise zlib") }
         defer { inflateEnd(&stream) }
         let output = try run(&stream, input: data, limit: limit) { inflate(&$0, Z_NO_FLUSH) }
-        guard stream.avail_in == 0 else { throw ChpkiError(.refused, "gzip: \(stream.avail_in) bytes after the end of the compressed data") }
+        guard stream.avail_in == 0 else { throw ChpkiError(.archiveCorrupt, "gzip: \(stream.avail_in) bytes after the end of the compressed data") }
         return output
     }
 
@@ -26,7 +26,7 @@ public enum Gzip {
                             step: (inout z_stream) -> Int32) throws -> Data {
         var output = Data()
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-        guard input.count <= Int(uInt.max) else { throw ChpkiError(.refused, "gzip: the input is larger than zlib takes in one call") }
+        guard input.count <= Int(uInt.max) else { throw ChpkiError(.archiveTooLarge, "gzip: the input is larger than zlib takes in one call") }
         var input = [UInt8](input)
         let inputCount = input.count
         return try input.withUnsafeMutableBufferPointer { inputBuffer in
@@ -39,14 +39,14 @@ public enum Gzip {
                     let status = step(&stream)
                     return (status, outputBuffer.count - Int(stream.avail_out))
                 }
-                guard produced <= limit - output.count else { throw ChpkiError(.refused, "gzip: the archive expands past \(limit) bytes") }
+                guard produced <= limit - output.count else { throw ChpkiError(.archiveTooLarge, "gzip: the archive expands past \(limit) bytes") }
                 output.append(contentsOf: buffer[..<produced])
                 switch status {
                 case Z_STREAM_END: return output
                 case Z_OK: continue
                 case Z_BUF_ERROR where produced > 0: continue
-                case Z_BUF_ERROR: throw ChpkiError(.refused, "gzip: the archive is truncated")
-                default: throw ChpkiError(.refused, "gzip: the archive is corrupt (zlib \(status))")
+                case Z_BUF_ERROR: throw ChpkiError(.archiveTruncated, "gzip: the archive is truncated")
+                default: throw ChpkiError(.archiveCorrupt, "gzip: the archive is corrupt (zlib \(status))")
                 }
             }
         }

@@ -74,36 +74,36 @@ public enum Tar {
     /// the end-of-archive blocks.
     public static func read(_ data: Data, limits: Limits = .unlimited) throws -> [TarEntry] {
         guard data.count <= limits.archiveSize else {
-            throw ChpkiError(.refused, "tar: the archive is \(data.count) bytes, more than the \(limits.archiveSize) allowed")
+            throw ChpkiError(.archiveTooLarge, "tar: the archive is \(data.count) bytes, more than the \(limits.archiveSize) allowed")
         }
         let bytes = [UInt8](data)
         var offset = 0
         var entries: [TarEntry] = []
         var seen: Set<String> = []
         while true {
-            guard bytes.count - offset >= block else { throw ChpkiError(.refused, "tar: the archive is truncated (no end-of-archive blocks)") }
+            guard bytes.count - offset >= block else { throw ChpkiError(.archiveTruncated, "tar: the archive is truncated (no end-of-archive blocks)") }
             let header = bytes[offset..<offset + block]
             if header.allSatisfy({ $0 == 0 }) {
                 // End of archive: two zero blocks, then only the zero padding of the last record.
-                guard bytes.count - offset >= 2 * block else { throw ChpkiError(.refused, "tar: the archive is truncated (one end-of-archive block of two)") }
+                guard bytes.count - offset >= 2 * block else { throw ChpkiError(.archiveTruncated, "tar: the archive is truncated (one end-of-archive block of two)") }
                 guard bytes[(offset + block)...].allSatisfy({ $0 == 0 }) else {
-                    throw ChpkiError(.refused, "tar: data after the end-of-archive blocks at offset \(offset)")
+                    throw ChpkiError(.archiveCorrupt, "tar: data after the end-of-archive blocks at offset \(offset)")
                 }
                 return entries
             }
             let (entry, size) = try member(header, at: offset)
             offset += block
             guard size <= limits.memberSize else {
-                throw ChpkiError(.refused, "tar: \(entry.path) is \(size) bytes, more than the \(limits.memberSize) allowed")
+                throw ChpkiError(.archiveTooLarge, "tar: \(entry.path) is \(size) bytes, more than the \(limits.memberSize) allowed")
             }
-            guard seen.insert(entry.path).inserted else { throw ChpkiError(.refused, "tar: \(entry.path) appears twice in the archive") }
+            guard seen.insert(entry.path).inserted else { throw ChpkiError(.archiveDuplicateMember, "tar: \(entry.path) appears twice in the archive") }
             guard case .file = entry.kind else {
                 entries.append(entry)
                 continue
             }
             // The bytes follow the header, padded to a whole block.
             guard let padded = size.roundedUp(to: block), bytes.count - offset >= padded else {
-                throw ChpkiError(.refused, "tar: the archive is truncated in \(entry.path)")
+                throw ChpkiError(.archiveTruncated, "tar: the archive is truncated in \(entry.path)")
             }
             var complete = entry
             complete.kind = .file(Data(bytes[offset..<offset + size]))
@@ -119,10 +119,10 @@ public enum Tar {
         let storedChecksum = try number(field(148, 8), name: "checksum", at: offset)
         var computed = 0
         for (index, byte) in header.enumerated() { computed += (148..<156).contains(index) ? 32 : Int(byte) }
-        guard storedChecksum == computed else { throw ChpkiError(.refused, "tar: bad header checksum at offset \(offset)") }
+        guard storedChecksum == computed else { throw ChpkiError(.archiveCorrupt, "tar: bad header checksum at offset \(offset)") }
         let magic = Array(field(257, 8))
         guard magic == Array("ustar\u{0}00".utf8) || magic == Array("ustar  \u{0}".utf8) else {
-            throw ChpkiError(.refused, "tar: the header at offset \(offset) is not ustar")
+            throw ChpkiError(.archiveCorrupt, "tar: the header at offset \(offset) is not ustar")
         }
         let name = try text(field(0, 100), what: "name", at: offset)
         let prefix = try text(field(345, 155), what: "name prefix", at: offset)
@@ -131,20 +131,20 @@ public enum Tar {
         let isDirectory = type == UInt8(ascii: "5")
         guard type == UInt8(ascii: "0") || type == 0 || isDirectory else {
             let printable = (0x21...0x7E).contains(type) ? String(UnicodeScalar(type)) : String(format: "0x%02x", type)
-            throw ChpkiError(.refused, "tar: \(path.isEmpty ? "member at offset \(offset)" : path) has type '\(printable)': only regular files and directories are accepted (links, devices, fifos and extension headers are refused)")
+            throw ChpkiError(.archiveUnsafeMember, "tar: \(path.isEmpty ? "member at offset \(offset)" : path) has type '\(printable)': only regular files and directories are accepted (links, devices, fifos and extension headers are refused)")
         }
         if isDirectory && path.hasSuffix("/") { path.removeLast() }
         try checkMemberPath(path)
         guard try text(field(157, 100), what: "link name", at: offset).isEmpty else {
-            throw ChpkiError(.refused, "tar: \(path) carries a link name")
+            throw ChpkiError(.archiveUnsafeMember, "tar: \(path) carries a link name")
         }
         let mode = try number(field(100, 8), name: "mode", at: offset, path: path)
-        guard mode <= 0o7777 else { throw ChpkiError(.refused, "tar: \(path): mode \(String(mode, radix: 8)) is out of range") }
+        guard mode <= 0o7777 else { throw ChpkiError(.archiveCorrupt, "tar: \(path): mode \(String(mode, radix: 8)) is out of range") }
         _ = try number(field(108, 8), name: "uid", at: offset, path: path, allowEmpty: true)
         _ = try number(field(116, 8), name: "gid", at: offset, path: path, allowEmpty: true)
         let size = try number(field(124, 12), name: "size", at: offset, path: path)
         let mtime = try number(field(136, 12), name: "mtime", at: offset, path: path, allowEmpty: true)
-        guard !isDirectory || size == 0 else { throw ChpkiError(.refused, "tar: directory \(path) has a size") }
+        guard !isDirectory || size == 0 else { throw ChpkiError(.archiveCorrupt, "tar: directory \(path) has a size") }
         let owner = try text(field(265, 32), what: "owner name", at: offset)
         let group = try text(field(297, 32), what: "group name", at: offset)
         let entry = TarEntry(path: path, kind: isDirectory ? .directory : .file(Data()), mode: UInt16(mode),
@@ -157,7 +157,7 @@ public enum Tar {
         let components = path.split(separator: "/", omittingEmptySubsequences: false)
         guard !path.isEmpty, !path.hasPrefix("/"), !path.contains("\0"),
               !components.contains(where: { $0.isEmpty || $0 == ".." || $0 == "." }) else {
-            throw ChpkiError(.refused, "tar: unsafe member path '\(path)'")
+            throw ChpkiError(.archiveUnsafeMember, "tar: unsafe member path '\(path)'")
         }
     }
 
@@ -168,7 +168,7 @@ public enum Tar {
                                allowEmpty: Bool = false) throws -> Int {
         let location = path ?? "the header at offset \(offset)"
         if let first = field.first, first & 0x80 != 0 {
-            throw ChpkiError(.refused, "tar: \(location): \(name) is base-256 encoded; only octal is accepted")
+            throw ChpkiError(.archiveCorrupt, "tar: \(location): \(name) is base-256 encoded; only octal is accepted")
         }
         var index = field.startIndex
         while index < field.endIndex && field[index] == 32 { index += 1 }
@@ -177,13 +177,13 @@ public enum Tar {
         while index < field.endIndex, (UInt8(ascii: "0")...UInt8(ascii: "7")).contains(field[index]) {
             value = value * 8 + Int(field[index] - UInt8(ascii: "0"))
             digits += 1
-            guard value < 1 << 40 else { throw ChpkiError(.refused, "tar: \(location): \(name) is out of range") }
+            guard value < 1 << 40 else { throw ChpkiError(.archiveCorrupt, "tar: \(location): \(name) is out of range") }
             index += 1
         }
         guard field[index...].allSatisfy({ $0 == 0 || $0 == 32 }) else {
-            throw ChpkiError(.refused, "tar: \(location): \(name) is not an octal number")
+            throw ChpkiError(.archiveCorrupt, "tar: \(location): \(name) is not an octal number")
         }
-        guard digits > 0 || allowEmpty else { throw ChpkiError(.refused, "tar: \(location): \(name) is empty") }
+        guard digits > 0 || allowEmpty else { throw ChpkiError(.archiveCorrupt, "tar: \(location): \(name) is empty") }
         return value
     }
 
@@ -191,10 +191,10 @@ public enum Tar {
     private static func text(_ field: ArraySlice<UInt8>, what: String, at offset: Int) throws -> String {
         let end = field.firstIndex(of: 0) ?? field.endIndex
         guard field[end...].allSatisfy({ $0 == 0 }) else {
-            throw ChpkiError(.refused, "tar: the \(what) at offset \(offset) has bytes after a NUL")
+            throw ChpkiError(.archiveCorrupt, "tar: the \(what) at offset \(offset) has bytes after a NUL")
         }
         guard let value = String(validating: field[..<end], as: UTF8.self) else {
-            throw ChpkiError(.refused, "tar: the \(what) at offset \(offset) is not UTF-8")
+            throw ChpkiError(.archiveCorrupt, "tar: the \(what) at offset \(offset) is not UTF-8")
         }
         return value
     }
@@ -204,7 +204,7 @@ public enum Tar {
         let components = path.split(separator: "/", omittingEmptySubsequences: false)
         guard !path.isEmpty, !path.hasPrefix("/"), !path.contains("\0"),
               !components.contains(where: { $0 == ".." || $0 == "." }) else {
-            throw ChpkiError(.refused, "tar: unsafe member path '\(path)'")
+            throw ChpkiError(.archiveUnsafeMember, "tar: unsafe member path '\(path)'")
         }
     }
 
@@ -215,7 +215,7 @@ public enum Tar {
         if name.count > 100 {
             // ustar splits a long path at a '/' into a 155-byte prefix and a 100-byte name.
             guard let split = name.indices.last(where: { name[$0] == UInt8(ascii: "/") && $0 <= 155 && name.count - $0 - 1 <= 100 }) else {
-                throw ChpkiError(.refused, "tar: path too long for ustar: \(entry.path)")
+                throw ChpkiError(.archivePathTooLong, "tar: path too long for ustar: \(entry.path)")
             }
             prefix = Array(name[..<split])
             name = Array(name[(split + 1)...])

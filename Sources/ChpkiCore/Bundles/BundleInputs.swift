@@ -61,7 +61,7 @@ public struct BundleInputs: Sendable {
         let plan = IssuancePlan(profiles: NamingRules.profiles(for: inventory), existing: leaves, now: now)  // issuer changes are fine during a rotation
         let pending = plan.items.filter { $0.action == .issued || $0.action == .reissued }
         if let first = pending.first {
-            throw ChpkiError.input(file: inventory.path, field: first.profile.identity.host ?? first.profile.identity.name,
+            throw ChpkiError.input(.bundleNotIssued, file: inventory.path, field: first.profile.identity.host ?? first.profile.identity.name,
                 "\(pending.count) certificate(s) missing or out of date (first: \(first.profile.identity.service ?? "") \(first.profile.identity.name), \(first.reason)); run 'chpki issue' first")
         }
         let due = plan.items.filter { $0.action == .renewed }

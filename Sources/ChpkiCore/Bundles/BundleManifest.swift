@@ -180,17 +180,17 @@ public struct BundleManifest: Codable, Sendable, Equatable {
     public static func decode(_ data: Data, label: String) throws -> BundleManifest {
         let manifest: BundleManifest
         do { manifest = try JSONDecoder().decode(BundleManifest.self, from: data) } catch {
-            throw ChpkiError.input(file: label, field: nil, "not a chpki MANIFEST.json (format \(currentFormat)): \(Self.reason(error))")
+            throw ChpkiError.input(.manifestInvalid, file: label, field: nil, "not a chpki MANIFEST.json (format \(currentFormat)): \(Self.reason(error))")
         }
         guard manifest.generator == generatorName else {
-            throw ChpkiError.input(file: label, field: "generator", "is '\(manifest.generator)', not chpki")
+            throw ChpkiError.input(.manifestInvalid, file: label, field: "generator", "is '\(manifest.generator)', not chpki")
         }
         guard readableFormats.contains(manifest.format) else {
-            throw ChpkiError.input(file: label, field: "format", "is \(manifest.format); this chpki reads formats 2 and \(currentFormat) (lay the bundle out again)")
+            throw ChpkiError.input(.manifestUnsupportedFormat, file: label, field: "format", "is \(manifest.format); this chpki reads formats 2 and \(currentFormat) (lay the bundle out again)")
         }
         for (path, mode) in manifest.files.map({ ($0.path, $0.mode) }) + manifest.directories.map({ ($0.path, $0.mode) }) {
-            guard isSafe(path) else { throw ChpkiError.input(file: label, field: "path", "'\(path)' is not a relative path inside the root") }
-            guard ModeText.parse(mode) != nil else { throw ChpkiError.input(file: label, field: "mode", "'\(mode)' of \(path) is not an octal mode") }
+            guard isSafe(path) else { throw ChpkiError.input(.manifestUnsafePath, file: label, field: "path", "'\(path)' is not a relative path inside the root") }
+            guard ModeText.parse(mode) != nil else { throw ChpkiError.input(.manifestInvalid, file: label, field: "mode", "'\(mode)' of \(path) is not an octal mode") }
         }
         return manifest
     }

@@ -30,13 +30,13 @@ public struct BundleVerifier {
     public static func hostTrees(in directory: String) throws -> [String] {
         if hasManifest(directory) { return [directory] }
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: directory) else {
-            throw ChpkiError.input(file: directory, field: "--bundle", "no such directory")
+            throw ChpkiError.input(.fileMissing, file: directory, field: "--bundle", "no such directory")
         }
         let trees = entries.sorted().filter { !$0.hasPrefix(".") }.map { Path.join(directory, $0) }.filter(hasManifest)
         guard !trees.isEmpty else {
             let old = FileManager.default.fileExists(atPath: Path.join(directory, "MANIFEST.json"))
                 || entries.contains { FileManager.default.fileExists(atPath: Path.join(directory, $0, "MANIFEST.json")) }
-            throw ChpkiError.input(file: directory, field: "--bundle", old
+            throw ChpkiError.input(old ? .bundleOldLayout : .bundleNotABundle, file: directory, field: "--bundle", old
                 ? "laid out by an older chpki (MANIFEST.json at the tree's root): run 'chpki bundle' again"
                 : "no host tree with a \(BundleManifest.path)")
         }

@@ -10,7 +10,7 @@ public enum BundleWriter {
     public static func lockOutput(_ output: String, waiting: () -> Void) throws -> DirectoryLock {
         let lock: DirectoryLock
         do { lock = try DirectoryLock(directory: output, waiting: waiting) } catch let failure as POSIXFailure {
-            throw ChpkiError.input(file: output, field: "--out", failure.message)
+            throw ChpkiError.input(.outputUnusable, file: output, field: "--out", failure.message)
         }
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: output)) ?? []
         where entry.hasPrefix(".") && (entry.contains(".new-") || entry.contains(".old-") || entry.contains(".tmp-")) {

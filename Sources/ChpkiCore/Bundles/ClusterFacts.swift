@@ -41,7 +41,7 @@ public struct ClusterFacts: @unchecked Sendable {  // Templates is a plain value
 
     public func leaf(_ identity: CertificateIdentity) throws -> BundleInputs.Leaf {
         guard let leaf = inputs.leaves[identity] else {
-            throw ChpkiError.input(file: inventory.path, field: identity.host ?? identity.name,
+            throw ChpkiError.input(.bundleNotIssued, file: inventory.path, field: identity.host ?? identity.name,
                                    "no valid \(identity.kind.rawValue) certificate for \(identity.service ?? "") '\(identity.name)' in the CA: run 'chpki issue' first")
         }
         return leaf

@@ -33,18 +33,18 @@ public struct InstalledServices: @unchecked Sendable {  // read-only after load
             return InstalledServices(directory: directory, previousOutput: previousOutput, records: [:])
         }
         guard isDirectory.boolValue else {
-            throw ChpkiError.input(file: directory, field: "--state", "is not a directory (the install records: one <fqdn>.json per host)")
+            throw ChpkiError.input(.fileUnreadable, file: directory, field: "--state", "is not a directory (the install records: one <fqdn>.json per host)")
         }
         let names: [String]
         do { names = try FileManager.default.contentsOfDirectory(atPath: directory) } catch {
-            throw ChpkiError.input(file: directory, field: "--state", "cannot be listed: \(error.localizedDescription)")
+            throw ChpkiError.input(.fileUnreadable, file: directory, field: "--state", "cannot be listed: \(error.localizedDescription)")
         }
         var records: [String: BundleManifest] = [:]
         for name in names.sorted() where name.hasSuffix(".json") {
             let host = String(name.dropLast(".json".count))
             guard HostName.problem(with: host) == nil, host == host.lowercased(), host.contains(".") else { continue }
             guard records.count < recordLimit else {
-                throw ChpkiError.input(file: directory, field: "--state", "holds more than \(recordLimit) records")
+                throw ChpkiError.input(.fileTooLarge, file: directory, field: "--state", "holds more than \(recordLimit) records")
             }
             if let record = try InstallRecord.read(Path.join(directory, name), host: host) { records[host] = record }
         }

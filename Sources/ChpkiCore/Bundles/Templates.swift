@@ -45,7 +45,7 @@ public struct Templates: Sendable {
         var field: String?
         if let named = explicit ?? fromEnvironment {
             field = explicit != nil ? "--templates" : Self.environmentVariable
-            guard Self.isDirectory(named) else { throw ChpkiError.input(file: named, field: field, "no such directory") }
+            guard Self.isDirectory(named) else { throw ChpkiError.input(.fileMissing, file: named, field: field, "no such directory") }
             directory = named
         } else if Self.isDirectory(systemDirectory) {
             directory = systemDirectory
@@ -59,7 +59,7 @@ public struct Templates: Sendable {
             for file in try Self.overrideFiles(in: directory, field: field) {
                 let name = String(file.name.dropLast(Self.fileSuffix.count))
                 guard let text = String(data: file.data, encoding: .utf8) else {
-                    throw ChpkiError.input(file: file.path, field: nil, "the template is not UTF-8 text")
+                    throw ChpkiError.input(.templateInvalid, file: file.path, field: nil, "the template is not UTF-8 text")
                 }
                 entries[name] = Entry(name: name, source: .override(path: file.path), text: text, hasBuiltIn: entries[name] != nil,
                                       parsed: try Self.parse(text, source: file.path))
@@ -76,7 +76,7 @@ public struct Templates: Sendable {
     public func entry(named name: String) throws -> Entry {
         let bare = name.hasSuffix(Self.fileSuffix) ? String(name.dropLast(Self.fileSuffix.count)) : name
         guard let entry = entries[bare] else {
-            throw ChpkiError.input(file: nil, field: "NAME",
+            throw ChpkiError.input(.templateUnknown, file: nil, field: "NAME",
                                    "no template '\(name)' (known: \(Self.builtInNames.joined(separator: ", ")))")
         }
         return entry
@@ -90,7 +90,7 @@ public struct Templates: Sendable {
     /// Renders the template `name` (without `.mustache`) with `context`.
     public func render(_ name: String, _ context: [String: Any]) throws -> Data {
         guard let entry = entries[name] else {
-            throw ChpkiError(.refused, "chpki has no template '\(name)' (a build without templates/\(name)\(Self.fileSuffix)?)")
+            throw ChpkiError(.internalBug, "chpki has no template '\(name)' (a build without templates/\(name)\(Self.fileSuffix)?)")
         }
         return Data(entry.parsed.render(context).utf8)
     }
@@ -99,7 +99,7 @@ public struct Templates: Sendable {
         do {
             return try MustacheTemplate(string: text)
         } catch {
-            throw ChpkiError.input(file: source, field: nil, "the template does not parse: \(error)")
+            throw ChpkiError.input(.templateInvalid, file: source, field: nil, "the template does not parse: \(error)")
         }
     }
 
@@ -111,7 +111,7 @@ public struct Templates: Sendable {
                                              limit: ReadLimits.template)
         } catch let refusal as TrustedDirectory.Refusal {
             let why = refusal.untrusted ? " (another user could change what chpki renders into every host's config)" : ""
-            throw ChpkiError.input(file: refusal.path, field: field, "template override refused: \(refusal.reason)\(why)")
+            throw ChpkiError.input(refusal.code, file: refusal.path, field: field, "template override refused: \(refusal.reason)\(why)")
         }
     }
 

@@ -34,11 +34,11 @@ enum AuthorityKey {
         do {
             key = try PrivateKey(pem: pem, passphrase: encrypted ? try passphrase() : nil)
         } catch let error as OpenSSLError {
-            throw ChpkiError.input(file: name, field: source, error.isBadDecrypt || encrypted
+            throw ChpkiError.input(error.isBadDecrypt || encrypted ? .passphraseWrong : .caKeyUnavailable, file: name, field: source, error.isBadDecrypt || encrypted
                 ? "the passphrase does not open the CA key" : "cannot read the CA key: \(error)")
         }
         guard key.matches(certificate) else {
-            throw ChpkiError.input(file: name, field: nil, "this key does not belong to \(Path.name(of: name).replacingOccurrences(of: ".key", with: ".pem"))")
+            throw ChpkiError.input(.caKeyMismatch, file: name, field: nil, "this key does not belong to \(Path.name(of: name).replacingOccurrences(of: ".key", with: ".pem"))")
         }
         return key
     }

@@ -59,14 +59,14 @@ extension CADatabase {
             let field = "certificates.serial=\(serial.hex)"
             func decode<T: DatabaseValueConvertible>(_ column: Column) throws -> T {
                 do { return try row.decode(forColumn: column.name) } catch {
-                    throw ChpkiError.input(file: CADatabase.fileName, field: field, "the \(column.name) column does not decode: restore ca.db from a backup")
+                    throw ChpkiError.input(.caCorrupt, file: CADatabase.fileName, field: field, "the \(column.name) column does not decode: restore ca.db from a backup")
                 }
             }
             // A JSON column that does not decode is refused naming the row: read as "no SANs" or "no
             // profile", the leaf would be planned as unchanged forever.
             func json<T: Decodable>(_ type: T.Type, _ column: Column, _ text: String) throws -> T {
                 do { return try JSONDecoder().decode(type, from: Data(text.utf8)) } catch {
-                    throw ChpkiError.input(file: CADatabase.fileName, field: field,
+                    throw ChpkiError.input(.caCorrupt, file: CADatabase.fileName, field: field,
                                            "the \(column.name) column does not decode (\(String(text.prefix(40)).debugDescription)): restore ca.db from a backup")
                 }
             }
@@ -120,7 +120,7 @@ extension CADatabase {
                                            revocationReason: try row.decode(forColumn: Columns.revocationReason.name),
                                            subjectOneLine: try row.decode(forColumn: Columns.subjectOneLine.name))
             } catch {
-                throw ChpkiError.input(file: CADatabase.fileName, field: "certificates.serial=\(serial.hex)",
+                throw ChpkiError.input(.caCorrupt, file: CADatabase.fileName, field: "certificates.serial=\(serial.hex)",
                                        "a column index.txt needs does not decode: restore ca.db from a backup")
             }
         }
@@ -130,7 +130,7 @@ extension CADatabase {
     static func serial(_ row: Row, _ column: Column) throws -> SerialNumber {
         let text: String? = try? row.decode(forColumn: column.name)
         guard let text, let serial = SerialNumber(hex: text) else {
-            throw ChpkiError.input(file: fileName, field: "certificates.\(column.name)",
+            throw ChpkiError.input(.caCorrupt, file: fileName, field: "certificates.\(column.name)",
                                    "unreadable serial \(String((text ?? "NULL").prefix(40)).debugDescription): restore ca.db from a backup")
         }
         return serial
@@ -142,7 +142,7 @@ extension CADatabase {
         do { text = try row.decode(forColumn: column.name) } catch { text = "" }
         guard let text else { return nil }
         guard let serial = SerialNumber(hex: text) else {
-            throw ChpkiError.input(file: fileName, field: field, "the \(column.name) column is not a serial: restore ca.db from a backup")
+            throw ChpkiError.input(.caCorrupt, file: fileName, field: field, "the \(column.name) column is not a serial: restore ca.db from a backup")
         }
         return serial
     }

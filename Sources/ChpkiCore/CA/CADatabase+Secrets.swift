@@ -28,7 +28,7 @@ extension CADatabase {
                 try db.execute(sql: "UPDATE certificates SET authority_key_pem = ? WHERE serial = ? AND authority_key_pem IS NOT NULL",
                                arguments: [String(decoding: pem, as: UTF8.self), serial.hex])
                 guard db.changesCount == 1 else {
-                    throw ChpkiError.input(file: Self.fileName, field: serial.hex, "the CA key changed under the passphrase change")
+                    throw ChpkiError.input(.caKeyMismatch, file: Self.fileName, field: serial.hex, "the CA key changed under the passphrase change")
                 }
             }
             if let leafKeyWrap { try Self.setMeta(db, Meta.leafKeyWrap, try Self.json(leafKeyWrap)) }

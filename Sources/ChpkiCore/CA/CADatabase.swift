@@ -28,7 +28,7 @@ public final class CADatabase {
             try Self.migrator.migrate(queue)
         } catch let error as DatabaseError {
             throw Self.storageFailure(error, path: path, doing: "cannot open it")
-                ?? ChpkiError.input(file: path, field: nil, "not a chpki CA database: \(error.message ?? error.description)")
+                ?? ChpkiError.input(.caCorrupt, file: path, field: nil, "not a chpki CA database: \(error.message ?? error.description)")
         }
     }
 
@@ -38,12 +38,12 @@ public final class CADatabase {
     /// filesystem with (almost) no room left is a full disk. Nil for other errors.
     static func storageFailure(_ error: DatabaseError, path: String, doing: String) -> ChpkiError? {
         let detail = "SQLite: \(error.message ?? "\(error.resultCode)")"
-        let full = ChpkiError.input(file: path, field: nil, "\(doing): no space left on device (\(detail))")
+        let full = ChpkiError.input(.systemNoSpace, file: path, field: nil, "\(doing): no space left on device (\(detail))")
         switch error.resultCode.primaryResultCode {
         case .SQLITE_FULL: return full
         case .SQLITE_IOERR:
             if let available = FileOperations.availableBytes(Path.parent(of: path)), available < nearlyFull { return full }
-            return ChpkiError.input(file: path, field: nil, "\(doing): I/O error, is the disk failing? (\(detail))")
+            return ChpkiError.input(.systemIOError, file: path, field: nil, "\(doing): I/O error, is the disk failing? (\(detail))")
         default: return nil
         }
     }
@@ -329,7 +329,7 @@ public final class CADatabase {
                 let serial = try Self.serial(row, Columns.serial)
                 // A key left in clear because it did not read would stay readable to anyone with ca.db.
                 guard var clear: Data = try? row.decode(forColumn: Columns.privateKeyPEM.name) else {
-                    throw ChpkiError.input(file: Self.fileName, field: "certificates.serial=\(serial.hex)", "the private_key_pem column does not decode")
+                    throw ChpkiError.input(.caCorrupt, file: Self.fileName, field: "certificates.serial=\(serial.hex)", "the private_key_pem column does not decode")
                 }
                 let sealed = try seal(SecretBytes(consuming: &clear), serial)
                 try db.execute(sql: "UPDATE certificates SET key_sealed = ?, private_key_pem = NULL WHERE serial = ?",

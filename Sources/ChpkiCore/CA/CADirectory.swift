@@ -36,7 +36,7 @@ public struct CADirectory: Sendable {
     /// to create one outright: run from the wrong directory, that would make a second CA beside the
     /// cluster's own.
     public var missingCA: ChpkiError {
-        ChpkiError.input(file: absolutePath, field: "--ca-dir",
+        ChpkiError.input(.caNotFound, file: absolutePath, field: "--ca-dir",
                          "no CA here (no \(CADatabase.fileName) in \(absolutePath)); point chpki at the CA with --ca-dir DIR "
                          + "or CHPKI_CA_DIR=DIR (only if this is a new cluster: 'chpki init-ca' creates its CA)")
     }

@@ -111,9 +111,9 @@ enum CAFiles {
     static func write(_ view: View, to directory: CADirectory, committed: String? = nil) throws -> [String] {
         do { return try writeFiles(view, to: directory) } catch let failure as WriteFailure {
             guard let committed else {
-                throw ChpkiError.input(file: failure.path, field: nil, "cannot write: \(failure.reason) (ca.db is intact: free space and run the command again)")
+                throw ChpkiError.input(.caWriteFailed, file: failure.path, field: nil, "cannot write: \(failure.reason) (ca.db is intact: free space and run the command again)")
             }
-            throw ChpkiError(.committedViewsStale,
+            throw ChpkiError(.caViewsStale, 
                 "committed to \(directory.file(CADatabase.fileName)): \(committed); but \(failure.path) could not be written "
                 + "(\(failure.reason)), so it is stale: the next chpki command (e.g. 'chpki list') rewrites it from ca.db")
         }

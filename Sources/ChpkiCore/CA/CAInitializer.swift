@@ -82,7 +82,7 @@ public enum CAInitializer {
         } catch {
             if let staging { for suffix in ["", "-wal", "-shm", "-journal"] { FileOperations.removeFileIgnoringErrors(staging + suffix) } }
             if createdDirectory { FileOperations.removeEmptyDirectoryIgnoringErrors(directory.path) }
-            if let failure = error as? POSIXFailure { throw ChpkiError.input(file: directory.path, field: nil, failure.message) }
+            if let failure = error as? POSIXFailure { throw ChpkiError.input(.caDirectoryUnusable, file: directory.path, field: nil, failure.message) }
             throw error
         }
         // The files are views of ca.db: the session writes them (as the recovery of any later command would).
@@ -99,26 +99,26 @@ public enum CAInitializer {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory) {
             guard isDirectory.boolValue else {
-                throw ChpkiError.input(file: directory.path, field: "--ca-dir", "exists and is not a directory")
+                throw ChpkiError.input(.caDirectoryUnusable, file: directory.path, field: "--ca-dir", "exists and is not a directory")
             }
             let existing = directory.existingAuthorityFiles()
             guard existing.isEmpty else { throw alreadyExists(directory, existing) }
             guard access(directory.path, W_OK | X_OK) == 0 else {
-                throw ChpkiError.input(file: directory.path, field: "--ca-dir", "the directory is not writable")
+                throw ChpkiError.input(.caDirectoryUnusable, file: directory.path, field: "--ca-dir", "the directory is not writable")
             }
         } else {
             let parentPath = Path.parent(of: directory.path)
             guard FileManager.default.fileExists(atPath: parentPath, isDirectory: &isDirectory), isDirectory.boolValue else {
-                throw ChpkiError.input(file: directory.path, field: "--ca-dir", "its parent \(parentPath) does not exist or is not a directory")
+                throw ChpkiError.input(.caDirectoryUnusable, file: directory.path, field: "--ca-dir", "its parent \(parentPath) does not exist or is not a directory")
             }
             guard access(parentPath, W_OK | X_OK) == 0 else {
-                throw ChpkiError.input(file: directory.path, field: "--ca-dir", "cannot create it: \(parentPath) is not writable")
+                throw ChpkiError.input(.caDirectoryUnusable, file: directory.path, field: "--ca-dir", "cannot create it: \(parentPath) is not writable")
             }
         }
     }
 
     static func alreadyExists(_ directory: CADirectory, _ files: [String]) -> ChpkiError {
-        ChpkiError.input(file: directory.path, field: nil,
+        ChpkiError.input(.caExists, file: directory.path, field: nil,
                          "a CA already exists here (\(files.joined(separator: ", "))); init-ca never overwrites one")
     }
 
@@ -178,7 +178,7 @@ public enum CAInitializer {
     /// Creates the CA directory (0700) when missing; true if this call created it.
     static func makeDirectoryIfMissing(_ path: String) throws -> Bool {
         do { return try FileOperations.createDirectory(path, mode: 0o700) } catch let failure as POSIXFailure {
-            throw ChpkiError.input(file: path, field: "--ca-dir", failure.message)
+            throw ChpkiError.input(.caDirectoryUnusable, file: path, field: "--ca-dir", failure.message)
         }
     }
 }

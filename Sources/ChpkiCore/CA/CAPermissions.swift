@@ -36,7 +36,7 @@ enum CAPermissions {
 
     private static func entries(of path: String) throws -> [String] {
         do { return try FileManager.default.contentsOfDirectory(atPath: path).sorted() } catch {
-            throw ChpkiError.input(file: path, field: nil, "cannot list the CA directory: \(error.localizedDescription)")
+            throw ChpkiError.input(.caDirectoryUnusable, file: path, field: nil, "cannot list the CA directory: \(error.localizedDescription)")
         }
     }
 

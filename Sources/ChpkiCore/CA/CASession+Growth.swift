@@ -75,7 +75,7 @@ extension CASession {
         if authority.serial == root.serial { return try rootSigner(purpose: "signing the root's CRL") }
         let name = directory.file(CADatabase.fileName) + " (CA key \(authority.serial.hex))"
         guard let pem = try database.authorityKeyPEM(serial: authority.serial) else {
-            throw ChpkiError.input(file: directory.file(CADatabase.fileName), field: authority.serial.hex,
+            throw ChpkiError.input(.caKeyUnavailable, file: directory.file(CADatabase.fileName), field: authority.serial.hex,
                                    "the key of this CA certificate is not in the CA, so its CRL cannot be signed")
         }
         let certificate = try authority.certificate()

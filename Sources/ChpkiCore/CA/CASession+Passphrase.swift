@@ -22,12 +22,12 @@ extension CASession {
         try requireExclusive()
         let databaseFile = directory.file(CADatabase.fileName)
         guard try keysEncrypted() else {
-            throw ChpkiError.input(file: databaseFile, field: "--which",
+            throw ChpkiError.input(.passphraseNotApplicable, file: databaseFile, field: "--which",
                                    "this CA was made with --no-passphrase: its keys are stored in clear, there is no passphrase to change")
         }
         let wasApart = try rootKeyApart()
         if which == .root && issuing.serial == root.serial {
-            throw ChpkiError.input(file: databaseFile, field: "--which root",
+            throw ChpkiError.input(.passphraseNotApplicable, file: databaseFile, field: "--which root",
                                    "the root signs the leaves of this CA (no intermediate): its key is an issuing key and stays under the operations passphrase")
         }
         // The keys this change re-wraps: a one-passphrase CA's root goes with the operations
@@ -43,7 +43,7 @@ extension CASession {
         for authority in affected {
             guard let pem = try database.authorityKeyPEM(serial: authority.serial) else {
                 if authority.serial == root.serial {
-                    throw ChpkiError.input(file: directory.file(CADirectory.rootKey), field: "--which",
+                    throw ChpkiError.input(.passphraseNotApplicable, file: directory.file(CADirectory.rootKey), field: "--which",
                                            "the root key is not in \(CADatabase.fileName), so it cannot be re-wrapped here")
                 }
                 continue  // a retired CA whose key was never stored
@@ -61,7 +61,7 @@ extension CASession {
         let new = try newPassphrase()
         // The new root passphrase must not be the operations one, when this run knows it.
         if which == .root && !wasApart, new == (try passphrase()) {
-            throw ChpkiError.input(file: nil, field: "new passphrase",
+            throw ChpkiError.input(.passphraseReused, file: nil, field: "new passphrase",
                                    "the new root passphrase is the operations passphrase: choose another, so that the weekly renewal never holds the root")
         }
         var keys: [SerialNumber: Data] = [:]

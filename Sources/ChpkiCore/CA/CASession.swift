@@ -72,7 +72,7 @@ public final class CASession {
         let authorities = try database.authorities()
         let roles = AuthorityRoles(authorities)
         guard let rootRecord = roles.currentRoot else {
-            throw ChpkiError.input(file: directory.file(CADatabase.fileName), field: "certificates", "no current root CA certificate")
+            throw ChpkiError.input(.caCorrupt, file: directory.file(CADatabase.fileName), field: "certificates", "no current root CA certificate")
         }
         let issuing = roles.primaryIntermediate ?? rootRecord
         let root = try parse(rootRecord, directory)
@@ -82,7 +82,7 @@ public final class CASession {
 
     private static func parse(_ record: IssuedCertificate, _ directory: CADirectory) throws -> Certificate {
         do { return try record.certificate() } catch {
-            throw ChpkiError.input(file: directory.file(CADatabase.fileName), field: record.serial.hex, "the stored CA certificate is unreadable: \(error)")
+            throw ChpkiError.input(.caCorrupt, file: directory.file(CADatabase.fileName), field: record.serial.hex, "the stored CA certificate is unreadable: \(error)")
         }
     }
 
@@ -140,7 +140,7 @@ public final class CASession {
             case let .clear(bytes): result[serial] = bytes
             case let .sealed(box):
                 guard let vault = try vault() else {
-                    throw ChpkiError.input(file: directory.file(CADatabase.fileName), field: serial.hex, "a sealed key but no key-wrapping record")
+                    throw ChpkiError.input(.caCorrupt, file: directory.file(CADatabase.fileName), field: serial.hex, "a sealed key but no key-wrapping record")
                 }
                 result[serial] = try vault.open(box, serial: serial)
             }
@@ -194,7 +194,7 @@ public final class CASession {
         if let cachedRootPassphrase { return cachedRootPassphrase }
         let source = rootSource
         guard source.isGiven || Terminal.standardInputIsATerminal else {
-            throw ChpkiError.input(file: nil, field: "root passphrase",
+            throw ChpkiError.input(.passphraseRootNeeded, file: nil, field: "root passphrase",
                                    "\(purpose) needs the root passphrase, which opens \(CADirectory.rootKey): give it with \(source.alternatives); nothing was changed")
         }
         let value = try source.existingPassphrase(purpose: "the root key")
@@ -258,7 +258,7 @@ public final class CASession {
     public func signer() throws -> Signer {
         if let cachedSigner { return cachedSigner }
         let name = directory.file(issuing.kind == .root ? CADirectory.rootKey : CADirectory.intermediateKey)
-        guard let pem = try issuingKeyPEM() else { throw ChpkiError.input(file: name, field: nil, "cannot read the CA key") }
+        guard let pem = try issuingKeyPEM() else { throw ChpkiError.input(.caKeyUnavailable, file: name, field: nil, "cannot read the CA key") }
         let key = try AuthorityKey.open(pem, certificate: issuingCertificate, name: name, source: try passphraseField(for: issuing.kind)) {
             try passphrase(for: issuing.kind)
         }
@@ -275,7 +275,7 @@ public final class CASession {
         let rootRecord = authorities.first { $0.serial == root.serial }!
         let name = directory.file(CADirectory.rootKey)
         guard let pem = try keyPEM(of: rootRecord, fileName: CADirectory.rootKey) else {
-            throw ChpkiError.input(file: name, field: nil, "cannot read the root key (is root.key offline?)")
+            throw ChpkiError.input(.caKeyUnavailable, file: name, field: nil, "cannot read the root key (is root.key offline?)")
         }
         let key = try AuthorityKey.open(pem, certificate: root, name: name, source: try passphraseField(for: .root)) {
             try rootPassphrase(purpose: purpose)
@@ -319,7 +319,7 @@ public final class CASession {
     // MARK: - Changes
 
     func requireExclusive() throws {
-        guard lock.mode == .exclusive else { throw ChpkiError(.refused, "internal: a change needs the exclusive CA lock") }
+        guard lock.mode == .exclusive else { throw ChpkiError(.internalBug, "internal: a change needs the exclusive CA lock") }
     }
 
     /// Signs `items` (new keys, or the previous key where the item keeps it), records the batch in

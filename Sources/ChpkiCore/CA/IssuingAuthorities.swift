@@ -44,7 +44,7 @@ public enum IssuingAuthorities {
             widened = NameConstraints(permitted: (constraints.permitted + added).filter { seen.insert($0).inserted })
         }
         if let left = NameConstraintsCheck.violations(profiles, against: [widened]).first {
-            throw ChpkiError.input(file: source, field: left.profile.identity.host ?? left.profile.identity.name,
+            throw ChpkiError.input(.caNameConstraints, file: source, field: left.profile.identity.host ?? left.profile.identity.name,
                                    "\(left.name) cannot be covered by a name-constrained intermediate (not a DNS name or IP address)")
         }
         var seen = Set<GeneralName>()
@@ -56,7 +56,7 @@ public enum IssuingAuthorities {
         let why = viaIntermediate
             ? "this CA's ROOT carries the name constraints (a CA made before init-ca put them on the intermediate), so only a new root can widen them"
             : "this CA's root signs leaves itself and carries the name constraints (init-ca --no-intermediate), so only a new root can widen them"
-        return ChpkiError.input(file: source, field: identity.host ?? identity.name,
+        return ChpkiError.input(.caNameConstraints, file: source, field: identity.host ?? identity.name,
             "\(violation.name) is outside the CA's name constraints: \(why); run 'chpki rotate-ca' to make a root for the grown inventory " +
             "(a CA made by init-ca's default constrains its intermediate instead, and grows without a new root)")
     }

@@ -30,7 +30,7 @@ public enum IssuingIntermediate {
     /// A fresh key and its certificate signed by `root` (whose certificate is set).
     public static func sign(subject: DistinguishedName, now: Date, constraints: NameConstraints?,
                             by root: Signer) throws -> (key: PrivateKey, certificate: Certificate) {
-        guard let rootCertificate = root.certificate else { throw ChpkiError(.refused, "internal: an intermediate needs its root's certificate") }
+        guard let rootCertificate = root.certificate else { throw ChpkiError(.internalBug, "internal: an intermediate needs its root's certificate") }
         let key = try PrivateKey.generate(keyType)
         let template = try template(subject: subject, now: now, rootNotAfter: rootCertificate.notAfter, constraints: constraints)
         return (key, try template.sign(publicKeyOf: key, by: root))

@@ -24,7 +24,7 @@ enum LegacyCADirectory {
         // The root itself must be placed: adopting with only intermediate.pem would commit a CA
         // without a current root, which no later run (even with root.pem back) could open.
         guard authorities.contains(where: { $0.kind == .root && files.roles[$0.serial] == .current }) else {
-            throw ChpkiError.input(file: directory.file(CADirectory.rootCertificate), field: nil,
+            throw ChpkiError.input(.caCorrupt, file: directory.file(CADirectory.rootCertificate), field: nil,
                                    "ca.db is from an older chpki and root.pem is missing or not one of its CA certificates")
         }
         files.crlPEM = RegularFile.contents(directory.file(CADirectory.crl), limit: ReadLimits.caFile)

@@ -114,7 +114,7 @@ public enum BundleCommand {
             } else if inventory.service(named: name) != nil {
                 wanted.insert(name)
             } else {
-                throw ChpkiError.input(file: inventory.path, field: "SERVICE",
+                throw ChpkiError.input(.inventoryUnknownService, file: inventory.path, field: "SERVICE",
                     "'\(name)' is not a service of the inventory (\(inventory.services.map(\.name).joined(separator: ", ")), or minicluster)")
             }
         }
@@ -124,10 +124,10 @@ public enum BundleCommand {
     static func selectHost(_ name: String, services: [Service], facts: ClusterFacts) throws -> Host {
         let inventory = facts.inventory
         guard let host = inventory.host(named: name) else {
-            throw ChpkiError.input(file: inventory.path, field: "--host", "'\(name)' is not a host of the inventory")
+            throw ChpkiError.input(.inventoryUnknownHost, file: inventory.path, field: "--host", "'\(name)' is not a host of the inventory")
         }
         guard services.contains(where: { facts.hosts(of: $0).contains { $0.name == host.name } }) else {
-            throw ChpkiError.input(file: inventory.path, field: "--host", "\(host.name) runs none of \(services.map(\.name).joined(separator: ", "))")
+            throw ChpkiError.input(.bundleNoServiceOnHost, file: inventory.path, field: "--host", "\(host.name) runs none of \(services.map(\.name).joined(separator: ", "))")
         }
         return host
     }

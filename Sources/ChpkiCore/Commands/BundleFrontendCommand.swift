@@ -16,19 +16,19 @@ public enum BundleFrontendCommand {
     public static func run(_ options: Options, settings: Settings, reporter: Reporter) throws {
         if !options.compare.isEmpty {
             guard options.compare.count == 2 else {
-                throw ChpkiError.input(file: nil, field: "--compare", "takes two frontend roots: --compare ROOT_A ROOT_B")
+                throw ChpkiError.input(.usageInvalidValue, file: nil, field: "--compare", "takes two frontend roots: --compare ROOT_A ROOT_B")
             }
             for (value, name) in [(options.output.from, "--from"), (options.output.out, "--out")] where value != nil {
-                throw ChpkiError.input(file: nil, field: name, "cannot be combined with --compare")
+                throw ChpkiError.input(.usageConflictingOptions, file: nil, field: name, "cannot be combined with --compare")
             }
-            guard !options.output.encrypt else { throw ChpkiError.input(file: nil, field: "--encrypt", "cannot be combined with --compare") }
+            guard !options.output.encrypt else { throw ChpkiError.input(.usageConflictingOptions, file: nil, field: "--encrypt", "cannot be combined with --compare") }
             try compare(options.compare[0], options.compare[1], flavor: options.flavor, reporter: reporter)
             return
         }
         let (from, out) = try options.output.paths(source: "the frontend's filesystem root (/ on the frontend itself)")
 
         let (bundle, notes, problems) = try FrontendCollector.bundle(root: from, flavor: options.flavor)
-        guard problems.isEmpty else { throw ChpkiError(.refused, problems: problems) }
+        guard problems.isEmpty else { throw ChpkiError(.frontendInvalid, problems: problems) }
         try options.output.write(try bundle.archive(source: from), to: out, purpose: "the frontend bundle", settings: settings, reporter: reporter)
         for note in notes { reporter.note(note) }
         try report(bundle, from: from, out: out, options: options, reporter: reporter)
@@ -92,7 +92,7 @@ public enum BundleFrontendCommand {
         for note in comparison.notes { reporter.note(note) }
         guard comparison.agree else {
             let count = comparison.differences.count
-            throw ChpkiError(.checkFailed, "the frontends \(first) and \(second) differ (\(count) difference\(count == 1 ? "" : "s"))")
+            throw ChpkiError(.checkFrontendsDiffer, "the frontends \(first) and \(second) differ (\(count) difference\(count == 1 ? "" : "s"))")
         }
     }
 }

@@ -12,7 +12,7 @@ public enum ExpiringCommand {
 
     public static func run(within: String?, settings: Settings, reporter: Reporter) throws {
         let window = try within.map { text -> Period in
-            guard let period = Period(text) else { throw ChpkiError.input(file: nil, field: "--within", "'\(text)' is not \(Period.help)") }
+            guard let period = Period(text) else { throw ChpkiError.input(.usageInvalidValue, file: nil, field: "--within", "'\(text)' is not \(Period.help)") }
             return period
         }
         let inventory = try settings.inventoryIfPresent()
@@ -30,10 +30,10 @@ public enum ExpiringCommand {
         }
         for crl in crls { reporter.line(crl.line) }
         guard due.isEmpty else {
-            throw ChpkiError(.checkFailed, "\(due.count) certificate(s) expire within \(window?.description ?? "their renewal window"): run 'chpki renew'")
+            throw ChpkiError(.checkExpiring, "\(due.count) certificate(s) expire within \(window?.description ?? "their renewal window"): run 'chpki renew'")
         }
         if let first = crls.first {
-            throw ChpkiError(.checkFailed, first.line + (crls.count > 1 ? " (and \(crls.count - 1) more CRL(s))" : ""))
+            throw ChpkiError(.checkCRLStale, first.line + (crls.count > 1 ? " (and \(crls.count - 1) more CRL(s))" : ""))
         }
         reporter.line("nothing expires within \(window?.description ?? "the renewal windows") (\(records.count) valid certificates)")
     }

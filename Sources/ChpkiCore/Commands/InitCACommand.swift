@@ -31,7 +31,7 @@ public enum InitCACommand {
         let keyType = options.key ?? inventory?.ca.key ?? defaultKey
         let validity = try resolveValidity(options.validity, inventory: inventory)
         if options.noPassphrase && options.passphraseFile != nil {
-            throw ChpkiError.input(file: nil, field: "--no-passphrase", "cannot be combined with --passphrase-file")
+            throw ChpkiError.input(.usageConflictingOptions, file: nil, field: "--no-passphrase", "cannot be combined with --passphrase-file")
         }
         var constraints: NameConstraints?
         if options.nameConstraints == .auto, let inventory {
@@ -39,10 +39,10 @@ public enum InitCACommand {
         }
         let rootSource = PassphraseSource.root(file: options.rootPassphraseFile, environment: settings.environment)
         if options.noPassphrase && options.rootPassphraseFile != nil {
-            throw ChpkiError.input(file: nil, field: "--no-passphrase", "cannot be combined with \(PassphraseSource.rootFileOption)")
+            throw ChpkiError.input(.usageConflictingOptions, file: nil, field: "--no-passphrase", "cannot be combined with \(PassphraseSource.rootFileOption)")
         }
         if !options.intermediate && !options.noPassphrase && rootSource.isGiven {
-            throw ChpkiError.input(file: nil, field: rootSource.field,
+            throw ChpkiError.input(.usageConflictingOptions, file: nil, field: rootSource.field,
                 "--no-intermediate: the root signs the leaves, so its key is an issuing key under the operations passphrase; drop the root passphrase or keep the intermediate")
         }
         // Refuse an existing CA before asking for a passphrase nobody will use.
@@ -68,7 +68,7 @@ public enum InitCACommand {
         guard source.isGiven || Terminal.standardInputIsATerminal else { return nil }
         let root = try source.newPassphrase(purpose: "the root key (root passphrase, kept apart from the operations one)")
         guard root != operations else {
-            throw ChpkiError.input(file: nil, field: source.field,
+            throw ChpkiError.input(.passphraseReused, file: nil, field: source.field,
                                    "the root passphrase is the operations passphrase: choose another, so that the weekly renewal never holds the root")
         }
         return root
@@ -88,7 +88,7 @@ public enum InitCACommand {
     static func resolveValidity(_ text: String?, inventory: Inventory?) throws -> Period {
         guard let text else { return inventory?.ca.validity ?? defaultValidity }
         guard let period = Period(text) else {
-            throw ChpkiError.input(file: nil, field: "--validity", "'\(text)' is not \(Period.help)")
+            throw ChpkiError.input(.usageInvalidValue, file: nil, field: "--validity", "'\(text)' is not \(Period.help)")
         }
         return period
     }

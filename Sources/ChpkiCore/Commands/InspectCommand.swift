@@ -154,7 +154,7 @@ public enum InspectCommand {
             blocks = [PEMBlock(label: "CERTIFICATE", der: data)]
         }
         guard !blocks.isEmpty else {
-            throw ChpkiError.input(file: file, field: nil, "no PEM certificate, key, CSR or CRL found (nor a DER certificate)")
+            throw ChpkiError.input(.inspectNothingFound, file: file, field: nil, "no PEM certificate, key, CSR or CRL found (nor a DER certificate)")
         }
         let passphrase = try readPassphrase()
         var items: [Item] = []
@@ -164,7 +164,7 @@ public enum InspectCommand {
             } catch let error as ChpkiError {
                 throw error
             } catch {
-                throw ChpkiError.input(file: file, field: "PEM block \(index + 1) (\(block.label))", "\(error)")
+                throw ChpkiError.input(.inspectUnparsable, file: file, field: "PEM block \(index + 1) (\(block.label))", "\(error)")
             }
         }
         return items
@@ -193,7 +193,7 @@ public enum InspectCommand {
                     keyType = key.keyType?.rawValue ?? key.algorithmDescription
                     fingerprint = try Digest.sha256Hex(key.publicKeyDER())
                 } catch let error as OpenSSLError where error.isBadDecrypt || error.reasons.isEmpty {
-                    throw ChpkiError.input(file: nil, field: "--passphrase-file", "the passphrase does not open this key")
+                    throw ChpkiError.input(.passphraseWrong, file: nil, field: "--passphrase-file", "the passphrase does not open this key")
                 }
             }
             return .key(KeyItem(format: "pkcs8-encrypted", keyType: keyType, encryption: info, publicKeySHA256: fingerprint))

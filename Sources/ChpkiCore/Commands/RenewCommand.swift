@@ -4,7 +4,7 @@ import Foundation
 public enum RenewCommand {
     public static func run(within: String?, rekey: Bool, passphraseFile: String?, settings: Settings, reporter: Reporter) throws {
         let window = try within.map { text -> Period in
-            guard let period = Period(text) else { throw ChpkiError.input(file: nil, field: "--within", "'\(text)' is not \(Period.help)") }
+            guard let period = Period(text) else { throw ChpkiError.input(.usageInvalidValue, file: nil, field: "--within", "'\(text)' is not \(Period.help)") }
             return period
         }
         let inventory = try settings.inventoryIfPresent()
@@ -46,7 +46,7 @@ public enum RenewCommand {
     static func profile(renewing record: IssuedCertificate, renewBefore: Period) throws -> CertificateProfile {
         let certificate = try record.certificate()
         guard let keyType = record.keyType else {
-            throw ChpkiError.input(file: nil, field: record.serial.hex, "its key type cannot be renewed by chpki")
+            throw ChpkiError.input(.renewUnsupportedKey, file: nil, field: record.serial.hex, "its key type cannot be renewed by chpki")
         }
         let lifetime = certificate.notAfter.timeIntervalSince(certificate.notBefore) - CertificateProfile.backdating
         return CertificateProfile(

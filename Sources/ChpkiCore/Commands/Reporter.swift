@@ -90,7 +90,7 @@ public final class Reporter: @unchecked Sendable {
     /// learns why too. A check that failed (exit 1) has printed its own JSON report instead.
     public func error(_ report: ErrorReport) {
         standardError(report.problems.map { "chpki: error: \(ControlCharacters.escaped($0))\n" }.joined())
-        guard json, report.code != ErrorReport.checkFailed, let document = try? Self.encodeJSON(["error": report]) else { return }
+        guard json, !report.isCheckFailure, let document = try? Self.encodeJSON(["error": report]) else { return }
         standardOutput(document + "\n")
     }
 

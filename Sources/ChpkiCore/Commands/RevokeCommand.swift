@@ -50,19 +50,19 @@ public enum RevokeCommand {
         let lifetime: Period
         switch (text, days) {
         case (.some, .some):
-            throw ChpkiError.input(file: nil, field: "--days", "give --lifetime or --days, not both")
+            throw ChpkiError.input(.usageConflictingOptions, file: nil, field: "--days", "give --lifetime or --days, not both")
         case let (.some(text), nil):
-            guard let period = Period(text) else { throw ChpkiError.input(file: nil, field: "--lifetime", "'\(text)' is not \(Period.help)") }
+            guard let period = Period(text) else { throw ChpkiError.input(.usageInvalidValue, file: nil, field: "--lifetime", "'\(text)' is not \(Period.help)") }
             lifetime = period
         case let (nil, .some(days)):
-            guard days > 0 else { throw ChpkiError.input(file: nil, field: "--days", "must be at least 1") }
+            guard days > 0 else { throw ChpkiError.input(.usageInvalidValue, file: nil, field: "--days", "must be at least 1") }
             lifetime = Period(amount: min(days, Int(Int32.max)), unit: .days)
         case (nil, nil):
             return CRLPublisher.defaultLifetime
         }
         let longest = CRLPublisher.longestLifetime
         guard lifetime.after(Date(timeIntervalSince1970: 0)) <= longest.after(Date(timeIntervalSince1970: 0)) else {
-            throw ChpkiError.input(file: nil, field: text == nil ? "--days" : "--lifetime", "\(lifetime) is longer than a CRL may be valid (\(longest))")
+            throw ChpkiError.input(.usageInvalidValue, file: nil, field: text == nil ? "--days" : "--lifetime", "\(lifetime) is longer than a CRL may be valid (\(longest))")
         }
         return lifetime
     }
@@ -91,7 +91,7 @@ public enum RevokeCommand {
         if !valid.isEmpty { return Selection(valid: valid.map(\.serial), alreadyRevoked: []) }
         let revoked = ofTarget.filter { $0.status == .revoked }
         guard !revoked.isEmpty else {
-            throw ChpkiError.input(file: nil, field: "SERIAL|HOST[/SERVICE]", "'\(target)' matches no valid certificate of this CA")
+            throw ChpkiError.input(.revokeNoMatch, file: nil, field: "SERIAL|HOST[/SERVICE]", "'\(target)' matches no valid certificate of this CA")
         }
         return Selection(valid: [], alreadyRevoked: revoked.map(\.serial))
     }

@@ -21,7 +21,7 @@ public enum RotateCACommand {
         var installed: CARotation.Installed?
         if finish && !forceUnrecorded {
             guard let inventory else {
-                throw ChpkiError.input(file: settings.inventoryPath, field: "--finish",
+                throw ChpkiError.input(.fileMissing, file: settings.inventoryPath, field: "--finish",
                     "missing: --finish checks each inventory host's install record (or give --force-unrecorded)")
             }
             installed = CARotation.Installed(hosts: RotationGate.hosts(of: inventory), state: state ?? InstalledRecords.defaultDirectory(settings))

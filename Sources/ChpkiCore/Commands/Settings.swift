@@ -30,7 +30,7 @@ public struct Settings: Sendable {
 
     public func requireInventory() throws -> Inventory {
         guard FileManager.default.fileExists(atPath: inventoryPath) else {
-            throw ChpkiError.input(file: inventoryPath, field: "--inventory", "no such file")
+            throw ChpkiError.input(.fileMissing, file: inventoryPath, field: "--inventory", "no such file")
         }
         return try Inventory.load(path: inventoryPath)
     }

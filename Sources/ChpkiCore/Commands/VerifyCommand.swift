@@ -24,7 +24,7 @@ public enum VerifyCommand {
         if let bundle {
             let verifier = BundleVerifier(now: now, installed: installed)
             if installed && (try? FileStatus.of(bundle))?.kind != .directory {
-                throw ChpkiError.input(file: bundle, field: "--bundle", "no such directory (the host's installed root)")
+                throw ChpkiError.input(.fileMissing, file: bundle, field: "--bundle", "no such directory (the host's installed root)")
             }
             let trees = installed ? [bundle] : try BundleVerifier.hostTrees(in: bundle)
             for tree in trees {
@@ -49,7 +49,7 @@ public enum VerifyCommand {
         for warning in warnings { reporter.note("warning: \(warning)") }
         for violation in violations { reporter.line(violation) }
         guard violations.isEmpty else {
-            throw ChpkiError(.checkFailed, "\(violations.count) violation(s) in \(checked.count) \(bundle == nil ? "certificates" : "host trees")")
+            throw ChpkiError(.checkVerifyFailed, "\(violations.count) violation(s) in \(checked.count) \(bundle == nil ? "certificates" : "host trees")")
         }
         reporter.line("ok: \(checked.count) \(bundle == nil ? "certificates" : "host trees") checked, no violation")
     }

@@ -82,7 +82,7 @@ public final class ParallelResults<Value: Sendable>: Sendable {
             for case let .failure(error)? in state.slots { throw error }
             if let failure = state.contextFailure { throw failure }
             return try state.slots.map { slot in
-                guard let slot else { throw ChpkiError(.refused, "a parallel batch stopped before index \(state.slots.count) was done") }
+                guard let slot else { throw ChpkiError(.internalBug, "a parallel batch stopped before index \(state.slots.count) was done") }
                 return try slot.get()
             }
         }

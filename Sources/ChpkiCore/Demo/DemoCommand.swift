@@ -106,11 +106,11 @@ public enum DemoCommand {
         let manager = FileManager.default
         var isDirectory: ObjCBool = false
         if manager.fileExists(atPath: output, isDirectory: &isDirectory) {
-            guard isDirectory.boolValue else { throw ChpkiError.input(file: output, field: "--out", "exists and is not a directory") }
+            guard isDirectory.boolValue else { throw ChpkiError.input(.outputUnusable, file: output, field: "--out", "exists and is not a directory") }
             let contents = (try? manager.contentsOfDirectory(atPath: output)) ?? []
             if !contents.isEmpty {
                 guard contents.contains(marker) else {
-                    throw ChpkiError.input(file: output, field: "--out", "is not empty and was not made by chpki demo; choose another --out")
+                    throw ChpkiError.input(.outputNotEmpty, file: output, field: "--out", "is not empty and was not made by chpki demo; choose another --out")
                 }
                 for entry in contents {
                     try manager.removeItem(atPath: Path.join(output, entry))
@@ -118,7 +118,7 @@ public enum DemoCommand {
             }
         } else {
             do { try FileOperations.createDirectory(output, mode: 0o755) } catch let failure as POSIXFailure {
-                throw ChpkiError.input(file: output, field: "--out", failure.message)
+                throw ChpkiError.input(.outputUnusable, file: output, field: "--out", failure.message)
             }
         }
         try AtomicFile.write(Data("made by chpki demo; re-running the demo replaces this directory\n".utf8),

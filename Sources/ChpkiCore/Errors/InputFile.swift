@@ -7,8 +7,8 @@ public enum InputFile {
     public static func read(_ path: String, limit: Int, field: String?, missing: String = "no such file") throws -> Data {
         switch RegularFile.read(path, limit: limit) {
         case let .success((data, _)): return data
-        case .failure(.missing): throw ChpkiError.input(file: path, field: field, missing)
-        case let .failure(failure): throw ChpkiError.input(file: path, field: field, failure.reason)
+        case .failure(.missing): throw ChpkiError.input(.fileMissing, file: path, field: field, missing)
+        case let .failure(failure): throw ChpkiError.input(failure.code, file: path, field: field, failure.reason)
         }
     }
 }

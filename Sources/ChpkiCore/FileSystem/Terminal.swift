@@ -16,7 +16,7 @@ public enum Terminal {
     static func readSecret(prompt: String, alternatives: String) throws -> [UInt8] {
         let descriptor = standardInputIsATerminal ? open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC) : -1
         guard descriptor >= 0 else {
-            throw ChpkiError.input(file: nil, field: "passphrase", "no passphrase given and no terminal to ask on: use \(alternatives)")
+            throw ChpkiError.input(.passphraseMissing, file: nil, field: "passphrase", "no passphrase given and no terminal to ask on: use \(alternatives)")
         }
         defer { close(descriptor) }
         var original = termios()

@@ -15,6 +15,9 @@ public enum TrustedDirectory {
         public var reason: String
         /// True when the owner or mode is what is wrong (not a symlink, size or I/O error).
         public var untrusted = false
+        /// What the operator would do about it: an untrusted owner, mode or symlink is
+        /// `template.untrusted`; a file too large or unreadable says so.
+        public var code: ChpkiError.Code = .templateUntrusted
         public var description: String { "\(path): \(reason)" }
     }
 
@@ -34,7 +37,7 @@ public enum TrustedDirectory {
             if code == ELOOP || (code == ENOTDIR && (try? FileStatus.of(directory, followLinks: false))??.kind == .symlink) {
                 throw Refusal(path: directory, reason: "is a symlink; name the directory itself")
             }
-            throw Refusal(path: directory, reason: "cannot open the directory: \(String(cString: strerror(code)))")
+            throw Refusal(path: directory, reason: "cannot open the directory: \(String(cString: strerror(code)))", code: .fileUnreadable)
         }
         defer { close(descriptor) }
         try check(descriptor, directory)
@@ -46,15 +49,15 @@ public enum TrustedDirectory {
                 let code = errno
                 if code == ELOOP { throw Refusal(path: path, reason: "is a symlink; chpki reads only regular files here") }
                 if code == ENOENT { continue }
-                throw Refusal(path: path, reason: "cannot open: \(String(cString: strerror(code)))")
+                throw Refusal(path: path, reason: "cannot open: \(String(cString: strerror(code)))", code: .fileUnreadable)
             }
             defer { close(file) }
             let status = try check(file, path)
             if status.kind == .directory { continue }
-            guard status.kind == .regular else { throw Refusal(path: path, reason: "not a regular file") }
+            guard status.kind == .regular else { throw Refusal(path: path, reason: "not a regular file", code: .fileNotRegular) }
             switch RegularFile.read(open: file, status: status, limit: limit) {
             case let .success(data): files.append(File(name: name, path: path, data: data))
-            case let .failure(failure): throw Refusal(path: path, reason: failure.reason)
+            case let .failure(failure): throw Refusal(path: path, reason: failure.reason, code: failure.code)
             }
         }
         return files
@@ -76,7 +79,7 @@ public enum TrustedDirectory {
     @discardableResult
     private static func check(_ descriptor: CInt, _ path: String) throws -> FileStatus {
         var info = stat()
-        guard fstat(descriptor, &info) == 0 else { throw Refusal(path: path, reason: "cannot stat: \(String(cString: strerror(errno)))") }
+        guard fstat(descriptor, &info) == 0 else { throw Refusal(path: path, reason: "cannot stat: \(String(cString: strerror(errno)))", code: .fileUnreadable) }
         let status = FileStatus(info)
         if let problem = problem(status) { throw Refusal(path: path, reason: problem, untrusted: true) }
         return status
@@ -87,7 +90,7 @@ public enum TrustedDirectory {
         let copy = dup(descriptor)
         guard copy >= 0, let stream = fdopendir(copy) else {
             if copy >= 0 { close(copy) }
-            throw Refusal(path: path, reason: "cannot list the directory: \(String(cString: strerror(errno)))")
+            throw Refusal(path: path, reason: "cannot list the directory: \(String(cString: strerror(errno)))", code: .fileUnreadable)
         }
         defer { closedir(stream) }
         var names: [String] = []

@@ -32,31 +32,31 @@ public enum BackendSecretsBundle {
         do {
             secrets = try VeilSecrets.parse(data)
         } catch let failure as VeilSecrets.Failure {
-            throw ChpkiError.input(file: label, field: nil, failure.description)
+            throw ChpkiError.input(.secretsInvalid, file: label, field: nil, failure.description)
         }
         if let missing = secrets.missing(requiredCredentials, purpose: "a joining backend needs them") {
-            throw ChpkiError.input(file: label, field: nil, missing)
+            throw ChpkiError.input(.secretsInvalid, file: label, field: nil, missing)
         }
         return secrets
     }
 
     /// The bundle of the backend at `root` (`/` on the bootstrap backend itself).
     public static func collect(root: String) throws -> (data: Data, secrets: VeilSecrets, modified: Date) {
-        guard let status = try FileStatus.of(root) else { throw ChpkiError.input(file: root, field: "--from", "no such directory") }
-        guard status.kind == .directory else { throw ChpkiError.input(file: root, field: "--from", "not a directory") }
+        guard let status = try FileStatus.of(root) else { throw ChpkiError.input(.fileMissing, file: root, field: "--from", "no such directory") }
+        guard status.kind == .directory else { throw ChpkiError.input(.fileNotDirectory, file: root, field: "--from", "not a directory") }
         let file = Path.join(root, path)
         switch RegularFile.read(file, limit: SecretBundleLimits.tar.memberSize) {
         case let .success((data, status)):
             guard data.count <= SecretBundleLimits.tar.memberSize else {
-                throw ChpkiError.input(file: file, field: nil, "\(data.count) bytes, more than the \(SecretBundleLimits.tar.memberSize) a secret bundle may hold per file")
+                throw ChpkiError.input(.secretsTooLarge, file: file, field: nil, "\(data.count) bytes, more than the \(SecretBundleLimits.tar.memberSize) a secret bundle may hold per file")
             }
             return (data, try validate(data, label: file), status.modified)
         case .failure(.missing):
-            throw ChpkiError.input(file: file, field: nil, "no such file (run 'chef-backend-ctl create-cluster' on the bootstrap backend first)")
+            throw ChpkiError.input(.fileMissing, file: file, field: nil, "no such file (run 'chef-backend-ctl create-cluster' on the bootstrap backend first)")
         case .failure(.notRegular):
-            throw ChpkiError.input(file: file, field: nil, "not a regular file")
+            throw ChpkiError.input(.fileNotRegular, file: file, field: nil, "not a regular file")
         case let .failure(failure):
-            throw ChpkiError.input(file: file, field: nil, failure.reason)
+            throw ChpkiError.input(failure.code, file: file, field: nil, failure.reason)
         }
     }
 
@@ -71,12 +71,12 @@ public enum BackendSecretsBundle {
         let unpacked = try SecretBundleArchive.open(data, file: file, expected: "Chef Backend secrets bundle", passphrase: passphrase)
         guard unpacked.manifest.format == format else {
             let hint = unpacked.manifest.format == FrontendManifest.format ? " (a frontend bundle: use install-frontend)" : ""
-            throw ChpkiError.input(file: file, field: "\(SecretBundleManifest.memberName) format", "'\(unpacked.manifest.format)' is not \(format)\(hint)")
+            throw ChpkiError.input(.secretsWrongKind, file: file, field: "\(SecretBundleManifest.memberName) format", "'\(unpacked.manifest.format)' is not \(format)\(hint)")
         }
         let (files, problems) = try SecretBundleArchive.check(unpacked, layout: layout, file: file)
-        guard problems.isEmpty else { throw ChpkiError(.refused, problems: problems) }
+        guard problems.isEmpty else { throw ChpkiError(.secretsInvalid, problems: problems) }
         guard let secretsData = files[path] else {
-            throw ChpkiError.input(file: file, field: path, "missing from the bundle")
+            throw ChpkiError.input(.secretsMissingFile, file: file, field: path, "missing from the bundle")
         }
         let secrets = try validate(secretsData, label: "\(file): \(path)")
         return (secretsData, secrets, unpacked.encrypted)

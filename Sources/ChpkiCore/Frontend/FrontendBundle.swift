@@ -43,9 +43,9 @@ public enum FrontendCollector {
     /// where the frontend differs), as the bundle carries them; false keeps what is on disk.
     public static func collect(root: String, flavor: FrontendFlavor, option: String = "--from", normalize: Bool = true) throws -> Collected {
         guard let rootStatus = try FileStatus.of(root) else {
-            throw ChpkiError.input(file: root, field: option, "no such directory")
+            throw ChpkiError.input(.fileMissing, file: root, field: option, "no such directory")
         }
-        guard rootStatus.kind == .directory else { throw ChpkiError.input(file: root, field: option, "not a directory") }
+        guard rootStatus.kind == .directory else { throw ChpkiError.input(.fileNotDirectory, file: root, field: option, "not a directory") }
         var collected = Collected()
         // A missing top directory is one line, not one per file in it; a missing config directory
         // beside the other flavour's is the wrong --flavor, and nothing else is said.
@@ -120,13 +120,13 @@ public enum FrontendBundleReader {
         let manifest = unpacked.manifest
         guard manifest.format == FrontendManifest.format else {
             let hint = manifest.format == BackendSecretsBundle.format ? " (a Chef Backend secrets bundle: use install-backend)" : ""
-            throw ChpkiError.input(file: file, field: "\(SecretBundleManifest.memberName) format", "'\(manifest.format)' is not \(FrontendManifest.format)\(hint)")
+            throw ChpkiError.input(.secretsWrongKind, file: file, field: "\(SecretBundleManifest.memberName) format", "'\(manifest.format)' is not \(FrontendManifest.format)\(hint)")
         }
         guard let flavor = manifest.flavor else {
-            throw ChpkiError.input(file: file, field: "\(SecretBundleManifest.memberName) flavor", "missing")
+            throw ChpkiError.input(.secretsWrongKind, file: file, field: "\(SecretBundleManifest.memberName) flavor", "missing")
         }
         let (verified, problems) = try SecretBundleArchive.check(unpacked, layout: flavor.layout, file: file)
-        guard problems.isEmpty else { throw ChpkiError(.refused, problems: problems) }
+        guard problems.isEmpty else { throw ChpkiError(.secretsInvalid, problems: problems) }
         var files: [FrontendFile.Role: FrontendFileData] = [:]
         for spec in flavor.files {
             guard let data = verified[spec.path] else { continue }
@@ -137,7 +137,7 @@ public enum FrontendBundleReader {
         let listed = Set(manifest.files.map(\.path))
         let absent = Set(flavor.files.filter { !listed.contains($0.path) }.map(\.role))
         let validation = FrontendValidation.validate(flavor: flavor, files: files, absent: absent) { "\(file): \($0.path)" }
-        guard validation.problems.isEmpty else { throw ChpkiError(.refused, problems: validation.problems) }
+        guard validation.problems.isEmpty else { throw ChpkiError(.secretsInvalid, problems: validation.problems) }
         let ordered = flavor.files.compactMap { files[$0.role] }
         let directories = flavor.directories.map {
             FrontendDirectory(path: $0, mode: 0o755, owner: SecretBundleLayout.owner, group: SecretBundleLayout.group)

@@ -32,7 +32,7 @@ public struct FrontendComparison: Sendable, Encodable {
         let a = try FrontendCollector.collect(root: first, flavor: flavor, option: "--compare", normalize: false)
         let b = try FrontendCollector.collect(root: second, flavor: flavor, option: "--compare", normalize: false)
         let unreadable = a.problems + b.problems
-        guard unreadable.isEmpty else { throw ChpkiError(.refused, problems: unreadable) }
+        guard unreadable.isEmpty else { throw ChpkiError(.frontendInvalid, problems: unreadable) }
         var result = FrontendComparison(first: first, second: second, flavor: flavor)
         func side(_ isFirst: Bool) -> String { isFirst ? first : second }
 
@@ -43,7 +43,7 @@ public struct FrontendComparison: Sendable, Encodable {
             do {
                 return try VeilSecrets.parse(data)
             } catch let failure as VeilSecrets.Failure {
-                throw ChpkiError.input(file: Path.join(root, secretsFile.path), field: nil, failure.description)
+                throw ChpkiError.input(.secretsInvalid, file: Path.join(root, secretsFile.path), field: nil, failure.description)
             }
         }
         let secretsA = try secrets(a, root: first), secretsB = try secrets(b, root: second)

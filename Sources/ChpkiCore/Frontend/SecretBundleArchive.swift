@@ -76,7 +76,7 @@ public enum SecretBundleArchive {
                              source: String) throws -> Data {
         let limits = SecretBundleLimits.tar
         for file in files where file.data.count > limits.memberSize {
-            throw ChpkiError.input(file: Path.join(source, file.path), field: nil,
+            throw ChpkiError.input(.secretsTooLarge, file: Path.join(source, file.path), field: nil,
                                    "\(file.data.count) bytes, more than the \(limits.memberSize) a secret bundle may hold per file")
         }
         var entries = [TarEntry(path: SecretBundleManifest.memberName, kind: .file(try manifest.encoded()), mode: 0o600, modified: modified)]
@@ -91,7 +91,7 @@ public enum SecretBundleArchive {
         }
         let tar = try Tar.archive(entries)
         guard tar.count <= limits.archiveSize else {
-            throw ChpkiError.input(file: source, field: nil, "the bundle would be \(tar.count) bytes, more than the \(limits.archiveSize) a secret bundle may be")
+            throw ChpkiError.input(.secretsTooLarge, file: source, field: nil, "the bundle would be \(tar.count) bytes, more than the \(limits.archiveSize) a secret bundle may be")
         }
         return try Gzip.compress(tar, level: 9)
     }
@@ -109,17 +109,17 @@ public enum SecretBundleArchive {
     /// Reads `path` (a regular file, at most `SecretBundleLimits.fileSize`).
     public static func readFile(_ path: String) throws -> Data {
         if let status = try FileStatus.of(path), status.kind == .regular, status.size > SecretBundleLimits.fileSize {
-            throw ChpkiError.input(file: path, field: nil, "\(status.size) bytes, more than the \(SecretBundleLimits.fileSize) a secret bundle may be")
+            throw ChpkiError.input(.secretsTooLarge, file: path, field: nil, "\(status.size) bytes, more than the \(SecretBundleLimits.fileSize) a secret bundle may be")
         }
         switch RegularFile.read(path, limit: SecretBundleLimits.fileSize) {
         case let .success((contents, _)):
             guard contents.count <= SecretBundleLimits.fileSize else {
-                throw ChpkiError.input(file: path, field: nil, "more than the \(SecretBundleLimits.fileSize) bytes a secret bundle may be")
+                throw ChpkiError.input(.secretsTooLarge, file: path, field: nil, "more than the \(SecretBundleLimits.fileSize) bytes a secret bundle may be")
             }
             return contents
-        case .failure(.missing): throw ChpkiError.input(file: path, field: nil, "no such file")
-        case .failure(.notRegular): throw ChpkiError.input(file: path, field: nil, "not a regular file")
-        case let .failure(failure): throw ChpkiError.input(file: path, field: nil, failure.reason)
+        case .failure(.missing): throw ChpkiError.input(.fileMissing, file: path, field: nil, "no such file")
+        case .failure(.notRegular): throw ChpkiError.input(.fileNotRegular, file: path, field: nil, "not a regular file")
+        case let .failure(failure): throw ChpkiError.input(failure.code, file: path, field: nil, failure.reason)
         }
     }
 
@@ -130,18 +130,18 @@ public enum SecretBundleArchive {
         var encrypted = false
         if !isGzip(data) {
             guard PasswordEnvelope.isEnvelope(data) else {
-                throw ChpkiError.input(file: file, field: nil, "not a \(expected) (neither a tar.gz nor a CMS envelope)")
+                throw ChpkiError.input(.secretsNotABundle, file: file, field: nil, "not a \(expected) (neither a tar.gz nor a CMS envelope)")
             }
             encrypted = true
             let secret = try passphrase()
             do {
                 archive = try PasswordEnvelope.open(data, passphrase: secret)
             } catch let error as OpenSSLError {
-                throw ChpkiError.input(file: file, field: nil, "cannot decrypt: wrong passphrase, or the file is damaged (\(error.reasons.last ?? error.operation))")
+                throw ChpkiError.input(.secretsDecryptFailed, file: file, field: nil, "cannot decrypt: wrong passphrase, or the file is damaged (\(error.reasons.last ?? error.operation))")
             }
             guard isGzip(archive) else {
                 archive.wipe()
-                throw ChpkiError.input(file: file, field: nil, "decrypted, but the content is not a \(expected) (wrong passphrase?)")
+                throw ChpkiError.input(.secretsNotABundle, file: file, field: nil, "decrypted, but the content is not a \(expected) (wrong passphrase?)")
             }
         }
         defer { if encrypted { archive.wipe() } }
@@ -151,19 +151,20 @@ public enum SecretBundleArchive {
             defer { tar.wipe() }
             entries = try Tar.read(tar, limits: SecretBundleLimits.tar)
         } catch let error as ChpkiError {
-            throw ChpkiError.input(file: file, field: nil, "not a complete \(expected): \(error.message)")
+            // Keep the archive's own code (archive.truncated, archive.unsafe-member...): it says more.
+            throw ChpkiError.input(error.code, file: file, field: nil, "not a complete \(expected): \(error.message)")
         }
         guard let member = entries.first(where: { $0.path == SecretBundleManifest.memberName }), let manifestData = member.data else {
-            throw ChpkiError.input(file: file, field: SecretBundleManifest.memberName, "missing: not a chpki \(expected)")
+            throw ChpkiError.input(.secretsNotABundle, file: file, field: SecretBundleManifest.memberName, "missing: not a chpki \(expected)")
         }
         let manifest: SecretBundleManifest
         do {
             manifest = try JSONDecoder().decode(SecretBundleManifest.self, from: manifestData)
         } catch {
-            throw ChpkiError.input(file: file, field: SecretBundleManifest.memberName, "not a secret bundle manifest (\(JSONProblem.describe(error)))")
+            throw ChpkiError.input(.secretsNotABundle, file: file, field: SecretBundleManifest.memberName, "not a secret bundle manifest (\(JSONProblem.describe(error)))")
         }
         guard manifest.version == SecretBundleManifest.currentVersion else {
-            throw ChpkiError.input(file: file, field: "\(SecretBundleManifest.memberName) version", "\(manifest.version) is not supported (this chpki reads version \(SecretBundleManifest.currentVersion))")
+            throw ChpkiError.input(.secretsUnsupportedVersion, file: file, field: "\(SecretBundleManifest.memberName) version", "\(manifest.version) is not supported (this chpki reads version \(SecretBundleManifest.currentVersion))")
         }
         var members: [String: TarEntry] = [:]
         for entry in entries where entry.path != SecretBundleManifest.memberName { members[entry.path] = entry }

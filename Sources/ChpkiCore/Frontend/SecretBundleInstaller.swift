@@ -218,9 +218,9 @@ extension SecretBundleInstaller {
     public static func install(_ files: [String: Data], layout: SecretBundleLayout, rootPath: String, force: Bool,
                                dryRun: Bool, now: Date) throws -> Plan {
         guard let rootStatus = try FileStatus.of(rootPath) else {
-            throw ChpkiError.input(file: rootPath, field: "--root", "no such directory")
+            throw ChpkiError.input(.fileMissing, file: rootPath, field: "--root", "no such directory")
         }
-        guard rootStatus.kind == .directory else { throw ChpkiError.input(file: rootPath, field: "--root", "not a directory") }
+        guard rootStatus.kind == .directory else { throw ChpkiError.input(.fileNotDirectory, file: rootPath, field: "--root", "not a directory") }
         do {
             let root = try RootedDirectory(rootPath, trustedOwners: trustedOwners)
             let journal = journal(layout, root: root)
@@ -231,11 +231,11 @@ extension SecretBundleInstaller {
             let recovered = dryRun ? try journal.pending() : try journal.recover()
             var plan = try SecretBundleInstaller.plan(files, layout: layout, root: root, force: force, now: now)
             plan.recovered = recovered
-            guard plan.conflicts.isEmpty else { throw ChpkiError(.refused, problems: plan.conflicts) }
+            guard plan.conflicts.isEmpty else { throw ChpkiError(.installConflict, problems: plan.conflicts) }
             if !dryRun { try apply(plan, root: root, journal: journal) }
             return plan
         } catch let refusal as RootedDirectory.Refusal {
-            throw ChpkiError(.refused, refusal.description)
+            throw ChpkiError(.installUnsafePath, refusal.description)
         }
     }
 

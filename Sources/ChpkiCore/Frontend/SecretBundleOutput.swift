@@ -19,10 +19,10 @@ public struct SecretBundleOutput: Sendable {
     /// The source root and the output file, or the refusal naming the missing or misused option.
     /// `source` says what `--from` is for this command, e.g. "the frontend's filesystem root".
     func paths(source: String) throws -> (from: String, out: String) {
-        guard let from else { throw ChpkiError.input(file: nil, field: "--from", "missing: \(source)") }
-        guard let out else { throw ChpkiError.input(file: nil, field: "--out", "missing: the bundle file to write") }
+        guard let from else { throw ChpkiError.input(.usageMissingOption, file: nil, field: "--from", "missing: \(source)") }
+        guard let out else { throw ChpkiError.input(.usageMissingOption, file: nil, field: "--out", "missing: the bundle file to write") }
         if passphraseFile != nil && !encrypt {
-            throw ChpkiError.input(file: nil, field: "--passphrase-file", "only used with --encrypt")
+            throw ChpkiError.input(.usageConflictingOptions, file: nil, field: "--passphrase-file", "only used with --encrypt")
         }
         return (from, out)
     }

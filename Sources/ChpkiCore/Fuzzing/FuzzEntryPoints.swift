@@ -11,7 +11,7 @@ public enum FuzzEntry {
     /// file's to choose, which makes a slow input, not a crash, and OpenSSL's CMS parser is not
     /// ours to fuzz.
     public static func frontendBundle(_ data: Data) {
-        let noPassphrase = { () throws -> Passphrase in throw ChpkiError(.refused, "fuzz: no passphrase") }
+        let noPassphrase = { () throws -> Passphrase in throw ChpkiError(.passphraseMissing, "fuzz: no passphrase") }
         _ = try? FrontendBundleReader.open(data, file: "fuzz.tar.gz", passphrase: noPassphrase)
         _ = try? BackendSecretsBundle.open(data, file: "fuzz.tar.gz", passphrase: noPassphrase)
     }

@@ -13,13 +13,13 @@ struct AnsibleInventory {
     /// FILE resolved against the directory of `cluster.yml`.
     let path: String
     /// An error about the `ansible_inventory:` key itself, located in cluster.yml.
-    let errorInCluster: (String) -> ChpkiError
+    let errorInCluster: (ChpkiError.Code, String) -> ChpkiError
 
     static let program = "ansible-inventory"
     /// Groups every host is in, which say nothing about it.
     static let implicitGroups: Set<String> = ["all", "ungrouped"]
 
-    init(file: String, relativeTo clusterFile: String, errorInCluster: @escaping (String) -> ChpkiError) {
+    init(file: String, relativeTo clusterFile: String, errorInCluster: @escaping (ChpkiError.Code, String) -> ChpkiError) {
         path = file.hasPrefix("/") ? file : Path.join(Path.parent(of: clusterFile), file)
         self.errorInCluster = errorInCluster
     }
@@ -32,7 +32,7 @@ struct AnsibleInventory {
         do {
             root = try Yams.compose(yaml: text)
         } catch {
-            throw fail(nil, nil, "not valid ansible-inventory --list JSON: \(error)", lines: false)
+            throw fail(.inventorySyntax, nil, nil, "not valid ansible-inventory --list JSON: \(error)", lines: false)
         }
         return try Reader(path: path, lines: isListFile).drafts(root)
     }
@@ -41,13 +41,13 @@ struct AnsibleInventory {
     private func listJSON() throws -> (String, Bool) {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw errorInCluster("no such Ansible inventory: \(path)")
+            throw errorInCluster(.fileMissing, "no such Ansible inventory: \(path)")
         }
         if !isDirectory.boolValue {
             let data: Data
             switch RegularFile.read(path, limit: ReadLimits.inventory) {
             case let .success((contents, _)): data = contents
-            case let .failure(failure): throw errorInCluster("the Ansible inventory \(path): \(failure.reason)")
+            case let .failure(failure): throw errorInCluster(failure.code, "the Ansible inventory \(path): \(failure.reason)")
             }
             if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], object["_meta"] != nil,
                let text = String(data: data, encoding: .utf8) {
@@ -63,21 +63,21 @@ struct AnsibleInventory {
                 "ANSIBLE_NOCOLOR": "1",
             ], outputLimit: ReadLimits.inventory)
         } catch Subprocess.Failure.notFound {
-            throw errorInCluster("\(path) is not ansible-inventory --list JSON, and \(Self.program) is not on PATH: install ansible-core, or give the output of '\(Self.program) -i FILE --list'")
+            throw errorInCluster(.inventoryAnsibleFailed, "\(path) is not ansible-inventory --list JSON, and \(Self.program) is not on PATH: install ansible-core, or give the output of '\(Self.program) -i FILE --list'")
         } catch {
-            throw errorInCluster("cannot run \(Self.program): \(error)")
+            throw errorInCluster(.inventoryAnsibleFailed, "cannot run \(Self.program): \(error)")
         }
         guard result.status == 0 else {
-            throw errorInCluster("'\(Self.program) -i \(path) --list' failed (exit \(result.status)): \(Self.lastLine(of: result.stderr))")
+            throw errorInCluster(.inventoryAnsibleFailed, "'\(Self.program) -i \(path) --list' failed (exit \(result.status)): \(Self.lastLine(of: result.stderr))")
         }
         guard let text = String(data: result.stdout, encoding: .utf8) else {
-            throw errorInCluster("'\(Self.program) -i \(path) --list' printed no UTF-8 text")
+            throw errorInCluster(.inventoryAnsibleFailed, "'\(Self.program) -i \(path) --list' printed no UTF-8 text")
         }
         return (text, false)
     }
 
-    private func fail(_ node: Node?, _ field: String?, _ reason: String, lines: Bool) -> ChpkiError {
-        ChpkiError.input(file: path, line: lines ? node?.mark?.line : nil, field: field, reason)
+    private func fail(_ code: ChpkiError.Code, _ node: Node?, _ field: String?, _ reason: String, lines: Bool) -> ChpkiError {
+        ChpkiError.input(code, file: path, line: lines ? node?.mark?.line : nil, field: field, reason)
     }
 
     /// The last line of a program's error output that says something, on one line.
@@ -100,17 +100,17 @@ struct AnsibleInventory {
             var children: [String] = []
         }
 
-        func error(_ node: Node?, _ field: String?, _ reason: String) -> ChpkiError {
-            ChpkiError.input(file: path, line: lines ? node?.mark?.line : nil, field: field, reason)
+        func error(_ code: ChpkiError.Code, _ node: Node?, _ field: String?, _ reason: String) -> ChpkiError {
+            ChpkiError.input(code, file: path, line: lines ? node?.mark?.line : nil, field: field, reason)
         }
 
         func mapping(_ node: Node?, _ field: String) throws -> [(String, Node)] {
             guard let node else { return [] }
             guard let mapping = node.mapping else {
-                throw error(node, field, "expected a JSON object")
+                throw error(.inventoryWrongType, node, field, "expected a JSON object")
             }
             return try mapping.map { key, value in
-                guard let name = key.string else { throw error(key, field, "expected string keys") }
+                guard let name = key.string else { throw error(.inventoryWrongType, key, field, "expected string keys") }
                 return (name, value)
             }
         }
@@ -118,11 +118,11 @@ struct AnsibleInventory {
         func strings(_ node: Node?, _ field: String) throws -> [(String, Node)] {
             guard let node else { return [] }
             guard let sequence = node.sequence else {
-                throw error(node, field, "expected a list, found \(Self.describe(node))")
+                throw error(.inventoryWrongType, node, field, "expected a list, found \(Self.describe(node))")
             }
             return try sequence.enumerated().map { index, item in
                 guard case let .scalar(scalar) = item else {
-                    throw error(item, "\(field)[\(index)]", "expected a string, found \(Self.describe(item))")
+                    throw error(.inventoryWrongType, item, "\(field)[\(index)]", "expected a string, found \(Self.describe(item))")
                 }
                 return (scalar.string, item)
             }
@@ -139,7 +139,7 @@ struct AnsibleInventory {
 
         func drafts(_ root: Node?) throws -> [HostDraft] {
             guard let root, root.mapping != nil else {
-                throw error(root, nil, "expected the JSON object that ansible-inventory --list prints")
+                throw error(.inventoryWrongType, root, nil, "expected the JSON object that ansible-inventory --list prints")
             }
             var groups: [String: Group] = [:]
             var groupOrder: [String] = []
@@ -204,7 +204,7 @@ struct AnsibleInventory {
             if let given = entries.first(where: { $0.0 == "ips" }) {
                 ipsNode = given.1
                 guard given.1.sequence != nil else {
-                    throw error(given.1, "\(field): ips", "expected a list of IP addresses, found \(Self.describe(given.1)); write ips: [ADDRESS, ...] (or ips: [] for none)")
+                    throw error(.inventoryWrongType, given.1, "\(field): ips", "expected a list of IP addresses, found \(Self.describe(given.1)); write ips: [ADDRESS, ...] (or ips: [] for none)")
                 }
                 ips = try strings(given.1, "\(field): ips")
             } else if let ansibleHost = entries.first(where: { $0.0 == "ansible_host" }), let text = ansibleHost.1.string,
@@ -214,18 +214,18 @@ struct AnsibleInventory {
             } else {
                 let shown = entries.first(where: { $0.0 == "ansible_host" }).map { "ansible_host \(Self.describe($0.1)) is not an IP address" }
                     ?? "no ips and no ansible_host"
-                throw error(vars, field, "the host's IP addresses are unknown (\(shown)): set the host variable ips: [ADDRESS, ...], or ips: [] for none")
+                throw error(.inventoryMissingField, vars, field, "the host's IP addresses are unknown (\(shown)): set the host variable ips: [ADDRESS, ...], or ips: [] for none")
             }
             let path = self.path
             let lines = self.lines
-            let locate = { (node: Node?, at: String, reason: String) in
-                ChpkiError.input(file: path, line: lines ? node?.mark?.line : nil, field: at, reason)
+            let locate = { (code: ChpkiError.Code, node: Node?, at: String, reason: String) in
+                ChpkiError.input(code, file: path, line: lines ? node?.mark?.line : nil, field: at, reason)
             }
-            return HostDraft(name: host, ips: ips.map(\.0), groups: groups, label: "host \(host) of \(path)") { part, reason in
+            return HostDraft(name: host, ips: ips.map(\.0), groups: groups, label: "host \(host) of \(path)") { code, part, reason in
                 switch part {
-                case .name: return locate(vars, field, reason)
-                case let .ip(i): return locate(i < ips.count ? ips[i].1 : ipsNode, "\(field): ips[\(i)]", reason)
-                case let .group(i): return locate(vars, "\(field): group '\(i < groups.count ? groups[i] : "?")'", reason)
+                case .name: return locate(code, vars, field, reason)
+                case let .ip(i): return locate(code, i < ips.count ? ips[i].1 : ipsNode, "\(field): ips[\(i)]", reason)
+                case let .group(i): return locate(code, vars, "\(field): group '\(i < groups.count ? groups[i] : "?")'", reason)
                 }
             }
         }

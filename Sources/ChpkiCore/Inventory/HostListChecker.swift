@@ -13,7 +13,7 @@ struct HostDraft {
     /// How other hosts' errors name this one: `hosts[2]`, or `host db-1.example.com of hosts.yml`.
     var label: String
     /// The error for `reason` at `part` of this host, located in its own file (line, field).
-    var error: (Part, String) -> ChpkiError
+    var error: (ChpkiError.Code, Part, String) -> ChpkiError
 }
 
 /// The rules of SPEC §2 for the hosts of an inventory, wherever they were written: each name a
@@ -30,18 +30,18 @@ struct HostListChecker {
         for (index, draft) in drafts.enumerated() {
             let name = try fqdn(draft)
             if let previous = nameIndex[name] {
-                throw draft.error(.name, "duplicate host \(name) (also \(drafts[previous].label))")
+                throw draft.error(.inventoryDuplicate, .name, "duplicate host \(name) (also \(drafts[previous].label))")
             }
             var host = Host(name: name)
             if let previous = shortIndex[host.shortName] {
-                throw draft.error(.name, "short name '\(host.shortName)' is also the short name of \(drafts[previous].label) (\(hosts[previous].name)); short names must be unique")
+                throw draft.error(.inventoryDuplicate, .name, "short name '\(host.shortName)' is also the short name of \(drafts[previous].label) (\(hosts[previous].name)); short names must be unique")
             }
             nameIndex[name] = index
             shortIndex[host.shortName] = index
             host.ips = try ips(draft)
             for (ipIndex, ip) in host.ips.enumerated() {
                 if let owner = ipOwner[ip] {
-                    throw draft.error(.ip(ipIndex), "\(ip) is already an address of \(drafts[owner].label) (\(hosts[owner].name)); host IPs must be unique")
+                    throw draft.error(.inventoryDuplicate, .ip(ipIndex), "\(ip) is already an address of \(drafts[owner].label) (\(hosts[owner].name)); host IPs must be unique")
                 }
                 ipOwner[ip] = index
             }
@@ -55,14 +55,14 @@ struct HostListChecker {
     private func fqdn(_ draft: HostDraft) throws -> String {
         let text = draft.name
         if let problem = HostName.problem(with: text) {
-            throw draft.error(.name, "not a valid RFC 1123 host name: \(problem)")
+            throw draft.error(.inventoryInvalidName, .name, "not a valid RFC 1123 host name: \(problem)")
         }
         let name = text.lowercased()
         if !name.contains(".") {
-            throw draft.error(.name, "'\(text)' is not fully qualified; write the FQDN, e.g. \(name).\(domain)")
+            throw draft.error(.inventoryInvalidName, .name, "'\(text)' is not fully qualified; write the FQDN, e.g. \(name).\(domain)")
         }
         if name == domain || !HostName.name(name, isWithin: domain) {
-            throw draft.error(.name, "'\(text)' is not a host name under the domain \(domain)")
+            throw draft.error(.inventoryInvalidName, .name, "'\(text)' is not a host name under the domain \(domain)")
         }
         return name
     }
@@ -72,10 +72,10 @@ struct HostListChecker {
         var ips: [IPAddress] = []
         for (index, text) in draft.ips.enumerated() {
             guard let ip = IPAddress(text) else {
-                throw draft.error(.ip(index), IPAddress.problem(with: text) ?? "not an IP address")
+                throw draft.error(.inventoryInvalidAddress, .ip(index), IPAddress.problem(with: text) ?? "not an IP address")
             }
             if ips.contains(ip) {
-                throw draft.error(.ip(index), "\(ip) is listed twice")
+                throw draft.error(.inventoryDuplicate, .ip(index), "\(ip) is listed twice")
             }
             ips.append(ip)
         }
@@ -89,10 +89,10 @@ struct HostListChecker {
                 ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_" || $0 == "."
             }
             guard valid else {
-                throw draft.error(.group(index), "'\(text)' is not a group name: use letters, digits, '-', '_' and '.'")
+                throw draft.error(.inventoryInvalidName, .group(index), "'\(text)' is not a group name: use letters, digits, '-', '_' and '.'")
             }
             if groups.contains(text) {
-                throw draft.error(.group(index), "group '\(text)' is listed twice")
+                throw draft.error(.inventoryDuplicate, .group(index), "group '\(text)' is listed twice")
             }
             groups.append(text)
         }

@@ -39,7 +39,7 @@ public struct Inventory: Sendable, Equatable {
         let data = try InputFile.read(path, limit: ReadLimits.inventory, field: nil,
                                       missing: "no such inventory file (set --inventory or CHPKI_INVENTORY)")
         guard let text = String(data: data, encoding: .utf8) else {
-            throw ChpkiError.input(file: path, field: nil, "the inventory is not UTF-8 text")
+            throw ChpkiError.input(.inventorySyntax, file: path, field: nil, "the inventory is not UTF-8 text")
         }
         return try parse(yaml: text, path: path)
     }

@@ -42,7 +42,7 @@ struct InventoryReader {
             throw walker.syntaxError(error, yaml: text)
         }
         guard let root, !walker.isNull(root) else {
-            throw walker.error(line: 1, nil, "the inventory is empty; expected a mapping with at least domain and hosts")
+            throw walker.error(.inventoryMissingField, line: 1, nil, "the inventory is empty; expected a mapping with at least domain and hosts")
         }
         let top = try walker.mapping(root, "", expected: "a mapping (domain:, hosts:, ...) at the top level")
         try walker.rejectUnknownKeys(top, allowed: Self.topKeys, parent: "")
@@ -54,7 +54,7 @@ struct InventoryReader {
         }
 
         guard let domainEntry = entry("domain") else {
-            throw walker.error(root, "domain", "missing; expected the cluster's DNS domain, e.g. domain: example.com")
+            throw walker.error(.inventoryMissingField, root, "domain", "missing; expected the cluster's DNS domain, e.g. domain: example.com")
         }
         let domain = try readDomain(domainEntry.value)
         let subject = try section("subject").map(readSubject) ?? SubjectAttributes()
@@ -78,7 +78,7 @@ struct InventoryReader {
     private func readDomain(_ node: Node) throws -> String {
         let text = try walker.string(node, "domain", expected: "a DNS domain such as example.com")
         if let problem = HostName.problem(with: text) {
-            throw walker.error(node, "domain", "not a valid RFC 1123 domain: \(problem)")
+            throw walker.error(.inventoryInvalidName, node, "domain", "not a valid RFC 1123 domain: \(problem)")
         }
         return text.lowercased()
     }
@@ -107,7 +107,7 @@ struct InventoryReader {
 
     /// A DN attribute value, by the one rule of `DNAttributeValue`.
     private func checkAttribute(_ value: String, type: String, _ node: Node, _ field: String) throws {
-        if let reason = DNAttributeValue.problem(type: type, value: value) { throw walker.error(node, field, reason) }
+        if let reason = DNAttributeValue.problem(type: type, value: value) { throw walker.error(.inventoryInvalidValue, node, field, reason) }
     }
 
     private func readCA(_ node: Node) throws -> CASettings {
@@ -147,7 +147,7 @@ struct InventoryReader {
             }
         }
         if !isShorter(defaults.renewBefore, than: defaults.validity) {
-            throw walker.error(periodNode, "defaults.renew_before",
+            throw walker.error(.inventoryInvalidValue, periodNode, "defaults.renew_before",
                                "renew_before (\(defaults.renewBefore)) must be shorter than validity (\(defaults.validity))")
         }
         return defaults
@@ -161,7 +161,7 @@ struct InventoryReader {
             let value = try walker.string(entry.value, "admin.name")
             try checkAttribute(value, type: "CN", entry.value, "admin.name")
             if let host = hosts.first(where: { $0.name == value.lowercased() }) {
-                throw walker.error(entry.value, "admin.name",
+                throw walker.error(.inventoryConflict, entry.value, "admin.name",
                                    "'\(value)' is the name of host \(host.name); the admin certificate must not look like a node (nodes_dn)")
             }
             admin.name = value
@@ -174,7 +174,7 @@ struct InventoryReader {
     private func readKey(_ node: Node, _ field: String) throws -> KeyType {
         let text = try walker.string(node, field, expected: "a key type (\(KeyType.allNames))")
         guard let key = KeyType(rawValue: text.lowercased()) else {
-            throw walker.error(node, field, "unknown key type '\(text)'; expected one of \(KeyType.allNames)")
+            throw walker.error(.inventoryInvalidValue, node, field, "unknown key type '\(text)'; expected one of \(KeyType.allNames)")
         }
         return key
     }
@@ -182,7 +182,7 @@ struct InventoryReader {
     private func readPeriod(_ node: Node, _ field: String) throws -> Period {
         let text = try walker.string(node, field, expected: "a period (\(Period.help))")
         guard let period = Period(text) else {
-            throw walker.error(node, field, "'\(text)' is not a period: expected \(Period.help)")
+            throw walker.error(.inventoryInvalidValue, node, field, "'\(text)' is not a period: expected \(Period.help)")
         }
         return period
     }
@@ -192,7 +192,7 @@ struct InventoryReader {
         let names = T.allCases.map(\.rawValue).joined(separator: ", ")
         let text = try walker.string(node, field, expected: "one of \(names)")
         guard let value = T(rawValue: text.lowercased()) else {
-            throw walker.error(node, field, "'\(text)' is not one of \(names)")
+            throw walker.error(.inventoryInvalidValue, node, field, "'\(text)' is not one of \(names)")
         }
         return value
     }
@@ -207,7 +207,7 @@ struct InventoryReader {
     /// short name or IP that both give is refused like one given twice in `hosts:`.
     private func readAllHosts(hostsEntry: YAMLWalker.Entry?, ansibleEntry: YAMLWalker.Entry?, root: Node, domain: String) throws -> [Host] {
         guard hostsEntry != nil || ansibleEntry != nil else {
-            throw walker.error(root, "hosts", "missing; expected a list of hosts (- name: FQDN, ips: [...], groups: [...]) or ansible_inventory: FILE")
+            throw walker.error(.inventoryMissingField, root, "hosts", "missing; expected a list of hosts (- name: FQDN, ips: [...], groups: [...]) or ansible_inventory: FILE")
         }
         var drafts: [HostDraft] = []
         if let hostsEntry, !(ansibleEntry != nil && walker.isNull(hostsEntry.value)) {
@@ -216,10 +216,10 @@ struct InventoryReader {
         if let ansibleEntry {
             let file = try walker.string(ansibleEntry.value, "ansible_inventory", expected: "the path of an Ansible inventory (relative to this file)")
             let source = AnsibleInventory(file: file, relativeTo: path,
-                                          errorInCluster: { walker.error(ansibleEntry.value, "ansible_inventory", $0) })
+                                          errorInCluster: { walker.error($0, ansibleEntry.value, "ansible_inventory", $1) })
             let ansibleDrafts = try source.hosts()
             if ansibleDrafts.isEmpty {
-                throw walker.error(ansibleEntry.value, "ansible_inventory", "\(source.path) has no hosts")
+                throw walker.error(.inventoryMissingField, ansibleEntry.value, "ansible_inventory", "\(source.path) has no hosts")
             }
             drafts += ansibleDrafts
         }
@@ -230,7 +230,7 @@ struct InventoryReader {
         let expected = "a list of hosts (- name: FQDN, ips: [...], groups: [...])"
         let items = try walker.sequence(node, "hosts", expected: expected)
         if items.isEmpty && !allowEmpty {
-            throw walker.error(node, "hosts", "the list is empty; expected at least one host")
+            throw walker.error(.inventoryMissingField, node, "hosts", "the list is empty; expected at least one host")
         }
         var drafts: [HostDraft] = []
         for (index, item) in items.enumerated() {
@@ -238,7 +238,7 @@ struct InventoryReader {
             let entries = try walker.mapping(item, field, expected: "a host (name: FQDN, ips: [...], groups: [...])")
             try walker.rejectUnknownKeys(entries, allowed: Self.hostKeys, parent: field)
             guard let nameEntry = entries.first(where: { $0.key == "name" }) else {
-                throw walker.error(item, "\(field).name", "missing; expected the host's FQDN, e.g. name: backend-1.\(domain)")
+                throw walker.error(.inventoryMissingField, item, "\(field).name", "missing; expected the host's FQDN, e.g. name: backend-1.\(domain)")
             }
             let name = try walker.string(nameEntry.value, "\(field).name", expected: "the host's FQDN")
             var ips: [(String, Node)] = []
@@ -252,11 +252,11 @@ struct InventoryReader {
                 groups = try walker.stringList(groupsEntry.value, "\(field).groups", expected: "a list of group names")
             }
             let walker = self.walker
-            drafts.append(HostDraft(name: name, ips: ips.map(\.0), groups: groups.map(\.0), label: field) { part, reason in
+            drafts.append(HostDraft(name: name, ips: ips.map(\.0), groups: groups.map(\.0), label: field) { code, part, reason in
                 switch part {
-                case .name: return walker.error(nameEntry.value, "\(field).name", reason)
-                case let .ip(i): return walker.error(i < ips.count ? ips[i].1 : ipsNode, "\(field).ips[\(i)]", reason)
-                case let .group(i): return walker.error(i < groups.count ? groups[i].1 : item, "\(field).groups[\(i)]", reason)
+                case .name: return walker.error(code, nameEntry.value, "\(field).name", reason)
+                case let .ip(i): return walker.error(code, i < ips.count ? ips[i].1 : ipsNode, "\(field).ips[\(i)]", reason)
+                case let .group(i): return walker.error(code, i < groups.count ? groups[i].1 : item, "\(field).groups[\(i)]", reason)
                 }
             })
         }
@@ -269,10 +269,10 @@ struct InventoryReader {
         var ips: [IPAddress] = []
         for (index, (text, itemNode)) in items.enumerated() {
             guard let ip = IPAddress(text) else {
-                throw walker.error(itemNode, "\(field)[\(index)]", IPAddress.problem(with: text) ?? "not an IP address")
+                throw walker.error(.inventoryInvalidAddress, itemNode, "\(field)[\(index)]", IPAddress.problem(with: text) ?? "not an IP address")
             }
             if ips.contains(ip) {
-                throw walker.error(itemNode, "\(field)[\(index)]", "\(ip) is listed twice")
+                throw walker.error(.inventoryDuplicate, itemNode, "\(field)[\(index)]", "\(ip) is listed twice")
             }
             ips.append(ip)
         }
@@ -289,26 +289,26 @@ struct InventoryReader {
             let entries = try walker.mapping(item, field, expected: "a VIP (name: NAME, ips: [...])")
             try walker.rejectUnknownKeys(entries, allowed: Self.vipKeys, parent: field)
             guard let nameEntry = entries.first(where: { $0.key == "name" }) else {
-                throw walker.error(item, "\(field).name", "missing; expected the VIP's name, e.g. name: cinc-server-cluster")
+                throw walker.error(.inventoryMissingField, item, "\(field).name", "missing; expected the VIP's name, e.g. name: cinc-server-cluster")
             }
             let name = try walker.string(nameEntry.value, "\(field).name", expected: "the VIP's name")
             let fqdn = try qualify(name, nameEntry.value, "\(field).name", domain: domain)
             if let other = vips.firstIndex(where: { $0.fqdn == fqdn }) {
-                throw walker.error(nameEntry.value, "\(field).name", "duplicate VIP \(fqdn) (also vips[\(other)])")
+                throw walker.error(.inventoryDuplicate, nameEntry.value, "\(field).name", "duplicate VIP \(fqdn) (also vips[\(other)])")
             }
             if let host = hosts.first(where: { $0.name == fqdn }) {
-                throw walker.error(nameEntry.value, "\(field).name", "\(fqdn) is the name of a host (\(host.name)); a VIP needs its own name")
+                throw walker.error(.inventoryConflict, nameEntry.value, "\(field).name", "\(fqdn) is the name of a host (\(host.name)); a VIP needs its own name")
             }
             guard let ipsEntry = entries.first(where: { $0.key == "ips" }) else {
-                throw walker.error(item, "\(field).ips", "missing; expected the VIP's addresses, e.g. ips: [10.0.0.100]")
+                throw walker.error(.inventoryMissingField, item, "\(field).ips", "missing; expected the VIP's addresses, e.g. ips: [10.0.0.100]")
             }
             let ips = try readIPs(ipsEntry.value, "\(field).ips")
             if ips.isEmpty {
-                throw walker.error(ipsEntry.value, "\(field).ips", "the list is empty; a VIP needs at least one address")
+                throw walker.error(.inventoryMissingField, ipsEntry.value, "\(field).ips", "the list is empty; a VIP needs at least one address")
             }
             for (ipIndex, ip) in ips.enumerated() {
                 if let host = hosts.first(where: { $0.ips.contains(ip) }) {
-                    throw walker.error(ipsEntry.value.sequence.map { Array($0)[ipIndex] }, "\(field).ips[\(ipIndex)]",
+                    throw walker.error(.inventoryConflict, ipsEntry.value.sequence.map { Array($0)[ipIndex] }, "\(field).ips[\(ipIndex)]",
                                        "\(ip) is an address of host \(host.name); a VIP address must not be a host's")
                 }
             }
@@ -320,12 +320,12 @@ struct InventoryReader {
     /// `name.<domain>` unless `name` already is the domain or ends with it; the result must be a valid name.
     private func qualify(_ name: String, _ node: Node, _ field: String, domain: String) throws -> String {
         if let problem = HostName.problem(with: name) {
-            throw walker.error(node, field, "not a valid RFC 1123 name: \(problem)")
+            throw walker.error(.inventoryInvalidName, node, field, "not a valid RFC 1123 name: \(problem)")
         }
         let lower = name.lowercased()
         let fqdn = HostName.name(lower, isWithin: domain) ? lower : "\(lower).\(domain)"
         if fqdn.utf8.count > HostName.maxLength {
-            throw walker.error(node, field, "'\(fqdn)' (with the domain appended) is longer than \(HostName.maxLength) characters")
+            throw walker.error(.inventoryInvalidName, node, field, "'\(fqdn)' (with the domain appended) is longer than \(HostName.maxLength) characters")
         }
         return fqdn
     }
@@ -347,17 +347,17 @@ struct InventoryReader {
         try checkServiceName(name, serviceEntry.keyNode, field)
         let fqdn = "\(name).\(domain)"
         if let host = hosts.first(where: { $0.name == fqdn }) {
-            throw walker.error(serviceEntry.keyNode, field,
+            throw walker.error(.inventoryConflict, serviceEntry.keyNode, field,
                                "the service name \(fqdn) is also the name of host \(host.name); rename one of them")
         }
         if walker.isNull(serviceEntry.value) {
-            throw walker.error(serviceEntry.value, field, "expected the service's settings, at least hosts: <group or list of hosts>")
+            throw walker.error(.inventoryWrongType, serviceEntry.value, field, "expected the service's settings, at least hosts: <group or list of hosts>")
         }
         let entries = try walker.mapping(serviceEntry.value, field, expected: "the service's settings (hosts: ..., key: ..., ...)")
         try walker.rejectUnknownKeys(entries, allowed: Self.serviceKeys, parent: field, hints: Self.serviceHints)
 
         guard let hostsEntry = entries.first(where: { $0.key == "hosts" }) else {
-            throw walker.error(serviceEntry.value, "\(field).hosts", "missing; expected a group name or a list of host names")
+            throw walker.error(.inventoryMissingField, serviceEntry.value, "\(field).hosts", "missing; expected a group name or a list of host names")
         }
         let (selector, hostNames) = try resolveHosts(hostsEntry.value, "\(field).hosts", hosts: hosts)
 
@@ -371,20 +371,20 @@ struct InventoryReader {
             case "name":
                 let written = try walker.string(entry.value, keyField)
                 if written != name {
-                    throw walker.error(entry.value, keyField,
+                    throw walker.error(.inventoryConflict, entry.value, keyField,
                                        "'\(written)' differs from the service key '\(name)'; drop name: or make them equal")
                 }
             case "key":
                 let key = try readKey(entry.value, keyField)
                 if let reason = Service.unsupportedKeyReason(service: name, key: key) {
-                    throw walker.error(entry.value, keyField, "\(key.rawValue) is not allowed: \(reason)")
+                    throw walker.error(.inventoryInvalidValue, entry.value, keyField, "\(key.rawValue) is not allowed: \(reason)")
                 }
                 service.key = key
                 service.effectiveKey = key
             case "validity":
                 let validity = try readPeriod(entry.value, keyField)
                 if !isShorter(defaults.renewBefore, than: validity) {
-                    throw walker.error(entry.value, keyField,
+                    throw walker.error(.inventoryInvalidValue, entry.value, keyField,
                                        "validity (\(validity)) must be longer than defaults.renew_before (\(defaults.renewBefore))")
                 }
                 service.validity = validity
@@ -406,10 +406,10 @@ struct InventoryReader {
     /// pool one MinIO can make and grow by (MinIOPools.problem).
     private func readPools(_ node: Node, _ field: String, service: String, hostNames: [String], hosts: [Host]) throws -> [[String]] {
         guard service == "minio" else {
-            throw walker.error(node, field, "only the minio service has server pools")
+            throw walker.error(.inventoryInvalidValue, node, field, "only the minio service has server pools")
         }
         let items = try walker.sequence(node, field, expected: "a list of pools, each a list of host names ([[backend-1, backend-2, ...], [...]])")
-        guard !items.isEmpty else { throw walker.error(node, field, "the list is empty; leave pools out for one pool of every host") }
+        guard !items.isEmpty else { throw walker.error(.inventoryInvalidValue, node, field, "the list is empty; leave pools out for one pool of every host") }
         var pools: [[String]] = []
         var seen: [String: Int] = [:]
         for (index, item) in items.enumerated() {
@@ -417,21 +417,21 @@ struct InventoryReader {
             let (_, names) = try resolveHosts(item, poolField, hosts: hosts, listOnly: true)
             for (position, name) in names.enumerated() {
                 guard hostNames.contains(name) else {
-                    throw walker.error(item, "\(poolField)[\(position)]", "\(name) is not a host of the minio service")
+                    throw walker.error(.inventoryInvalidValue, item, "\(poolField)[\(position)]", "\(name) is not a host of the minio service")
                 }
                 if let other = seen[name] {
-                    throw walker.error(item, "\(poolField)[\(position)]", "\(name) is already in pools[\(other)]; a server is in one pool")
+                    throw walker.error(.inventoryInvalidValue, item, "\(poolField)[\(position)]", "\(name) is already in pools[\(other)]; a server is in one pool")
                 }
                 seen[name] = index
             }
             if let problem = MinIOPools.problem(pool: index, servers: names, firstPool: pools.first?.count ?? names.count) {
-                throw walker.error(item, poolField, problem)
+                throw walker.error(.inventoryInvalidValue, item, poolField, problem)
             }
             pools.append(names)
         }
         if let missing = hostNames.first(where: { seen[$0] == nil }) {
             let first = pools.first?.count ?? 0
-            throw walker.error(node, field, "\(missing) runs minio but is in no pool: MinIO grows by whole pools; "
+            throw walker.error(.inventoryInvalidValue, node, field, "\(missing) runs minio but is in no pool: MinIO grows by whole pools; "
                                + "add it to a new pool of at least \(MinIOPools.minimumNewPool(firstPool: first)) servers")
         }
         return pools
@@ -439,7 +439,7 @@ struct InventoryReader {
 
     /// Service names become DNS labels (`S.<domain>`) and directory names: `ServiceName`'s rule.
     private func checkServiceName(_ name: String, _ node: Node, _ field: String) throws {
-        if let reason = ServiceName.problem(with: name) { throw walker.error(node, field, reason) }
+        if let reason = ServiceName.problem(with: name) { throw walker.error(.inventoryInvalidName, node, field, reason) }
     }
 
     /// `hosts:` of a service: a group that some host has, or a list of existing hosts (FQDN or
@@ -456,13 +456,13 @@ struct InventoryReader {
                 if hosts.contains(where: { $0.name == group.lowercased() || $0.shortName == group.lowercased() }) {
                     reason += "; to name hosts, write a list: [\(group)]"
                 }
-                throw walker.error(node, field, reason)
+                throw walker.error(.inventoryUnknownGroup, node, field, reason)
             }
             return (.group(group), members)
         }
         let items = try walker.stringList(node, field, expected: "a group name or a list of host names")
         if items.isEmpty {
-            throw walker.error(node, field, "the list is empty; a service needs at least one host")
+            throw walker.error(.inventoryMissingField, node, field, "the list is empty; a service needs at least one host")
         }
         var names: [String] = []
         for (index, (text, itemNode)) in items.enumerated() {
@@ -472,10 +472,10 @@ struct InventoryReader {
             guard let host else {
                 let known = hosts.map(\.name)
                 let shown = known.count > 20 ? known.prefix(20).joined(separator: ", ") + ", ..." : known.joined(separator: ", ")
-                throw walker.error(itemNode, "\(field)[\(index)]", "unknown host '\(text)' (known hosts: \(shown))")
+                throw walker.error(.inventoryUnknownHost, itemNode, "\(field)[\(index)]", "unknown host '\(text)' (known hosts: \(shown))")
             }
             if names.contains(host.name) {
-                throw walker.error(itemNode, "\(field)[\(index)]", "host \(host.name) is listed twice")
+                throw walker.error(.inventoryDuplicate, itemNode, "\(field)[\(index)]", "host \(host.name) is listed twice")
             }
             names.append(host.name)
         }
@@ -488,7 +488,7 @@ struct InventoryReader {
         for (index, (text, itemNode)) in items.enumerated() {
             let fqdn = try qualify(text, itemNode, "\(field)[\(index)]", domain: domain)
             if names.contains(fqdn) {
-                throw walker.error(itemNode, "\(field)[\(index)]", "\(fqdn) is listed twice")
+                throw walker.error(.inventoryDuplicate, itemNode, "\(field)[\(index)]", "\(fqdn) is listed twice")
             }
             names.append(fqdn)
         }

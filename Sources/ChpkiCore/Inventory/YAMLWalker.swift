@@ -17,18 +17,18 @@ struct YAMLWalker {
 
     // MARK: Errors
 
-    func error(_ node: Node?, _ field: String?, _ reason: String) -> ChpkiError {
-        ChpkiError.input(file: path, line: node?.mark?.line, field: field, reason)
+    func error(_ code: ChpkiError.Code, _ node: Node?, _ field: String?, _ reason: String) -> ChpkiError {
+        ChpkiError.input(code, file: path, line: node?.mark?.line, field: field, reason)
     }
 
-    func error(line: Int?, _ field: String?, _ reason: String) -> ChpkiError {
-        ChpkiError.input(file: path, line: line, field: field, reason)
+    func error(_ code: ChpkiError.Code, line: Int?, _ field: String?, _ reason: String) -> ChpkiError {
+        ChpkiError.input(code, file: path, line: line, field: field, reason)
     }
 
     /// Converts a Yams parse failure into a one-line error with the line it reports.
     func syntaxError(_ error: Error, yaml: String) -> ChpkiError {
         guard let yamlError = error as? YamlError else {
-            return self.error(line: nil, nil, "not valid YAML: \(error)")
+            return self.error(.inventorySyntax, line: nil, nil, "not valid YAML: \(error)")
         }
         func detail(_ context: YamlError.Context?, _ problem: String) -> String {
             if let context, !context.text.isEmpty { return "\(problem) (\(context.text))" }
@@ -36,25 +36,25 @@ struct YAMLWalker {
         }
         switch yamlError {
         case let .scanner(context, problem, mark, _), let .parser(context, problem, mark, _):
-            return self.error(line: mark.line, nil, "not valid YAML: \(detail(context, problem))")
+            return self.error(.inventorySyntax, line: mark.line, nil, "not valid YAML: \(detail(context, problem))")
         case let .composer(context, problem, mark, _):
             if problem.contains("another document") {
-                return self.error(line: mark.line, nil,
+                return self.error(.inventorySyntax, line: mark.line, nil,
                                   "not valid YAML: expected a single document, found another one ('---')")
             }
-            return self.error(line: mark.line, nil, "not valid YAML: \(detail(context, problem))")
+            return self.error(.inventorySyntax, line: mark.line, nil, "not valid YAML: \(detail(context, problem))")
         case let .reader(problem, offset, _, _):
             let line = offset.map { offset in
                 1 + yaml.utf8.prefix(offset).reduce(into: 0) { count, byte in if byte == UInt8(ascii: "\n") { count += 1 } }
             }
-            return self.error(line: line, nil, "not valid YAML: \(problem)")
+            return self.error(.inventorySyntax, line: line, nil, "not valid YAML: \(problem)")
         case let .duplicatedKeysInMapping(duplicates, context):
             let names = duplicates.map { "'\($0)'" }.joined(separator: ", ")
             let line = duplicates.first.flatMap { Self.secondOccurrence(of: $0, in: yaml, from: context.mark.line) } ?? context.mark.line
-            return self.error(line: line, nil,
+            return self.error(.inventoryDuplicate, line: line, nil,
                               "duplicate key \(names) in one mapping; each key may appear once")
         default:
-            return self.error(line: nil, nil, "not valid YAML: \(yamlError)")
+            return self.error(.inventorySyntax, line: nil, nil, "not valid YAML: \(yamlError)")
         }
     }
 
@@ -106,11 +106,11 @@ struct YAMLWalker {
     /// The pairs of a mapping, in file order; `expected` completes "expected ...".
     func mapping(_ node: Node, _ field: String, expected: String) throws -> [Entry] {
         guard let mapping = node.mapping else {
-            throw error(node, field, "expected \(expected), found \(describe(node))")
+            throw error(.inventoryWrongType, node, field, "expected \(expected), found \(describe(node))")
         }
         return try mapping.map { key, value in
             guard case let .scalar(scalar) = key else {
-                throw error(key, field, "keys must be plain names, found \(describe(key))")
+                throw error(.inventoryWrongType, key, field, "keys must be plain names, found \(describe(key))")
             }
             return Entry(key: scalar.string, keyNode: key, value: value)
         }
@@ -129,13 +129,13 @@ struct YAMLWalker {
                 reason += "; did you mean \(nearest)?"
             }
             reason += " (known keys: \(allowed.joined(separator: ", ")))"
-            throw error(entry.keyNode, field, reason)
+            throw error(.inventoryUnknownField, entry.keyNode, field, reason)
         }
     }
 
     func sequence(_ node: Node, _ field: String, expected: String) throws -> [Node] {
         guard let sequence = node.sequence else {
-            throw error(node, field, "expected \(expected), found \(describe(node))")
+            throw error(.inventoryWrongType, node, field, "expected \(expected), found \(describe(node))")
         }
         return Array(sequence)
     }
@@ -143,14 +143,14 @@ struct YAMLWalker {
     /// A scalar's text as written (so `C: NO` stays "NO", `validity: 397` is "397").
     func string(_ node: Node, _ field: String, expected: String = "a string") throws -> String {
         guard case let .scalar(scalar) = node, !isNull(node) else {
-            throw error(node, field, "expected \(expected), found \(describe(node))")
+            throw error(.inventoryWrongType, node, field, "expected \(expected), found \(describe(node))")
         }
         return scalar.string
     }
 
     func bool(_ node: Node, _ field: String) throws -> Bool {
         guard let value = node.bool else {
-            throw error(node, field, "expected true or false, found \(describe(node))")
+            throw error(.inventoryWrongType, node, field, "expected true or false, found \(describe(node))")
         }
         return value
     }
@@ -158,7 +158,7 @@ struct YAMLWalker {
     /// A list of strings; a single string where a list is expected is an error (say `[x]`).
     func stringList(_ node: Node, _ field: String, expected: String) throws -> [(String, Node)] {
         if case .scalar = node, !isNull(node) {
-            throw error(node, field, "expected \(expected), found \(describe(node)); write a list, e.g. [\((try? string(node, field)) ?? "...")]")
+            throw error(.inventoryWrongType, node, field, "expected \(expected), found \(describe(node)); write a list, e.g. [\((try? string(node, field)) ?? "...")]")
         }
         let items = try sequence(node, field, expected: expected)
         return try items.enumerated().map { index, item in

@@ -18,7 +18,7 @@ public struct NodesDN: Sendable, Encodable {
     /// treat a node as an admin (or refuse the admin).
     public init(inventory: Inventory, service serviceName: String = Service.openSearch) throws {
         guard let service = inventory.service(named: serviceName) else {
-            throw ChpkiError.input(file: inventory.path, field: "services", "there is no '\(serviceName)' service")
+            throw ChpkiError.input(.inventoryUnknownService, file: inventory.path, field: "services", "there is no '\(serviceName)' service")
         }
         let nodes = inventory.hosts(of: service)
         nodesDN = nodes.map { OpenSearchDN.string(NamingRules.subject(commonName: $0.name, inventory: inventory)) }
@@ -26,7 +26,7 @@ public struct NodesDN: Sendable, Encodable {
         patterns = Self.patterns(nodes: nodes, inventory: inventory)
         for admin in adminDN {
             if let node = (nodesDN + patterns).first(where: { OpenSearchDN.matches(pattern: $0, admin) }) {
-                throw ChpkiError.input(file: inventory.path, field: "admin.name",
+                throw ChpkiError.input(.issueAdminIsNode, file: inventory.path, field: "admin.name",
                                        "the admin DN \(admin) is matched by the nodes_dn entry \(node): a node would be an admin")
             }
         }

@@ -7,16 +7,16 @@ public enum OneOffProfiles {
                               inventory: Inventory?) throws -> CertificateProfile {
         try checkServiceName(service)
         let fqdn = host.lowercased()
-        if let problem = HostName.problem(with: fqdn) { throw ChpkiError.input(file: nil, field: "--host", problem) }
+        if let problem = HostName.problem(with: fqdn) { throw ChpkiError.input(.usageInvalidValue, file: nil, field: "--host", problem) }
         let addresses = try ips.map { text -> IPAddress in
             guard let address = IPAddress(text) else {
-                throw ChpkiError.input(file: nil, field: "--ip", IPAddress.problem(with: text) ?? "'\(text)' is not an IP address")
+                throw ChpkiError.input(.usageInvalidValue, file: nil, field: "--ip", IPAddress.problem(with: text) ?? "'\(text)' is not an IP address")
             }
             return address
         }
         let extra = try sans.map { name -> String in
             let lowered = name.lowercased()
-            if let problem = HostName.problem(with: lowered) { throw ChpkiError.input(file: nil, field: "--san", problem) }
+            if let problem = HostName.problem(with: lowered) { throw ChpkiError.input(.usageInvalidValue, file: nil, field: "--san", problem) }
             return lowered
         }
         let configured = inventory?.service(named: service)
@@ -35,12 +35,12 @@ public enum OneOffProfiles {
     public static func client(name: String, keyType: KeyType?, inventory: Inventory?) throws -> CertificateProfile {
         let parts = name.split(separator: "@", omittingEmptySubsequences: false).map(String.init)
         guard parts.count == 2 else {
-            throw ChpkiError.input(file: nil, field: "service@host", "'\(name)' must be SERVICE@HOST, e.g. patroni@backend-1")
+            throw ChpkiError.input(.usageInvalidValue, file: nil, field: "service@host", "'\(name)' must be SERVICE@HOST, e.g. patroni@backend-1")
         }
         let service = parts[0]
         let host = parts[1].lowercased()
         try checkServiceName(service)
-        if let problem = HostName.problem(with: host) { throw ChpkiError.input(file: nil, field: "service@host", problem) }
+        if let problem = HostName.problem(with: host) { throw ChpkiError.input(.usageInvalidValue, file: nil, field: "service@host", problem) }
         let configured = inventory?.service(named: service)
         let key = keyType ?? configured?.effectiveKey ?? Service.defaultKey(for: service, defaults: inventory?.defaults ?? Defaults())
         try checkLoadable(service: service, key: key)
@@ -55,26 +55,26 @@ public enum OneOffProfiles {
 
     public static func admin(name: String?, inventory: Inventory) throws -> CertificateProfile {
         if let name, name.isEmpty || name.count > 64 {
-            throw ChpkiError.input(file: nil, field: "--name", "the admin name must be 1 to 64 characters")
+            throw ChpkiError.input(.usageInvalidValue, file: nil, field: "--name", "the admin name must be 1 to 64 characters")
         }
         guard let profile = NamingRules.adminProfile(inventory: inventory, name: name) else {
-            throw ChpkiError.input(file: inventory.path, field: "services", "there is no opensearch service, so no admin certificate")
+            throw ChpkiError.input(.inventoryUnknownService, file: inventory.path, field: "services", "there is no opensearch service, so no admin certificate")
         }
         let nodes = try NodesDN(inventory: inventory)
         let admin = OpenSearchDN.string(profile.subject)
         if let node = nodes.nodesDN.first(where: { OpenSearchDN.matches(pattern: $0, admin) }) {
-            throw ChpkiError.input(file: nil, field: "--name", "the admin DN \(admin) is matched by the nodes_dn entry \(node)")
+            throw ChpkiError.input(.issueAdminIsNode, file: nil, field: "--name", "the admin DN \(admin) is matched by the nodes_dn entry \(node)")
         }
         return profile
     }
 
     static func checkServiceName(_ service: String) throws {
-        if let reason = ServiceName.problem(with: service) { throw ChpkiError.input(file: nil, field: "--service", reason) }
+        if let reason = ServiceName.problem(with: service) { throw ChpkiError.input(.usageInvalidValue, file: nil, field: "--service", reason) }
     }
 
     static func checkLoadable(service: String, key: KeyType) throws {
         if let reason = Service.unsupportedKeyReason(service: service, key: key) {
-            throw ChpkiError.input(file: nil, field: "--key", reason)
+            throw ChpkiError.input(.usageInvalidValue, file: nil, field: "--key", reason)
         }
     }
 }

@@ -14,7 +14,7 @@ public enum CARotation {
         let directory = session.directory
         let oldRoot = session.root
         guard session.previousRoot == nil else {
-            throw ChpkiError.input(file: directory.file(CADirectory.previousRoot), field: nil,
+            throw ChpkiError.input(.caRotationUnderWay, file: directory.file(CADirectory.previousRoot), field: nil,
                                    "a rotation is already under way: re-issue the leaves ('chpki issue', 'chpki renew'), then 'chpki rotate-ca --finish'")
         }
         try SigningClock.check(issuer: oldRoot, now: session.now)
@@ -81,12 +81,12 @@ public enum CARotation {
     public static func finish(_ session: CASession, installed: Installed?) throws -> Int {
         let directory = session.directory
         guard session.previousRoot != nil else {
-            throw ChpkiError.input(file: directory.path, field: "--finish", "no rotation is under way (there is no previous root)")
+            throw ChpkiError.input(.caNoRotation, file: directory.path, field: "--finish", "no rotation is under way (there is no previous root)")
         }
         let oldIssuers = Set(session.authorities.filter { $0.authorityRole == .previous }.map(\.serial))
         let live = try session.validLeaves().filter { $0.issuerSerial.map(oldIssuers.contains) == true && $0.notAfter > session.now }
         if let first = live.first {
-            throw ChpkiError.input(file: directory.path, field: "--finish",
+            throw ChpkiError.input(.caRotationUnfinished, file: directory.path, field: "--finish",
                 "\(live.count) valid certificate(s) still chain only to the old root (first: \(first.service ?? "") \(first.name ?? first.subject)); run 'chpki issue' or 'chpki renew' first")
         }
         if let installed {

@@ -18,7 +18,7 @@ enum KeyCompromise {
 
     private static func publicKey(of record: IssuedCertificate) throws -> Data {
         do { return try record.certificate().publicKeyDER() } catch {
-            throw ChpkiError.input(file: CADatabase.fileName, field: "certificates.serial=\(record.serial.hex)",
+            throw ChpkiError.input(.caCorrupt, file: CADatabase.fileName, field: "certificates.serial=\(record.serial.hex)",
                                    "the stored certificate is unreadable: \(error)")
         }
     }

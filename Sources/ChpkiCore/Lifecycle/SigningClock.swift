@@ -9,7 +9,7 @@ public enum SigningClock {
     /// Refuses to sign with `issuer` at `now` when `now` is before the issuer's notBefore.
     public static func check(issuer: Certificate, now: Date) throws {
         guard now < issuer.notBefore else { return }
-        throw ChpkiError.input(file: nil, field: nil,
+        throw ChpkiError.input(.caClockBeforeIssuer, file: nil, field: nil,
             "refusing to sign: the clock says \(RFC3339.format(now)), before the notBefore \(RFC3339.format(issuer.notBefore)) "
             + "of the issuing CA \(issuer.subject.rfc4514) (serial \(issuer.serial.hex)); set the system clock (nothing was changed)")
     }
@@ -17,7 +17,7 @@ public enum SigningClock {
     /// Refuses a CRL of `issuer` whose nextUpdate is not after `latestRecorded` (the latest time in ca.db).
     static func checkNextUpdate(_ nextUpdate: Date, issuer: Certificate, now: Date, latestRecorded: Date?) throws {
         guard let latestRecorded, nextUpdate <= latestRecorded else { return }
-        throw ChpkiError.input(file: CADatabase.fileName, field: nil,
+        throw ChpkiError.input(.caClockWentBack, file: CADatabase.fileName, field: nil,
             "refusing to publish a CRL of \(issuer.subject.rfc4514) with nextUpdate \(RFC3339.format(nextUpdate)): the clock says "
             + "\(RFC3339.format(now)) but this CA recorded a change at \(RFC3339.format(latestRecorded)), so the CRL would be expired "
             + "when published; set the system clock (nothing was changed)")

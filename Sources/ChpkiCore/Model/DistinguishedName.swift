@@ -61,7 +61,7 @@ public struct DistinguishedName: Sendable, Equatable, Hashable, CustomStringConv
     /// `-subj` form (`/C=US/O=Acme/CN=Root`, encoding order). `field` names the option in errors.
     public init(parsing text: String, field: String) throws {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
-        guard !trimmed.isEmpty else { throw ChpkiError.input(file: nil, field: field, "the subject is empty") }
+        guard !trimmed.isEmpty else { throw ChpkiError.input(.subjectInvalid, file: nil, field: field, "the subject is empty") }
         let pieces: [String]
         let reverse: Bool
         if trimmed.hasPrefix("/") {
@@ -74,25 +74,25 @@ public struct DistinguishedName: Sendable, Equatable, Hashable, CustomStringConv
         var attributes: [Attribute] = []
         for piece in pieces {
             guard let equals = Self.firstUnescaped("=", in: piece) else {
-                throw ChpkiError.input(file: nil, field: field, "'\(piece)' is not TYPE=value")
+                throw ChpkiError.input(.subjectInvalid, file: nil, field: field, "'\(piece)' is not TYPE=value")
             }
             let rawType = String(piece[..<equals]).trimmingCharacters(in: .whitespaces)
             let rawValue = String(piece[piece.index(after: equals)...])
             guard let type = Self.knownTypes[rawType.lowercased()] else {
-                throw ChpkiError.input(file: nil, field: field,
+                throw ChpkiError.input(.subjectInvalid, file: nil, field: field,
                     "unknown attribute '\(rawType)' (use CN, OU, O, L, ST, C, DC, emailAddress)")
             }
             if Self.firstUnescaped("+", in: rawValue) != nil {
-                throw ChpkiError.input(file: nil, field: field, "multi-valued RDNs ('+') are not supported; escape it as \\+")
+                throw ChpkiError.input(.subjectInvalid, file: nil, field: field, "multi-valued RDNs ('+') are not supported; escape it as \\+")
             }
             let value = try Self.unescape(rawValue.trimmingCharacters(in: .whitespaces), field: field)
-            guard !value.isEmpty else { throw ChpkiError.input(file: nil, field: field, "\(type) has an empty value") }
+            guard !value.isEmpty else { throw ChpkiError.input(.subjectInvalid, file: nil, field: field, "\(type) has an empty value") }
             try Self.validate(type: type, value: value, field: field)
             attributes.append(Attribute(type, value))
         }
         if reverse { attributes.reverse() }
         guard attributes.contains(where: { $0.type == "CN" }) else {
-            throw ChpkiError.input(file: nil, field: field, "the subject needs a CN")
+            throw ChpkiError.input(.subjectInvalid, file: nil, field: field, "the subject needs a CN")
         }
         self.init(attributes)
     }
@@ -100,7 +100,7 @@ public struct DistinguishedName: Sendable, Equatable, Hashable, CustomStringConv
     /// `DNAttributeValue`'s rule, the same one the inventory's subject follows.
     static func validate(type: String, value: String, field: String) throws {
         if let reason = DNAttributeValue.problem(type: type, value: value) {
-            throw ChpkiError.input(file: nil, field: field, "\(type) \(reason)")
+            throw ChpkiError.input(.subjectInvalid, file: nil, field: field, "\(type) \(reason)")
         }
     }
 
@@ -133,10 +133,10 @@ public struct DistinguishedName: Sendable, Equatable, Hashable, CustomStringConv
                 current.append(character)
             }
         }
-        if escaped { throw ChpkiError.input(file: nil, field: field, "the subject ends with a lone backslash") }
+        if escaped { throw ChpkiError.input(.subjectInvalid, file: nil, field: field, "the subject ends with a lone backslash") }
         pieces.append(current)
         for piece in pieces where piece.trimmingCharacters(in: .whitespaces).isEmpty {
-            throw ChpkiError.input(file: nil, field: field, "empty RDN in '\(text)' (doubled or trailing '\(separator)')")
+            throw ChpkiError.input(.subjectInvalid, file: nil, field: field, "empty RDN in '\(text)' (doubled or trailing '\(separator)')")
         }
         return pieces
     }
@@ -162,7 +162,7 @@ public struct DistinguishedName: Sendable, Equatable, Hashable, CustomStringConv
             }
         }
         guard let value = String(validating: bytes, as: UTF8.self) else {
-            throw ChpkiError.input(file: nil, field: field, "an escaped value is not valid UTF-8")
+            throw ChpkiError.input(.subjectInvalid, file: nil, field: field, "an escaped value is not valid UTF-8")
         }
         return value
     }

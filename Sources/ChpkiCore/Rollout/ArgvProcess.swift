@@ -9,7 +9,7 @@ enum ArgvProcess {
     /// The exit status, or a signal as 128+N like a shell reports it.
     static func run(_ argv: [String], input: Data?) throws -> Int32 {
         guard let program = argv.first, let executable = Subprocess.find(program) else {
-            throw ChpkiError(.checkFailed, "\(argv.first.map(InstallPaths.shown) ?? "(empty)"): no such program on PATH")
+            throw ChpkiError(.checkRolloutFailed, "\(argv.first.map(InstallPaths.shown) ?? "(empty)"): no such program on PATH")
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
@@ -20,7 +20,7 @@ enum ArgvProcess {
         let pipe = input.map { _ in Pipe() }
         process.standardInput = pipe ?? FileHandle.nullDevice
         do { try process.run() } catch {
-            throw ChpkiError(.checkFailed, "\(executable): cannot start: \(error)")
+            throw ChpkiError(.checkRolloutFailed, "\(executable): cannot start: \(error)")
         }
         if let pipe, let input {
             let writer = pipe.fileHandleForWriting.fileDescriptor

@@ -35,7 +35,7 @@ public struct InstallPaths: Sendable {
         if let cached = cache.lock.withLock({ cache.generation == generation ? cache.result : nil }) { return try cached.get() }
         let result: Result<InstallPaths, ChpkiError>
         do { result = .success(try probe()) } catch let error as ChpkiError { result = .failure(error) } catch {
-            result = .failure(ChpkiError(.refused, "cannot derive the paths chpki lays out: \(error)"))
+            result = .failure(ChpkiError(.internalBug, "cannot derive the paths chpki lays out: \(error)"))
         }
         cache.lock.withLock { (cache.generation, cache.result) = (generation, result) }
         return try result.get()

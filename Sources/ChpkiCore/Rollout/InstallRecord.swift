@@ -16,22 +16,22 @@ public enum InstallRecord {
         switch RegularFile.read(path, limit: sizeLimit) {
         case let .success((data, _)): return try parse(data, label: path, host: host)
         case .failure(.missing): return nil
-        case let .failure(.notRegular(kind)): throw ChpkiError.input(file: path, field: nil, "is a \(kind), not a file")
-        case let .failure(failure): throw ChpkiError.input(file: path, field: nil, failure.reason)
+        case let .failure(.notRegular(kind)): throw ChpkiError.input(.fileNotRegular, file: path, field: nil, "is a \(kind), not a file")
+        case let .failure(failure): throw ChpkiError.input(failure.code, file: path, field: nil, failure.reason)
         }
     }
 
     /// Parses and checks one manifest; `label` names it in the one-line error.
     public static func parse(_ data: Data, label: String, host: String?) throws -> BundleManifest {
         guard data.count <= sizeLimit else {
-            throw ChpkiError.input(file: label, field: nil, "is larger than \(sizeLimit) bytes; a chpki manifest is far smaller")
+            throw ChpkiError.input(.fileTooLarge, file: label, field: nil, "is larger than \(sizeLimit) bytes; a chpki manifest is far smaller")
         }
         let manifest: BundleManifest
         do { manifest = try JSONDecoder().decode(BundleManifest.self, from: data) } catch {
-            throw ChpkiError.input(file: label, field: field(of: error), "not a chpki MANIFEST.json (format \(BundleManifest.currentFormat)): \(reason(error))")
+            throw ChpkiError.input(.manifestInvalid, file: label, field: field(of: error), "not a chpki MANIFEST.json (format \(BundleManifest.currentFormat)): \(reason(error))")
         }
         try check(manifest, paths: try InstallPaths.current(), host: host) { field, reason in
-            ChpkiError.input(file: label, field: field, reason)
+            ChpkiError.input(.manifestInvalid, file: label, field: field, reason)
         }
         return manifest
     }

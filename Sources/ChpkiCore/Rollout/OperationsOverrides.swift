@@ -44,14 +44,14 @@ public struct OperationsOverrides: Sendable, Equatable {
     public static func read(_ path: String) throws -> OperationsOverrides {
         switch RegularFile.read(path, limit: sizeLimit) {
         case let .success((data, _)): return try parse(data, label: path)
-        case .failure(.missing): throw ChpkiError.input(file: path, field: nil, "missing")
-        case let .failure(.notRegular(kind)): throw ChpkiError.input(file: path, field: nil, "is a \(kind), not a file")
-        case let .failure(failure): throw ChpkiError.input(file: path, field: nil, failure.reason)
+        case .failure(.missing): throw ChpkiError.input(.fileMissing, file: path, field: nil, "missing")
+        case let .failure(.notRegular(kind)): throw ChpkiError.input(.fileUnreadable, file: path, field: nil, "is a \(kind), not a file")
+        case let .failure(failure): throw ChpkiError.input(.fileUnreadable, file: path, field: nil, failure.reason)
         }
     }
 
     public static func parse(_ data: Data, label: String) throws -> OperationsOverrides {
-        func refuse(_ field: String?, _ reason: String) -> ChpkiError { ChpkiError.input(file: label, field: field, reason) }
+        func refuse(_ field: String?, _ reason: String) -> ChpkiError { ChpkiError.input(.rolloutInvalidOperations, file: label, field: field, reason) }
         guard data.count <= sizeLimit else { throw refuse(nil, "is larger than \(sizeLimit) bytes") }
         guard let text = String(data: data, encoding: .utf8) else { throw refuse(nil, "is not UTF-8 text") }
         let node: Node?

@@ -139,7 +139,7 @@ public struct RolloutExecutor {
                     + "no later step ran (next would have been: \(next)); \(step.host) is not recorded. "
                     + "Fix the cause and run chpki rollout again: recorded hosts are not touched twice"
                 throw Failure(report: Report(dryRun: false, steps: reports, orphans: orphans),
-                              error: ChpkiError(.checkFailed, ControlCharacters.escaped(message)))
+                              error: ChpkiError(.checkRolloutFailed, ControlCharacters.escaped(message)))
             }
         }
         return Report(dryRun: options.dryRun, steps: reports, orphans: orphans)
@@ -260,18 +260,18 @@ public struct RolloutExecutor {
                 entries[BundleManifest.directory] = TarEntry(path: BundleManifest.directory, kind: .directory, mode: 0o755)
                 entries[path] = TarEntry(path: path, kind: .file(manifestJSON), mode: 0o644)
             } else if let directory = directories[path] {
-                guard let mode = ModeText.parse(directory.mode) else { throw ChpkiError.input(file: Path.join(tree, path), field: "mode", "not an octal mode") }
+                guard let mode = ModeText.parse(directory.mode) else { throw ChpkiError.input(.manifestInvalid, file: Path.join(tree, path), field: "mode", "not an octal mode") }
                 entries[path] = TarEntry(path: path, kind: .directory, mode: mode, owner: directory.owner, group: directory.group)
             } else if let entry = files[path] {
                 let source = Path.join(tree, path)
                 let data = try InputFile.read(source, limit: ReadLimits.bundleFile, field: nil)
                 guard try BundleManifest.sha256(data) == entry.sha256 else {
-                    throw ChpkiError.input(file: source, field: nil, "does not match the manifest's sha256; lay the bundle out again (chpki bundle)")
+                    throw ChpkiError.input(.manifestInvalid, file: source, field: nil, "does not match the manifest's sha256; lay the bundle out again (chpki bundle)")
                 }
-                guard let mode = ModeText.parse(entry.mode) else { throw ChpkiError.input(file: source, field: "mode", "not an octal mode") }
+                guard let mode = ModeText.parse(entry.mode) else { throw ChpkiError.input(.manifestInvalid, file: source, field: "mode", "not an octal mode") }
                 entries[path] = TarEntry(path: path, kind: .file(data), mode: mode, owner: entry.owner, group: entry.group)
             } else {
-                throw ChpkiError.input(file: Path.join(tree, BundleManifest.path), field: "files",
+                throw ChpkiError.input(.manifestInvalid, file: Path.join(tree, BundleManifest.path), field: "files",
                                        "has no '\(InstallPaths.shown(path))', which the plan copies")
             }
             addParents(path)
@@ -286,17 +286,17 @@ public struct RolloutExecutor {
     /// A health check made runnable: its files are the host's, read from the bundle's copy.
     func probe(_ check: HealthCheck, host: String) throws -> HealthProbe {
         guard let kind = HealthProbe.Kind(rawValue: check.kind.rawValue) else {
-            throw ChpkiError.input(file: nil, field: "health.kind", "'\(check.kind.rawValue)' is not a health check this executor knows")
+            throw ChpkiError.input(.manifestInvalid, file: nil, field: "health.kind", "'\(check.kind.rawValue)' is not a health check this executor knows")
         }
         let tree = Path.join(options.bundles, host)
         func read(_ path: String, _ field: String) throws -> Data {
             guard path.hasPrefix("/"), BundleManifest.isSafe(String(path.dropFirst())) else {
-                throw ChpkiError.input(file: nil, field: "health.\(field)", "'\(InstallPaths.shown(path))' is not an absolute path on the host")
+                throw ChpkiError.input(.manifestInvalid, file: nil, field: "health.\(field)", "'\(InstallPaths.shown(path))' is not an absolute path on the host")
             }
             return try InputFile.read(Path.join(tree, String(path.dropFirst())), limit: ReadLimits.bundleFile, field: nil)
         }
         let trust = try Certificate.all(pem: try read(check.cafile, "cafile"))
-        guard !trust.isEmpty else { throw ChpkiError.input(file: Path.join(tree, check.cafile), field: nil, "holds no certificate") }
+        guard !trust.isEmpty else { throw ChpkiError.input(.manifestInvalid, file: Path.join(tree, check.cafile), field: nil, "holds no certificate") }
         var identity: HealthProbe.Identity?
         if let certfile = check.certfile, let keyfile = check.keyfile {
             identity = .init(chainPEM: try read(certfile, "certfile"), keyPEM: try read(keyfile, "keyfile"))

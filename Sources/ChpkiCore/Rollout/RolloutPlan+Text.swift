@@ -3,7 +3,7 @@ import Foundation
 extension RolloutPlan {
     /// One host: the manifest at `new` against the record at `recorded` (missing: never installed).
     public static func pair(recorded: String, new: String, operations: OperationsOverrides = OperationsOverrides()) throws -> RolloutPlan {
-        guard let fresh = try InstallRecord.read(new, host: nil) else { throw ChpkiError.input(file: new, field: nil, "missing") }
+        guard let fresh = try InstallRecord.read(new, host: nil) else { throw ChpkiError.input(.fileMissing, file: new, field: nil, "missing") }
         let input = HostInput(host: fresh.host, manifest: new, record: recorded,
                               recorded: try InstallRecord.read(recorded, host: fresh.host), new: fresh)
         return plan([input], orphans: [], operations: operations)

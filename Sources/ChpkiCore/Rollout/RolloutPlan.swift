@@ -57,21 +57,21 @@ public struct RolloutPlan: Encodable, Sendable {
             selected = []
             for wanted in only.map({ $0.lowercased() }) where !wanted.isEmpty {
                 guard let match = trees.first(where: { $0 == wanted || $0.split(separator: ".").first.map(String.init) == wanted }) else {
-                    throw ChpkiError.input(file: nil, field: "--hosts", "no bundle for host '\(InstallPaths.shown(wanted))' in \(bundles)")
+                    throw ChpkiError.input(.rolloutUnknownHost, file: nil, field: "--hosts", "no bundle for host '\(InstallPaths.shown(wanted))' in \(bundles)")
                 }
                 if !selected.contains(match) { selected.append(match) }
             }
-            guard !selected.isEmpty else { throw ChpkiError.input(file: nil, field: "--hosts", "no host named") }
+            guard !selected.isEmpty else { throw ChpkiError.input(.rolloutNoHosts, file: nil, field: "--hosts", "no host named") }
         }
         var inputs: [HostInput] = []
         for name in selected.sorted() {
             let manifestPath = "\(bundles)/\(name)/\(BundleManifest.path)"
             let recordPath = "\(state)/\(name).json"
             guard let new = try InstallRecord.read(manifestPath, host: name) else {
-                throw ChpkiError.input(file: manifestPath, field: nil, "missing")
+                throw ChpkiError.input(.fileMissing, file: manifestPath, field: nil, "missing")
             }
             guard new.format == BundleManifest.currentFormat else {
-                throw ChpkiError.input(file: manifestPath, field: "format",
+                throw ChpkiError.input(.manifestUnsupportedFormat, file: manifestPath, field: "format",
                                        "is \(new.format); a rollout needs format \(BundleManifest.currentFormat) (lay the bundles out again with this chpki)")
             }
             let recorded = force ? nil : try InstallRecord.read(recordPath, host: name)
@@ -142,7 +142,7 @@ public struct RolloutPlan: Encodable, Sendable {
         for entry in entries.sorted() where !entry.hasPrefix(".") {
             guard (try? FileStatus.of("\(bundles)/\(entry)/\(BundleManifest.path)", followLinks: false))?.kind == .regular else { continue }
             guard HostName.problem(with: entry) == nil, entry == entry.lowercased() else {
-                throw ChpkiError.input(file: "\(bundles)/\(InstallPaths.shown(entry))", field: nil, "not a host name; chpki bundle never lays out such a tree")
+                throw ChpkiError.input(.rolloutNotAHostTree, file: "\(bundles)/\(InstallPaths.shown(entry))", field: nil, "not a host name; chpki bundle never lays out such a tree")
             }
             names.append(entry)
         }

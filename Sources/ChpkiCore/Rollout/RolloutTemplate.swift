@@ -13,15 +13,15 @@ public struct RolloutTemplate: Sendable, Equatable {
     /// `option` names the flag in the refusal.
     public init(_ text: String, option: String, needsCommand: Bool) throws {
         words = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).map(String.init)
-        guard !words.isEmpty else { throw ChpkiError.input(file: nil, field: option, "is empty; give a command, e.g. '\(needsCommand ? Self.defaultRun : Self.defaultCopy)'") }
+        guard !words.isEmpty else { throw ChpkiError.input(.usageInvalidArgument, file: nil, field: option, "is empty; give a command, e.g. '\(needsCommand ? Self.defaultRun : Self.defaultCopy)'") }
         if words[0].contains("{") {
-            throw ChpkiError.input(file: nil, field: option, "the program (first word) cannot be a placeholder")
+            throw ChpkiError.input(.usageInvalidArgument, file: nil, field: option, "the program (first word) cannot be a placeholder")
         }
         if needsCommand, !words.contains(where: { $0 == "{command}" || $0.contains("{command_sh}") }) {
-            throw ChpkiError.input(file: nil, field: option, "has neither {command} nor {command_sh}: the step's command would not run")
+            throw ChpkiError.input(.usageInvalidArgument, file: nil, field: option, "has neither {command} nor {command_sh}: the step's command would not run")
         }
         if !needsCommand, words.contains(where: { $0.contains("{command") }) {
-            throw ChpkiError.input(file: nil, field: option, "{command} and {command_sh} are for --run; the copy command reads the archive on its stdin")
+            throw ChpkiError.input(.usageInvalidArgument, file: nil, field: option, "{command} and {command_sh} are for --run; the copy command reads the archive on its stdin")
         }
     }
 

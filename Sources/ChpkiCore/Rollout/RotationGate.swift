@@ -49,7 +49,7 @@ public enum RotationGate {
     public static func refusal(_ lagging: [Lagging], state: String) -> ChpkiError {
         let shown = lagging.prefix(3).map { "\($0.host) has \($0.has)" }.joined(separator: "; ")
         let more = lagging.count > 3 ? "; and \(lagging.count - 3) more" : ""
-        return ChpkiError.input(file: state, field: "--finish",
+        return ChpkiError.input(.caHostsNotInstalled, file: state, field: "--finish",
             "\(lagging.count) host(s) have not installed the new root's trust and leaves: \(shown)\(more); run 'chpki bundle' and 'chpki rollout' first (or --force-unrecorded where hosts are installed without chpki's rollout)")
     }
 }

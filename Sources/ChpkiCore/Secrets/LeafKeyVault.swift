@@ -51,13 +51,13 @@ public final class LeafKeyVault: Sendable {
     public static func open(_ wrap: Wrap, passphrase: Passphrase, source: String) throws -> LeafKeyVault {
         guard wrap.version == 1, wrap.kdf == "scrypt", wrap.scrypt.isAcceptable,
               let salt = Data(base64Encoded: wrap.salt), let box = Data(base64Encoded: wrap.wrappedKey) else {
-            throw ChpkiError.input(file: CADatabase.fileName, field: "meta.leaf_key_wrap", "unreadable or unsupported key-wrapping record")
+            throw ChpkiError.input(.caCorrupt, file: CADatabase.fileName, field: "meta.leaf_key_wrap", "unreadable or unsupported key-wrapping record")
         }
         let wrappingKey = try Scrypt.derive(passphrase: passphrase, salt: [UInt8](salt), parameters: wrap.scrypt, length: AES256GCM.keyLength)
         do {
             return LeafKeyVault(dataKey: try AES256GCM.open(box, key: wrappingKey, associatedData: wrapContext))
         } catch is AES256GCM.AuthenticationFailure {
-            throw ChpkiError.input(file: nil, field: source, "the passphrase does not open the leaf keys in \(CADatabase.fileName)")
+            throw ChpkiError.input(.passphraseWrong, file: nil, field: source, "the passphrase does not open the leaf keys in \(CADatabase.fileName)")
         }
     }
 
@@ -69,7 +69,7 @@ public final class LeafKeyVault: Sendable {
         do {
             return try AES256GCM.open(box, key: dataKey, associatedData: Self.keyContext + serial.bytes)
         } catch is AES256GCM.AuthenticationFailure {
-            throw ChpkiError.input(file: CADatabase.fileName, field: serial.hex, "the sealed private key does not authenticate (altered or moved)")
+            throw ChpkiError.input(.caCorrupt, file: CADatabase.fileName, field: serial.hex, "the sealed private key does not authenticate (altered or moved)")
         }
     }
 }

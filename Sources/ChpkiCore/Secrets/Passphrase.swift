@@ -10,8 +10,8 @@ public struct Passphrase: Sendable, Equatable, CustomStringConvertible, CustomDe
     public init(bytes: [UInt8], source: String) throws {
         var bytes = bytes
         defer { SecureMemory.cleanse(&bytes) }
-        guard !bytes.isEmpty else { throw ChpkiError.input(file: nil, field: source, "the passphrase is empty") }
-        guard !bytes.contains(0) else { throw ChpkiError.input(file: nil, field: source, "the passphrase contains a NUL byte") }
+        guard !bytes.isEmpty else { throw ChpkiError.input(.passphraseInvalid, file: nil, field: source, "the passphrase is empty") }
+        guard !bytes.contains(0) else { throw ChpkiError.input(.passphraseInvalid, file: nil, field: source, "the passphrase contains a NUL byte") }
         storage = SecretBytes(bytes)
     }
 

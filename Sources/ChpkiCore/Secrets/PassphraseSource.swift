@@ -59,7 +59,7 @@ public struct PassphraseSource: Sendable {
     public func newPassphrase(purpose: String) throws -> Passphrase {
         let (passphrase, field) = try obtain(prompt: "Passphrase for \(purpose): ", confirm: true)
         guard passphrase.bytes.count >= Self.minimumNewLength else {
-            throw ChpkiError.input(file: nil, field: field, "the passphrase must be at least \(Self.minimumNewLength) characters")
+            throw ChpkiError.input(.passphraseTooShort, file: nil, field: field, "the passphrase must be at least \(Self.minimumNewLength) characters")
         }
         return passphrase
     }
@@ -82,7 +82,7 @@ public struct PassphraseSource: Sendable {
         if confirm {
             var second = try Terminal.readSecret(prompt: "Repeat the passphrase: ", alternatives: hint)
             defer { SecureMemory.cleanse(&second) }
-            guard first == second else { throw ChpkiError.input(file: nil, field: "passphrase", "the two passphrases differ") }
+            guard first == second else { throw ChpkiError.input(.passphraseMismatch, file: nil, field: "passphrase", "the two passphrases differ") }
         }
         return (try Passphrase(bytes: first, source: "passphrase prompt"), "passphrase prompt")
     }
@@ -94,7 +94,7 @@ public struct PassphraseSource: Sendable {
         var line = Array(data.prefix(while: { $0 != UInt8(ascii: "\n") }))
         defer { SecureMemory.cleanse(&line) }
         if line.last == UInt8(ascii: "\r") { line.removeLast() }
-        guard !line.isEmpty else { throw ChpkiError.input(file: file, field: option, "the passphrase is empty") }
+        guard !line.isEmpty else { throw ChpkiError.input(.passphraseInvalid, file: file, field: option, "the passphrase is empty") }
         return try Passphrase(bytes: line, source: "\(option) \(file)")
     }
 }

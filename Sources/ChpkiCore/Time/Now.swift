@@ -18,7 +18,7 @@ public enum Now {
     static func pinned(_ environment: [String: String]) throws -> Date? {
         guard let text = environment[environmentVariable], !text.isEmpty else { return nil }
         guard let date = RFC3339.parse(text) else {
-            throw ChpkiError.input(file: nil, field: environmentVariable, "'\(text)' is not an RFC 3339 time such as 2027-01-01T00:00:00Z")
+            throw ChpkiError.input(.usageInvalidValue, file: nil, field: environmentVariable, "'\(text)' is not an RFC 3339 time such as 2027-01-01T00:00:00Z")
         }
         return date
     }

@@ -51,7 +51,7 @@ public struct MinIOBundle: ServiceUserBundle {
             let joining = pool.filter { !running.contains($0) }
             let field = service.pools == nil ? "services.\(service.name).hosts" : "services.\(service.name).\(MinIOPools.key)[\(index)]"
             let minimum = MinIOPools.minimumNewPool(firstPool: pools.first?.count ?? pool.count)
-            throw ChpkiError.input(file: facts.inventory.path, field: field,
+            throw ChpkiError.input(.inventoryConflict, file: facts.inventory.path, field: field,
                 "\(joining.joined(separator: ", ")) would join the running pool of \(running.joined(separator: ", ")) (installed per \(state)): "
                 + "MinIO grows by whole server pools; put the new servers in a new pool of at least \(minimum) (services.\(service.name).\(MinIOPools.key))")
         }
