@@ -1,8 +1,10 @@
 """The soak's CI profile (docs/soak.md): 20 simulated weeks of a real cluster on 127.0.1.x (etcd,
 Patroni + PostgreSQL, HAProxy, nginx), each week the real weekly job, growth, a prune, a root
 rotated start to finish and the first root expiring, a probe handshaking with every endpoint every
-second and writing through etcd and the Patroni leader. Fails on any failed handshake, failed
-write or failed weekly job, printing where and why (report.json's first and last failure)."""
+second and writing through etcd and the Patroni leader. Fails on any certificate or trust failure
+the probe sees and on any failed weekly job, printing where and why (report.json's first and last
+failure). A server that did not answer for a moment during its planned restart is reported
+(unavailable_probes, longest_leader_gap_seconds), not failed on: `scripts/soak --strict` does."""
 from __future__ import annotations
 
 import json
@@ -39,8 +41,8 @@ def test_soak_ci_profile(chpki_bin):
         assert kinds.index("rotate-ca-finish") < kinds.index("root-expired"), f"the root expired before it was replaced: {kinds}"
         assert len(report["weeks"]) >= 21 and all(w["exit"] == 0 for w in report["weeks"]), report["weeks"]
         assert sum(w["renewed"] for w in report["weeks"]) > 0, "no renewal by the weekly job: " + json.dumps(report["weeks"])
-        assert report["failed_handshakes"] == 0 and report["failed_writes"] == 0, json.dumps(
-            {n: e for n, e in report["endpoints"].items() if e["failures"]}, indent=1) + detail
+        assert report["certificate_failures"] == 0, json.dumps(
+            {n: e for n, e in report["endpoints"].items() if e["certificate_failures"]}, indent=1) + detail
         assert all(e["attempts"] > 0 for e in report["endpoints"].values())
         assert res.returncode == 0, detail
     finally:

@@ -97,29 +97,36 @@ def check(ep: dict) -> str | None:
 
 
 def write_and_read(eps: list[dict], seq: int) -> tuple[str, str | None]:
-    """Puts seq through one etcd endpoint (the next each second) and reads it back there."""
-    ep = eps[seq % len(eps)]
+    """Puts seq and reads it back as an etcd client does: through the endpoints it knows, the
+    next one when one does not answer (a member restarting), starting each second at another.
+    A failure is a write no endpoint took, or a verification failure on any."""
     key = base64.b64encode(b"soak/probe").decode()
     value = base64.b64encode(str(seq).encode()).decode()
-    try:
-        with _connect(ep) as conn:
-            status, body = _http(conn, "POST", "/v3/kv/put", ep["server_name"],
-                                 json.dumps({"key": key, "value": value}).encode())
-            if status != 200:
-                return ep["name"], f"put: {status} {body[:80]!r}"
-        with _connect(ep) as conn:
-            status, body = _http(conn, "POST", "/v3/kv/range", ep["server_name"], json.dumps({"key": key}).encode())
-            kvs = json.loads(body or b"{}").get("kvs") or []
-            if status != 200 or not kvs:
-                return ep["name"], f"range: {status} {body[:80]!r}"
-            # another writer may have written since (a newer seq), never an older one
-            if int(base64.b64decode(kvs[0]["value"])) < seq:
-                return ep["name"], "read an older value than was written"
-        return ep["name"], None
-    except ssl.SSLCertVerificationError as e:
-        return ep["name"], f"verify: {e.verify_message}"
-    except (OSError, ssl.SSLError, ValueError, KeyError) as e:
-        return ep["name"], f"{type(e).__name__}: {e}"
+    last = ("", "no endpoint")
+    for i in range(len(eps)):
+        ep = eps[(seq + i) % len(eps)]
+        try:
+            with _connect(ep) as conn:
+                status, body = _http(conn, "POST", "/v3/kv/put", ep["server_name"],
+                                     json.dumps({"key": key, "value": value}).encode())
+                if status != 200:
+                    last = (ep["name"], f"put: {status} {body[:80]!r}")
+                    continue
+            with _connect(ep) as conn:
+                status, body = _http(conn, "POST", "/v3/kv/range", ep["server_name"], json.dumps({"key": key}).encode())
+                kvs = json.loads(body or b"{}").get("kvs") or []
+                if status != 200 or not kvs:
+                    last = (ep["name"], f"range: {status} {body[:80]!r}")
+                    continue
+                # another writer may have written since (a newer seq), never an older one
+                if int(base64.b64decode(kvs[0]["value"])) < seq:
+                    return ep["name"], "read an older value than was written"
+            return ep["name"], None
+        except ssl.SSLCertVerificationError as e:
+            return ep["name"], f"verify: {e.verify_message}"
+        except (OSError, ssl.SSLError, ValueError, KeyError) as e:
+            last = (ep["name"], f"{type(e).__name__}: {e}")
+    return last
 
 
 def write_row(eps: list[dict], seq: int) -> str | None:

@@ -18,6 +18,14 @@ def _lines(path: Path) -> list[dict]:
         return []
 
 
+UNAVAILABLE = ("ConnectionRefusedError", "ConnectionResetError", "TimeoutError", "timed out", "SSLEOFError",
+               "SSLZeroReturnError", "EOF occurred", "Connection refused", "BrokenPipeError", "503", "0 leaders")
+
+
+def is_unavailable(reason: str | None) -> bool:
+    return bool(reason) and any(marker in reason for marker in UNAVAILABLE) and "verify" not in reason
+
+
 def build(layout: cluster.Layout, profile: cluster.Profile, t0: float, started: str) -> dict:
     probes, weeks, events = _lines(layout.probe_log), _lines(layout.weeks), _lines(layout.events)
 
@@ -26,10 +34,14 @@ def build(layout: cluster.Layout, profile: cluster.Profile, t0: float, started: 
 
     endpoints: dict[str, dict] = {}
     for p in probes:
-        e = endpoints.setdefault(p["name"], {"attempts": 0, "failures": 0, "first_failure": None, "last_failure": None})
+        e = endpoints.setdefault(p["name"], {"attempts": 0, "failures": 0, "certificate_failures": 0, "unavailable": 0,
+                                             "first_failure": None, "last_failure": None})
         e["attempts"] += 1
         if not p["ok"]:
             e["failures"] += 1
+            # A certificate or trust failure (what chpki must never cause) apart from a server that
+            # did not answer for a moment (a planned restart: refused, reset, timed out).
+            e["unavailable" if is_unavailable(p["reason"]) else "certificate_failures"] += 1
             failure = {"week": week_of(p["t"]), "reason": p["reason"]}
             e["first_failure"] = e["first_failure"] or failure
             e["last_failure"] = failure
@@ -51,6 +63,8 @@ def build(layout: cluster.Layout, profile: cluster.Profile, t0: float, started: 
                     "rotate_lead_days": profile.rotate_lead_days},
         "endpoints": endpoints,
         "failed_handshakes": sum(e["failures"] for n, e in endpoints.items() if "@" in n),
+        "certificate_failures": sum(e["certificate_failures"] for e in endpoints.values()),
+        "unavailable_probes": sum(e["unavailable"] for n, e in endpoints.items() if "@" in n),
         "failed_writes": sum(e["failures"] for n, e in endpoints.items() if n.endswith("-write")),
         "weeks": [{k: w[k] for k in ("week", "seconds", "exit", "renewed", "copied", "reloaded")} for w in weeks],
         "events": [{k: v for k, v in e.items() if k != "t"} for e in events],
