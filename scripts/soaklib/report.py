@@ -19,7 +19,8 @@ def _lines(path: Path) -> list[dict]:
 
 
 UNAVAILABLE = ("ConnectionRefusedError", "ConnectionResetError", "TimeoutError", "timed out", "SSLEOFError",
-               "SSLZeroReturnError", "EOF occurred", "Connection refused", "BrokenPipeError", "503", "0 leaders")
+               "SSLZeroReturnError", "EOF occurred", "Connection refused", "BrokenPipeError", "503", "0 leaders",
+               "read-only", "the database system is")
 
 
 def is_unavailable(reason: str | None) -> bool:
