@@ -106,6 +106,7 @@ public final class CADatabase {
 
     /// Runs `body` in one EXCLUSIVE transaction: it commits whole or not at all.
     /// `committed` describes the change for a failure after the commit (`lastCommitted`).
+    @discardableResult
     func change<T>(_ committed: (T) -> String, _ body: (Database) throws -> T) throws -> T {
         let result: T
         do {
