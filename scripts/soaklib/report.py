@@ -18,13 +18,15 @@ def _lines(path: Path) -> list[dict]:
         return []
 
 
-UNAVAILABLE = ("ConnectionRefusedError", "ConnectionResetError", "TimeoutError", "timed out", "SSLEOFError",
-               "SSLZeroReturnError", "EOF occurred", "Connection refused", "BrokenPipeError", "503", "0 leaders",
-               "read-only", "the database system is")
+# What a certificate or trust problem looks like from the client side (Python's ssl, libpq, etcd's
+# and Patroni's answers): what chpki must never cause. Anything else a probe reports is a server
+# that did not answer or was not ready for a moment (refused, reset, timed out, 503, no leader).
+CERTIFICATE = ("verify", "certificate", "unknown ca", "alert", "expired", "self-signed", "hostname mismatch",
+               "doesn't match", "does not match")
 
 
 def is_unavailable(reason: str | None) -> bool:
-    return bool(reason) and any(marker in reason for marker in UNAVAILABLE) and "verify" not in reason
+    return bool(reason) and not any(marker in reason.lower() for marker in CERTIFICATE)
 
 
 def build(layout: cluster.Layout, profile: cluster.Profile, t0: float, started: str) -> dict:
