@@ -94,7 +94,8 @@ def test_installed_demo_runs_anywhere_without_the_toolchain(root, tmp_path):
     assert "built-in" in res.stdout and "opensearch-security.yml" in res.stdout
     # The snippets were rendered from the built-in templates (no templates/ anywhere near /tmp).
     snippet = (work / "demo/bundles/backend-1.example.com/etc/opensearch/opensearch-security.yml").read_text()
-    assert "plugins.security.nodes_dn" in snippet and "CN=backend-1.example.com" in snippet
+    # nodes_dn: one pattern per naming rule (a node added by the rule needs no restart of the others)
+    assert "plugins.security.nodes_dn" in snippet and "/CN=backend-[0-9]+\\\\.example\\\\.com," in snippet, snippet
     assert (work / "demo/bundles/backend-1.example.com/etc/patroni/pg_hba.conf").read_text().strip()
     assert (work / "demo/bundles/backend-1.example.com.tar.gz").is_file()
     document = json.loads((work / "demo.json").read_text())

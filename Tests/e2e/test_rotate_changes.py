@@ -73,8 +73,10 @@ def manifest_path(tree: Path) -> Path:
 def file_services(tree: Path) -> dict[str, tuple]:
     """path -> (service, sha256 of the bytes in the tree, mode, owner, group), from the manifest."""
     m = json.loads(manifest_path(tree).read_text())
+    # A bootstrap file (etcd's bootstrap.env: read at a member's first start) is copied only to a
+    # host that never had it and never reloads anything: it is not a change a rollout acts on.
     return {f["path"]: (f["service"], hashlib.sha256((tree / f["path"]).read_bytes()).hexdigest(), f["mode"], f["owner"], f["group"])
-            for f in m["files"]}
+            for f in m["files"] if f.get("role") != "bootstrap"}
 
 
 def changed_services(before: dict, after: dict) -> dict[str, set]:

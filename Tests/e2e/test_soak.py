@@ -27,7 +27,9 @@ def test_soak_ci_profile(chpki_bin):
     if not python.is_file():
         pytest.skip(f"no virtualenv {VENV} (scripts/test creates it with Patroni and psycopg2)")
     # /tmp, not pytest's 0700 tree: the postgres user must reach its member's files
-    out = Path(tempfile.mkdtemp(prefix="chpki-soak-", dir="/tmp")) / "run"
+    base = Path(tempfile.mkdtemp(prefix="chpki-soak-", dir="/tmp"))
+    base.chmod(0o755)  # mkdtemp makes it 0700: the postgres user must reach its member's directory
+    out = base / "run"
     try:
         res = subprocess.run([str(python), str(REPO / "scripts/soak"), "--ci", "--out", str(out), "--chpki", str(chpki_bin)],
                              capture_output=True, text=True, timeout=1200, stdin=subprocess.DEVNULL,

@@ -124,14 +124,24 @@ public struct RolloutPlan: Encodable, Sendable {
     }
 
     /// Moves every health check of `service` in `steps` to the last step that runs a command for it.
+    /// A host whose checks moved is recorded only once they passed: its own step no longer records
+    /// it, a step with nothing to copy or run right after the last one does.
     static func deferHealth(of service: String, in steps: inout [RolloutStep]) {
         guard let last = steps.lastIndex(where: { $0.run.contains { $0.service == service } }) else { return }
         var checks: [HealthCheck] = []
+        var recordLater: [String] = []
         for index in steps.indices {
-            checks += steps[index].health.filter { $0.service == service }
+            let moved = steps[index].health.filter { $0.service == service }
+            checks += moved
             steps[index].health.removeAll { $0.service == service }
+            if index != last, !moved.isEmpty, steps[index].record {
+                steps[index].record = false
+                recordLater.append(steps[index].host)
+            }
         }
         steps[last].health += checks
+        steps.insert(contentsOf: recordLater.map { RolloutStep(host: $0, copy: [], remove: [], run: [], health: [], record: true) },
+                     at: last + 1)
     }
 
     /// The host trees in `bundles` (a directory holding var/lib/chpki/MANIFEST.json), in name order;
