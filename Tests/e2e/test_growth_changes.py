@@ -283,14 +283,15 @@ def test_a_server_joining_a_running_pool_is_refused(base):
     ok(tool.run("issue", "--passphrase-file", "pass"))
     before = tree_files(work / "bundles")
     res = tool.run("bundle", "--out", "bundles", "--passphrase-file", "pass")
-    line = h.assert_refused(res, "cluster.yml", "services.minio.hosts", "backend-5.example.com", "running pool", "new pool of at least 4")
+    line = h.assert_refused(res, "cluster.yml", "services.minio.hosts", "backend-5.example.com", "running pool", "new pool of at least 4",
+                            error="inventory.conflict")
     assert "installed" in line
     assert tree_files(work / "bundles") == before, "a refused bundle changed the bundle directory"
     # with pools: the same server put into the running pool
     (work / "cluster.yml").write_text(inventory("  - {name: backend-5.example.com, ips: [10.0.0.5], groups: [storage]}").replace(
         "[[backend-1, backend-2, backend-3, backend-4]]", "[[backend-1, backend-2, backend-3, backend-4, backend-5]]"))
     h.assert_refused(tool.run("bundle", "--out", "bundles", "--passphrase-file", "pass"),
-                     "services.minio.pools[0]", "backend-5.example.com would join the running pool")
+                     "services.minio.pools[0]", "backend-5.example.com would join the running pool", error="inventory.conflict")
 
 
 @pytest.mark.parametrize("pools, field, why", [
@@ -307,12 +308,12 @@ def test_bad_pools_are_refused_with_file_field_and_reason(tmp_path, chpki_bin, p
     (tmp_path / "cluster.yml").write_text(text)
     tool = Chpki(chpki_bin, tmp_path)
     res = tool.run("nodes-dn")  # any command that reads the inventory
-    h.assert_refused(res, "cluster.yml", field, why)
+    h.assert_refused(res, "cluster.yml", field, why, error="inventory.invalid-value")
 
 
 def test_pools_only_on_minio(tmp_path, chpki_bin):
     (tmp_path / "cluster.yml").write_text(inventory().replace("etcd: {hosts: etcd,", "etcd: {hosts: etcd, pools: [[backend-1, backend-2]],"))
-    h.assert_refused(Chpki(chpki_bin, tmp_path).run("nodes-dn"), "services.etcd.pools", "only the minio service")
+    h.assert_refused(Chpki(chpki_bin, tmp_path).run("nodes-dn"), "services.etcd.pools", "only the minio service", error="inventory.invalid-value")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -172,6 +172,6 @@ def test_the_archive_carries_owners_modes_and_only_the_steps_files(rig):
 
 def test_templates_are_refused_with_one_line(rig):
     res = rig.ca.run("rollout", "--bundles", rig.bundles, "--state", rig.state, "--run", "ssh root@{host} true")
-    h.assert_refused(res, "--run", "{command}")
+    h.assert_refused(res, "--run", "{command}", error="usage.invalid-argument")
     res = rig.ca.run("rollout", "--bundles", rig.bundles, "--state", rig.state, "--health-timeout", "soon")
     assert res.returncode == 2, h.describe(res)
