@@ -123,6 +123,15 @@ public final class CASession {
 
     public func validLeaves() throws -> [IssuedCertificate] { try database.validLeaves() }
 
+    /// Leaves issued with `issue --one-off` (outside the inventory): their renewals stay one-off.
+    public func oneOffSerials() throws -> Set<SerialNumber> { try database.oneOffSerials() }
+
+    /// Valid leaves not yet expired at the session's time (what `issue --prune` may retire).
+    public func liveLeaves() throws -> [IssuedCertificate] { try database.liveLeaves(now: now) }
+
+    /// The CRL the CA last published (nil before the first).
+    public func publishedCRL() throws -> Data? { try database.publishedState().crlPEM }
+
     /// Every valid leaf with its private key (decrypted): what bundles, verify and one-off files ship.
     /// Asks for the passphrase (once per run) when the keys are sealed.
     public func validLeavesWithKeys() throws -> [LeafWithKey] {

@@ -21,7 +21,7 @@ public enum ExpiringCommand {
         let records = try session.validLeaves() + session.authorities.filter { $0.status == .valid && $0.authorityRole != .retired }
         let due = Expiry.due(records, now: now, window: window, renewBefore: inventory?.defaults.renewBefore ?? Defaults.renewBefore)
             .sorted { $0.notAfter < $1.notAfter }
-        let crls = try CRLFreshness.due(try session.database.publishedState().crlPEM, now: now, window: window)
+        let crls = try CRLFreshness.due(try session.publishedCRL(), now: now, window: window)
         try reporter.emit(Report(within: window?.description, certificates: due, crls: crls))
         if !due.isEmpty {
             reporter.table(header: ["KIND", "SERVICE", "HOST", "NAME", "SERIAL", "NOT AFTER", TimeLeft.header],

@@ -23,14 +23,14 @@ public enum IssueCommand {
         // A missing or wrong passphrase is refused now, not on the day something is due.
         if !options.dryRun { try session.unlockOperations() }
         let valid = try session.validLeaves()
-        let oneOffs = try session.database.oneOffSerials()
+        let oneOffs = try session.oneOffSerials()
         let growth = try IssuingAuthorities.decide(session, profiles: profiles, inventory: inventory,
                                                    live: valid.filter { oneOffs.contains($0.serial) }, source: inventory.path)
         if !options.dryRun, case .newIntermediate = growth { _ = try session.rootSigner(purpose: IssuingAuthorities.growthPurpose) }
         reporter.detail("opened the CA, \(profiles.count) certificates in the inventory: \(clock.lap())")
         let plan = IssuancePlan(profiles: profiles, existing: valid, now: session.now, acceptedIssuers: session.currentAuthoritySerials,
                                 issuerEnds: session.issuingCertificate.notAfter)
-        let retirement = RetirementPlan(profiles: profiles, plan: plan, live: try session.database.liveLeaves(now: session.now),
+        let retirement = RetirementPlan(profiles: profiles, plan: plan, live: try session.liveLeaves(),
                                         oneOffs: oneOffs, liveIssuers: session.liveAuthoritySerials)
         if options.dryRun {
             return try IssuanceReport.report(plan.items.map { IssuanceReport.line($0, issued: nil) }, growth: .init(growth, certificate: nil),
@@ -70,7 +70,7 @@ public enum IssueCommand {
         let session = try settings.openCA(.change, passphraseFile: passphraseFile, reporter: reporter)
         try session.unlockOperations()
         let valid = try session.validLeaves()
-        let oneOffs = try session.database.oneOffSerials()
+        let oneOffs = try session.oneOffSerials()
         let growth = try IssuingAuthorities.decide(session, profiles: [profile], inventory: inventory,
                                                    live: valid.filter { oneOffs.contains($0.serial) }, source: nil)
         if case .newIntermediate = growth { _ = try session.rootSigner(purpose: IssuingAuthorities.growthPurpose) }

@@ -18,7 +18,7 @@ public enum RenewCommand {
         let due = try session.validLeaves().filter {
             RenewalRule.isDue(notAfter: $0.notAfter, window: renewBefore, now: session.now, issuerEnds: session.issuingCertificate.notAfter) || !($0.issuerSerial.map(current.contains) ?? false)
         }
-        let oneOffs = try session.database.oneOffSerials()
+        let oneOffs = try session.oneOffSerials()
         let items = try due.map { record in
             var item = IssuancePlan.Item(profile: try profile(renewing: record, renewBefore: renewBefore), action: .renewed,
                                          reason: "expires \(RFC3339.format(record.notAfter))" + (rekey ? ", new key" : ""),

@@ -43,7 +43,7 @@ public enum VerifyCommand {
                 checked.append(record.serial.hex)
                 violations += problems(record, key: keys[record.serial], session: session, profile: profiles?[record.identity], now: now)
             }
-            violations += try CRLFreshness.due(try session.database.publishedState().crlPEM, now: now).map(\.line)
+            violations += try CRLFreshness.due(try session.publishedCRL(), now: now).map(\.line)
         }
         try reporter.emit(Report(checked: checked, violations: violations, warnings: warnings))
         for warning in warnings { reporter.note("warning: \(warning)") }
