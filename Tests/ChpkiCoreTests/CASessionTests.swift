@@ -314,15 +314,15 @@ struct CASessionTests {
         let one = try S.newCA(operations: S.operations)
         try S.withSession(one, .read, operations: S.operations) { session throws in
             #expect(try !session.rootKeyApart())
-            _ = try session.rootSigner()
+            _ = try session.unlockRootSigner()
         }
         let split = try S.newCA(operations: S.operations, root: S.rootSecret)
         try S.withSession(split, .read, operations: S.operations, root: S.rootSecret) { session throws in
             #expect(try session.rootKeyApart())
-            _ = try session.rootSigner()
+            _ = try session.unlockRootSigner()
         }
         try S.withSession(split, .read, operations: S.operations, root: S.operations) { session throws in
-            #expect(CATestSupport.refusal { _ = try session.rootSigner() }?.kind == .refused)
+            #expect(CATestSupport.refusal { _ = try session.unlockRootSigner() }?.kind == .refused)
         }
     }
 

@@ -76,7 +76,7 @@ struct TwoSecretsTests {
         #expect(Self.opens(directory, CADirectory.rootKey, with: Self.operations))
         let change = try Self.withSession(directory, root: nil) { session in
             #expect(try !session.rootKeyApart())
-            _ = try session.rootSigner()  // opens with the one passphrase
+            _ = try session.unlockRootSigner()  // opens with the one passphrase
             return try session.changePassphrase(.root) { Self.passphrase(Self.root) }
         }
         #expect(change.split && change.rootKeyApart && change.rewrapped.count == 1)

@@ -27,7 +27,7 @@ extension CASession {
                       phaseDone: (String) -> Void = { _ in }) throws -> (intermediate: Certificate, issued: [BatchIssuer.Issued]) {
         try requireExclusive()
         try SigningClock.check(issuer: root, now: now)
-        let rootSigner = try rootSigner(purpose: IssuingAuthorities.growthPurpose)
+        let rootSigner = try unlockRootSigner(purpose: IssuingAuthorities.growthPurpose)
         let passphrase = try newKeyPassphrase(for: .intermediate)
         let subject = issuing.kind == .intermediate ? CARotation.nextGeneration(of: issuingCertificate.subject)
             : IssuingIntermediate.subject(below: root.subject)
@@ -69,10 +69,10 @@ extension CASession {
         return signed
     }
 
-    /// The signer of one CA certificate of this CA (the issuing one is cached by `signer()`).
+    /// The signer of one CA certificate of this CA (the issuing one is cached by `unlockSigner()`).
     func authoritySigner(_ authority: IssuedCertificate) throws -> Signer {
-        if authority.serial == issuing.serial { return try signer() }
-        if authority.serial == root.serial { return try rootSigner(purpose: "signing the root's CRL") }
+        if authority.serial == issuing.serial { return try unlockSigner() }
+        if authority.serial == root.serial { return try unlockRootSigner(purpose: "signing the root's CRL") }
         let name = directory.file(CADatabase.fileName) + " (CA key \(authority.serial.hex))"
         guard let pem = try database.authorityKeyPEM(serial: authority.serial) else {
             throw ChpkiError.input(.caKeyUnavailable, file: directory.file(CADatabase.fileName), field: authority.serial.hex,

@@ -55,8 +55,8 @@ extension CASession {
             }
             opened.append((authority, key))
         }
-        let vault = which == .operations ? try vault() : nil
-        if which == .operations { _ = try signer() }  // a first-release CA seals its clear leaf keys first
+        let vault = which == .operations ? try unlockVault() : nil
+        if which == .operations { _ = try unlockSigner() }  // a first-release CA seals its clear leaf keys first
 
         let new = try newPassphrase()
         // The new root passphrase must not be the operations one, when this run knows it.

@@ -148,7 +148,7 @@ public final class CASession {
             switch key {
             case let .clear(bytes): result[serial] = bytes
             case let .sealed(box):
-                guard let vault = try vault() else {
+                guard let vault = try unlockVault() else {
                     throw ChpkiError.input(.caCorrupt, file: directory.file(CADatabase.fileName), field: serial.hex, "a sealed key but no key-wrapping record")
                 }
                 result[serial] = try vault.open(box, serial: serial)
@@ -243,14 +243,14 @@ public final class CASession {
             }
         }
         defer { opening.wait() }
-        _ = try signer()
+        _ = try unlockSigner()
         opening.wait()
-        // A failure is left for vault() to report, as it would have without the early start.
+        // A failure is left for unlockVault() to report, as it would have without the early start.
         if !vaultLoaded, case let .success(vault)? = early.withLock({ $0 }) {
             cachedVault = vault
             vaultLoaded = true
         }
-        _ = try vault()
+        _ = try unlockVault()
     }
 
     private func issuingKeyPEM() throws -> Data? {
@@ -263,8 +263,12 @@ public final class CASession {
         return RegularFile.contents(directory.file(fileName), limit: ReadLimits.caFile)
     }
 
-    /// Decrypts the issuing key (the one CA-key KDF of a run) and checks it belongs to the issuing certificate.
-    public func signer() throws -> Signer {
+    /// Unlocking is an action, not a getter: it asks for the passphrase (the prompt, once per run),
+    /// runs its KDF, and may change the CA. `unlockSigner` decrypts the issuing key (the one CA-key
+    /// KDF of a run), checks it belongs to the issuing certificate, and caches it. The first time a
+    /// first-release CA's passphrase is proven this way, its clear leaf keys are sealed (upgrading
+    /// the lock to exclusive for that one transaction): the earliest moment chpki can, in any command.
+    public func unlockSigner() throws -> Signer {
         if let cachedSigner { return cachedSigner }
         let name = directory.file(issuing.kind == .root ? CADirectory.rootKey : CADirectory.intermediateKey)
         guard let pem = try issuingKeyPEM() else { throw ChpkiError.input(.caKeyUnavailable, file: name, field: nil, "cannot read the CA key") }
@@ -279,8 +283,8 @@ public final class CASession {
 
     /// The root's own signer, for what only the root signs (a rotation's cross-certificate, a new
     /// intermediate): asks for the root passphrase; `purpose` names the command when it is missing.
-    public func rootSigner(purpose: String = "this command") throws -> Signer {
-        if issuing.serial == root.serial { return try signer() }
+    public func unlockRootSigner(purpose: String = "this command") throws -> Signer {
+        if issuing.serial == root.serial { return try unlockSigner() }
         let rootRecord = authorities.first { $0.serial == root.serial }!
         let name = directory.file(CADirectory.rootKey)
         guard let pem = try keyPEM(of: rootRecord, fileName: CADirectory.rootKey) else {
@@ -292,8 +296,9 @@ public final class CASession {
         return Signer(certificate: root, key: key)
     }
 
-    /// The leaf-key vault: nil for a `--no-passphrase` CA, whose leaf keys stay in clear.
-    func vault() throws -> LeafKeyVault? {
+    /// Opens the leaf-key vault (the data key's KDF, once per run): nil for a `--no-passphrase` CA,
+    /// whose leaf keys stay in clear. A first-release CA gets its vault from `unlockSigner`'s sealing.
+    func unlockVault() throws -> LeafKeyVault? {
         if vaultLoaded { return cachedVault }
         if let wrap = try database.publishedState().leafKeyWrap {
             cachedVault = try LeafKeyVault.open(wrap, passphrase: try passphrase(), source: operationsSource.field)
@@ -305,7 +310,7 @@ public final class CASession {
             return nil
         }
         // A first-release CA: the signer proves the passphrase, then seals the keys.
-        _ = try signer()
+        _ = try unlockSigner()
         return cachedVault
     }
 
@@ -337,7 +342,7 @@ public final class CASession {
                       phaseDone: (String) -> Void = { _ in }) throws -> [BatchIssuer.Issued] {
         try requireExclusive()
         guard !items.isEmpty else { return [] }
-        let signer = try signer()
+        let signer = try unlockSigner()
         phaseDone("opened the CA key")
         let issued = try sign(items, signer: signer, issuer: issuingCertificate, progress: progress, phaseDone: phaseDone) { produce in
             try database.recordIssued(now: now, produce)
@@ -357,7 +362,7 @@ public final class CASession {
         // Read before the transaction (which cannot read through the queue): the kept keys, and the
         // vault, opened once (the passphrase's KDF) so that the workers only seal.
         let kept = try leafKeys(items.filter(\.keepsKey).compactMap { $0.previous?.serial })
-        let vault = try vault()
+        let vault = try unlockVault()
         let now = now
         let createdAt = CADatabase.storedDate(now)
         let issuerSerial = issuer.serial

@@ -26,7 +26,7 @@ public enum IssueCommand {
         let oneOffs = try session.oneOffSerials()
         let growth = try IssuingAuthorities.decide(session, profiles: profiles, inventory: inventory,
                                                    live: valid.filter { oneOffs.contains($0.serial) }, source: inventory.path)
-        if !options.dryRun, case .newIntermediate = growth { _ = try session.rootSigner(purpose: IssuingAuthorities.growthPurpose) }
+        if !options.dryRun, case .newIntermediate = growth { _ = try session.unlockRootSigner(purpose: IssuingAuthorities.growthPurpose) }
         reporter.detail("opened the CA, \(profiles.count) certificates in the inventory: \(clock.lap())")
         let plan = IssuancePlan(profiles: profiles, existing: valid, now: session.now, acceptedIssuers: session.currentAuthoritySerials,
                                 issuerEnds: session.issuingCertificate.notAfter)
@@ -73,7 +73,7 @@ public enum IssueCommand {
         let oneOffs = try session.oneOffSerials()
         let growth = try IssuingAuthorities.decide(session, profiles: [profile], inventory: inventory,
                                                    live: valid.filter { oneOffs.contains($0.serial) }, source: nil)
-        if case .newIntermediate = growth { _ = try session.rootSigner(purpose: IssuingAuthorities.growthPurpose) }
+        if case .newIntermediate = growth { _ = try session.unlockRootSigner(purpose: IssuingAuthorities.growthPurpose) }
         let previous = valid.first { $0.identity == profile.identity }
         var item = IssuancePlan.Item(profile: profile, action: previous == nil ? .issued : .reissued,
                                      reason: previous.map { "requested; supersedes \($0.serial.hex)" } ?? "requested",

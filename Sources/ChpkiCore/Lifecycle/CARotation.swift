@@ -18,7 +18,7 @@ public enum CARotation {
                                    "a rotation is already under way: re-issue the leaves ('chpki issue', 'chpki renew'), then 'chpki rotate-ca --finish'")
         }
         try SigningClock.check(issuer: oldRoot, now: session.now)
-        let old = try session.rootSigner(purpose: "rotate-ca")
+        let old = try session.unlockRootSigner(purpose: "rotate-ca")
         // The new keys are protected as the old ones were: the root under the root passphrase, the
         // intermediate under the operations one (the same one for a CA with one), or not at all.
         let passphrase = try session.newKeyPassphrase(for: .root)
