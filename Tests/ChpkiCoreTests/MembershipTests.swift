@@ -47,6 +47,24 @@ struct MembershipTests {
         #expect(steps[2].contains("member add backend-5.example.com --peer-urls=https://10.0.0.5:2380"))
     }
 
+    @Test("every installed member gone from the inventory: refused, naming them; one kept: a replacement")
+    func everyMemberReplaced() throws {
+        let installed = Self.installed(["backend-1.example.com", "backend-2.example.com", "backend-3.example.com"])
+        let replaced = EtcdMembership(hosts: (4...6).map { Self.host($0) }, installed: installed)
+        #expect(replaced.isNew && replaced.leaving.count == 3)
+        let error = try #require(CATestSupport.refusal {
+            try replaced.checkContinuity(inventory: "cluster.yml", state: "ca/installed")
+        })
+        #expect(error.code == .inventoryConflict && error.field == "services.etcd.hosts")
+        #expect(error.message.contains("backend-1.example.com, backend-2.example.com, backend-3.example.com") && error.message.contains("ca/installed"))
+        // one member kept: the others join it, nothing refused
+        let kept = EtcdMembership(hosts: [Self.host(1)] + (5...6).map { Self.host($0) }, installed: installed)
+        try kept.checkContinuity(inventory: "cluster.yml", state: "ca/installed")
+        #expect(!kept.isNew && kept.joiners.count == 2)
+        // no records at all: a new cluster
+        try EtcdMembership(hosts: (4...6).map { Self.host($0) }, installed: .none).checkContinuity(inventory: "cluster.yml", state: nil)
+    }
+
     @Test("MinIO pools: one {x...y} expansion per consecutive range, nothing else")
     func expansions() {
         #expect(MinIOPools.expansion(["backend-1.example.com", "backend-2.example.com", "backend-3.example.com"]) == "backend-{1...3}.example.com")

@@ -227,6 +227,30 @@ def test_etcd_leaver_gets_member_remove_before_the_joiners(base):
     assert "backend-3" not in joiner and "backend-1" in joiner and "etcd-5" in joiner, joiner
 
 
+def test_replacing_every_etcd_member_at_once_is_refused(base):
+    # etcd moves from backend-1..3 to three new hosts in one change: they would bootstrap an empty cluster
+    text = inventory("\n".join(f"  - {{name: etcd-{i}.example.com, ips: [10.0.0.{i}], groups: [etcd]}}" for i in (5, 6, 7)))
+    text = text.replace("groups: [backend, etcd, storage]", "groups: [backend, storage]")
+    work = base.work.parent / "etcd-all-replaced"
+    shutil.copytree(base.work, work, symlinks=True)
+    tool = Chpki(base.chpki_bin, work)
+    (work / "cluster.yml").write_text(text)
+    ok(tool.run("issue", "--passphrase-file", "pass"))
+    before = tree_files(work / "bundles")
+    line = h.assert_refused(tool.run("bundle", "--out", "bundles", "--passphrase-file", "pass"),
+                            "cluster.yml", "services.etcd.hosts", "backend-1.example.com", "empty cluster", error="inventory.conflict")
+    assert "installed" in line, line
+    assert tree_files(work / "bundles") == before, "a refused bundle changed the bundle directory"
+    # keeping one member: the others are replaced around it
+    kept = text.replace("backend-1.example.com, ips: [10.0.0.1], groups: [backend, storage]",
+                        "backend-1.example.com, ips: [10.0.0.1], groups: [backend, etcd, storage]")
+    (work / "cluster.yml").write_text(kept)
+    ok(tool.run("issue", "--passphrase-file", "pass"))
+    res = ok(tool.run("bundle", "--out", "bundles", "--passphrase-file", "pass"))
+    assert sum(" member add " in line for line in res.stdout.splitlines()) == 3, res.stdout
+    assert sum(" member remove " in line for line in res.stdout.splitlines()) == 2, res.stdout
+
+
 def test_new_cluster_without_records_bootstraps_as_before(tmp_path, chpki_bin):
     tool = Chpki(chpki_bin, tmp_path)
     h.write_secret(tmp_path / "pass", h.PASSPHRASE + "\n")

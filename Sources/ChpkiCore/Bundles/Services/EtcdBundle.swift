@@ -24,6 +24,7 @@ public struct EtcdBundle: ServiceUserBundle {
     public func prepare(_ service: Service, facts: ClusterFacts) throws -> ServiceFacts {
         // Who is a member, who joins: from the install records, once per run.
         let membership = EtcdMembership(hosts: facts.hosts(of: service), installed: facts.installed, service: name)
+        try membership.checkContinuity(inventory: facts.inventory.path, service: name, state: facts.installed.directory)
         return ServiceFacts(context: ["initial_cluster_token": "chpki-\(facts.inventory.domain)"], membership: membership)
     }
 

@@ -43,6 +43,18 @@ public struct EtcdMembership: Sendable {
         everyMember = Self.list(members)
     }
 
+    /// Refuses an inventory whose etcd hosts include none of the installed members while some
+    /// installed member left it: every new host would bootstrap a new, empty cluster, and what the
+    /// old one held (Patroni's state) would be gone. Members are replaced one at a time, each run
+    /// keeping one; an empty cluster on purpose means removing the leavers' records first.
+    public func checkContinuity(inventory: String?, service: String = "etcd", state: String?) throws {
+        guard isNew, !leaving.isEmpty, !hosts.isEmpty else { return }
+        throw ChpkiError.input(.inventoryConflict, file: inventory, field: "services.\(service).hosts",
+            "every host that runs \(service) now (\(leaving.joined(separator: ", "))) left its hosts: the new ones would start a new, "
+            + "empty cluster; keep a member and replace the others one at a time (docs/growth.md), or, for a new cluster on purpose, "
+            + "remove their records from \(state ?? "the install state")")
+    }
+
     private static func list(_ peers: [Peer]) -> String { peers.map { "\($0.name)=\($0.peerURL)" }.joined(separator: ",") }
 
     /// `name=peerURL,...` for `host`'s first start: every host of a new cluster; for a joiner, the
