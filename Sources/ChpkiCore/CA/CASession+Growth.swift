@@ -40,7 +40,7 @@ extension CASession {
             try database.recordIssued(addingAuthority: authority, now: now, produce)
         }
         try publish()
-        cachedSigner = signer
+        unlocked.signer = signer
         phaseDone("wrote index.txt and the CA files")
         // A CRL of the new issuing CA beside the others (as rotate-ca does), else `-crl_check`
         // (and every server with a CRL file) rejects its leaves until the next `chpki crl`.
