@@ -227,7 +227,7 @@ public struct RolloutExecutor {
                 }
                 do { try probe.wait(timeout: options.healthTimeout) } catch {
                     throw StepFailure(stage: "health check", service: service,
-                                      reason: "\(error), after its commands ran twice; see its log on \(host), restart it there if it must")
+                                      reason: "\(error), after its commands ran twice: see its log on \(host); a restart there makes it read its files")
                 }
             } catch {
                 throw StepFailure(stage: "health check", service: service, reason: "\(error)")
