@@ -315,10 +315,14 @@ public struct RolloutExecutor {
 
     /// A health check made runnable: its files are the host's, read from the bundle's copy.
     func probe(_ check: HealthCheck, host: String) throws -> HealthProbe {
+        try Self.probe(check, host: host, bundles: options.bundles)
+    }
+
+    static func probe(_ check: HealthCheck, host: String, bundles: String) throws -> HealthProbe {
         guard let kind = HealthProbe.Kind(rawValue: check.kind.rawValue) else {
             throw ChpkiError.input(.manifestInvalid, file: nil, field: "health.kind", "'\(check.kind.rawValue)' is not a health check this executor knows")
         }
-        let tree = Path.join(options.bundles, host)
+        let tree = Path.join(bundles, host)
         func read(_ path: String, _ field: String) throws -> Data {
             guard path.hasPrefix("/"), BundleManifest.isSafe(String(path.dropFirst())) else {
                 throw ChpkiError.input(.manifestInvalid, file: nil, field: "health.\(field)", "'\(InstallPaths.shown(path))' is not an absolute path on the host")
