@@ -56,9 +56,14 @@ class Site:
         log = str(self.log)
         self.state = tmp_path / "installed"
         operations = tmp_path / "operations.yml"
+        # The anchors' command also counts the leaves the host has at that moment (trust first: none yet).
+        anchors = json.dumps(f'r={self.roots}/${{CHPKI_HOST%%.*}}; n=$(find "$r" -type f \\( -name "server*.pem" -o -name public.crt '
+                             f'-o -name full-chain.crt -o -path "*/haproxy/*.pem" \\) 2>/dev/null | wc -l); '
+                             f'echo "reload $CHPKI_HOST trust leaves=$n" >> {log}')
         operations.write_text("".join(
             f"{s}: {{on_leaf: [[sh, -c, 'echo \"reload $CHPKI_HOST {s}\" >> {log}']], "
-            f"on_trust: [[sh, -c, 'echo \"reload $CHPKI_HOST {s}\" >> {log}']], health: []}}\n" for s in KNOWN))
+            f"on_trust: [[sh, -c, 'echo \"reload $CHPKI_HOST {s}\" >> {log}']], health: []}}\n" for s in KNOWN if s != "trust")
+            + f"trust: {{on_leaf: [[sh, -c, {anchors}]], on_trust: [[sh, -c, {anchors}]], health: []}}\n")
         self.vars = tmp_path / "vars.json"
         self.vars.write_text(json.dumps({
             "chpki_bundle_dir": str(self.out),
@@ -150,8 +155,14 @@ def test_role_installs_idempotently_and_reloads_what_changed(chpki_bin, tmp_path
     for host in HOSTS:
         assert {e[2] for e in events if e[:2] == ("reload", host)} == SERVICES[host], events
         assert {e[2] for e in events if e[:2] == ("healthy", host)} == SERVICES[host] - {"trust"}, events
-    # serial: 1: the first host is done, health checks included, before the second one starts
-    assert [e[1] for e in events] == sorted(e[1] for e in events), events
+    # trust first: every host's trust step (its anchors' command) before any host's leaves; within a
+    # pass, serial: 1: a host is done, health checks included, before the next one starts
+    trust_pass = [e for e in events if e[0] == "reload" and e[2] == "trust"]
+    first_leaf = next(i for i, e in enumerate(events) if e[0] == "reload" and e[2] != "trust")
+    assert len(trust_pass) == len(HOSTS) and all(events.index(e) < first_leaf for e in trust_pass), events
+    assert all(e[3:] == ("leaves=0",) for e in trust_pass), f"a leaf was installed before every host trusted its root: {events}"
+    leaves_pass = events[first_leaf:]
+    assert [e[1] for e in leaves_pass] == sorted(e[1] for e in leaves_pass), events
     if any(owner_here(o) == "root" for o in ("etcd", "minio-user", "opensearch", "postgres")):
         assert "WARNING" in site.last.stdout and "owned by root" in site.last.stdout, "no warning for missing users"
 
