@@ -15,8 +15,8 @@ struct RolloutCheck: ParsableCommand, TakesGlobalOptions {
             host's trust from the bundle, etcd's and Patroni's /health, PostgreSQL's SSL with the client certificate, \
             and the leaf the server presents must be the one the host installed. Each check is retried until \
             --health-timeout; nothing runs on any host. Exit 0: every check passed (or the step has none); exit 1: \
-            check.rollout-failed, or, with --stale-grace, check.rollout-stale: the service (the JSON error's field) \
-            answers with its old certificate; run the step's commands for it once more and check again without \
+            check.rollout-failed, or, with --stale-grace, check.rollout-stale: the service (--json: status "stale", \
+            service) answers with its old certificate; run the step's commands for it once more and check again without \
             --stale-grace.
 
             Examples:
@@ -65,9 +65,15 @@ struct RolloutCheck: ParsableCommand, TakesGlobalOptions {
         let reporter = global.makeReporter()
         func seconds(_ text: String) -> TimeInterval? { Period(text).map { $0.after(Date()).timeIntervalSinceNow.rounded() } }
         let phases = try RolloutStepCheck.readPlan(plan)
-        let outcome = try RolloutStepCheck.run(phases, bundles: bundles, host: host.lowercased(), phase: phase,
+        let outcome: RolloutStepCheck.Outcome
+        do {
+            outcome = try RolloutStepCheck.run(phases, bundles: bundles, host: host.lowercased(), phase: phase,
                                                timeout: seconds(healthTimeout) ?? 60, staleGrace: staleGrace.flatMap(seconds)) { line in
-            if global.json { reporter.detail(line) } else { reporter.line(line) }
+                if global.json { reporter.detail(line) } else { reporter.line(line) }
+            }
+        } catch let failure as RolloutStepCheck.Failure {
+            try reporter.emit(failure.outcome)
+            throw failure.error
         }
         try reporter.emit(outcome)
         reporter.line(outcome.checks.isEmpty ? "\(outcome.host) \(outcome.phase): no health check to wait for"

@@ -47,7 +47,9 @@ struct RolloutStepCheckTests {
         do {
             _ = try RolloutStepCheck.run(plan, bundles: stale, host: Self.host, phase: "leaves", timeout: 20, staleGrace: 1) { _ in }
             Issue.record("a stale leaf passed")
-        } catch let error as ChpkiError {
+        } catch let failure as RolloutStepCheck.Failure {
+            let error = failure.error
+            #expect(failure.outcome.status == .stale && failure.outcome.service == "patroni")
             #expect(error.code == .checkRolloutStale && error.field == "patroni", "\(error)")
             #expect(error.message.contains(pki.served.serial.hex) && error.message.contains(pki.other.serial.hex), "\(error.message)")
             #expect(error.exitCode == 1)
@@ -57,8 +59,8 @@ struct RolloutStepCheckTests {
         do {
             _ = try RolloutStepCheck.run(plan, bundles: stale, host: Self.host, phase: "leaves", timeout: 1, staleGrace: nil) { _ in }
             Issue.record("a stale leaf passed")
-        } catch let error as ChpkiError {
-            #expect(error.code == .checkRolloutFailed, "\(error)")
+        } catch let failure as RolloutStepCheck.Failure {
+            #expect(failure.error.code == .checkRolloutFailed && failure.outcome.status == .failed, "\(failure.error)")
         }
     }
 

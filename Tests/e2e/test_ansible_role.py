@@ -209,3 +209,75 @@ def test_role_refuses_another_hosts_archive(chpki_bin, tmp_path):
     assert "for host frontend-1.chpki.test" in res.stdout
     assert not site.roots.exists(), "a refused archive installed something"
     assert site.events() == []
+
+
+SWAP = r'''
+import json, os, signal, subprocess, sys
+log, config = sys.argv[1], json.load(open(sys.argv[2]))
+with open(log, "a") as f:
+    f.write("reload " + os.environ.get("CHPKI_HOST", "?") + " patroni\n")
+calls = sum(1 for line in open(log) if line.split()[:1] == ["reload"] and line.split()[2:3] == ["patroni"])
+if calls == config["fix_on"]:
+    os.kill(int(open(config["pidfile"]).read()), signal.SIGKILL)
+    p = subprocess.Popen(config["serve"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+    open(config["pidfile"], "w").write(str(p.pid))
+'''
+
+
+def test_rotate_waits_for_chpki_checks_and_runs_a_stale_services_commands_once_more(chpki_bin, tmp_path):
+    """Patroni's check (chpki's, from the controller: a TLS handshake whose leaf must be the installed
+    server-cert.pem) against an openssl s_server that serves backend-1's etcd certificate (same name,
+    same root, another leaf): stale. The playbook runs patroni's command once more, which restarts the
+    server with the installed certificate; the check then passes and the host is recorded."""
+    import socket
+    import signal
+    import time
+    site = Site(chpki_bin, tmp_path)
+    host = "backend-1.chpki.test"
+    tree = site.out / host
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    def serve(cert: str, key: str) -> list[str]:
+        return ["openssl", "s_server", "-quiet", "-www", "-accept", f"127.0.0.1:{port}", "-cert", str(tree / cert),
+                "-cert_chain", str(tree / cert), "-key", str(tree / key)]
+
+    pidfile = tmp_path / "server.pid"
+    server = subprocess.Popen(serve("etc/etcd/pki/server.pem", "etc/etcd/pki/server-key.pem"), stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    pidfile.write_text(str(server.pid))
+    try:
+        end = time.time() + 10
+        while time.time() < end:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        config = tmp_path / "swap.json"
+        config.write_text(json.dumps({"fix_on": 2, "pidfile": str(pidfile),
+                                      "serve": serve("etc/ssl/server-cert.pem", "etc/ssl/private.key")}))
+        script = tmp_path / "swap.py"
+        script.write_text(SWAP)
+        operations = Path(json.loads(site.vars.read_text())["chpki_operations"])
+        lines = [line for line in operations.read_text().splitlines() if not line.startswith("patroni:")]
+        python = json.dumps(os.environ.get("CHPKI_TEST_PYTHON", shutil.which("python3") or "python3"))
+        lines.append(f"patroni: {{on_leaf: [[{python}, {script}, {site.log}, {config}]], on_trust: [[{python}, {script}, {site.log}, {config}]], "
+                     f"health: [{{kind: tls, port: {port}, address: 127.0.0.1, server_name: {host}, cafile: /etc/ssl/root-ca.pem}}]}}")
+        operations.write_text("\n".join(lines) + "\n")
+        vars_ = json.loads(site.vars.read_text())
+        vars_.update({"chpki_stale_grace": "1s", "chpki_health_timeout": "10s", "chpki_health_checks": {}})
+        site.vars.write_text(json.dumps(vars_))
+
+        site.ok()
+        events = site.events()
+        assert [e for e in events if e[:3] == ("reload", host, "patroni")] == [("reload", host, "patroni")] * 2, events
+        assert "chpki's health checks of the step again" in site.last.stdout, site.last.stdout
+        assert json.loads((site.state / f"{host}.json").read_text()) == json.loads(manifest_path(tree).read_text())
+    finally:
+        try:
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+        server.wait()

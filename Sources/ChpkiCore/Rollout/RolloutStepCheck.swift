@@ -7,16 +7,27 @@ import Foundation
 /// probes, the same stale-leaf rule). The plan is the document `chpki rollout-plan --json` printed
 /// before the rollout started, so a forming cluster's deferred checks stay in the step of its last
 /// member while the executor records hosts. Nothing runs on any host: a stale service is reported
-/// (`check.rollout-stale`, its name in the error's field) for the executor to run its commands
-/// once more and ask again without a grace.
+/// (`check.rollout-stale`; the report's `status` "stale" and `service`) for the executor to run
+/// its commands once more and ask again without a grace.
 public enum RolloutStepCheck {
-    /// What was checked, for `--json`.
+    /// What was checked, for `--json` (printed on failure too: a check's exit 1 has no error object).
     public struct Outcome: Encodable, Sendable {
+        public enum Status: String, Encodable, Sendable { case healthy, stale, failed }
         public var host: String
         public var phase: String
-        /// The checks that passed, as `service: kind address:port (name)`; empty: the host has no
-        /// step with checks in that phase (nothing to wait for).
+        /// The checks that passed, as `service: kind address:port (name)`; empty and healthy: the
+        /// host has no step with checks in that phase (nothing to wait for).
         public var checks: [String]
+        public var status: Status = .healthy
+        /// The service of the check that failed (stale: the one whose commands to run once more).
+        public var service: String?
+        public var error: String?
+    }
+
+    /// A check that failed: the report so far and the one-line error (exit 1).
+    public struct Failure: Error, Sendable {
+        public var outcome: Outcome
+        public var error: ChpkiError
     }
 
     /// A plan's size, far above any real one (a step per host and phase).
@@ -67,9 +78,13 @@ public enum RolloutStepCheck {
         var passed: [String] = []
         for check in step?.health ?? [] {
             let label = "\(check.service.map { "\($0): " } ?? "")\(check.kind.rawValue) \(check.address):\(check.port) (\(check.serverName))"
+            func failure(_ status: Outcome.Status, _ error: ChpkiError) -> Failure {
+                Failure(outcome: Outcome(host: host, phase: phase, checks: passed, status: status, service: check.service, error: error.message),
+                        error: error)
+            }
             let probe: HealthProbe
             do { probe = try RolloutExecutor.probe(check, host: host, bundles: bundles) } catch {
-                throw ChpkiError(.checkRolloutFailed, ControlCharacters.escaped("\(host) \(phase): cannot run the check \(label): \(error)"))
+                throw failure(.failed, ChpkiError(.checkRolloutFailed, ControlCharacters.escaped("\(host) \(phase): cannot run the check \(label): \(error)")))
             }
             say("health \(host) \(phase): \(probe.label)")
             let own = check.host == nil || check.host == host
@@ -79,9 +94,9 @@ public enum RolloutStepCheck {
                 var error = ChpkiError(.checkRolloutStale, ControlCharacters.escaped(
                     "\(host) \(phase): \(probe.label) \(stale) (for \(seconds)s): run the step's commands for \(check.service ?? "the service") once more, then check again"))
                 error.field = check.service
-                throw error
+                throw failure(.stale, error)
             } catch {
-                throw ChpkiError(.checkRolloutFailed, ControlCharacters.escaped("\(host) \(phase): \(error)"))
+                throw failure(.failed, ChpkiError(.checkRolloutFailed, ControlCharacters.escaped("\(host) \(phase): \(error)")))
             }
             passed.append(label)
         }
