@@ -13,6 +13,6 @@ struct Chpki: ParsableCommand {
             3 a change was committed but a file derived from ca.db is stale (the next command rewrites it).
             """,
         version: ChpkiVersion.full,
-        subcommands: [InitCA.self, Issue.self, NodesDNList.self, List.self, Bundle.self, Verify.self, Expiring.self, Renew.self, Revoke.self, CRL.self, RotateCA.self, PassphraseGroup.self, Inspect.self, BundleFrontend.self, InstallFrontend.self, BundleBackend.self, InstallBackend.self, TemplatesGroup.self, RolloutPlanCommand.self, RolloutRun.self, Demo.self]
+        subcommands: [InitCA.self, Issue.self, NodesDNList.self, List.self, Bundle.self, Verify.self, Expiring.self, Renew.self, Revoke.self, CRL.self, RotateCA.self, PassphraseGroup.self, Inspect.self, BundleFrontend.self, InstallFrontend.self, BundleBackend.self, InstallBackend.self, TemplatesGroup.self, RolloutPlanCommand.self, RolloutRun.self, RolloutCheck.self, Demo.self]
     )
 }

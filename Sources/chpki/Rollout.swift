@@ -22,7 +22,7 @@ struct RolloutPlanCommand: ParsableCommand {
             field; no plan is printed, so nothing runs on any host.
 
             Output: a summary for people; --json: {phases: [{name, steps: [{host, copy, remove, run: [{service, \
-            why, argv}], health: [{kind, address, port, server_name, cafile, certfile, keyfile, service}], \
+            why, argv}], health: [{kind, address, port, server_name, cafile, certfile, keyfile, leaf, service, host}], \
             record}]}], orphans: [{host, record}]} (docs/deployment.md); --tsv: one tab-separated record per line \
             for chpki-rotate: 'host HOST same|install', 'remove HOST /PATH', 'reload HOST SERVICE WHY', 'left HOST \
             SERVICE WHY', 'orphan HOST'.

@@ -14,8 +14,10 @@ struct RolloutRun: ParsableCommand, TakesGlobalOptions {
             gzip tar (owners and modes from the manifest) on the stdin of the copy command; the files the host no \
             longer gets are removed (the run template with 'rm -f -- PATH...'); each operation of the step runs \
             through the run template; each health check (a TLS handshake verified against the host's trust from \
-            the bundle, etcd's and Patroni's /health, PostgreSQL's SSL with the client certificate) is retried \
-            until --health-timeout; then the host's new manifest is recorded in STATE. The first failure stops the \
+            the bundle, etcd's and Patroni's /health, PostgreSQL's SSL with the client certificate; the leaf the \
+            server presents must be the one the host installed) is retried until --health-timeout; a service that \
+            answers with its old certificate past --stale-grace gets the step's commands for it run once more, then \
+            --health-timeout again; then the host's new manifest is recorded in STATE. The first failure stops the \
             run (exit 1): no later step runs, the failed host is not recorded, and one line names the host, the \
             step, the service and what to do next.
 
@@ -52,6 +54,11 @@ struct RolloutRun: ParsableCommand, TakesGlobalOptions {
     @Option(name: .customLong("health-timeout"), help: ArgumentHelp("How long each health check may keep failing (default 60s).", valueName: "duration"))
     var healthTimeout: String = "60s"
 
+    @Option(name: .customLong("stale-grace"),
+            help: ArgumentHelp("How long a service may answer with its old certificate before the step's commands for it run once more (default 15s).",
+                               valueName: "duration"))
+    var staleGrace: String = "15s"
+
     @Option(help: ArgumentHelp("Only these hosts (FQDNs or short names, comma-separated).", valueName: "h1,h2"))
     var hosts: String?
 
@@ -66,6 +73,10 @@ struct RolloutRun: ParsableCommand, TakesGlobalOptions {
             throw ValidationError("--health-timeout: '\(healthTimeout)' is not a duration such as 60s, 5min")
         }
         _ = period
+        guard let grace = Period(staleGrace), grace.unit != .months, grace.unit != .years else {
+            throw ValidationError("--stale-grace: '\(staleGrace)' is not a duration such as 15s, 1min")
+        }
+        _ = grace
     }
 
     func run() throws {
@@ -75,7 +86,9 @@ struct RolloutRun: ParsableCommand, TakesGlobalOptions {
             bundles: bundles, state: stateDirectory,
             copy: try RolloutTemplate(copyTemplate, option: "--copy", needsCommand: false),
             run: try RolloutTemplate(runTemplate, option: "--run", needsCommand: true),
-            healthTimeout: Period(healthTimeout).map { $0.after(Date()).timeIntervalSinceNow.rounded() } ?? 60, dryRun: dryRun)
+            healthTimeout: Period(healthTimeout).map { $0.after(Date()).timeIntervalSinceNow.rounded() } ?? 60,
+            staleGrace: Period(staleGrace).map { $0.after(Date()).timeIntervalSinceNow.rounded() } ?? RolloutExecutor.Options.defaultStaleGrace,
+            dryRun: dryRun)
         let plan = try RolloutPlan.make(bundles: bundles, state: stateDirectory,
                                         only: (hosts ?? "").split(separator: ",").map(String.init), force: force,
                                         operations: try operations.map(OperationsOverrides.read) ?? OperationsOverrides())

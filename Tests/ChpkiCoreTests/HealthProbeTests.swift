@@ -10,6 +10,9 @@ import Testing
 struct HealthProbeTests {
     final class PKI {
         let root: Certificate, otherRoot: Certificate
+        /// The leaf the server presents, and another one for the same name (what a host installed
+        /// when the server still runs on its old files).
+        let served: Certificate, other: Certificate
         let serverChain: Data, serverKey: Data, clientChain: Data, clientKey: Data
         let directory: URL
 
@@ -33,6 +36,8 @@ struct HealthProbeTests {
                 return (try cert.pemEncoded(), try key.pkcs8PEM())
             }
             let server = try leaf("svc.probe.test", [.serverAuth]), client = try leaf("client.probe.test", [.clientAuth])
+            served = try Certificate(pem: server.0)
+            other = try Certificate(pem: try leaf("svc.probe.test", [.serverAuth]).0)
             (serverChain, serverKey, clientChain, clientKey) = (server.0, server.1, client.0, client.1)
             directory = FileManager.default.temporaryDirectory.appendingPathComponent("chpki-probe-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -44,9 +49,9 @@ struct HealthProbeTests {
         deinit { try? FileManager.default.removeItem(at: directory) }
 
         func probe(_ kind: HealthProbe.Kind, port: Int, name: String = "svc.probe.test", trust: Certificate? = nil,
-                   client: Bool = true) -> HealthProbe {
+                   client: Bool = true, installed: Certificate? = nil) -> HealthProbe {
             HealthProbe(kind: kind, address: "127.0.0.1", port: port, serverName: name, trust: [trust ?? root],
-                        identity: client ? .init(chainPEM: clientChain, keyPEM: clientKey) : nil)
+                        identity: client ? .init(chainPEM: clientChain, keyPEM: clientKey) : nil, installedLeaf: installed)
         }
     }
 
@@ -153,6 +158,40 @@ struct HealthProbeTests {
         let closed = try Server.freePort()
         let message = Self.failure(pki.probe(.tls, port: closed), timeout: 2)
         #expect(message?.contains("connect") == true, "\(message ?? "passed")")
+    }
+
+    @Test("a server presenting the installed leaf is healthy; another leaf of the same name and root is stale, naming both serials")
+    func staleLeaf() throws {
+        let pki = try PKI()
+        let server = try Server(pki, health: #"{"health":"true"}"#)
+        for kind in [HealthProbe.Kind.tls, .etcd, .patroniREST] {
+            #expect(Self.failure(pki.probe(kind, port: server.port, installed: pki.served)) == nil, "\(kind)")
+            do {
+                try pki.probe(kind, port: server.port, installed: pki.other).check(deadline: Date().addingTimeInterval(3))
+                Issue.record("\(kind): a stale leaf passed")
+            } catch let stale as HealthProbe.Stale {
+                #expect(stale.served == pki.served.serial && stale.installed == pki.other.serial)
+                let text = "\(stale)"
+                #expect(text.contains(pki.served.serial.hex) && text.contains(pki.other.serial.hex), "\(text)")
+                #expect(!text.contains("PRIVATE"))
+            }
+        }
+        // The wait gives up on a stale server after the grace, well before the timeout, saying so.
+        let start = Date()
+        do {
+            try pki.probe(.tls, port: server.port, installed: pki.other).wait(timeout: 20, staleGrace: 1, interval: 0.2, attemptLimit: 2)
+            Issue.record("a stale leaf passed the wait")
+        } catch let HealthProbe.WaitFailure.stale(_, stale, _) {
+            #expect(stale.installed == pki.other.serial)
+        }
+        #expect(Date().timeIntervalSince(start) < 10)
+        // Without a grace, a stale server is waited for until the timeout, then reported stale.
+        #expect {
+            try pki.probe(.tls, port: server.port, installed: pki.other).wait(timeout: 1, interval: 0.2, attemptLimit: 0.5)
+        } throws: { error in
+            if case HealthProbe.WaitFailure.stale = error { return true }
+            return false
+        }
     }
 
     @Test("HTTP answers: Content-Length, chunked, and garbage")

@@ -150,7 +150,7 @@ struct RolloutPlanTests {
         // etcd is a quorum service: the step checks it serves over TLS before the next host.
         #expect(step.health == [HealthCheck(.etcd, address: "10.0.0.2", port: 2379, serverName: "backend-2.example.com",
                                             cafile: "/etc/etcd/pki/ca.pem", certfile: "/etc/etcd/pki/client.pem",
-                                            keyfile: "/etc/etcd/pki/client-key.pem", service: "etcd")])
+                                            keyfile: "/etc/etcd/pki/client-key.pem", leaf: "/etc/etcd/pki/server.pem", service: "etcd")])
         #expect(step.record && step.remove.isEmpty)
     }
 
@@ -255,6 +255,11 @@ struct RolloutPlanTests {
         }
         #expect(Self.outline(plan, "leaves")[0] == "backend-1: etcd minio opensearch")
         #expect(leaves[0].run.first { $0.service == "etcd" }?.argv == ["systemctl", "restart", "etcd"])
+        // A trust step's checks accept the leaf the host still serves (its new one comes in its
+        // leaves step); the leaves step's checks expect exactly the new one.
+        #expect(trust.flatMap(\.health).allSatisfy { $0.leaf == nil } && !trust.flatMap(\.health).isEmpty)
+        #expect(leaves[0].health.first { $0.service == "etcd" }?.leaf == "/etc/etcd/pki/server.pem")
+        #expect(leaves.flatMap(\.health).allSatisfy { $0.leaf != nil })
 
         // The records now show the new root's leaves: --finish may go; then the old root leaves
         // every trust file (its anchors are removed, in phase trust, with update-ca-certificates).
@@ -263,6 +268,8 @@ struct RolloutPlanTests {
         #expect(Self.outline(last, "trust") == ["backend-1: trust etcd minio opensearch", "backend-2: trust etcd minio opensearch",
                                                 "backend-3: trust etcd minio opensearch", "frontend-1: trust"])
         #expect(Self.phase(last, "leaves").isEmpty && Self.phase(last, "cleanup").isEmpty)
+        // No leaf changes: the installed leaves are the bundle's, and the trust steps expect them.
+        #expect(Self.phase(last, "trust")[0].health.first { $0.service == "etcd" }?.leaf == "/etc/etcd/pki/server.pem")
         let frontend = Self.phase(last, "trust")[3]
         #expect(frontend.remove == ["/etc/pki/ca-trust/source/anchors/example-root-ca.pem", "/usr/local/share/ca-certificates/example-root-ca.crt"])
         #expect(frontend.run.map(\.argv) == [["update-ca-certificates"]])
@@ -352,7 +359,8 @@ struct RolloutPlanTests {
         #expect(step.run.contains { $0.argv == ["systemctl", "restart", "etcd"] }, "on_trust not overridden stays")
         #expect(step.health.first { $0.service == "etcd" } == HealthCheck(.tls, address: "backend-1.example.com", port: 2381,
                                                                           serverName: "backend-1.example.com", cafile: "/etc/etcd/pki/ca.pem",
-                                                                          service: "etcd"))
+                                                                          leaf: "/etc/etcd/pki/server.pem", service: "etcd"),
+                "an overridden check takes the descriptor's cafile and leaf (the leaves did not change: compared in the trust step)")
         // A site that empties on_trust: a service new to a host still starts, with on_leaf.
         let quiet = try OperationsOverrides.parse(Data("etcd: {on_trust: []}\n".utf8), label: "ops.yml")
         let firstInstall = Self.plan(recorded: [:], new: old, operations: quiet)

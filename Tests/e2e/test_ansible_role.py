@@ -56,9 +56,14 @@ class Site:
         log = str(self.log)
         self.state = tmp_path / "installed"
         operations = tmp_path / "operations.yml"
+        # The anchors' command also counts the leaves the host has at that moment (trust first: none yet).
+        anchors = json.dumps(f'r={self.roots}/${{CHPKI_HOST%%.*}}; n=$(find "$r" -type f \\( -name "server*.pem" -o -name public.crt '
+                             f'-o -name full-chain.crt -o -path "*/haproxy/*.pem" \\) 2>/dev/null | wc -l); '
+                             f'echo "reload $CHPKI_HOST trust leaves=$n" >> {log}')
         operations.write_text("".join(
             f"{s}: {{on_leaf: [[sh, -c, 'echo \"reload $CHPKI_HOST {s}\" >> {log}']], "
-            f"on_trust: [[sh, -c, 'echo \"reload $CHPKI_HOST {s}\" >> {log}']], health: []}}\n" for s in KNOWN))
+            f"on_trust: [[sh, -c, 'echo \"reload $CHPKI_HOST {s}\" >> {log}']], health: []}}\n" for s in KNOWN if s != "trust")
+            + f"trust: {{on_leaf: [[sh, -c, {anchors}]], on_trust: [[sh, -c, {anchors}]], health: []}}\n")
         self.vars = tmp_path / "vars.json"
         self.vars.write_text(json.dumps({
             "chpki_bundle_dir": str(self.out),
@@ -150,8 +155,14 @@ def test_role_installs_idempotently_and_reloads_what_changed(chpki_bin, tmp_path
     for host in HOSTS:
         assert {e[2] for e in events if e[:2] == ("reload", host)} == SERVICES[host], events
         assert {e[2] for e in events if e[:2] == ("healthy", host)} == SERVICES[host] - {"trust"}, events
-    # serial: 1: the first host is done, health checks included, before the second one starts
-    assert [e[1] for e in events] == sorted(e[1] for e in events), events
+    # trust first: every host's trust step (its anchors' command) before any host's leaves; within a
+    # pass, serial: 1: a host is done, health checks included, before the next one starts
+    trust_pass = [e for e in events if e[0] == "reload" and e[2] == "trust"]
+    first_leaf = next(i for i, e in enumerate(events) if e[0] == "reload" and e[2] != "trust")
+    assert len(trust_pass) == len(HOSTS) and all(events.index(e) < first_leaf for e in trust_pass), events
+    assert all(e[3:] == ("leaves=0",) for e in trust_pass), f"a leaf was installed before every host trusted its root: {events}"
+    leaves_pass = events[first_leaf:]
+    assert [e[1] for e in leaves_pass] == sorted(e[1] for e in leaves_pass), events
     if any(owner_here(o) == "root" for o in ("etcd", "minio-user", "opensearch", "postgres")):
         assert "WARNING" in site.last.stdout and "owned by root" in site.last.stdout, "no warning for missing users"
 
@@ -198,3 +209,75 @@ def test_role_refuses_another_hosts_archive(chpki_bin, tmp_path):
     assert "for host frontend-1.chpki.test" in res.stdout
     assert not site.roots.exists(), "a refused archive installed something"
     assert site.events() == []
+
+
+SWAP = r'''
+import json, os, signal, subprocess, sys
+log, config = sys.argv[1], json.load(open(sys.argv[2]))
+with open(log, "a") as f:
+    f.write("reload " + os.environ.get("CHPKI_HOST", "?") + " patroni\n")
+calls = sum(1 for line in open(log) if line.split()[:1] == ["reload"] and line.split()[2:3] == ["patroni"])
+if calls == config["fix_on"]:
+    os.kill(int(open(config["pidfile"]).read()), signal.SIGKILL)
+    p = subprocess.Popen(config["serve"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+    open(config["pidfile"], "w").write(str(p.pid))
+'''
+
+
+def test_rotate_waits_for_chpki_checks_and_runs_a_stale_services_commands_once_more(chpki_bin, tmp_path):
+    """Patroni's check (chpki's, from the controller: a TLS handshake whose leaf must be the installed
+    server-cert.pem) against an openssl s_server that serves backend-1's etcd certificate (same name,
+    same root, another leaf): stale. The playbook runs patroni's command once more, which restarts the
+    server with the installed certificate; the check then passes and the host is recorded."""
+    import socket
+    import signal
+    import time
+    site = Site(chpki_bin, tmp_path)
+    host = "backend-1.chpki.test"
+    tree = site.out / host
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    def serve(cert: str, key: str) -> list[str]:
+        return ["openssl", "s_server", "-quiet", "-www", "-accept", f"127.0.0.1:{port}", "-cert", str(tree / cert),
+                "-cert_chain", str(tree / cert), "-key", str(tree / key)]
+
+    pidfile = tmp_path / "server.pid"
+    server = subprocess.Popen(serve("etc/etcd/pki/server.pem", "etc/etcd/pki/server-key.pem"), stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    pidfile.write_text(str(server.pid))
+    try:
+        end = time.time() + 10
+        while time.time() < end:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        config = tmp_path / "swap.json"
+        config.write_text(json.dumps({"fix_on": 2, "pidfile": str(pidfile),
+                                      "serve": serve("etc/ssl/server-cert.pem", "etc/ssl/private.key")}))
+        script = tmp_path / "swap.py"
+        script.write_text(SWAP)
+        operations = Path(json.loads(site.vars.read_text())["chpki_operations"])
+        lines = [line for line in operations.read_text().splitlines() if not line.startswith("patroni:")]
+        python = json.dumps(os.environ.get("CHPKI_TEST_PYTHON", shutil.which("python3") or "python3"))
+        lines.append(f"patroni: {{on_leaf: [[{python}, {script}, {site.log}, {config}]], on_trust: [[{python}, {script}, {site.log}, {config}]], "
+                     f"health: [{{kind: tls, port: {port}, address: 127.0.0.1, server_name: {host}, cafile: /etc/ssl/root-ca.pem}}]}}")
+        operations.write_text("\n".join(lines) + "\n")
+        vars_ = json.loads(site.vars.read_text())
+        vars_.update({"chpki_stale_grace": "1s", "chpki_health_timeout": "10s", "chpki_health_checks": {}})
+        site.vars.write_text(json.dumps(vars_))
+
+        site.ok()
+        events = site.events()
+        assert [e for e in events if e[:3] == ("reload", host, "patroni")] == [("reload", host, "patroni")] * 2, events
+        assert "chpki's health checks of the step again" in site.last.stdout, site.last.stdout
+        assert json.loads((site.state / f"{host}.json").read_text()) == json.loads(manifest_path(tree).read_text())
+    finally:
+        try:
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+        server.wait()

@@ -131,7 +131,9 @@ public struct BundleManifest: Codable, Sendable, Equatable {
         var pairs: [(String, JSONText)] = [("address", .string(check.address)), ("cafile", .string(check.cafile))]
         if let certfile = check.certfile { pairs.append(("certfile", .string(certfile))) }
         if let keyfile = check.keyfile { pairs.append(("keyfile", .string(keyfile))) }
-        pairs += [("kind", .string(check.kind.rawValue)), ("port", .int(check.port)), ("server_name", .string(check.serverName))]
+        pairs.append(("kind", .string(check.kind.rawValue)))
+        if let leaf = check.leaf { pairs.append(("leaf", .string(leaf))) }
+        pairs += [("port", .int(check.port)), ("server_name", .string(check.serverName))]
         if let service = check.service { pairs.append(("service", .string(service))) }
         return .object(pairs)
     }

@@ -166,6 +166,7 @@ extension ChpkiError {
             case rolloutNoHosts = "rollout.no-hosts"
             case rolloutNotAHostTree = "rollout.not-a-host-tree"
             case rolloutInvalidOperations = "rollout.invalid-operations"
+            case rolloutInvalidPlan = "rollout.invalid-plan"
             case inspectNothingFound = "inspect.nothing-found"
             case inspectUnparsable = "inspect.unparsable"
             case checkVerifyFailed = "check.verify-failed"
@@ -173,6 +174,7 @@ extension ChpkiError {
             case checkCRLStale = "check.crl-stale"
             case checkFrontendsDiffer = "check.frontends-differ"
             case checkRolloutFailed = "check.rollout-failed"
+            case checkRolloutStale = "check.rollout-stale"
             case systemError = "system.error"
             case systemNoSpace = "system.no-space"
             case systemIOError = "system.io-error"
@@ -363,6 +365,8 @@ extension ChpkiError {
         /// The bundle directory holds an entry that is not a host tree chpki lays out.
         public static let rolloutNotAHostTree = Code(.rolloutNotAHostTree)
         public static let rolloutInvalidOperations = Code(.rolloutInvalidOperations)
+        /// `rollout-check --plan`: not a plan `chpki rollout-plan --json` prints (file and field named).
+        public static let rolloutInvalidPlan = Code(.rolloutInvalidPlan)
         /// `inspect` found no certificate, key, CSR or CRL in the file.
         public static let inspectNothingFound = Code(.inspectNothingFound)
         /// A PEM block does not decode.
@@ -376,6 +380,9 @@ extension ChpkiError {
         /// `bundle-frontend --compare` found differences (exit 1).
         public static let checkFrontendsDiffer = Code(.checkFrontendsDiffer)
         public static let checkRolloutFailed = Code(.checkRolloutFailed)
+        /// `rollout-check`: a service answers with another leaf than the host installed, past the
+        /// grace (exit 1); `field` names the service, whose commands an executor runs once more.
+        public static let checkRolloutStale = Code(.checkRolloutStale)
         /// A system call failed (the message names the call and the OS error).
         public static let systemError = Code(.systemError)
         /// The disk is full while writing the file named.

@@ -88,6 +88,12 @@ public final class TLSClient {
         connected = true
     }
 
+    /// The leaf the server presented in the handshake (already verified against the trust): what a
+    /// health check compares with the leaf the host installed, to tell new files from old ones.
+    public var peerCertificate: Certificate? {
+        SSL_get1_peer_certificate(ssl).map { Certificate(takingOwnershipOf: $0) }
+    }
+
     deinit {
         SSL_free(ssl)
         SSL_CTX_free(context)

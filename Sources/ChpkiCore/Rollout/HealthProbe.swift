@@ -11,6 +11,10 @@ import Foundation
 /// - `postgres`: the SSLRequest preamble, the handshake with the client certificate, then a
 ///   startup packet: any answer but "starting up"/"shutting down" shows the server took the
 ///   certificate and serves (the login itself is pg_hba's business, not the rollout's).
+///
+/// With `installedLeaf`, every kind also compares the leaf the server presented with the one the
+/// host installed: a service that answers with another one is `Stale` (it runs on its old files:
+/// a reload it missed or merged with another), never healthy.
 public struct HealthProbe: Sendable {
     public enum Kind: String, Sendable, CaseIterable {
         case tls, etcd
@@ -24,6 +28,19 @@ public struct HealthProbe: Sendable {
     public var serverName: String
     public var trust: [Certificate]
     public var identity: Identity?
+    /// The leaf the server must present (the first certificate of the check's `leaf` file), or
+    /// nil: any leaf that verifies against `trust` for `serverName` will do.
+    public var installedLeaf: Certificate?
+
+    /// The service answers, with another leaf than the installed one. Names both serials only
+    /// (nothing secret is in a certificate, and a serial is what `chpki list` shows).
+    public struct Stale: Error, CustomStringConvertible, Sendable {
+        public var served: SerialNumber
+        public var installed: SerialNumber
+        public var description: String {
+            "serves the certificate with serial \(served.hex), not the installed one (serial \(installed.hex)): it still runs on its old files"
+        }
+    }
 
     /// A client certificate chain and key, as PEM (parsed for each attempt, kept only in memory).
     public struct Identity: Sendable {
@@ -39,7 +56,9 @@ public struct HealthProbe: Sendable {
     /// Anything a health endpoint answers is far smaller.
     static let answerLimit = 64 * 1024
 
-    public init(kind: Kind, address: String, port: Int, serverName: String, trust: [Certificate], identity: Identity?) {
+    public init(kind: Kind, address: String, port: Int, serverName: String, trust: [Certificate], identity: Identity?,
+                installedLeaf: Certificate? = nil) {
+        self.installedLeaf = installedLeaf
         self.kind = kind
         self.address = address
         self.port = port
@@ -63,7 +82,7 @@ public struct HealthProbe: Sendable {
         }
         switch kind {
         case .tls:
-            _ = try TLSClient.connect(address: address, port: port, serverName: serverName, trust: trust, identity: client, deadline: deadline)
+            try compareLeaf(try TLSClient.connect(address: address, port: port, serverName: serverName, trust: trust, identity: client, deadline: deadline))
         case .etcd:
             let (status, body) = try httpGet("/health", identity: client, deadline: deadline)
             guard status == 200 else { throw TLSFailure("GET /health answered \(status)") }
@@ -81,17 +100,56 @@ public struct HealthProbe: Sendable {
         }
     }
 
-    /// Attempts every `interval` until one passes or `timeout` is over; the last failure is thrown.
-    public func wait(timeout: TimeInterval, interval: TimeInterval = 0.5, attemptLimit: TimeInterval = 5) throws {
-        let end = Date().addingTimeInterval(timeout)
+    /// Throws `Stale` when the connection's server presented another leaf than the installed one.
+    func compareLeaf(_ connection: TLSClient) throws {
+        guard let installedLeaf else { return }
+        guard let served = connection.peerCertificate else { throw TLSFailure("the server presented no certificate") }
+        guard try served.derEncoded() == installedLeaf.derEncoded() else {
+            throw Stale(served: served.serial, installed: installedLeaf.serial)
+        }
+    }
+
+    /// How a wait ended without a healthy answer.
+    public enum WaitFailure: Error, CustomStringConvertible, Sendable {
+        /// The service kept answering with another leaf for `staleGrace` (or until the timeout).
+        case stale(label: String, Stale, seconds: Int)
+        /// Anything else, still failing when the timeout was over.
+        case failing(label: String, reason: String, seconds: Int)
+
+        public var description: String {
+            switch self {
+            case let .stale(label, stale, seconds): "\(label): \(stale) (for \(seconds)s)"
+            case let .failing(label, reason, seconds): "\(label): \(reason) (still failing after \(seconds)s)"
+            }
+        }
+    }
+
+    /// Attempts every `interval` until one passes or `timeout` is over; the last failure is thrown
+    /// as a `WaitFailure`. A server that answers with a stale leaf in every attempt for
+    /// `staleGrace` seconds ends the wait early (`.stale`): it answers, so waiting longer will not
+    /// make it read files it already skipped; the caller decides what to run again.
+    public func wait(timeout: TimeInterval, staleGrace: TimeInterval? = nil, interval: TimeInterval = 0.5,
+                     attemptLimit: TimeInterval = 5) throws {
+        let start = Date()
+        let end = start.addingTimeInterval(timeout)
+        var staleSince: Date?
         while true {
             let deadline = min(end, Date().addingTimeInterval(attemptLimit))
             do {
                 try check(deadline: deadline)
                 return
+            } catch let stale as Stale {
+                let since = staleSince ?? Date()
+                staleSince = since
+                let seconds = Int(Date().timeIntervalSince(since).rounded())
+                if let staleGrace, Date().timeIntervalSince(since) >= staleGrace { throw WaitFailure.stale(label: label, stale, seconds: seconds) }
+                guard Date().addingTimeInterval(interval) < end else { throw WaitFailure.stale(label: label, stale, seconds: seconds) }
+                Thread.sleep(forTimeInterval: interval)
             } catch {
+                // Not answering (a restart): a stale answer before it does not count any more.
+                staleSince = nil
                 guard Date().addingTimeInterval(interval) < end else {
-                    throw TLSFailure("\(label): \(error) (still failing after \(Int(timeout.rounded()))s)")
+                    throw WaitFailure.failing(label: label, reason: "\(error)", seconds: Int(timeout.rounded()))
                 }
                 Thread.sleep(forTimeInterval: interval)
             }
@@ -104,6 +162,7 @@ public struct HealthProbe: Sendable {
     func httpGet(_ path: String, identity: TLSClient.Identity?, deadline: Date) throws -> (Int, Data) {
         let connection = try TLSClient.connect(address: address, port: port, serverName: serverName, trust: trust,
                                                identity: identity, deadline: deadline)
+        try compareLeaf(connection)
         let hostHeader = TLSClient.isIPAddress(serverName) && serverName.contains(":") ? "[\(serverName)]" : serverName
         try connection.write(Data("GET \(path) HTTP/1.1\r\nHost: \(hostHeader):\(port)\r\nUser-Agent: chpki-rollout\r\nAccept: */*\r\nConnection: close\r\n\r\n".utf8))
         let answer = try connection.read(limit: Self.answerLimit, enough: Self.isCompleteHTTP)
@@ -174,6 +233,7 @@ public struct HealthProbe: Sendable {
             let answer = try socket.read(1)
             guard answer.first == UInt8(ascii: "S") else { throw TLSFailure("the server does not offer SSL (answered \(answer.first.map { String($0) } ?? "nothing"))") }
         }
+        try compareLeaf(connection)
         var parameters = Data()
         for text in ["user", "chpki_health", "database", "postgres", "application_name", "chpki-rollout"] {
             parameters.append(Data(text.utf8))

@@ -13,7 +13,8 @@ import Yams
 ///       health: [{kind: tls, port: 9201}]
 ///
 /// A health check may leave out `address` and `server_name` (each host's name) and `cafile` (the
-/// first one the descriptor gave). The file is read with a size limit and every field is checked;
+/// first one the descriptor gave) and `leaf` (the descriptor's, when all its checks name one and
+/// the same). The file is read with a size limit and every field is checked;
 /// a refusal names the file and the field (exit 2), and nothing is planned.
 public struct OperationsOverrides: Sendable, Equatable {
     public struct Override: Sendable, Equatable {
@@ -32,6 +33,7 @@ public struct OperationsOverrides: Sendable, Equatable {
         public var cafile: String?
         public var certfile: String?
         public var keyfile: String?
+        public var leaf: String?
     }
 
     public var services: [String: Override]
@@ -107,8 +109,8 @@ public struct OperationsOverrides: Sendable, Equatable {
             var values: [String: String] = [:]
             for (key, value) in fields {
                 let name = key.scalar?.string ?? "?"
-                guard ["kind", "port", "address", "server_name", "cafile", "certfile", "keyfile"].contains(name) else {
-                    throw refuse("\(here).\(name)", "unknown; a check takes kind, port, address, server_name, cafile, certfile, keyfile")
+                guard ["kind", "port", "address", "server_name", "cafile", "certfile", "keyfile", "leaf"].contains(name) else {
+                    throw refuse("\(here).\(name)", "unknown; a check takes kind, port, address, server_name, cafile, certfile, keyfile, leaf")
                 }
                 guard let text = value.scalar?.string else { throw refuse("\(here).\(name)", "is not a single value") }
                 values[name] = text
@@ -120,9 +122,10 @@ public struct OperationsOverrides: Sendable, Equatable {
             guard let portText = values["port"] else { throw refuse("\(here).port", "missing") }
             guard let port = Int(portText) else { throw refuse("\(here).port", "'\(InstallPaths.shown(portText))' is not a number") }
             let partial = PartialHealthCheck(kind: kind, port: port, address: values["address"], serverName: values["server_name"],
-                                             cafile: values["cafile"], certfile: values["certfile"], keyfile: values["keyfile"])
+                                             cafile: values["cafile"], certfile: values["certfile"], keyfile: values["keyfile"],
+                                             leaf: values["leaf"])
             // Checked as a whole once the host fills the gaps, with placeholders here.
-            let probe = partial.resolved(host: "host.invalid", defaultCAFile: "/x")
+            let probe = partial.resolved(host: "host.invalid", defaultCAFile: "/x", defaultLeaf: nil)
             if let (field, problem) = probe.problem() { throw refuse("\(here).\(field)", problem) }
             return partial
         }
@@ -138,7 +141,11 @@ public struct OperationsOverrides: Sendable, Equatable {
             if let serial = override.serial { ops.serial = serial }
             if let health = override.health {
                 let defaultCAFile = ops.health.first?.cafile ?? "/\(TrustBundle.debianAnchors)"
-                ops.health = health.map { $0.resolved(host: host, defaultCAFile: defaultCAFile) }
+                // The leaf a replaced check compares with: the descriptor's, when all its checks
+                // name the same one (a balancer serving several VIPs has one per VIP: none).
+                let leaves = Set(ops.health.map(\.leaf))
+                let defaultLeaf = leaves.count == 1 ? leaves.first ?? nil : nil
+                ops.health = health.map { $0.resolved(host: host, defaultCAFile: defaultCAFile, defaultLeaf: defaultLeaf) }
             }
             out[service] = ops
         }
@@ -147,8 +154,8 @@ public struct OperationsOverrides: Sendable, Equatable {
 }
 
 extension OperationsOverrides.PartialHealthCheck {
-    func resolved(host: String, defaultCAFile: String) -> HealthCheck {
+    func resolved(host: String, defaultCAFile: String, defaultLeaf: String?) -> HealthCheck {
         HealthCheck(kind, address: address ?? host, port: port, serverName: serverName ?? host, cafile: cafile ?? defaultCAFile,
-                    certfile: certfile, keyfile: keyfile)
+                    certfile: certfile, keyfile: keyfile, leaf: leaf ?? defaultLeaf)
     }
 }

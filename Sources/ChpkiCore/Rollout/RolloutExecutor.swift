@@ -5,7 +5,9 @@ import Foundation
 /// manifest) on the copy command's stdin; the files the host no longer gets are removed; each
 /// operation's argv runs through the run template; each health check passes (retried until the
 /// timeout) from here, against the host's trust as the bundle holds it; then, when the step says
-/// so, the host's new manifest is recorded (atomically). The first failure stops the run: no
+/// so, the host's new manifest is recorded (atomically). A service that answers but keeps serving
+/// another leaf than the one the step installed ("stale") past `staleGrace` gets the step's
+/// commands for it run once more, then the whole health timeout again. The first failure stops the run: no
 /// further host is touched, nothing more is recorded, and the error names the host, the step, the
 /// service and what to do next. A dry run resolves every argv and runs none.
 public struct RolloutExecutor {
@@ -15,9 +17,17 @@ public struct RolloutExecutor {
         public var copy: RolloutTemplate
         public var run: RolloutTemplate
         public var healthTimeout: TimeInterval
+        /// How long a service may answer with a stale leaf before its commands run once more:
+        /// longer than a service takes to act on a reload it got (Patroni acts on a SIGHUP at its
+        /// next loop, `loop_wait` 10 s by default; a second SIGHUP before that merges with the first).
+        public var staleGrace: TimeInterval
         public var dryRun: Bool
 
-        public init(bundles: String, state: String, copy: RolloutTemplate, run: RolloutTemplate, healthTimeout: TimeInterval, dryRun: Bool) {
+        public static let defaultStaleGrace: TimeInterval = 15
+
+        public init(bundles: String, state: String, copy: RolloutTemplate, run: RolloutTemplate, healthTimeout: TimeInterval,
+                    staleGrace: TimeInterval = Options.defaultStaleGrace, dryRun: Bool) {
+            self.staleGrace = staleGrace
             self.bundles = bundles
             self.state = state
             self.copy = copy
@@ -197,10 +207,30 @@ public struct RolloutExecutor {
             say("  \(command.service): \(RolloutTemplate.shellQuoted(argv))")
             try runChecked(argv, input: nil, stage: "run", service: command.service)
         }
+        var ranAgain = Set<String>()
         for (probe, check) in zip(probes, step.health) {
-            say("  health \(probe.label)")
-            do { try probe.wait(timeout: options.healthTimeout) } catch {
-                throw StepFailure(stage: "health check", service: serviceOf(check, step), reason: "\(error)")
+            say("  health \(probe.label)\(probe.installedLeaf.map { " serving serial \($0.serial.hex)" } ?? "")")
+            let service = serviceOf(check, step)
+            let again = service.map { service in step.run.filter { $0.service == service } } ?? []
+            // Once per service and step, and only on the host whose service it is.
+            let mayRunAgain = !again.isEmpty && !ranAgain.contains(service ?? "") && (check.host == nil || check.host == host)
+            do {
+                try probe.wait(timeout: options.healthTimeout, staleGrace: mayRunAgain ? options.staleGrace : nil)
+            } catch let HealthProbe.WaitFailure.stale(_, stale, seconds) where mayRunAgain {
+                let service = service ?? ""
+                ranAgain.insert(service)
+                say("  \(service) \(stale) (for \(seconds)s): running its commands again, once")
+                for command in again {
+                    let argv = options.run.argv(host: host, command: command.argv)
+                    say("  \(service): \(RolloutTemplate.shellQuoted(argv))")
+                    try runChecked(argv, input: nil, stage: "run again", service: service)
+                }
+                do { try probe.wait(timeout: options.healthTimeout) } catch {
+                    throw StepFailure(stage: "health check", service: service,
+                                      reason: "\(error), after its commands ran twice: see its log on \(host); a restart there makes it read its files")
+                }
+            } catch {
+                throw StepFailure(stage: "health check", service: service, reason: "\(error)")
             }
         }
         if step.record {
@@ -285,10 +315,14 @@ public struct RolloutExecutor {
 
     /// A health check made runnable: its files are the host's, read from the bundle's copy.
     func probe(_ check: HealthCheck, host: String) throws -> HealthProbe {
+        try Self.probe(check, host: host, bundles: options.bundles)
+    }
+
+    static func probe(_ check: HealthCheck, host: String, bundles: String) throws -> HealthProbe {
         guard let kind = HealthProbe.Kind(rawValue: check.kind.rawValue) else {
             throw ChpkiError.input(.manifestInvalid, file: nil, field: "health.kind", "'\(check.kind.rawValue)' is not a health check this executor knows")
         }
-        let tree = Path.join(options.bundles, host)
+        let tree = Path.join(bundles, host)
         func read(_ path: String, _ field: String) throws -> Data {
             guard path.hasPrefix("/"), BundleManifest.isSafe(String(path.dropFirst())) else {
                 throw ChpkiError.input(.manifestInvalid, file: nil, field: "health.\(field)", "'\(InstallPaths.shown(path))' is not an absolute path on the host")
@@ -301,6 +335,14 @@ public struct RolloutExecutor {
         if let certfile = check.certfile, let keyfile = check.keyfile {
             identity = .init(chainPEM: try read(certfile, "certfile"), keyPEM: try read(keyfile, "keyfile"))
         }
-        return HealthProbe(kind: kind, address: check.address, port: check.port, serverName: check.serverName, trust: trust, identity: identity)
+        // The file's first certificate is the leaf (a chain file, HAProxy's leaf+chain+key file).
+        let leaf = try check.leaf.map { path in
+            guard let first = try Certificate.all(pem: try read(path, "leaf")).first else {
+                throw ChpkiError.input(.manifestInvalid, file: Path.join(tree, path), field: nil, "holds no certificate")
+            }
+            return first
+        }
+        return HealthProbe(kind: kind, address: check.address, port: check.port, serverName: check.serverName, trust: trust,
+                           identity: identity, installedLeaf: leaf)
     }
 }

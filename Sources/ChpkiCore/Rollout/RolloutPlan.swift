@@ -131,7 +131,11 @@ public struct RolloutPlan: Encodable, Sendable {
         var checks: [HealthCheck] = []
         var recordLater: [String] = []
         for index in steps.indices {
-            let moved = steps[index].health.filter { $0.service == service }
+            let moved = steps[index].health.filter { $0.service == service }.map { check in
+                var check = check
+                if index != last { check.host = steps[index].host }
+                return check
+            }
             checks += moved
             steps[index].health.removeAll { $0.service == service }
             if index != last, !moved.isEmpty, steps[index].record {
@@ -257,8 +261,9 @@ struct HostSteps {
         if !trustEntries.isEmpty {
             let copy = (parents(of: trustCopied, from: &directoryPool) + trustCopied).sorted()
             let run = trustNow.flatMap { commands($0, operations[$0]?.onTrust ?? [], entries: trustEntries) }
+            // The host's leaves come in its leaves step: until then it rightly serves its old ones.
             result.trust = RolloutStep(host: input.host, copy: copy, remove: trustRemoved, run: run,
-                                       health: health(for: run), record: false)
+                                       health: health(for: run, stillToCome: Set(leafEntries.map(\.path))), record: false)
         }
         let leafCopied = leafEntries.map(\.path)
         var leafRun: [RolloutCommand] = []
@@ -295,12 +300,15 @@ struct HostSteps {
     }
 
     /// The health checks of every service a step runs a command for, each naming its service.
-    private func health(for run: [RolloutCommand]) -> [HealthCheck] {
+    /// A check compares the served leaf with the host's file only once the host has that file:
+    /// not while it is `stillToCome` (relative paths a later step of the host copies).
+    private func health(for run: [RolloutCommand], stillToCome: Set<String> = []) -> [HealthCheck] {
         var seen = Set<String>()
         return run.map(\.service).filter { seen.insert($0).inserted }.flatMap { service in
             (operations[service]?.health ?? []).map { check in
                 var check = check
                 check.service = service
+                if let leaf = check.leaf, stillToCome.contains(String(leaf.dropFirst())) { check.leaf = nil }
                 return check
             }
         }

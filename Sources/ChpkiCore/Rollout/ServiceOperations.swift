@@ -94,16 +94,24 @@ public struct HealthCheck: Codable, Sendable, Equatable {
     public var cafile: String
     public var certfile: String?
     public var keyfile: String?
+    /// The file (absolute path on the host) whose first certificate the server must present: the
+    /// check then proves the service serves the files the step installed, not only that it
+    /// answers (a service that kept its old certificate is "stale"). A plan leaves it out of a
+    /// step that runs before the host gets that file (a trust step while the leaf is still to come).
+    public var leaf: String?
     /// The service checked (in a plan; implied by the key in a manifest).
     public var service: String?
+    /// In a plan, the host whose service this checks when it is not the step's own: a forming
+    /// cluster's checks all wait in the step of its last member (`RolloutPlan.deferHealth`).
+    public var host: String?
 
     enum CodingKeys: String, CodingKey {
-        case kind, address, port, cafile, certfile, keyfile, service
+        case kind, address, port, cafile, certfile, keyfile, leaf, service, host
         case serverName = "server_name"
     }
 
     public init(_ kind: Kind, address: String, port: Int, serverName: String, cafile: String, certfile: String? = nil,
-                keyfile: String? = nil, service: String? = nil) {
+                keyfile: String? = nil, leaf: String? = nil, service: String? = nil) {
         self.kind = kind
         self.address = address
         self.port = port
@@ -111,6 +119,7 @@ public struct HealthCheck: Codable, Sendable, Equatable {
         self.cafile = cafile
         self.certfile = certfile
         self.keyfile = keyfile
+        self.leaf = leaf
         self.service = service
     }
 
@@ -123,7 +132,7 @@ public struct HealthCheck: Codable, Sendable, Equatable {
         guard !serverName.isEmpty, serverName.utf8.count <= 253, serverName.unicodeScalars.allSatisfy(Self.isAddressCharacter) else {
             return ("server_name", "'\(InstallPaths.shown(serverName))' is not a host name or IP address")
         }
-        for (field, path) in [("cafile", cafile), ("certfile", certfile), ("keyfile", keyfile)] {
+        for (field, path) in [("cafile", cafile), ("certfile", certfile), ("keyfile", keyfile), ("leaf", leaf)] {
             guard let path else { continue }
             guard path.hasPrefix("/"), BundleManifest.isSafe(String(path.dropFirst())) else {
                 return (field, "'\(InstallPaths.shown(path))' is not an absolute path without . or .. components")
@@ -131,6 +140,7 @@ public struct HealthCheck: Codable, Sendable, Equatable {
         }
         if (certfile == nil) != (keyfile == nil) { return (certfile == nil ? "certfile" : "keyfile", "certfile and keyfile go together") }
         if let service, ServiceName.problem(with: service) != nil { return ("service", "'\(InstallPaths.shown(service))' is not a service name") }
+        if let host, HostName.problem(with: host) != nil { return ("host", "'\(InstallPaths.shown(host))' is not a host name") }
         return nil
     }
 

@@ -80,13 +80,14 @@ public struct EtcdBundle: ServiceUserBundle {
 
     /// etcd rereads its certificate and key on each handshake but never its trusted CA file (etcd
     /// issue 11555) nor tls.env: a restart, one member at a time, each answering /health over TLS
-    /// (with the client certificate, else the server one, which carries clientAuth) before the next.
+    /// (with the client certificate, else the server one, which carries clientAuth) and presenting
+    /// its new server.pem before the next.
     public func operations(for host: Host, _ service: Service, facts: ClusterFacts) -> ServiceOperations {
         let restart = [ServiceOperations.systemctl("restart", name)]
         let client = service.enableClient ? (Self.client, Self.clientKey) : (Self.server, Self.serverKey)
         return ServiceOperations(onLeaf: restart, onTrust: restart, serial: true, health: [
             HealthCheck(.etcd, address: ClusterFacts.address(of: host), port: 2379, serverName: host.name, cafile: "/" + Self.authority,
-                        certfile: "/" + client.0, keyfile: "/" + client.1),
+                        certfile: "/" + client.0, keyfile: "/" + client.1, leaf: "/" + Self.server),
         ])
     }
 

@@ -46,10 +46,14 @@ public struct HAProxyBundle: ServiceBundle {
 
     /// A graceful reload rereads every crt file; the balancers need no quorum. Health: each VIP's
     /// name served on its address (wherever the VIP is at that moment), checked against the root.
+    /// Each balancer has its own leaf per VIP, and a VIP's address answers from whichever balancer
+    /// holds it: only a lone balancer's check can expect its own file to be served.
     public func operations(for host: Host, _ service: Service, facts: ClusterFacts) -> ServiceOperations {
         let reload = [ServiceOperations.systemctl("reload", name)]
+        let alone = facts.hosts(of: service).count == 1
         let checks = facts.inventory.vips.compactMap { vip in
-            vip.ips.first.map { HealthCheck(.tls, address: $0.description, port: 443, serverName: vip.fqdn, cafile: TrustBundle.currentAnchor(facts)) }
+            vip.ips.first.map { HealthCheck(.tls, address: $0.description, port: 443, serverName: vip.fqdn, cafile: TrustBundle.currentAnchor(facts),
+                                            leaf: alone ? "/" + Self.pem(vip) : nil) }
         }
         return ServiceOperations(onLeaf: reload, onTrust: reload, health: checks)
     }

@@ -74,11 +74,13 @@ public struct MinIOBundle: ServiceUserBundle {
     }
 
     /// MinIO reloads public.crt/private.key by itself but reads CAs/ (and minio.tls) only at
-    /// start: a restart, one host at a time (erasure sets need their quorum), each serving TLS again.
+    /// start: a restart, one host at a time (erasure sets need their quorum), each serving its new
+    /// public.crt.
     public func operations(for host: Host, _ service: Service, facts: ClusterFacts) -> ServiceOperations {
         let restart = [ServiceOperations.systemctl("restart", name)]
         return ServiceOperations(onLeaf: restart, onTrust: restart, serial: true, health: [
-            HealthCheck(.tls, address: ClusterFacts.address(of: host), port: 9900, serverName: host.name, cafile: "/" + Self.root),
+            HealthCheck(.tls, address: ClusterFacts.address(of: host), port: 9900, serverName: host.name, cafile: "/" + Self.root,
+                        leaf: "/" + Self.certificate),
         ])
     }
 

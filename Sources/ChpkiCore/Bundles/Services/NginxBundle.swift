@@ -26,11 +26,13 @@ public struct NginxBundle: ServiceBundle {
 
     /// Cinc/Chef run nginx under their own supervisor: reconfigure renders the settings and
     /// restarts it (`cinc-server-ctl`, or `chef-server-ctl` for the chef flavour). Frontends share no
-    /// quorum. Health: the host's name served on 443, checked against the current root's anchor.
+    /// quorum. Health: the host's name served on 443, checked against the current root's anchor,
+    /// presenting the host's server.pem.
     public func operations(for host: Host, _ service: Service, facts: ClusterFacts) -> ServiceOperations {
         let reconfigure = [[facts.flavor == .chef ? "chef-server-ctl" : "cinc-server-ctl", "reconfigure"]]
         return ServiceOperations(onLeaf: reconfigure, onTrust: reconfigure, health: [
-            HealthCheck(.tls, address: ClusterFacts.address(of: host), port: 443, serverName: host.name, cafile: TrustBundle.currentAnchor(facts)),
+            HealthCheck(.tls, address: ClusterFacts.address(of: host), port: 443, serverName: host.name, cafile: TrustBundle.currentAnchor(facts),
+                        leaf: "/" + Self.certificate(facts.flavor)),
         ])
     }
 

@@ -33,11 +33,12 @@ public struct OpenSearchBundle: ServiceUserBundle {
     }
 
     /// No ExecReload in OpenSearch's unit (the plugin's hot reload API is an opt-in site
-    /// override): a rolling restart, one node at a time, each serving HTTPS again.
+    /// override): a rolling restart, one node at a time, each serving HTTPS with its new chain again.
     public func operations(for host: Host, _ service: Service, facts: ClusterFacts) -> ServiceOperations {
         let restart = [ServiceOperations.systemctl("restart", name)]
         return ServiceOperations(onLeaf: restart, onTrust: restart, serial: true, health: [
-            HealthCheck(.tls, address: ClusterFacts.address(of: host), port: 9200, serverName: host.name, cafile: "/" + Self.root),
+            HealthCheck(.tls, address: ClusterFacts.address(of: host), port: 9200, serverName: host.name, cafile: "/" + Self.root,
+                        leaf: "/" + Self.chain),
         ])
     }
 

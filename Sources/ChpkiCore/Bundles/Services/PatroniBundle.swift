@@ -55,13 +55,15 @@ public struct PatroniBundle: ServiceUserBundle {
     /// PostgreSQL is asked too (pg_reload_conf over the Unix socket: pg_hba.conf's `local ...
     /// postgres peer`). Trust: the REST API never rereads its cafile alone, so a restart (PostgreSQL
     /// with it), one member at a time, each answering /health and a TLS login before the next.
-    /// Seconds between the two reloads of a leaf change: longer than Patroni's default loop_wait
-    /// (10 s), the most it takes to act on a SIGHUP. Patroni (4.1, `__main__.reload_config`)
-    /// rebuilds its REST API context on a SIGHUP only when patroni.yml did not change in the same
-    /// reload: when tls.yml (its etcd hosts) and the certificate change together, as on growth,
-    /// the first reload applies the configuration and the old certificate stays until the
-    /// next. The soak found it: an expired REST certificate three weeks after such a week.
-    static let reloadSettle = 12
+    /// One reload is not always enough: Patroni (4.1, `__main__.reload_config`) rebuilds its REST
+    /// API context on a SIGHUP only when patroni.yml did not change in the same reload, so when
+    /// tls.yml (its etcd hosts) and the certificate change together, as on growth, the first
+    /// reload applies the configuration and the old certificate stays until the next (the soak
+    /// found it: an expired REST certificate three weeks after such a week). No second reload
+    /// here: the health checks compare the served leaf with the installed one, and the executor
+    /// runs these commands once more when Patroni still serves the old one after its grace
+    /// (`RolloutExecutor.Options.staleGrace`, longer than the 10 s loop in which Patroni acts on a
+    /// SIGHUP), so the second SIGHUP comes only when it is needed and never merges with the first.
 
     public func operations(for host: Host, _ service: Service, facts: ClusterFacts) -> ServiceOperations {
         let reloadPostgres = ["runuser", "-u", Self.owner, "--", "psql", "-X", "-q", "-c", "SELECT pg_reload_conf()"]
@@ -69,14 +71,13 @@ public struct PatroniBundle: ServiceUserBundle {
         let client = service.enableClient ? (Self.clientCertificate, Self.clientKey) : (Self.certificate, Self.key)
         let cafile = "/" + Self.root
         return ServiceOperations(
-            onLeaf: [ServiceOperations.systemctl("reload", name), ["sleep", "\(Self.reloadSettle)"],
-                     ServiceOperations.systemctl("reload", name), reloadPostgres],
+            onLeaf: [ServiceOperations.systemctl("reload", name), reloadPostgres],
             onTrust: [ServiceOperations.systemctl("restart", name)], serial: true,
             health: [
                 HealthCheck(.patroniREST, address: address, port: 8008, serverName: host.name, cafile: cafile,
-                            certfile: "/" + client.0, keyfile: "/" + client.1),
+                            certfile: "/" + client.0, keyfile: "/" + client.1, leaf: "/" + Self.certificate),
                 HealthCheck(.postgres, address: address, port: 5432, serverName: host.name, cafile: cafile,
-                            certfile: "/" + client.0, keyfile: "/" + client.1),
+                            certfile: "/" + client.0, keyfile: "/" + client.1, leaf: "/" + Self.certificate),
             ])
     }
 
