@@ -29,9 +29,14 @@ let package = Package(
         ),
         // prctl(2) and the passphrase prompt's signal handler: what Swift cannot call or write safely.
         .systemLibrary(name: "CChpkiPOSIX"),
+        // The layers, lowest first: each target may import only the ones listed as its dependencies,
+        // so an arrow pointing up does not compile (docs/architecture.md, "Targets").
+        // ChpkiBase: ChpkiError and its codes, time, ParallelResults; imports nothing of chpki.
+        .target(name: "ChpkiBase"),
         .target(
             name: "ChpkiCore",
             dependencies: [
+                "ChpkiBase",
                 "CChpkiOpenSSL",
                 "CChpkiPOSIX",
                 "CChpkiZlib",

@@ -15,7 +15,7 @@ public enum Now {
         #endif
     }
 
-    static func pinned(_ environment: [String: String]) throws -> Date? {
+    package static func pinned(_ environment: [String: String]) throws -> Date? {
         guard let text = environment[environmentVariable], !text.isEmpty else { return nil }
         guard let date = RFC3339.parse(text) else {
             throw ChpkiError.input(.usageInvalidValue, file: nil, field: environmentVariable, "'\(text)' is not an RFC 3339 time such as 2027-01-01T00:00:00Z")
@@ -37,7 +37,7 @@ public enum RFC3339 {
     /// Whole seconds in years 1970-9999 (every certificate and database time) by arithmetic: an
     /// ISO8601DateFormatter costs more to create than a bundle run spends on a host, and plans
     /// format one time per certificate. Nil for anything else, which the formatter handles.
-    static func formatWholeSeconds(_ date: Date) -> String? {
+    package static func formatWholeSeconds(_ date: Date) -> String? {
         let interval = date.timeIntervalSince1970
         guard interval >= 0, interval < 253_402_300_800, interval == interval.rounded(.down) else { return nil }
         let seconds = Int(interval)

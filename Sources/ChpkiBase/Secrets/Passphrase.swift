@@ -30,7 +30,7 @@ public struct Passphrase: Sendable, Equatable, CustomStringConvertible, CustomDe
     public var debugDescription: String { "<passphrase>" }
 
     /// Runs `body` with the passphrase as a NUL-terminated C string (wiped afterwards).
-    func withCString<T>(_ body: (UnsafePointer<CChar>) throws -> T) rethrows -> T {
+    package func withCString<T>(_ body: (UnsafePointer<CChar>) throws -> T) rethrows -> T {
         var buffer = storage.withBytes { $0.map { CChar(bitPattern: $0) } }
         buffer.append(0)
         defer { buffer.withUnsafeMutableBytes { SecureMemory.cleanse($0) } }

@@ -30,7 +30,7 @@ public final class SecretBytes: @unchecked Sendable {
     }
 
     /// Only for filling a fresh buffer (a decryption's output).
-    func withMutableBytes<T>(_ body: (UnsafeMutableRawBufferPointer) throws -> T) rethrows -> T {
+    package func withMutableBytes<T>(_ body: (UnsafeMutableRawBufferPointer) throws -> T) rethrows -> T {
         try body(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count]))
     }
 

@@ -1,0 +1,4 @@
+// ChpkiCore re-exports the layers below it, so the executable and the tests that `import ChpkiCore`
+// see the whole public API as before the split (docs/architecture.md, "Targets"). A lower target
+// never imports ChpkiCore: the package graph does not allow it.
+@_exported import ChpkiBase
