@@ -33,10 +33,13 @@ let package = Package(
         // so an arrow pointing up does not compile (docs/architecture.md, "Targets").
         // ChpkiBase: ChpkiError and its codes, time, ParallelResults; imports nothing of chpki.
         .target(name: "ChpkiBase"),
+        // ChpkiModel: the value types and the naming rules they carry (HostName, ServiceName, DN, ...).
+        .target(name: "ChpkiModel", dependencies: ["ChpkiBase"]),
         .target(
             name: "ChpkiCore",
             dependencies: [
                 "ChpkiBase",
+                "ChpkiModel",
                 "CChpkiOpenSSL",
                 "CChpkiPOSIX",
                 "CChpkiZlib",

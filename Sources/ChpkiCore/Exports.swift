@@ -2,3 +2,4 @@
 // see the whole public API as before the split (docs/architecture.md, "Targets"). A lower target
 // never imports ChpkiCore: the package graph does not allow it.
 @_exported import ChpkiBase
+@_exported import ChpkiModel

@@ -1,4 +1,5 @@
 import Foundation
+import ChpkiBase
 
 /// An X.501 distinguished name as chpki models it: a sequence of single-valued RDNs in
 /// *encoding* order (C first, CN last for the usual `/C=US/O=.../CN=host` shape).
@@ -21,7 +22,7 @@ public struct DistinguishedName: Sendable, Equatable, Hashable, CustomStringConv
     }
 
     /// Attribute names accepted in `--subject`, mapped case-insensitively to OpenSSL's short names.
-    static let knownTypes: [String: String] = [
+    package static let knownTypes: [String: String] = [
         "cn": "CN", "ou": "OU", "o": "O", "l": "L", "st": "ST", "c": "C", "dc": "DC",
         "emailaddress": "emailAddress", "serialnumber": "serialNumber", "uid": "UID", "street": "street",
     ]
@@ -98,7 +99,7 @@ public struct DistinguishedName: Sendable, Equatable, Hashable, CustomStringConv
     }
 
     /// `DNAttributeValue`'s rule, the same one the inventory's subject follows.
-    static func validate(type: String, value: String, field: String) throws {
+    package static func validate(type: String, value: String, field: String) throws {
         if let reason = DNAttributeValue.problem(type: type, value: value) {
             throw ChpkiError.input(.subjectInvalid, file: nil, field: field, "\(type) \(reason)")
         }

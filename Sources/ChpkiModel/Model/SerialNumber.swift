@@ -13,12 +13,13 @@ public struct SerialNumber: Sendable, Hashable, Comparable, CustomStringConverti
 
     public static let length = 18
 
-    /// A fresh random serial; the first octet is 0x01–0x7F so the encoding is exactly `length` octets.
-    public static func random() throws -> SerialNumber {
-        var bytes = try randomBytes(length)
+    /// A serial from `length` random octets (see `random()` in ChpkiOpenSSL, which draws them):
+    /// the first octet is forced to 0x01–0x7F so the encoding is exactly `length` octets.
+    public init(randomOctets bytes: [UInt8]) {
+        var bytes = bytes
         bytes[0] = bytes[0] & 0x7F
         if bytes[0] == 0 { bytes[0] = 0x01 }
-        return SerialNumber(bytes: bytes)
+        self.init(bytes: bytes)
     }
 
     /// Parses hex as `openssl` prints it, with or without colons and `0x`. ASCII digits only:

@@ -10,7 +10,7 @@ public struct KeyUsage: OptionSet, Sendable, Hashable {
     public static let cRLSign = KeyUsage(rawValue: 1 << 4)
 
     /// Names as OpenSSL's extension config and `x509 -text` spell them, in that order.
-    static let names: [(KeyUsage, String)] = [
+    package static let names: [(KeyUsage, String)] = [
         (.digitalSignature, "digitalSignature"), (.keyEncipherment, "keyEncipherment"),
         (.keyAgreement, "keyAgreement"), (.keyCertSign, "keyCertSign"), (.cRLSign, "cRLSign"),
     ]
