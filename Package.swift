@@ -35,12 +35,15 @@ let package = Package(
         .target(name: "ChpkiBase"),
         // ChpkiModel: the value types and the naming rules they carry (HostName, ServiceName, DN, ...).
         .target(name: "ChpkiModel", dependencies: ["ChpkiBase"]),
+        // ChpkiOpenSSL: the ONLY target that links OpenSSL; keys, certificates, CRLs, CSRs, PEM,
+        // PKCS#8, AEAD, KDF, CMS envelopes, signing workers, the TLS probe client.
+        .target(name: "ChpkiOpenSSL", dependencies: ["ChpkiBase", "ChpkiModel", "CChpkiOpenSSL"]),
         .target(
             name: "ChpkiCore",
             dependencies: [
                 "ChpkiBase",
                 "ChpkiModel",
-                "CChpkiOpenSSL",
+                "ChpkiOpenSSL",
                 "CChpkiPOSIX",
                 "CChpkiZlib",
                 .product(name: "Yams", package: "Yams"),
@@ -66,7 +69,8 @@ let package = Package(
         ),
         .testTarget(
             name: "ChpkiCoreTests",
-            dependencies: ["ChpkiCore"]
+            // The lower targets too: a test of their internals says `@testable import ChpkiOpenSSL`.
+            dependencies: ["ChpkiCore", "ChpkiBase", "ChpkiModel", "ChpkiOpenSSL"]
         ),
     ],
     swiftLanguageModes: [.v6]

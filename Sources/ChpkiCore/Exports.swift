@@ -3,3 +3,4 @@
 // never imports ChpkiCore: the package graph does not allow it.
 @_exported import ChpkiBase
 @_exported import ChpkiModel
+@_exported import ChpkiOpenSSL

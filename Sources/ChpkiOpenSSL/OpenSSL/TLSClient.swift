@@ -1,6 +1,8 @@
 import Foundation
 import Glibc
 internal import CChpkiOpenSSL
+import ChpkiBase
+import ChpkiModel
 
 /// A TLS client connection, for the rollout's health checks: the server's chain is verified
 /// against the given trust anchors only (never the system store) and its name against
@@ -135,7 +137,7 @@ public final class TLSClient {
         return queue.reasons.isEmpty ? "\(what) failed (SSL error \(code))" : queue.description
     }
 
-    static func isIPAddress(_ text: String) -> Bool {
+    package static func isIPAddress(_ text: String) -> Bool {
         var v4 = in_addr(), v6 = in6_addr()
         return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
     }

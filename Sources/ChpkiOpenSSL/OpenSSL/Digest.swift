@@ -1,5 +1,7 @@
 import Foundation
 internal import CChpkiOpenSSL
+import ChpkiBase
+import ChpkiModel
 
 /// Message digests through EVP.
 public enum Digest {

@@ -1,5 +1,7 @@
 import Foundation
 internal import CChpkiOpenSSL
+import ChpkiBase
+import ChpkiModel
 
 /// One thread's OpenSSL state for a signing batch. OpenSSL 3.0 guards its shared provider store
 /// with read-write locks that every implicit algorithm fetch takes; two threads signing through the

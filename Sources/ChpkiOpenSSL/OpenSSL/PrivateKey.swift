@@ -1,5 +1,7 @@
 import Foundation
 internal import CChpkiOpenSSL
+import ChpkiBase
+import ChpkiModel
 
 /// How a private key is protected at rest in PKCS#8 (SPEC §6).
 public enum KeyProtection: Sendable, Equatable {

@@ -1,5 +1,7 @@
 import Foundation
 internal import CChpkiOpenSSL
+import ChpkiBase
+import ChpkiModel
 
 /// A PKCS#10 certificate signing request (OpenSSL `X509_REQ`), read for `chpki inspect`.
 public final class CertificateRequest: @unchecked Sendable {

@@ -1,5 +1,7 @@
 import Foundation
 internal import CChpkiOpenSSL
+import ChpkiBase
+import ChpkiModel
 
 /// An X.509 certificate (OpenSSL `X509`). Immutable: built by `CertificateBuilder`, or parsed.
 public final class Certificate: @unchecked Sendable {

@@ -1,5 +1,7 @@
 import Foundation
 internal import CChpkiOpenSSL
+import ChpkiBase
+import ChpkiModel
 
 /// A signed CRL v2 (OpenSSL `X509_CRL`).
 public final class CertificateRevocationList: @unchecked Sendable {

@@ -1,5 +1,7 @@
 import Foundation
 internal import CChpkiOpenSSL
+import ChpkiBase
+import ChpkiModel
 
 /// A public key (EVP_PKEY holding only the public half), read from `BEGIN PUBLIC KEY`
 /// (SubjectPublicKeyInfo) or `BEGIN RSA PUBLIC KEY` (PKCS#1) PEM.

@@ -1,5 +1,7 @@
 import Foundation
 internal import CChpkiOpenSSL
+import ChpkiBase
+import ChpkiModel
 
 /// CMS EnvelopedData (RFC 5652) with one password recipient (PWRI, RFC 3211): what
 /// `openssl cms -encrypt -pwri_password` writes and `openssl cms -decrypt -pwri_password` opens.

@@ -1,5 +1,7 @@
 import Foundation
 internal import CChpkiOpenSSL
+import ChpkiBase
+import ChpkiModel
 
 /// The unencrypted PKCS#8 PEM of an EC key (RFC 5208 PrivateKeyInfo holding an RFC 5915
 /// ECPrivateKey), written from the key's two numbers, byte for byte as OpenSSL 3 writes it. OpenSSL's
@@ -8,7 +10,7 @@ internal import CChpkiOpenSSL
 /// the PEM are built in wiped memory: the result is a `SecretBytes` and every scratch copy is cleansed.
 extension PrivateKey {
     /// Nil for a key that is not P-256 or P-384 (the caller falls back to `pkcs8PEM()`).
-    func ecPKCS8PEM() throws -> SecretBytes? {
+    package func ecPKCS8PEM() throws -> SecretBytes? {
         let curve: (oid: [UInt8], size: Int)
         switch keyType {
         case .ecP256: curve = ([0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07], 32)  // prime256v1

@@ -1,5 +1,7 @@
 import Foundation
 internal import CChpkiOpenSSL
+import ChpkiBase
+import ChpkiModel
 
 /// AES-256-CBC with PKCS#7 padding through EVP: the cipher of the `veil` secrets file
 /// (`Veil::Cipher::V2`, Ruby's `OpenSSL::Cipher.new("aes-256-cbc")`).

@@ -1,4 +1,6 @@
 internal import CChpkiOpenSSL
+import ChpkiBase
+import ChpkiModel
 
 /// A failed OpenSSL call, carrying what chpki was doing and OpenSSL's own error queue,
 /// drained at the failing call (the queue is per thread).

@@ -1,5 +1,7 @@
 import Foundation
 internal import CChpkiOpenSSL
+import ChpkiBase
+import ChpkiModel
 
 /// Moves GeneralName values in and out of OpenSSL's GENERAL_NAME, typed, with no string parsing,
 /// so a name from the inventory can never be read as extension syntax.

@@ -1,5 +1,7 @@
 import Foundation
 internal import CChpkiOpenSSL
+import ChpkiBase
+import ChpkiModel
 
 /// The protection parameters of an `ENCRYPTED PRIVATE KEY` (PKCS#8 EncryptedPrivateKeyInfo),
 /// read without the passphrase: scheme, KDF and its cost, cipher.

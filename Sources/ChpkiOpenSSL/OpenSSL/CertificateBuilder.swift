@@ -1,5 +1,7 @@
 import Foundation
 internal import CChpkiOpenSSL
+import ChpkiBase
+import ChpkiModel
 
 /// Everything that goes into a certificate except the keys: the profile of SPEC §3 made concrete.
 public struct CertificateTemplate: Sendable {

@@ -1,5 +1,7 @@
 import Foundation
 internal import CChpkiOpenSSL
+import ChpkiBase
+import ChpkiModel
 
 /// AES-256-GCM through EVP: authenticated encryption of leaf keys at rest. A sealed box is
 /// `nonce (12) || ciphertext || tag (16)`; the associated data (e.g. the certificate's serial) is

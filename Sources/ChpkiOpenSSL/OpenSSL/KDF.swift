@@ -1,5 +1,7 @@
 import Foundation
 internal import CChpkiOpenSSL
+import ChpkiBase
+import ChpkiModel
 
 /// scrypt (RFC 7914) through EVP_KDF: turns the CA passphrase into the key that wraps the leaf-key
 /// data key. The parameters travel with the wrapped key, so they can be raised later.

@@ -1,10 +1,17 @@
 import Foundation
 internal import CChpkiOpenSSL
+import ChpkiBase
+import ChpkiModel
 
 /// One `-----BEGIN LABEL-----` block of a PEM file, decoded by OpenSSL's PEM reader.
 public struct PEMBlock: Sendable, Equatable {
     public var label: String
     public var der: Data
+
+    package init(label: String, der: Data) {
+        self.label = label
+        self.der = der
+    }
 
     /// Every PEM block in `data`, in order. Text outside blocks (comments, `openssl x509 -text`) is skipped.
     public static func all(in data: Data) throws -> [PEMBlock] {

@@ -1,5 +1,7 @@
 import Foundation
 internal import CChpkiOpenSSL
+import ChpkiBase
+import ChpkiModel
 
 /// Scoped memory BIOs: the only way the rest of the OpenSSL layer moves bytes in and out of OpenSSL.
 enum MemoryBIO {
