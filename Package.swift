@@ -38,14 +38,16 @@ let package = Package(
         // ChpkiOpenSSL: the ONLY target that links OpenSSL; keys, certificates, CRLs, CSRs, PEM,
         // PKCS#8, AEAD, KDF, CMS envelopes, signing workers, the TLS probe client.
         .target(name: "ChpkiOpenSSL", dependencies: ["ChpkiBase", "ChpkiModel", "CChpkiOpenSSL"]),
+        // ChpkiPlatform: the POSIX calls (atomic files, flock, rooted directories, fresh trees,
+        // subprocesses, the terminal, process hygiene) and the archive formats (ustar, gzip).
+        .target(name: "ChpkiPlatform", dependencies: ["ChpkiBase", "CChpkiPOSIX", "CChpkiZlib"]),
         .target(
             name: "ChpkiCore",
             dependencies: [
                 "ChpkiBase",
                 "ChpkiModel",
                 "ChpkiOpenSSL",
-                "CChpkiPOSIX",
-                "CChpkiZlib",
+                "ChpkiPlatform",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Mustache", package: "swift-mustache"),
@@ -70,7 +72,7 @@ let package = Package(
         .testTarget(
             name: "ChpkiCoreTests",
             // The lower targets too: a test of their internals says `@testable import ChpkiOpenSSL`.
-            dependencies: ["ChpkiCore", "ChpkiBase", "ChpkiModel", "ChpkiOpenSSL"]
+            dependencies: ["ChpkiCore", "ChpkiBase", "ChpkiModel", "ChpkiOpenSSL", "ChpkiPlatform"]
         ),
     ],
     swiftLanguageModes: [.v6]

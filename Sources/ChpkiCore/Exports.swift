@@ -4,3 +4,4 @@
 @_exported import ChpkiBase
 @_exported import ChpkiModel
 @_exported import ChpkiOpenSSL
+@_exported import ChpkiPlatform

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiPlatform
 @testable import ChpkiOpenSSL
 
 /// The error codes are a contract (docs/errors.md): the doc and `ChpkiError.Code.all` must name

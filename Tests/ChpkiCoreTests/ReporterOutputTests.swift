@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiPlatform
 @testable import ChpkiOpenSSL
 
 @Suite("what the Reporter prints: control characters escaped, one line per error")

@@ -1,4 +1,5 @@
 import Foundation
+import ChpkiBase
 
 /// One member of a tar archive, with the owner and group by name (as `tar -xp` restores them on
 /// the target host) and the mode.

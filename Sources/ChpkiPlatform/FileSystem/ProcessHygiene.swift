@@ -1,5 +1,6 @@
 import Foundation
 internal import CChpkiPOSIX
+import ChpkiBase
 
 /// What chpki does to its own process before it touches a secret (SPEC §8).
 public enum ProcessHygiene {

@@ -1,3 +1,5 @@
+import ChpkiBase
+
 /// Path arithmetic on plain strings. (Foundation's NSString path methods crash on some inputs on
 /// Linux, e.g. `deletingLastPathComponent` of a bare name.)
 public enum Path {

@@ -2,6 +2,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import ChpkiBase
 
 /// The controlling terminal, for the one thing chpki asks interactively: a passphrase, never echoed.
 public enum Terminal {
@@ -13,7 +14,7 @@ public enum Terminal {
 
     /// Reads a line without echo from the controlling terminal; `alternatives` (the file option and
     /// variable that would have given it) is named when there is no terminal to ask on.
-    static func readSecret(prompt: String, alternatives: String) throws -> [UInt8] {
+    package static func readSecret(prompt: String, alternatives: String) throws -> [UInt8] {
         let descriptor = standardInputIsATerminal ? open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC) : -1
         guard descriptor >= 0 else {
             throw ChpkiError.input(.passphraseMissing, file: nil, field: "passphrase", "no passphrase given and no terminal to ask on: use \(alternatives)")

@@ -2,6 +2,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import ChpkiBase
 
 /// An `--out` directory: it exists, or is created (0755) when its parent does.
 public enum OutputDirectory {

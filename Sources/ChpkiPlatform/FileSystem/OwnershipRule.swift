@@ -1,4 +1,5 @@
 import Foundation
+import ChpkiBase
 
 /// The one rule for a directory or file whose contents chpki acts on with its own privileges (a
 /// target directory of an install, a template override): it belongs to root or to the user chpki

@@ -1,5 +1,6 @@
 import Foundation
 internal import CChpkiZlib
+import ChpkiBase
 
 /// gzip (RFC 1952) through zlib, for archives that `tar -xzf` opens.
 public enum Gzip {

@@ -1,4 +1,5 @@
 import Foundation
+import ChpkiBase
 
 /// Runs another program and collects what it printed: the one place chpki starts a process
 /// (today only `ansible-inventory --list`, SPEC §2 `ansible_inventory:`).

@@ -1,4 +1,5 @@
 import Foundation
+import ChpkiBase
 
 /// A file named by the operator (inventory, passphrase file, `inspect` input): read whole, at most
 /// `limit` bytes (a `ReadLimits` constant), or refused with the one line SPEC §1 asks for.

@@ -1,4 +1,5 @@
 import Foundation
+import ChpkiBase
 
 /// The most chpki reads of each kind of file it did not write (SPEC §8: every such read is
 /// bounded), in one place. A file past its limit is refused with one line naming it, before a byte

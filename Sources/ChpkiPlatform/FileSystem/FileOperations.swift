@@ -2,6 +2,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import ChpkiBase
 
 /// The plain POSIX file operations the rest of chpki needs (directories, renames, removals, modes),
 /// so that no file outside FileSystem/ calls libc. Each failure is a `POSIXFailure` with errno's text.

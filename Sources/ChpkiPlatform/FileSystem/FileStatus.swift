@@ -2,6 +2,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import ChpkiBase
 
 /// What stat(2) says about a path, plus owner and group by name.
 public struct FileStatus: Sendable, Equatable {
@@ -147,6 +148,18 @@ public enum RegularFile {
             if count == 0 { return .data(data) }
             guard data.count <= limit - count else { return .tooLarge }
             data.append(contentsOf: buffer[..<count])
+        }
+    }
+}
+
+extension RegularFile.Failure {
+    /// The code of each way a file cannot be read.
+    public var code: ChpkiError.Code {
+        switch self {
+        case .missing: return .fileMissing
+        case .notRegular: return .fileNotRegular
+        case .unreadable: return .fileUnreadable
+        case .tooLarge: return .fileTooLarge
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import ChpkiBase
 
 /// Makes the files of one install under a `RootedDirectory` take their names as one unit across a
 /// crash (SPEC §8). The installer first stages every new file as a temporary beside its target

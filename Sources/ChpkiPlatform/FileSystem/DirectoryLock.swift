@@ -2,6 +2,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import ChpkiBase
 
 /// A flock(2) on a directory: every command that changes the CA holds it exclusively, readers hold
 /// it shared, so no reader sees a change half done and two writers never interleave. Locking the

@@ -2,6 +2,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import ChpkiBase
 
 /// A directory tree that paths are resolved inside, never outside: every relative path is walked
 /// one component at a time with `openat(O_NOFOLLOW | O_DIRECTORY)` from a descriptor of the root,

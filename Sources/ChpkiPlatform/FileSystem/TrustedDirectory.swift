@@ -2,6 +2,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import ChpkiBase
 
 /// A directory whose files chpki takes as its own code-like input (template overrides, SPEC §8):
 /// the directory and every file read from it must be owned by root or by the user chpki runs as,

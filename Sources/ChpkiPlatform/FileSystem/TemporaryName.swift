@@ -1,4 +1,5 @@
 import Foundation
+import ChpkiBase
 
 /// mktemp(3), with glibc's contract, defined here so the link never binds Foundation's call to
 /// glibc's. Foundation's atomic writes (`Data.write(options: .atomic)`, `FileManager.createFile`),

@@ -2,6 +2,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import ChpkiBase
 
 /// Writing a new directory tree that nobody else sees yet (a staging directory), as fast as the
 /// file system allows: plain creates (no temporary file and rename per file), one `syncfs` for a

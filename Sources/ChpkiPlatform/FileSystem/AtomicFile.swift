@@ -2,6 +2,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import ChpkiBase
 
 /// Writes that never leave a half-written file: a temporary file in the same directory, fsync,
 /// chmod, rename over the target, fsync the directory (SPEC §6, "every write is atomic").
