@@ -41,6 +41,11 @@ let package = Package(
         // ChpkiPlatform: the POSIX calls (atomic files, flock, rooted directories, fresh trees,
         // subprocesses, the terminal, process hygiene) and the archive formats (ustar, gzip).
         .target(name: "ChpkiPlatform", dependencies: ["ChpkiBase", "CChpkiPOSIX", "CChpkiZlib"]),
+        // ChpkiInventory: cluster.yml and ansible-inventory read into an Inventory, every field checked.
+        .target(
+            name: "ChpkiInventory",
+            dependencies: ["ChpkiBase", "ChpkiModel", "ChpkiPlatform", .product(name: "Yams", package: "Yams")]
+        ),
         .target(
             name: "ChpkiCore",
             dependencies: [
@@ -48,6 +53,7 @@ let package = Package(
                 "ChpkiModel",
                 "ChpkiOpenSSL",
                 "ChpkiPlatform",
+                "ChpkiInventory",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Mustache", package: "swift-mustache"),
@@ -72,7 +78,7 @@ let package = Package(
         .testTarget(
             name: "ChpkiCoreTests",
             // The lower targets too: a test of their internals says `@testable import ChpkiOpenSSL`.
-            dependencies: ["ChpkiCore", "ChpkiBase", "ChpkiModel", "ChpkiOpenSSL", "ChpkiPlatform"]
+            dependencies: ["ChpkiCore", "ChpkiBase", "ChpkiModel", "ChpkiOpenSSL", "ChpkiPlatform", "ChpkiInventory"]
         ),
     ],
     swiftLanguageModes: [.v6]

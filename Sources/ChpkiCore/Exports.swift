@@ -5,3 +5,8 @@
 @_exported import ChpkiModel
 @_exported import ChpkiOpenSSL
 @_exported import ChpkiPlatform
+@_exported import ChpkiInventory
+
+// Foundation has a `Host` too; inside one module the module's own type won, across modules the name
+// is ambiguous, so ChpkiCore names the inventory's host once.
+public typealias Host = ChpkiInventory.Host

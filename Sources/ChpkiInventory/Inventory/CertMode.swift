@@ -1,3 +1,7 @@
+import ChpkiBase
+import ChpkiModel
+import ChpkiPlatform
+
 /// Which extended key usages a certificate carries: minicluster's `server_cert_mode` and
 /// `client_cert_mode` values (`client` -> clientAuth, `server` -> serverAuth, `both` -> both).
 public enum CertMode: String, CaseIterable, Sendable, Equatable {

@@ -1,5 +1,8 @@
 import Foundation
 import Yams
+import ChpkiBase
+import ChpkiModel
+import ChpkiPlatform
 
 /// Typed, line-aware access to a composed YAML tree for the strict inventory reader.
 ///

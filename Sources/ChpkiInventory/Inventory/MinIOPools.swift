@@ -1,4 +1,7 @@
 import Foundation
+import ChpkiBase
+import ChpkiModel
+import ChpkiPlatform
 
 /// MinIO server pools (SPEC §7 Growth): a MinIO deployment grows by whole pools, never by one
 /// server into a pool that runs (the erasure sets are fixed when a pool is made). The inventory

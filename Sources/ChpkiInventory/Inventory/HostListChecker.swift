@@ -1,3 +1,7 @@
+import ChpkiBase
+import ChpkiModel
+import ChpkiPlatform
+
 /// One host as a source wrote it, before the checks: an entry of `cluster.yml`'s `hosts:` or a
 /// host of the Ansible inventory that `ansible_inventory:` names.
 struct HostDraft {

@@ -1,5 +1,8 @@
 import Foundation
 import Yams
+import ChpkiBase
+import ChpkiModel
+import ChpkiPlatform
 
 /// The hosts of the Ansible inventory that `ansible_inventory: FILE` names (SPEC §2), so the
 /// cluster is described once: a host's FQDN is its inventory name, its groups its Ansible groups

@@ -1,4 +1,7 @@
 import Foundation
+import ChpkiBase
+import ChpkiModel
+import ChpkiPlatform
 
 /// The cluster described by `cluster.yml` (SPEC §2), fully checked: every name valid, every
 /// reference resolved, every default filled in. Build one with `Inventory.load(path:)` or

@@ -1,5 +1,8 @@
 import Foundation
 import Yams
+import ChpkiBase
+import ChpkiModel
+import ChpkiPlatform
 
 /// Reads `cluster.yml` strictly (SPEC §2): walks the composed YAML tree by hand so that every
 /// unknown key, wrong type, malformed name or address and dangling reference is reported with its
