@@ -23,7 +23,7 @@ extension CASession {
     /// which signs `items`; the intermediate and the leaves are recorded in one transaction, then
     /// the files. It becomes the issuing CA: new and reissued leaves chain through it, existing
     /// leaves and every trust file stay as they are.
-    public func issue(_ items: [IssuancePlan.Item], growingWith constraints: NameConstraints, progress: ProgressTicker? = nil,
+    public func issue(_ items: [IssuancePlan.Item], growingWith constraints: NameConstraints, progress: (any ProgressSink)? = nil,
                       phaseDone: (String) -> Void = { _ in }) throws -> (intermediate: Certificate, issued: [BatchIssuer.Issued]) {
         try requireExclusive()
         try SigningClock.check(issuer: root, now: now)

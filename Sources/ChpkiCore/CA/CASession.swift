@@ -324,7 +324,7 @@ public final class CASession {
 
     /// Signs `items` (new keys, or the previous key where the item keeps it), records the batch in
     /// one transaction, then rewrites index.txt.
-    public func issue(_ items: [IssuancePlan.Item], progress: ProgressTicker? = nil,
+    public func issue(_ items: [IssuancePlan.Item], progress: (any ProgressSink)? = nil,
                       phaseDone: (String) -> Void = { _ in }) throws -> [BatchIssuer.Issued] {
         try requireExclusive()
         guard !items.isEmpty else { return [] }
@@ -342,7 +342,7 @@ public final class CASession {
     /// keeps it). `recording` opens the transaction that records them and runs `produce` in it, which
     /// hands each leaf's row (its key sealed for `ca.db`) over in item order as the workers sign it:
     /// the batch is recorded while it is being signed, and committed once, whole.
-    func sign(_ items: [IssuancePlan.Item], signer: Signer, issuer: Certificate, progress: ProgressTicker?, phaseDone: (String) -> Void,
+    func sign(_ items: [IssuancePlan.Item], signer: Signer, issuer: Certificate, progress: (any ProgressSink)?, phaseDone: (String) -> Void,
               recording: (_ produce: (_ record: (CADatabase.LeafRow) throws -> Void) throws -> Void) throws -> Void) throws -> [BatchIssuer.Issued] {
         try SigningClock.check(issuer: issuer, now: now)
         // Read before the transaction (which cannot read through the queue): the kept keys, and the

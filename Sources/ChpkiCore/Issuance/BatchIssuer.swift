@@ -19,7 +19,7 @@ public enum BatchIssuer {
     public static func sign<Output: Sendable>(_ items: [IssuancePlan.Item], signer: Signer, issuerNotAfter: Date,
                                               previousKeys: [SerialNumber: SecretBytes], now: Date,
                                               workers: Int = ProcessInfo.processInfo.activeProcessorCount,
-                                              progress: ProgressTicker? = nil,
+                                              progress: (any ProgressSink)? = nil,
                                               finish: @escaping @Sendable (Issued) throws -> Output,
                                               record: (Output) throws -> Void = { _ in }) throws -> [Output] {
         guard !items.isEmpty else { return [] }

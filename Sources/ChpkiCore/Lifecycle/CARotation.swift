@@ -67,12 +67,13 @@ public enum CARotation {
     /// What the hosts must show before `--finish`: each record in `state` (RotationGate), for
     /// `hosts`; nil: not checked (`--force-unrecorded`, a site that installs without chpki's rollout).
     public struct Installed: Sendable {
-        public var hosts: [String]
-        public var state: String
+        /// Throws when a host has not installed the new root's trust and leaves; `newRoot` is the
+        /// lower-case hex SHA-256 of the new root's DER. The rollout layer supplies it (`RotationGate`),
+        /// so CA rotation does not call up into the install records.
+        public var check: @Sendable (_ newRoot: String) throws -> Void
 
-        public init(hosts: [String], state: String) {
-            self.hosts = hosts
-            self.state = state
+        public init(check: @escaping @Sendable (_ newRoot: String) throws -> Void) {
+            self.check = check
         }
     }
 
@@ -91,8 +92,7 @@ public enum CARotation {
         }
         if let installed {
             let newRoot = session.root.fingerprintSHA256.replacingOccurrences(of: ":", with: "").lowercased()
-            let lagging = try RotationGate.lagging(hosts: installed.hosts, state: installed.state, newRoot: newRoot)
-            guard lagging.isEmpty else { throw RotationGate.refusal(lagging, state: installed.state) }
+            try installed.check(newRoot)
         }
         try session.finishRotation()
         // crl.pem drops the retired CAs' CRLs and holds a fresh one for every live CA with leaves.
