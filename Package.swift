@@ -46,6 +46,16 @@ let package = Package(
             name: "ChpkiInventory",
             dependencies: ["ChpkiBase", "ChpkiModel", "ChpkiPlatform", .product(name: "Yams", package: "Yams")]
         ),
+        // ChpkiCA: the CA core. CASession and CADatabase (GRDB: the only SQL), CAFiles, issuance
+        // (naming rules, plans, BatchIssuer), lifecycle (renewal, revocation, CRLs, rotation), the
+        // passphrase sources and the leaf-key vault. Progress reaches it through ChpkiBase's ProgressSink.
+        .target(
+            name: "ChpkiCA",
+            dependencies: [
+                "ChpkiBase", "ChpkiModel", "ChpkiOpenSSL", "ChpkiPlatform", "ChpkiInventory",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
         .target(
             name: "ChpkiCore",
             dependencies: [
@@ -54,6 +64,7 @@ let package = Package(
                 "ChpkiOpenSSL",
                 "ChpkiPlatform",
                 "ChpkiInventory",
+                "ChpkiCA",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Mustache", package: "swift-mustache"),
@@ -78,7 +89,7 @@ let package = Package(
         .testTarget(
             name: "ChpkiCoreTests",
             // The lower targets too: a test of their internals says `@testable import ChpkiOpenSSL`.
-            dependencies: ["ChpkiCore", "ChpkiBase", "ChpkiModel", "ChpkiOpenSSL", "ChpkiPlatform", "ChpkiInventory"]
+            dependencies: ["ChpkiCore", "ChpkiBase", "ChpkiModel", "ChpkiOpenSSL", "ChpkiPlatform", "ChpkiInventory", "ChpkiCA"]
         ),
     ],
     swiftLanguageModes: [.v6]

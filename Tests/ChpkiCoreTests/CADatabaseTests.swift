@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
 @testable import ChpkiOpenSSL
 
 /// CADatabase as the typed boundary: what goes in comes back typed, each change is one transaction,

@@ -4,6 +4,7 @@ import Glibc
 #endif
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
 @testable import ChpkiInventory
 
 /// What the CA-level unit tests share: a private temporary directory per test, CAs made through

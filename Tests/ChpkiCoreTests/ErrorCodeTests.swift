@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
 @testable import ChpkiPlatform
 @testable import ChpkiOpenSSL
 

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
 @testable import ChpkiOpenSSL
 
 /// The rollout's health checks against a real TLS server (`openssl s_server`, requiring a client

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
 @testable import ChpkiPlatform
 
 /// InstallJournal on its own: `commit` renames every staged file and removes itself; `freeName`

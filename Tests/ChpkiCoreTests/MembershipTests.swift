@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
 @testable import ChpkiInventory
 
 /// Cluster membership on growth (SPEC §7 Growth), without a CA: etcd's joiners and leavers from the

@@ -4,6 +4,7 @@ import Glibc
 #endif
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
 @testable import ChpkiPlatform
 
 /// SecretBundleInstaller's plans and installs under a private root: which step each file gets

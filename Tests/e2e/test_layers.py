@@ -26,7 +26,8 @@ LAYERS = {
     "ChpkiOpenSSL": {"ChpkiBase", "ChpkiModel", "CChpkiOpenSSL"},
     "ChpkiPlatform": {"ChpkiBase", "CChpkiPOSIX", "CChpkiZlib"},
     "ChpkiInventory": {"ChpkiBase", "ChpkiModel", "ChpkiPlatform"},
-    "ChpkiCore": {"ChpkiBase", "ChpkiModel", "ChpkiOpenSSL", "ChpkiPlatform", "ChpkiInventory"},
+    "ChpkiCA": {"ChpkiBase", "ChpkiModel", "ChpkiOpenSSL", "ChpkiPlatform", "ChpkiInventory"},
+    "ChpkiCore": {"ChpkiBase", "ChpkiModel", "ChpkiOpenSSL", "ChpkiPlatform", "ChpkiInventory", "ChpkiCA"},
     "chpki": {"ChpkiCore"},
 }
 C_MODULES = {"CChpkiOpenSSL", "CChpkiPOSIX", "CChpkiZlib"}
@@ -72,6 +73,14 @@ def test_the_package_graph_is_the_documented_layering_and_every_import_is_declar
     for name in LAYERS:
         for module in (set(imports_of(REPO / "Sources" / name)) & C_MODULES) - LAYERS[name]:
             raise AssertionError(f"{name} imports {module}")
+
+
+def test_sql_only_in_the_ca_database():
+    """GRDB (so SQL) only in CA/CADatabase*.swift, and in ErrorReport, which words its errors."""
+    allowed = re.compile(r"^Sources/(ChpkiCA/CA/CADatabase(\+\w+)?\.swift|ChpkiCore/Errors/ErrorReport\.swift)$")
+    users = imports_of(REPO / "Sources").get("GRDB", set())
+    assert users, "no file imports GRDB: has the database moved?"
+    assert all(allowed.match(f) for f in users), sorted(f for f in users if not allowed.match(f))
 
 
 def test_an_upward_import_does_not_compile(tmp_path):
