@@ -29,12 +29,42 @@ let package = Package(
         ),
         // prctl(2) and the passphrase prompt's signal handler: what Swift cannot call or write safely.
         .systemLibrary(name: "CChpkiPOSIX"),
+        // The layers, lowest first: each target may import only the ones listed as its dependencies,
+        // so an arrow pointing up does not compile (docs/architecture.md, "Targets").
+        // ChpkiBase: ChpkiError and its codes, time, ParallelResults; imports nothing of chpki.
+        .target(name: "ChpkiBase"),
+        // ChpkiModel: the value types and the naming rules they carry (HostName, ServiceName, DN, ...).
+        .target(name: "ChpkiModel", dependencies: ["ChpkiBase"]),
+        // ChpkiOpenSSL: the ONLY target that links OpenSSL; keys, certificates, CRLs, CSRs, PEM,
+        // PKCS#8, AEAD, KDF, CMS envelopes, signing workers, the TLS probe client.
+        .target(name: "ChpkiOpenSSL", dependencies: ["ChpkiBase", "ChpkiModel", "CChpkiOpenSSL"]),
+        // ChpkiPlatform: the POSIX calls (atomic files, flock, rooted directories, fresh trees,
+        // subprocesses, the terminal, process hygiene) and the archive formats (ustar, gzip).
+        .target(name: "ChpkiPlatform", dependencies: ["ChpkiBase", "CChpkiPOSIX", "CChpkiZlib"]),
+        // ChpkiInventory: cluster.yml and ansible-inventory read into an Inventory, every field checked.
+        .target(
+            name: "ChpkiInventory",
+            dependencies: ["ChpkiBase", "ChpkiModel", "ChpkiPlatform", .product(name: "Yams", package: "Yams")]
+        ),
+        // ChpkiCA: the CA core. CASession and CADatabase (GRDB: the only SQL), CAFiles, issuance
+        // (naming rules, plans, BatchIssuer), lifecycle (renewal, revocation, CRLs, rotation), the
+        // passphrase sources and the leaf-key vault. Progress reaches it through ChpkiBase's ProgressSink.
+        .target(
+            name: "ChpkiCA",
+            dependencies: [
+                "ChpkiBase", "ChpkiModel", "ChpkiOpenSSL", "ChpkiPlatform", "ChpkiInventory",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
         .target(
             name: "ChpkiCore",
             dependencies: [
-                "CChpkiOpenSSL",
-                "CChpkiPOSIX",
-                "CChpkiZlib",
+                "ChpkiBase",
+                "ChpkiModel",
+                "ChpkiOpenSSL",
+                "ChpkiPlatform",
+                "ChpkiInventory",
+                "ChpkiCA",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Mustache", package: "swift-mustache"),
@@ -58,7 +88,8 @@ let package = Package(
         ),
         .testTarget(
             name: "ChpkiCoreTests",
-            dependencies: ["ChpkiCore"]
+            // The lower targets too: a test of their internals says `@testable import ChpkiOpenSSL`.
+            dependencies: ["ChpkiCore", "ChpkiBase", "ChpkiModel", "ChpkiOpenSSL", "ChpkiPlatform", "ChpkiInventory", "ChpkiCA"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
 
 /// `ansible_inventory:` read from a file that already is `ansible-inventory --list` JSON (no
 /// Ansible needed); the e2e tests run the real ansible-inventory on YAML inventories.

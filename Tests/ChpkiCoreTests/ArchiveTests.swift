@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
+@testable import ChpkiPlatform
 
 @Suite("tar and gzip")
 struct ArchiveTests {

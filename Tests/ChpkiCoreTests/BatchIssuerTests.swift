@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
 
 /// BatchIssuer: a batch signed on several workers comes back in the order it went in, whatever the
 /// number of workers and however slow each key type is; each certificate is the item's (names,

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
 
 /// Host layouts from the service descriptors, without a CA: leaves are placeholders (the layout
 /// never parses them), so these run in milliseconds.

@@ -2,6 +2,8 @@ import Foundation
 import GRDB
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
+@testable import ChpkiOpenSSL
 
 /// CADatabase as the typed boundary: what goes in comes back typed, each change is one transaction,
 /// a first-release schema is migrated in place, and sealed keys open only with the passphrase.

@@ -4,6 +4,7 @@ import Glibc
 #endif
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
 
 /// CAInitializer (`init-ca`): what a new CA is (a self-signed root, an intermediate for path
 /// length 0 holding the name constraints, an empty CRL), how its keys are protected (clear, one

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
 
 /// CARotation through its states: no rotation -> started (a new root and intermediate current,
 /// the old ones previous, a cross-certificate, a trust bundle of both) -> leaves reissued ->

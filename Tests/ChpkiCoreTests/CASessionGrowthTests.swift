@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
 
 /// Growth on an opened CA (CASession+Growth, IssuingAuthorities): an inventory that outgrows the
 /// intermediate's name constraints gets a new intermediate signed by the root, recorded with its

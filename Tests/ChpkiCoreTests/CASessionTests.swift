@@ -4,6 +4,7 @@ import Glibc
 #endif
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
 
 /// CASession: the lock it takes before it reads anything (against another process holding it),
 /// the recovery it runs on open for every way a run can be interrupted (a commit whose files were

@@ -4,6 +4,8 @@ import Glibc
 #endif
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
+@testable import ChpkiInventory
 
 /// What the CA-level unit tests share: a private temporary directory per test, CAs made through
 /// `CAInitializer` (the real path, never a hand-built database), sessions with passphrases from a

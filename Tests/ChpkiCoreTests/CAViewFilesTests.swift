@@ -4,6 +4,7 @@ import Glibc
 #endif
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
 
 /// CAFiles, the files of ca/ as views of ca.db: which file each authority role gives, what
 /// `differences` reports, the leftovers `staleStaging` recognises, and what a write that fails

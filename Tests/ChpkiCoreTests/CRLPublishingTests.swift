@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
 
 /// The clock rules of signing (SigningClock) and the CRL a CA publishes (CRLPublisher): no
 /// signing before the issuer's notBefore, no CRL that would already be expired against what ca.db

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
 
 /// Sessions racing on one CA (as concurrent chpki runs would): changes are serialised by the lock,
 /// every one of them is recorded and none is lost; a reader sees a batch whole or not at all; and

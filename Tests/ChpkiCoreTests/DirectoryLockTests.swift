@@ -4,6 +4,7 @@ import Glibc
 #endif
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
 
 /// DirectoryLock against another process (`flock(1)`, as a second chpki run would hold it): an
 /// exclusive lock waits for every other holder, a shared one only for an exclusive one, the

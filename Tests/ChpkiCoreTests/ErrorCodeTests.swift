@@ -2,6 +2,9 @@ import Foundation
 import GRDB
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
+@testable import ChpkiPlatform
+@testable import ChpkiOpenSSL
 
 /// The error codes are a contract (docs/errors.md): the doc and `ChpkiError.Code.all` must name
 /// the same codes, each code is `area.kebab-name`, and every error type maps to a code.

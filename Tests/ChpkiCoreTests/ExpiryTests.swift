@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
 
 /// Expiry (`chpki expiring`): which valid certificates are due within a window, with a CA flagged a
 /// year ahead by default and a leaf at its renew_before; revoked and superseded ones never; the

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
 
 /// A CA made by the first release (its ca.db schema, keys and CRL only in files) opened by this
 /// one: the session takes the exclusive lock even to read, migrates, adopts the files into ca.db

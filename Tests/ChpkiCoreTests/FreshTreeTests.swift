@@ -4,6 +4,7 @@ import Glibc
 #endif
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
 
 /// FreshTree, the writer of `chpki bundle`'s staging trees: files are created exactly once with
 /// exactly the mode and time asked (whatever the umask), never through a symlink; and `replace`

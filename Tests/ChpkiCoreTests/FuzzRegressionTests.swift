@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
 
 /// Inputs that crashed a reader under `scripts/fuzz` (SPEC §8: no input makes chpki crash), kept
 /// in `Tests/fuzz-regressions/TARGET/` and replayed through the same entry point the fuzzer

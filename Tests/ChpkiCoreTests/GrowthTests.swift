@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
+@testable import ChpkiInventory
 
 /// The rules growth and retirement rest on, without a CA: how wide `--name-constraints auto` is,
 /// and which live certificates `issue` retires.

@@ -2,6 +2,8 @@ import Foundation
 import Glibc
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
+@testable import ChpkiOpenSSL
 
 /// The rollout's health checks against a real TLS server (`openssl s_server`, requiring a client
 /// certificate, serving `/health` from a file): verified against the given trust and name only,

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
+@testable import ChpkiPlatform
 
 /// InstallJournal on its own: `commit` renames every staged file and removes itself; `freeName`
 /// never reuses a name; `recover` with nothing to do changes nothing; `pending` only reports.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
 
 /// IssuancePlan, the decision `issue` and `renew` act on: a profile without a valid certificate is
 /// issued; a changed profile is reissued (keeping the key unless the key type changed); a leaf of

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
 
 /// Issuance as it is recorded: the batch issuer hands leaves over in plan order while it signs, the
 /// database records them in one transaction that a failure anywhere rolls back whole, and rows that

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
 
 /// LeafKeyVault, which seals every leaf key in ca.db: a sealed key opens only with its own serial
 /// (a box moved to another row does not open), only under the right passphrase, and a tampered box

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
+@testable import ChpkiInventory
 
 /// Cluster membership on growth (SPEC §7 Growth), without a CA: etcd's joiners and leavers from the
 /// install records, MinIO's pool rules and expansions, OpenSearch's nodes_dn patterns.

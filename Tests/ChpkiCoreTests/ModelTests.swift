@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
 
 @Suite("Names, periods and paths")
 struct ModelTests {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import Yams
 @testable import ChpkiCore
+@testable import ChpkiCA
 
 /// NodesDN (`chpki nodes-dn`): the nodes_dn list is every OpenSearch host's DN in the order the
 /// plugin prints DNs (CN first, the inventory's subject after it, escaped as `Rdn.escapeValue`

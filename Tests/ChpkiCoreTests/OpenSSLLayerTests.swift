@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
 
 @Suite("OpenSSL layer")
 struct OpenSSLLayerTests {

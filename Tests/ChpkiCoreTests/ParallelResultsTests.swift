@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
 
 /// The one parallel-results type (signing batches, bundle trees): results in index order whatever
 /// the threads' timing, the first failure stops the batch and is the one thrown, and a consumer on

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
 
 /// PassphraseSource in SPEC §1's order: the file option first, then the environment variable; a
 /// file gives its first line without the line ending; empty, NUL, short (for a new key), missing,

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
 
 @Suite("RFC 3339 formatting")
 struct RFC3339Tests {

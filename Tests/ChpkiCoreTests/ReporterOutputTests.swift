@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
+@testable import ChpkiPlatform
+@testable import ChpkiOpenSSL
 
 @Suite("what the Reporter prints: control characters escaped, one line per error")
 struct ReporterOutputTests {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
 
 /// RetirementPlan (`issue --prune`): a live leaf the inventory no longer wants is retired as
 /// cessationOfOperation; one replaced because its names changed as superseded; one superseded by a

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
 
 /// The rollout plan (issue 17, ROLLOUT-CONTRACT): from what each host last installed and its new
 /// manifest, per-host steps in three phases — trust everywhere before any leaf, then leaves, then

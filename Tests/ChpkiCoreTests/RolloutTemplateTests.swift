@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
 
 /// `chpki rollout --copy/--run` templates: split once into argv, values substituted inside words
 /// and never split or scanned again, `{command_sh}` one word a POSIX shell reads back as the argv.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
 
 /// The recorded-manifest reader (InstallRecord, InstallPaths) and the per-host diff (ManifestDiff)
 /// behind `chpki rollout-plan`: manifests from the descriptors' own layouts (BundleLayoutTests).

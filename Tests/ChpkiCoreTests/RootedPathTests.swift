@@ -4,6 +4,7 @@ import Glibc
 #endif
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
 
 /// RootedDirectory, the path resolution every install stands on: nothing below the root is ever
 /// reached through a symlink, `..`, an absolute path or a directory someone else controls; files

@@ -4,6 +4,8 @@ import Glibc
 #endif
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
+@testable import ChpkiPlatform
 
 /// SecretBundleInstaller's plans and installs under a private root: which step each file gets
 /// (mkdir, create, unchanged, set-mode, replace with a kept backup), every conflict (a differing

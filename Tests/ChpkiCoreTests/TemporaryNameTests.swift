@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
 
 /// chpki's mktemp (FileSystem/TemporaryName.swift) keeps glibc's contract, and Foundation's atomic
 /// write, its one caller, still works through it.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiCA
 
 /// The key wrapping of SPEC §6 "Two secrets": which secret wraps which key, a new CA's root under
 /// the root passphrase and its issuing keys under the operations one, and `passphrase change`

@@ -1,7 +1,7 @@
 """Every read of a file chpki didn't write is bounded (SPEC §8): a 3 GiB sparse file where chpki
 expects an inventory, a passphrase file, an `inspect` input, a CA certificate view or a frontend
 secret gives one clear line (exit 2), fast, and never "Fatal error: unable to allocate memory".
-The limits live in one place (Sources/ChpkiCore/FileSystem/ReadLimits.swift)."""
+The limits live in one place (Sources/ChpkiPlatform/FileSystem/ReadLimits.swift)."""
 from __future__ import annotations
 
 import os

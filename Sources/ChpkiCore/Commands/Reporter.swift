@@ -125,7 +125,7 @@ public final class Reporter: @unchecked Sendable {
 /// One batch's progress line: `chpki: signing 1,234/7,001 certificates  412/s  14s left`,
 /// rewritten in place with `\r`. Safe to advance from several threads. Redraws at most ten times
 /// a second and not before the batch has run a quarter of a second, so quick runs print nothing.
-public final class ProgressTicker: @unchecked Sendable {
+public final class ProgressTicker: ProgressSink, @unchecked Sendable {
     static let redrawInterval: UInt64 = 100_000_000   // ns
     /// `CHPKI_PROGRESS_FIRST_MS` (tests only) moves the first draw, so a small batch shows progress.
     static let firstDrawAfter: UInt64 = ProcessInfo.processInfo.environment["CHPKI_PROGRESS_FIRST_MS"]

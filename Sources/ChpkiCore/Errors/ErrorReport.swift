@@ -106,15 +106,3 @@ public struct ErrorReport: Encodable, Sendable, Equatable {
                   problems: ["\(file.map { "\($0): " } ?? "")SQLite error \(error.extendedResultCode.rawValue): \(what)\(sql)\(meaning)"])
     }
 }
-
-extension RegularFile.Failure {
-    /// The code of each way a file cannot be read.
-    public var code: ChpkiError.Code {
-        switch self {
-        case .missing: return .fileMissing
-        case .notRegular: return .fileNotRegular
-        case .unreadable: return .fileUnreadable
-        case .tooLarge: return .fileTooLarge
-        }
-    }
-}

@@ -53,3 +53,14 @@ public enum RotationGate {
             "\(lagging.count) host(s) have not installed the new root's trust and leaves: \(shown)\(more); run 'chpki bundle' and 'chpki rollout' first (or --force-unrecorded where hosts are installed without chpki's rollout)")
     }
 }
+
+extension CARotation.Installed {
+    /// `rotate-ca --finish`'s check: every host of `hosts` has a record under `state` showing the new
+    /// root's trust and leaves.
+    public init(hosts: [String], state: String) {
+        self.init { newRoot in
+            let lagging = try RotationGate.lagging(hosts: hosts, state: state, newRoot: newRoot)
+            guard lagging.isEmpty else { throw RotationGate.refusal(lagging, state: state) }
+        }
+    }
+}
