@@ -7,8 +7,8 @@ import Foundation
 /// timeout) from here, against the host's trust as the bundle holds it; then, when the step says
 /// so, the host's new manifest is recorded (atomically). A service that answers but keeps serving
 /// another leaf than the one the step installed ("stale") past `staleGrace` gets the step's
-/// commands for it run once more, then the whole health timeout again. The first failure stops the run: no
-/// further host is touched, nothing more is recorded, and the error names the host, the step, the
+/// commands for it run once more, then the whole health timeout again. The first failure stops
+/// the run: no further host is touched, nothing more is recorded, and the error names the host, the step, the
 /// service and what to do next. A dry run resolves every argv and runs none.
 public struct RolloutExecutor {
     public struct Options: Sendable {
@@ -209,7 +209,7 @@ public struct RolloutExecutor {
         }
         var ranAgain = Set<String>()
         for (probe, check) in zip(probes, step.health) {
-            say("  health \(probe.label)\(probe.installedLeaf.map { " serving serial \($0.serial.hex)" } ?? "")")
+            say("  health \(probe.label)\(probe.installedLeaf.map { ", expecting the installed leaf, serial \($0.serial.hex)" } ?? "")")
             let service = serviceOf(check, step)
             let again = service.map { service in step.run.filter { $0.service == service } } ?? []
             // Once per service and step, and only on the host whose service it is.
