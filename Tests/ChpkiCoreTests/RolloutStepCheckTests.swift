@@ -64,6 +64,29 @@ struct RolloutStepCheckTests {
         }
     }
 
+    @Test("a forming cluster's check carried to another member's step reads the member it checks: its installed leaf, not the step host's")
+    func deferredCheckReadsItsOwnHost() throws {
+        let pki = try HealthProbeTests.PKI()
+        let server = try HealthProbeTests.Server(pki, health: #"{"health":"true"}"#)
+        // backend-1 installed the leaf the server presents; backend-3, whose step carries the check, another
+        let bundles = try Self.tree(pki, leaf: try pki.served.pemEncoded())
+        let last = "backend-3.example.com"
+        let ssl = Path.join(bundles, last, "etc/ssl")
+        try FileManager.default.createDirectory(atPath: ssl, withIntermediateDirectories: true)
+        try pki.root.pemEncoded().write(to: URL(fileURLWithPath: Path.join(ssl, "root-ca.pem")))
+        try pki.other.pemEncoded().write(to: URL(fileURLWithPath: Path.join(ssl, "server-cert.pem")))
+        var check = HealthCheck(.tls, address: "127.0.0.1", port: server.port, serverName: "svc.probe.test", cafile: "/etc/ssl/root-ca.pem",
+                                leaf: "/etc/ssl/server-cert.pem", service: "etcd")
+        check.host = Self.host
+        let step = RolloutStep(host: last, copy: ["etc/ssl/server-cert.pem"], remove: [], run: [], health: [check], record: true)
+        let plan = RolloutPlan.phaseNames.map { RolloutPhase(name: $0, steps: $0 == "leaves" ? [step] : []) }
+        let outcome = try RolloutStepCheck.run(plan, bundles: bundles, host: last, phase: "leaves", timeout: 5, staleGrace: 1) { _ in }
+        #expect(outcome.checks.count == 1)
+        // and the executor's probe for that step: the checked member's leaf
+        let probe = try RolloutExecutor.probe(check, host: check.host ?? last, bundles: bundles)
+        #expect(probe.installedLeaf?.serial == pki.served.serial)
+    }
+
     @Test("a plan file: what rollout-plan --json prints reads back; anything else is rollout.invalid-plan naming the field")
     func planFile() throws {
         let plan = Self.plan(port: 8008)

@@ -188,7 +188,9 @@ public struct RolloutExecutor {
             manifest = try newManifest(host)
             archive = step.copy.isEmpty ? nil : try Self.archive(step, manifest: manifest.0, manifestJSON: manifest.1,
                                                                                  tree: Path.join(options.bundles, host))
-            probes = try step.health.map { try probe($0, host: host) }
+            // A forming cluster's check carried to its last member's step reads the files of the
+            // member it checks (its own installed leaf), not the step's host's.
+            probes = try step.health.map { try probe($0, host: $0.host ?? host) }
         } catch {
             throw StepFailure(stage: "reading the bundle", service: nil, reason: "\(error)")
         }

@@ -83,7 +83,7 @@ public enum RolloutStepCheck {
                         error: error)
             }
             let probe: HealthProbe
-            do { probe = try RolloutExecutor.probe(check, host: host, bundles: bundles) } catch {
+            do { probe = try RolloutExecutor.probe(check, host: check.host ?? host, bundles: bundles) } catch {
                 throw failure(.failed, ChpkiError(.checkRolloutFailed, ControlCharacters.escaped("\(host) \(phase): cannot run the check \(label): \(error)")))
             }
             say("health \(host) \(phase): \(probe.label)")
