@@ -62,6 +62,17 @@ struct CAPassphrasesTests {
         #expect(Self.text(try passphrases.passphrase(for: .intermediate, purpose: "t")) == "operations")
     }
 
+    @Test("messages name where each secret comes from: the file option, else the environment variable")
+    func fields() throws {
+        let given = try Self.passphrases(operations: "operations", root: "root secret", apart: true)
+        #expect(given.operationsField.contains(PassphraseSource.fileOption))
+        #expect(try given.field(for: .root).contains(PassphraseSource.rootFileOption))
+        let environment = CAPassphrases(operations: PassphraseSource(file: nil, environment: [PassphraseSource.environmentVariable: "x"]),
+                                        root: .root(file: nil, environment: [:]), rootKeyApart: { true })
+        #expect(environment.operationsField.contains(PassphraseSource.environmentVariable))
+        #expect(Self.text(try environment.operationsPassphrase()) == "x")
+    }
+
     @Test("whether the root is apart is read only when a root-or-kind question needs it")
     func apartReadLazily() throws {
         let asked = Flag()
