@@ -15,7 +15,9 @@ import os
 import re
 import sqlite3
 import stat
+import socket
 import subprocess
+import time
 from pathlib import Path
 
 from cryptography import x509
@@ -950,3 +952,21 @@ def ocsp_statuses(index: Path, issuer: Path, certs: list[Path], tmp: Path) -> di
 def is_pkcs8_unencrypted(pem_text: str) -> bool:
     blocks = re.findall(r"-----BEGIN ([A-Z0-9 ]+)-----", pem_text)
     return blocks == ["PRIVATE KEY"]
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (the kernel's choice)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(port: int, timeout: float = 10) -> None:
+    """Until something accepts connections on 127.0.0.1:`port` (a server the test started)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"nothing listens on 127.0.0.1:{port} after {timeout:g}s")

@@ -230,15 +230,11 @@ def test_rotate_waits_for_chpki_checks_and_runs_a_stale_services_commands_once_m
     server-cert.pem) against an openssl s_server that serves backend-1's etcd certificate (same name,
     same root, another leaf): stale. The playbook runs patroni's command once more, which restarts the
     server with the installed certificate; the check then passes and the host is recorded."""
-    import socket
     import signal
-    import time
     site = Site(chpki_bin, tmp_path)
     host = "backend-1.chpki.test"
     tree = site.out / host
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = h.free_port()
 
     def serve(cert: str, key: str) -> list[str]:
         return ["openssl", "s_server", "-quiet", "-www", "-accept", f"127.0.0.1:{port}", "-cert", str(tree / cert),
@@ -249,12 +245,7 @@ def test_rotate_waits_for_chpki_checks_and_runs_a_stale_services_commands_once_m
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     pidfile.write_text(str(server.pid))
     try:
-        end = time.time() + 10
-        while time.time() < end:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.05)
+        h.wait_listening(port)
         config = tmp_path / "swap.json"
         config.write_text(json.dumps({"fix_on": 2, "pidfile": str(pidfile),
                                       "serve": serve("etc/ssl/server-cert.pem", "etc/ssl/private.key")}))

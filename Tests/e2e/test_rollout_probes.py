@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -85,22 +84,6 @@ def s_server(tree: Path, port: int, cert: str, key: str) -> list[str]:
             "-cert_chain", str(tree / cert), "-key", str(tree / key)]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_listening(port: int):
-    end = time.time() + 10
-    while time.time() < end:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise AssertionError(f"openssl s_server did not listen on {port}")
-
-
 def serial_hex(path: Path) -> str:
     text = f"{h.load_cert(path).serial_number:X}"
     return text.zfill(len(text) + len(text) % 2)
@@ -113,13 +96,13 @@ def stale_rollout(bundle, pki, inv, tmp_path, fix_on: int):
     certificate, as a second SIGHUP makes Patroni take it."""
     host = inv.members("patroni")[0]
     tree = bundle.tree(host.fqdn)
-    port = free_port()
+    port = h.free_port()
     pidfile = tmp_path / "server.pid"
     server = subprocess.Popen(s_server(tree, port, "etc/etcd/pki/server.pem", "etc/etcd/pki/server-key.pem"),
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     pidfile.write_text(str(server.pid))
     try:
-        wait_listening(port)
+        h.wait_listening(port)
         config = tmp_path / "swap.json"
         config.write_text(json.dumps({"fix_on": fix_on, "pidfile": str(pidfile),
                                       "serve": s_server(tree, port, "etc/ssl/server-cert.pem", "etc/ssl/private.key")}))

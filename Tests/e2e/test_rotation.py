@@ -282,12 +282,6 @@ def test_rotation_with_intermediate(chpki_bin, tmp_path):
 # a live TLS server whose certificate is swapped during the overlap
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Client(threading.Thread):
     """New TLS connection per request (Python ssl, the overlap trust), one HTTP GET each."""
 
@@ -367,7 +361,7 @@ def test_haproxy_certificate_swap_during_overlap(chpki_bin, tmp_path):
     shutil.copy(old_pem, live)
     os.chmod(live, 0o600)
     sock = run / "admin.sock"
-    port = free_port()
+    port = h.free_port()
     cfg = run / "haproxy.cfg"
     cfg.write_text(f"""\
 global
