@@ -10,10 +10,10 @@ struct RolloutPlanCommand: ParsableCommand {
             'chpki bundle --out DIR') with the manifest that host last installed (STATE/<fqdn>.json; default \
             STATE: <ca-dir>/installed), and prints one plan in three phases: trust (every host whose trust files \
             change gets only those and runs its services' on_trust, before any leaf anywhere), leaves (the other \
-            files and on_leaf), cleanup (files no longer in a manifest are deleted). Each step is one host, in \
+            files and on_leaf, or on_config where a config file changed), cleanup (files no longer in a manifest are deleted). Each step is one host, in \
             name order, with the health checks of the services it touched: a quorum service restarts one host \
             at a time, each healthy before the next. What each service runs comes from MANIFEST.json (the \
-            service descriptors' defaults); --operations FILE (YAML, per service: on_leaf, on_trust, serial, \
+            service descriptors' defaults); --operations FILE (YAML, per service: on_leaf, on_config, on_trust, on_start, serial, \
             health) replaces any of it for a site. A missing record means never installed (everything is added).
 
             Every record, manifest and operations file is read with a size limit and checked before anything \
@@ -44,7 +44,7 @@ struct RolloutPlanCommand: ParsableCommand {
                                valueName: "dir"), completion: .directory)
     var state: String?
 
-    @Option(help: ArgumentHelp("Site overrides of the services' operations (YAML: service -> on_leaf, on_trust, serial, health).",
+    @Option(help: ArgumentHelp("Site overrides of the services' operations (YAML: service -> on_leaf, on_config, on_trust, on_start, serial, health).",
                                valueName: "file"), completion: .file())
     var operations: String?
 

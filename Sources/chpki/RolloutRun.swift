@@ -41,7 +41,7 @@ struct RolloutRun: ParsableCommand, TakesGlobalOptions {
             completion: .directory)
     var state: String?
 
-    @Option(help: ArgumentHelp("Per-site operations (YAML): service -> on_leaf, on_trust, serial, health.", valueName: "file"),
+    @Option(help: ArgumentHelp("Per-site operations (YAML): service -> on_leaf, on_config, on_trust, on_start, serial, health.", valueName: "file"),
             completion: .file())
     var operations: String?
 

@@ -162,6 +162,55 @@ struct HealthProbeTests {
         #expect(message?.contains("connect") == true, "\(message ?? "passed")")
     }
 
+    @Test("writing to a server that reset the connection costs an error, not the process (SIGPIPE)")
+    func resetAfterHandshake() throws {
+        let pki = try PKI()
+        // TLS 1.2 (the client's handshake ends with the server's Finished), then a reset at once.
+        // The first write to the reset socket fails with ECONNRESET, the next raises SIGPIPE,
+        // whose default action ends the process: a weekly job in the soak died so (exit 141).
+        let script = """
+            import socket, ssl, struct
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+            ctx.load_cert_chain("server.pem", "server-key.pem")
+            listener = socket.create_server(("127.0.0.1", 0))
+            print(listener.getsockname()[1], flush=True)
+            while True:
+                conn, _ = listener.accept()
+                try:
+                    tls = ctx.wrap_socket(conn, server_side=True)
+                    tls.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    tls.close()
+                except Exception:
+                    conn.close()
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script]
+        process.currentDirectoryURL = pki.directory
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        let line = String(decoding: out.fileHandleForReading.availableData, as: UTF8.self)
+        let port = try #require(Int(line.trimmingCharacters(in: .whitespacesAndNewlines)))
+        // chpki runs with SIGPIPE's default action (a test runner may ignore it): so does this test.
+        var restore = sigaction()
+        var defaultAction = sigaction()
+        defaultAction.__sigaction_handler.sa_handler = SIG_DFL
+        sigaction(SIGPIPE, &defaultAction, &restore)
+        defer { sigaction(SIGPIPE, &restore, nil) }
+        let client = try TLSClient.connect(address: "127.0.0.1", port: port, serverName: "svc.probe.test", trust: [pki.root],
+                                           identity: nil, deadline: Date().addingTimeInterval(5))
+        Thread.sleep(forTimeInterval: 0.2)
+        var failures = 0
+        for _ in 0..<3 {
+            do { try client.write(Data("GET /health HTTP/1.1\r\n\r\n".utf8)) } catch { failures += 1 }
+        }
+        #expect(failures >= 2, "the writes to a reset connection failed \(failures) of 3 times")
+    }
+
     @Test("a server presenting the installed leaf is healthy; another leaf of the same name and root is stale, naming both serials")
     func staleLeaf() throws {
         let pki = try PKI()

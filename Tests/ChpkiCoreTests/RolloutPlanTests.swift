@@ -134,7 +134,7 @@ struct RolloutPlanTests {
         #expect(Self.phase(first, "cleanup").isEmpty)
     }
 
-    @Test("leaf change: only the host whose leaf was re-issued, in phase leaves, its service's on_leaf and health")
+    @Test("leaf change: only the host whose leaf was re-issued, in phase leaves, its service's on_leaf (etcd: none) and health")
     func leafChange() throws {
         let inventory = try Self.inventory()
         let old = try Self.manifests(inventory, roots: [try Self.oldRoot.get()])
@@ -143,16 +143,56 @@ struct RolloutPlanTests {
         }
         let plan = Self.plan(recorded: old, new: renewed)
         #expect(Self.phase(plan, "trust").isEmpty && Self.phase(plan, "cleanup").isEmpty)
-        #expect(Self.outline(plan, "leaves") == ["backend-2: etcd"])
+        // etcd rereads its certificate per handshake: nothing runs, no restart of a quorum member.
+        #expect(Self.outline(plan, "leaves") == ["backend-2:"])
         let step = try #require(Self.phase(plan, "leaves").first)
         #expect(step.copy == ["etc/etcd/pki/client.pem", "etc/etcd/pki/peer.pem", "etc/etcd/pki/server.pem", BundleManifest.path])
-        #expect(step.run.map(\.argv) == [["systemctl", "restart", "etcd"]])
-        #expect(step.run[0].why.contains("etc/etcd/pki/server.pem (changed)"))
-        // etcd is a quorum service: the step checks it serves over TLS before the next host.
+        #expect(step.run.isEmpty)
+        // The step still checks the member serves (the new server.pem) before the next host.
         #expect(step.health == [HealthCheck(.etcd, address: "10.0.0.2", port: 2379, serverName: "backend-2.example.com",
                                             cafile: "/etc/etcd/pki/ca.pem", certfile: "/etc/etcd/pki/client.pem",
                                             keyfile: "/etc/etcd/pki/client-key.pem", leaf: "/etc/etcd/pki/server.pem", service: "etcd")])
         #expect(step.record && step.remove.isEmpty)
+    }
+
+    @Test("config change: etcd's tls.env runs on_config (a restart), with or without a leaf; a site's on_config replaces it")
+    func configChange() throws {
+        let inventory = try Self.inventory()
+        let old = try Self.manifests(inventory, roots: [try Self.oldRoot.get()])
+        func changed(_ path: String, on host: String, _ manifests: [String: BundleManifest]) -> [String: BundleManifest] {
+            var out = manifests
+            let index = out[host]!.files.firstIndex { $0.path == path }!
+            out[host]!.files[index].sha256 = String(repeating: "e", count: 64)
+            return out
+        }
+        let config = changed("etc/etcd/tls.env", on: "backend-1.example.com", old)
+        var plan = Self.plan(recorded: old, new: config)
+        #expect(Self.outline(plan, "leaves") == ["backend-1: etcd"])
+        var step = try #require(Self.phase(plan, "leaves").first)
+        #expect(step.run.map(\.argv) == [["systemctl", "restart", "etcd"]] && step.run[0].why == ["etc/etcd/tls.env (changed)"])
+        #expect(step.health.map(\.kind) == [.etcd])
+        // A leaf and tls.env together: one restart (on_config covers the leaf).
+        let both = changed("etc/etcd/pki/server.pem", on: "backend-1.example.com", config)
+        step = try #require(Self.phase(Self.plan(recorded: old, new: both), "leaves").first)
+        #expect(step.run.map(\.argv) == [["systemctl", "restart", "etcd"]])
+        // A file of unknown role (no manifest chpki writes has one) is treated as config: a restart.
+        var format2 = old
+        format2["backend-1.example.com"]!.files = format2["backend-1.example.com"]!.files.map { var f = $0; f.role = nil; return f }
+        let leafOnly = changed("etc/etcd/pki/server.pem", on: "backend-1.example.com", old)
+        var unknown = leafOnly
+        unknown["backend-1.example.com"]!.files = unknown["backend-1.example.com"]!.files.map { var f = $0; f.role = nil; return f }
+        step = try #require(Self.phase(Self.plan(recorded: format2, new: unknown), "leaves").first)
+        #expect(step.run.map(\.argv) == [["systemctl", "restart", "etcd"]])
+        // A site's on_config replaces the descriptor's; a site's on_leaf alone covers config too.
+        let site = try OperationsOverrides.parse(Data("etcd: {on_config: [[etcdctl-reload]], on_leaf: [[true]]}\n".utf8), label: "ops.yml")
+        plan = Self.plan(recorded: old, new: config, operations: site)
+        #expect(Self.phase(plan, "leaves").first?.run.map(\.argv) == [["etcdctl-reload"]])
+        plan = Self.plan(recorded: old, new: leafOnly, operations: site)
+        #expect(Self.phase(plan, "leaves").first?.run.map(\.argv) == [["true"]])
+        let leafOnlySite = try OperationsOverrides.parse(Data("etcd: {on_leaf: [[true]]}\n".utf8), label: "ops.yml")
+        plan = Self.plan(recorded: old, new: config, operations: leafOnlySite)
+        #expect(Self.phase(plan, "leaves").first?.run.map(\.argv) == [["true"]])
+        #expect(throws: ChpkiError.self) { try OperationsOverrides.parse(Data("etcd: {on_config: [[]]}\n".utf8), label: "ops.yml") }
     }
 
     @Test("trust change: every host gets only its trust files and on_trust first; leaves untouched")
@@ -233,6 +273,35 @@ struct RolloutPlanTests {
         #expect(Self.outline(plan, "leaves") == ["backend-1: minio opensearch", "backend-2: minio opensearch", "backend-3: minio opensearch"])
     }
 
+    @Test("Patroni: a trust change restarts it in maintenance mode (PostgreSQL keeps running); a host new to it just starts it")
+    func patroniTrust() throws {
+        let inventory = try Self.inventory(extra: "  patroni: {hosts: [backend-1, backend-2, backend-3]}\n")
+        let (old, new) = (try Self.oldRoot.get(), try Self.newRoot.get())
+        let before = try Self.manifests(inventory, roots: [old])
+        let reissued = try Self.manifests(inventory, roots: [new, old], leafRoot: Self.newDigest, caSHA256: Self.newDigest)
+        let trust = Self.phase(Self.plan(recorded: before, new: reissued), "trust").filter { $0.host.hasPrefix("backend") }
+        let ctl = { (action: String) in ["patronictl", "-c", "/etc/patroni/patroni.yml", action, "--wait"] }
+        #expect(trust.count == 3)
+        for step in trust {
+            // Paused: no failover, and the stopping Patroni leaves PostgreSQL running (no lost write).
+            #expect(step.run.filter { $0.service == "patroni" }.map(\.argv) == [
+                ctl("pause"), ["systemctl", "restart", "patroni"],
+                ["runuser", "-u", "postgres", "--", "psql", "-X", "-q", "-c", "SELECT pg_reload_conf()"], ctl("resume"),
+            ])
+            // The restarted REST API trusts the new root: checked with the new client certificate.
+            #expect(step.health.filter { $0.service == "patroni" }.map(\.kind) == [.patroniREST, .postgres])
+        }
+        // A first install: nothing to pause yet, Patroni starts (on_start), its checks after the last member.
+        let fresh = Self.plan(recorded: [:], new: before)
+        let starts = Self.phase(fresh, "leaves").flatMap(\.run).filter { $0.service == "patroni" }.map(\.argv)
+        #expect(starts == Array(repeating: ["systemctl", "restart", "patroni"], count: 3))
+        // A site's on_trust replaces both (it starts a new host too) unless the site gives on_start.
+        let site = try OperationsOverrides.parse(Data("patroni: {on_trust: [[pgctl, restart]]}\n".utf8), label: "ops.yml")
+        let siteStarts = Self.phase(Self.plan(recorded: [:], new: before, operations: site), "leaves").flatMap(\.run)
+        #expect(siteStarts.filter { $0.service == "patroni" }.map(\.argv) == Array(repeating: ["pgctl", "restart"], count: 3))
+        #expect(throws: ChpkiError.self) { try OperationsOverrides.parse(Data("patroni: {on_start: [systemctl restart patroni]}\n".utf8), label: "ops.yml") }
+    }
+
     @Test("rotate-ca start, re-issue, finish: trust first everywhere, then leaves of the new root, then the old root leaves trust")
     func rotation() throws {
         let inventory = try Self.inventory()
@@ -254,8 +323,10 @@ struct RolloutPlanTests {
             #expect(!step.copy.contains { Self.roleOf(reissued[step.host]!, $0) == .trust })
             #expect(step.record)
         }
-        #expect(Self.outline(plan, "leaves")[0] == "backend-1: etcd minio opensearch")
-        #expect(leaves[0].run.first { $0.service == "etcd" }?.argv == ["systemctl", "restart", "etcd"])
+        // etcd took its new trust with a restart in phase trust and takes its new leaf by itself.
+        #expect(Self.outline(plan, "leaves")[0] == "backend-1: minio opensearch")
+        #expect(trust[0].run.first { $0.service == "etcd" }?.argv == ["systemctl", "restart", "etcd"])
+        #expect(leaves[0].health.contains { $0.service == "etcd" })
         // A trust step's checks accept the leaf the host still serves (its new one comes in its
         // leaves step); the leaves step's checks expect exactly the new one.
         #expect(trust.flatMap(\.health).allSatisfy { $0.leaf == nil } && !trust.flatMap(\.health).isEmpty)

@@ -148,3 +148,57 @@ def test_a_leaf_still_stale_after_the_second_run_fails_the_step_naming_both_seri
     assert len(failed) == 1 and served in failed[0]["error"], failed
     print(line)
     assert not (state / f"{host.fqdn}.json").exists()
+
+
+# --- A server that drops the connection right after the handshake ---------------------------------
+
+RESETTER = r'''
+import socket, ssl, struct, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+listener = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+while True:
+    conn, _ = listener.accept()
+    try:
+        tls = ctx.wrap_socket(conn, server_side=True)
+        tls.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        tls.close()
+    except Exception:
+        conn.close()
+'''
+
+
+def test_a_server_resetting_after_the_handshake_fails_the_step_not_chpki(bundle, pki, inv, tmp_path):  # noqa: F811
+    """TLS 1.2, then a reset at once (as a REST API refusing a client certificate drops it): each
+    attempt fails, the check is retried until the health timeout, and the step fails with an
+    error naming the service, the host unrecorded. (That a second write to a reset socket costs
+    an error and not the process, SIGPIPE: HealthProbeTests, which writes twice.)"""
+    host = inv.members("patroni")[0]
+    tree = bundle.tree(host.fqdn)
+    port = h.free_port()
+    script = tmp_path / "resetter.py"
+    script.write_text(RESETTER)
+    server = subprocess.Popen([sys.executable, str(script), str(port), str(tree / "etc/ssl/server-cert.pem"),
+                               str(tree / "etc/ssl/private.key")], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        h.wait_listening(port)
+        ops = tmp_path / "ops.yml"
+        lines = [f"{s}: {{on_leaf: [[noop, {s}]], on_trust: [[noop, {s}]], health: []}}" for s in SERVICES if s != "patroni"]
+        lines.append(f"patroni: {{on_leaf: [[noop, patroni]], on_trust: [[noop, patroni]], health: [{{kind: patroni-rest, "
+                     f"port: {port}, address: 127.0.0.1, server_name: {host.fqdn}, cafile: /etc/ssl/root-ca.pem, "
+                     f"certfile: /etc/ssl/patroni-client.pem, keyfile: /etc/ssl/patroni-client.key}}]}}")
+        ops.write_text("\n".join(lines) + "\n")
+        (tmp_path / "roots" / host.fqdn).mkdir(parents=True)
+        state = tmp_path / "state"
+        res = pki.tool.run("rollout", "--bundles", bundle.out, "--state", state, "--operations", ops, "--hosts", host.short,
+                           "--copy", f"tar -xzpf - -C {tmp_path}/roots/{{host}}", "--run", f"{sys.executable} -c pass {{command}}",
+                           "--health-timeout", "3s", "--stale-grace", "1s")
+        assert res.returncode == 1, h.describe(res)
+        line = h.error_line(res)
+        assert "health check" in line and "service patroni" in line, line
+        assert not (state / f"{host.fqdn}.json").exists()
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()

@@ -278,13 +278,7 @@ class Run:
             return 0
 
     def patronictl(self, short: str, *args) -> None:
-        home = self.layout.rundir(short) / "patroni"
-        import pwd
-        pg = pwd.getpwnam("postgres")
-        exe = str(Path(cluster.patroni_executable()).with_name("patronictl"))
-        res = subprocess.run([exe, "-c", str(home / "patroni.yml"), *args], capture_output=True, text=True,
-                             user=pg.pw_uid, group=pg.pw_gid, extra_groups=[], cwd=home, timeout=120,
-                             env={"PATH": os.environ["PATH"], "HOME": str(home)})
+        res = hostctl.patronictl(self.layout, short, list(args))
         if res.returncode != 0:
             raise RuntimeError(f"patronictl {' '.join(args)}: {res.stderr.strip()[-300:]}")
 

@@ -98,6 +98,17 @@ def reload(layout: cluster.Layout, short: str, service: str) -> None:
         raise SystemExit(f"hostctl: {service} has no reload")
 
 
+def patronictl(layout: cluster.Layout, short: str, args: list[str]) -> subprocess.CompletedProcess:
+    """The real patronictl, as postgres, with the host's patroni.yml (what `-c` names on a host)."""
+    import pwd
+    home = layout.rundir(short) / "patroni"
+    pg = pwd.getpwnam("postgres")
+    exe = str(Path(cluster.patroni_executable()).with_name("patronictl"))
+    return subprocess.run([exe, "-c", str(home / "patroni.yml"), *args], capture_output=True, text=True,
+                          user=pg.pw_uid, group=pg.pw_gid, extra_groups=[], cwd=home, timeout=120,
+                          env={"PATH": os.environ["PATH"], "HOME": str(home)})
+
+
 def activate_trust(layout: cluster.Layout, short: str) -> None:
     """update-ca-certificates: the host's activated bundle holds exactly its installed anchors."""
     root = layout.root(short)
@@ -148,7 +159,9 @@ def run(layout: cluster.Layout, short: str, words: list[str]) -> None:
             raise SystemExit(f"hostctl: {short} runs no {service}")
         action = words[1]
         if action == "reload-or-restart":
-            action = "reload" if service in ("haproxy", "nginx") else "restart"
+            # systemd reloads a unit with an ExecReload (and starts one not running): HAProxy,
+            # nginx and Patroni have one, etcd has none.
+            action = "reload" if service in ("haproxy", "nginx", "patroni") else "restart"
         SYSTEMCTL[action](layout, short, service)
     elif name in ("update-ca-certificates", "update-ca-trust"):
         activate_trust(layout, short)
@@ -162,6 +175,10 @@ def run(layout: cluster.Layout, short: str, words: list[str]) -> None:
         pid = cluster.postmaster_pid(layout, short)
         if pid is not None and alive(pid):
             os.kill(pid, signal.SIGHUP)
+    elif name == "patronictl" and len(words) >= 4 and words[1] == "-c" and words[3] in ("pause", "resume"):
+        res = patronictl(layout, short, words[3:])
+        if res.returncode != 0:
+            raise SystemExit(f"hostctl: patronictl {words[3]}: {(res.stderr or res.stdout).strip()[-300:]}")
     elif name == "remove-stdin":
         # chpki-rotate's remove command: the absolute host paths on stdin, each ended by NUL
         remove(layout, short, [p.decode() for p in sys.stdin.buffer.read().split(b"\0") if p])

@@ -119,9 +119,11 @@ public struct BundleManifest: Codable, Sendable, Equatable {
     /// One service's operations as JSONEncoder orders them (keys sorted, nil optionals left out).
     static func node(_ operations: ServiceOperations) -> JSONText {
         let commands = { (list: [[String]]) in JSONText.array(list.map { .array($0.map(JSONText.string)) }) }
-        return .object([
-            ("health", .array(operations.health.map(node))),
+        var pairs: [(String, JSONText)] = [("health", .array(operations.health.map(node)))]
+        if let onConfig = operations.onConfig { pairs.append(("on_config", commands(onConfig))) }
+        return .object(pairs + [
             ("on_leaf", commands(operations.onLeaf)),
+        ] + (operations.onStart.map { [("on_start", commands($0))] } ?? []) + [
             ("on_trust", commands(operations.onTrust)),
             ("serial", .bool(operations.serial)),
         ])

@@ -1,8 +1,8 @@
 import Foundation
 import Yams
 
-/// A site's operations file (`--operations FILE`, YAML): per service, any of `on_leaf`, `on_trust`,
-/// `serial`, `health`, each replacing the descriptor's value that MANIFEST.json carries. The
+/// A site's operations file (`--operations FILE`, YAML): per service, any of `on_leaf`, `on_config`,
+/// `on_trust`, `on_start`, `serial`, `health`, each replacing the descriptor's value that MANIFEST.json carries. The
 /// defaults live only in the Swift descriptors; this file only says where a site differs (a RHEL
 /// host's `update-ca-trust extract`, OpenSearch's hot reload API, another port).
 ///
@@ -19,6 +19,8 @@ import Yams
 public struct OperationsOverrides: Sendable, Equatable {
     public struct Override: Sendable, Equatable {
         public var onLeaf: [[String]]?
+        public var onConfig: [[String]]?
+        public var onStart: [[String]]?
         public var onTrust: [[String]]?
         public var serial: Bool?
         public var health: [PartialHealthCheck]?
@@ -66,19 +68,21 @@ public struct OperationsOverrides: Sendable, Equatable {
                 throw refuse(nil, "'\(InstallPaths.shown(key.scalar?.string ?? "?"))' is not a service name")
             }
             guard services[service] == nil else { throw refuse(service, "is given twice") }
-            guard let fields = value.mapping else { throw refuse(service, "is not a mapping of on_leaf, on_trust, serial, health") }
+            guard let fields = value.mapping else { throw refuse(service, "is not a mapping of on_leaf, on_config, on_trust, on_start, serial, health") }
             var override = Override()
             for (fieldKey, fieldValue) in fields {
                 let name = fieldKey.scalar?.string ?? "?"
                 let at = "\(service).\(name)"
                 switch name {
                 case "on_leaf": override.onLeaf = try commands(fieldValue, at: at, refuse: refuse)
+                case "on_config": override.onConfig = try commands(fieldValue, at: at, refuse: refuse)
+                case "on_start": override.onStart = try commands(fieldValue, at: at, refuse: refuse)
                 case "on_trust": override.onTrust = try commands(fieldValue, at: at, refuse: refuse)
                 case "serial":
                     guard let flag = fieldValue.scalar.flatMap(Bool.construct) else { throw refuse(at, "is not true or false") }
                     override.serial = flag
                 case "health": override.health = try healthChecks(fieldValue, at: at, refuse: refuse)
-                default: throw refuse(at, "unknown; a service takes on_leaf, on_trust, serial and health")
+                default: throw refuse(at, "unknown; a service takes on_leaf, on_config, on_trust, on_start, serial and health")
                 }
             }
             services[service] = override
@@ -136,8 +140,13 @@ public struct OperationsOverrides: Sendable, Equatable {
         var out = operations
         for (service, override) in services {
             guard var ops = out[service] else { continue }  // not on this host
-            if let onLeaf = override.onLeaf { ops.onLeaf = onLeaf }
-            if let onTrust = override.onTrust { ops.onTrust = onTrust }
+            // A site's on_leaf is what runs for leaf, key and config alike unless it also gives
+            // on_config: the descriptor's on_config refines the on_leaf it replaces.
+            if let onLeaf = override.onLeaf { ops.onLeaf = onLeaf; ops.onConfig = nil }
+            if let onConfig = override.onConfig { ops.onConfig = onConfig }
+            // Likewise a site's on_trust starts a service new to a host unless it gives on_start.
+            if let onTrust = override.onTrust { ops.onTrust = onTrust; ops.onStart = nil }
+            if let onStart = override.onStart { ops.onStart = onStart }
             if let serial = override.serial { ops.serial = serial }
             if let health = override.health {
                 let defaultCAFile = ops.health.first?.cafile ?? "/\(TrustBundle.debianAnchors)"

@@ -9,7 +9,8 @@ import Foundation
 ///   any leaf anywhere: during `rotate-ca`, every host trusts the new root before any host
 ///   presents a leaf of it;
 /// - phase `leaves`: the remaining changes per host (leaves, keys, config; a bootstrap file only
-///   where the host never had one) and `on_leaf` of their services;
+///   where the host never had one) and `on_leaf` (`on_config` when a config file changed) of
+///   their services;
 /// - phase `cleanup`: removal of the files no longer in a host's manifest, once nothing uses them.
 ///
 /// Each step is one host, hosts in name order, each with the health checks of the services it
@@ -263,15 +264,16 @@ struct HostSteps {
             let run = trustNow.flatMap { commands($0, operations[$0]?.onTrust ?? [], entries: trustEntries) }
             // The host's leaves come in its leaves step: until then it rightly serves its old ones.
             result.trust = RolloutStep(host: input.host, copy: copy, remove: trustRemoved, run: run,
-                                       health: health(for: run, stillToCome: Set(leafEntries.map(\.path))), record: false)
+                                       health: health(for: trustNow, stillToCome: Set(leafEntries.map(\.path))), record: false)
         }
         let leafCopied = leafEntries.map(\.path)
         var leafRun: [RolloutCommand] = []
-        for service in orderedUnion(trustDeferred, leafServices) {
+        let leavesServices = orderedUnion(trustDeferred, leafServices)
+        for service in leavesServices {
             let deferred = trustDeferred.contains(service)
-            // on_trust covers both (a restart); a site that emptied it still gets on_leaf.
-            let onTrust = operations[service]?.onTrust ?? []
-            let argv = deferred && !onTrust.isEmpty ? onTrust : operations[service]?.onLeaf ?? []
+            // A file of unknown role (none in a manifest chpki writes) counts as config: the safer command.
+            let config = leafEntries.contains { $0.service == service && (role($0) == .config || role($0) == nil) }
+            let argv = operations[service]?.commands(start: deferred, trust: deferred, config: config) ?? []
             leafRun += commands(service, argv, entries: leafEntries + (deferred ? trustEntries : []))
         }
         // The host's own MANIFEST.json travels with its last copy (`verify --installed` reads it).
@@ -281,7 +283,10 @@ struct HostSteps {
         if !leafCopy.isEmpty || !leafRun.isEmpty || (result.trust == nil && otherRemoved.isEmpty) {
             // Also the step that records a host whose files are as recorded but whose manifest is
             // not (operations changed, a format-2 record): nothing to copy, nothing to run.
-            result.leaves = RolloutStep(host: input.host, copy: leafCopy, remove: [], run: leafRun, health: health(for: leafRun), record: false)
+            // Every service whose files changed is checked, also one that runs nothing (etcd
+            // takes a new leaf by itself: the check proves it serves it).
+            result.leaves = RolloutStep(host: input.host, copy: leafCopy, remove: [], run: leafRun,
+                                        health: health(for: leavesServices), record: false)
         }
         if !otherRemoved.isEmpty {
             result.cleanup = RolloutStep(host: input.host, copy: [], remove: otherRemoved, run: [], health: [], record: false)
@@ -302,9 +307,10 @@ struct HostSteps {
     /// The health checks of every service a step runs a command for, each naming its service.
     /// A check compares the served leaf with the host's file only once the host has that file:
     /// not while it is `stillToCome` (relative paths a later step of the host copies).
-    private func health(for run: [RolloutCommand], stillToCome: Set<String> = []) -> [HealthCheck] {
-        var seen = Set<String>()
-        return run.map(\.service).filter { seen.insert($0).inserted }.flatMap { service in
+    /// `stillToCome`: the files the host gets only in a later step; a check then accepts the leaf
+    /// the host still serves.
+    private func health(for services: [String], stillToCome: Set<String> = []) -> [HealthCheck] {
+        services.flatMap { service in
             (operations[service]?.health ?? []).map { check in
                 var check = check
                 check.service = service

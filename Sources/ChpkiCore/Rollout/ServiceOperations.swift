@@ -8,20 +8,31 @@ import Foundation
 public struct ServiceOperations: Codable, Sendable, Equatable {
     /// Run, in order, when a leaf, key or config file of the service changed.
     public var onLeaf: [[String]]
+    /// Run instead of `onLeaf` when a config file of the service changed (with or without a leaf):
+    /// for a server that rereads its certificate by itself but its settings only at start (etcd
+    /// needs nothing for a new leaf, a restart for a new `tls.env`). Nil: `onLeaf` covers config.
+    public var onConfig: [[String]]?
     /// Run, in order, when a trust file of the service changed (instead of `onLeaf` when both did):
     /// a restart where the server never rereads its CA file (etcd, MinIO's CAs/).
     public var onTrust: [[String]]
+    /// Run instead of `onTrust` where the service is new to the host (it starts with every file in
+    /// place): for a service whose trust change is more than a restart (Patroni's pauses the
+    /// cluster's failover around it, which needs a running cluster). Nil: `onTrust` starts it.
+    public var onStart: [[String]]?
     /// A quorum service: one host at a time, each healthy before the next.
     public var serial: Bool
     /// Proves the service serves again with its new files.
     public var health: [HealthCheck]
 
     enum CodingKeys: String, CodingKey {
-        case onLeaf = "on_leaf", onTrust = "on_trust", serial, health
+        case onLeaf = "on_leaf", onConfig = "on_config", onTrust = "on_trust", onStart = "on_start", serial, health
     }
 
-    public init(onLeaf: [[String]] = [], onTrust: [[String]] = [], serial: Bool = false, health: [HealthCheck] = []) {
+    public init(onLeaf: [[String]] = [], onConfig: [[String]]? = nil, onTrust: [[String]] = [], onStart: [[String]]? = nil,
+                serial: Bool = false, health: [HealthCheck] = []) {
         self.onLeaf = onLeaf
+        self.onConfig = onConfig
+        self.onStart = onStart
         self.onTrust = onTrust
         self.serial = serial
         self.health = health
@@ -29,6 +40,16 @@ public struct ServiceOperations: Codable, Sendable, Equatable {
 
     /// A layout without a running service (minicluster's files, a toy): nothing to run.
     public static let none = ServiceOperations()
+
+    /// What a step runs for the service: on_start where it is new to the host, on_trust when its
+    /// trust files changed (both cover leaves and config too; a site that emptied on_trust gets
+    /// the rest), else on_config when a config file changed, else on_leaf.
+    func commands(start: Bool = false, trust: Bool, config: Bool) -> [[String]] {
+        if start, let onStart { return onStart }
+        if trust, !onTrust.isEmpty { return onTrust }
+        if config, let onConfig { return onConfig }
+        return onLeaf
+    }
 
     /// `systemctl ACTION UNIT` as argv.
     public static func systemctl(_ action: String, _ unit: String) -> [String] { ["systemctl", action, unit] }
@@ -57,7 +78,7 @@ public struct ServiceOperations: Codable, Sendable, Equatable {
 
     /// Every field against the rules, `refuse(field, reason)` making the error (`at` prefixes the field).
     func check(at: String, refuse: (String, String) -> ChpkiError) throws {
-        for (key, commands) in [("on_leaf", onLeaf), ("on_trust", onTrust)] {
+        for (key, commands) in [("on_leaf", onLeaf), ("on_config", onConfig ?? []), ("on_trust", onTrust), ("on_start", onStart ?? [])] {
             guard commands.count <= 16 else { throw refuse("\(at).\(key)", "has \(commands.count) commands; at most 16") }
             for (index, argv) in commands.enumerated() {
                 if let problem = Self.problem(argv: argv) { throw refuse("\(at).\(key)[\(index)]", problem) }

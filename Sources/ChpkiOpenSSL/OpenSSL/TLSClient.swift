@@ -72,7 +72,7 @@ public final class TLSClient {
         }
         try check(SSL_set_fd(ssl, fd), "SSL_set_fd")
         try PlainSocket.setTimeouts(fd, deadline: deadline)
-        let result = SSL_connect(ssl)
+        let result = PipeSignal.blocked { SSL_connect(ssl) }
         guard result == 1 else {
             let verify = SSL_get_verify_result(ssl)
             if verify != Int(X509_V_OK) {
@@ -105,7 +105,7 @@ public final class TLSClient {
     public func write(_ data: Data) throws {
         guard !data.isEmpty else { return }
         try PlainSocket.setTimeouts(socket, deadline: deadline)
-        let result = data.withUnsafeBytes { raw in SSL_write(ssl, raw.baseAddress, Int32(raw.count)) }
+        let result = PipeSignal.blocked { data.withUnsafeBytes { raw in SSL_write(ssl, raw.baseAddress, Int32(raw.count)) } }
         guard result == Int32(data.count) else { throw TLSFailure(Self.failure(ssl, result, "TLS write", deadline: deadline)) }
     }
 
@@ -116,7 +116,8 @@ public final class TLSClient {
         var buffer = [UInt8](repeating: 0, count: 4096)
         while !enough(out) {
             try PlainSocket.setTimeouts(socket, deadline: deadline)
-            let count = SSL_read(ssl, &buffer, Int32(buffer.count))
+            // A read may write too (a TLS 1.3 key update, an alert).
+            let count = PipeSignal.blocked { SSL_read(ssl, &buffer, Int32(buffer.count)) }
             if count <= 0 {
                 let code = SSL_get_error(ssl, count)
                 if code == SSL_ERROR_ZERO_RETURN || (code == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 && !out.isEmpty) {

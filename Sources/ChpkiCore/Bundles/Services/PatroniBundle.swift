@@ -15,6 +15,8 @@ public struct PatroniBundle: ServiceUserBundle {
     static let clientCertificate = "etc/ssl/patroni-client.pem"
     static let clientKey = "etc/ssl/patroni-client.key"
     static let configDirectory = "etc/patroni"
+    /// The operator's configuration, into which tls.yml's blocks are merged (patronictl reads it).
+    static let config = "etc/patroni/patroni.yml"
     static let tls = "etc/patroni/tls.yml"
     static let hba = "etc/patroni/pg_hba.conf"
     static let ident = "etc/patroni/pg_ident.conf"
@@ -51,10 +53,20 @@ public struct PatroniBundle: ServiceUserBundle {
     }
 
     /// A leaf: SIGHUP makes Patroni (≥ 3.0.4) rebuild its REST API context when the certificate's
-    /// serial changed, but it passes no reload to PostgreSQL when only file contents changed, so
-    /// PostgreSQL is asked too (pg_reload_conf over the Unix socket: pg_hba.conf's `local ...
-    /// postgres peer`). Trust: the REST API never rereads its cafile alone, so a restart (PostgreSQL
-    /// with it), one member at a time, each answering /health and a TLS login before the next.
+    /// serial changed, and PostgreSQL is asked too (pg_reload_conf over the Unix socket:
+    /// pg_hba.conf's `local ... postgres peer`), so the reload does not rest on Patroni's loop.
+    /// Trust: the REST API loads its cafile only when it builds its TLS context (at start, or on a
+    /// reload that finds a new certificate serial: patroni `api.py` `reload_config`), so a trust
+    /// change takes a restart, or the other members' new client certificates are refused until
+    /// this host's leaves step (the soak saw it when the REST API was only reloaded). A plain
+    /// restart of the leader's Patroni stops its PostgreSQL (the soak's 3 failed writes and 3.1 s
+    /// without a leader at `rotate-ca`), so the restart happens in maintenance mode: `patronictl
+    /// pause --wait` (every member acknowledged: no failover, and a stopping Patroni leaves
+    /// PostgreSQL running and keeps the leader key), the restart, PostgreSQL's reload (its
+    /// ssl_ca_file), `patronictl resume --wait`. A host where Patroni is new just starts it
+    /// (`on_start`): pausing needs a running cluster. A step that fails between pause and resume
+    /// leaves the cluster paused: the next run's pause then fails ("already paused") until an
+    /// operator runs `patronictl resume` (docs/rollout.md).
     /// One reload is not always enough: Patroni (4.1, `__main__.reload_config`) rebuilds its REST
     /// API context on a SIGHUP only when patroni.yml did not change in the same reload, so when
     /// tls.yml (its etcd hosts) and the certificate change together, as on growth, the first
@@ -70,9 +82,11 @@ public struct PatroniBundle: ServiceUserBundle {
         let address = ClusterFacts.address(of: host)
         let client = service.enableClient ? (Self.clientCertificate, Self.clientKey) : (Self.certificate, Self.key)
         let cafile = "/" + Self.root
+        let patronictl = { (action: String) in ["patronictl", "-c", "/" + Self.config, action, "--wait"] }
         return ServiceOperations(
             onLeaf: [ServiceOperations.systemctl("reload", name), reloadPostgres],
-            onTrust: [ServiceOperations.systemctl("restart", name)], serial: true,
+            onTrust: [patronictl("pause"), ServiceOperations.systemctl("restart", name), reloadPostgres, patronictl("resume")],
+            onStart: [ServiceOperations.systemctl("restart", name)], serial: true,
             health: [
                 HealthCheck(.patroniREST, address: address, port: 8008, serverName: host.name, cafile: cafile,
                             certfile: "/" + client.0, keyfile: "/" + client.1, leaf: "/" + Self.certificate),
