@@ -65,7 +65,7 @@ public enum Tar {
 
     public static func archive(_ entries: [TarEntry]) throws -> Data {
         var out = Data(count: try size(of: entries))
-        try out.withUnsafeMutableBytes { try write(entries, into: $0) }
+        _ = try out.withUnsafeMutableBytes { try write(entries, into: $0) }
         return out
     }
 
