@@ -39,7 +39,7 @@ struct BundleLayoutTests {
         var leaves: [CertificateIdentity: BundleInputs.Leaf] = [:]
         for (index, profile) in NamingRules.profiles(for: inventory).enumerated() {
             let text = Data("CERT \(profile.identity)\n".utf8)
-            leaves[profile.identity] = .init(certificatePEM: text, keyPEM: Data("KEY \(profile.identity)\n".utf8),
+            leaves[profile.identity] = .init(certificatePEM: text, keyPEM: SecretBytes(Data("KEY \(profile.identity)\n".utf8)),
                                              chainPEM: text + Data("INTERMEDIATE\n".utf8),
                                              notBefore: Date(timeIntervalSince1970: 1_800_000_000 + Double(index)))
         }

@@ -56,7 +56,7 @@ struct RolloutPlanTests {
         var leaves: [CertificateIdentity: BundleInputs.Leaf] = [:]
         for profile in NamingRules.profiles(for: inventory) {
             let text = Data("CERT \(profile.identity) #\(generation(profile.identity)) of \(leafRoot.prefix(4))\n".utf8)
-            leaves[profile.identity] = .init(certificatePEM: text, keyPEM: Data("KEY \(profile.identity)\n".utf8), chainPEM: text,
+            leaves[profile.identity] = .init(certificatePEM: text, keyPEM: SecretBytes(Data("KEY \(profile.identity)\n".utf8)), chainPEM: text,
                                              notBefore: Date(timeIntervalSince1970: 1_800_000_000), root: leafRoot)
         }
         let inputs = BundleInputs(roots: roots, intermediates: [], leaves: leaves, caSHA256: caSHA256,

@@ -75,6 +75,15 @@ def test_the_package_graph_is_the_documented_layering_and_every_import_is_declar
             raise AssertionError(f"{name} imports {module}")
 
 
+def test_no_glibc_above_the_platform_layer():
+    """POSIX calls through Glibc only in ChpkiPlatform (and ChpkiBase's explicit_bzero, the OpenSSL
+    target's TLS socket): the layers above reach the OS through ChpkiPlatform. Foundation re-exports
+    Glibc, so only the import can be checked, not every call."""
+    for name in ("ChpkiModel", "ChpkiInventory", "ChpkiCA", "ChpkiCore", "chpki"):
+        users = imports_of(REPO / "Sources" / name).get("Glibc", set())
+        assert not users, f"{name} imports Glibc: {sorted(users)}; OS calls belong in ChpkiPlatform"
+
+
 def test_sql_only_in_the_ca_database():
     """GRDB (so SQL) only in CA/CADatabase*.swift, and in ErrorReport, which words its errors."""
     allowed = re.compile(r"^Sources/(ChpkiCA/CA/CADatabase(\+\w+)?\.swift|ChpkiCore/Errors/ErrorReport\.swift)$")

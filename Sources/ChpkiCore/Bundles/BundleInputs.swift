@@ -7,13 +7,28 @@ public struct BundleInputs: Sendable {
     /// One valid leaf, ready to lay out.
     public struct Leaf: Sendable {
         public var certificatePEM: Data
-        public var keyPEM: Data
+        /// The key's PEM as the CA's vault opened it, in wiped memory; every bundle file that
+        /// holds it shares this buffer until the file is written.
+        public var keyPEM: SecretBytes
         /// The leaf, then the intermediate that issued it when that was not the root.
         public var chainPEM: Data
         public var notBefore: Date
         /// Lower-case hex SHA-256 of the DER of the root the chain ends at (MANIFEST.json `root`):
         /// how `rotate-ca --finish` tells from a host's record which root its leaves come from.
         public var root: String? = nil
+
+        public init(certificatePEM: Data, keyPEM: SecretBytes, chainPEM: Data, notBefore: Date, root: String? = nil) {
+            self.certificatePEM = certificatePEM
+            self.keyPEM = keyPEM
+            self.chainPEM = chainPEM
+            self.notBefore = notBefore
+            self.root = root
+        }
+
+        /// The chain, then the key, in one wiped buffer (HAProxy's `crt` file).
+        public var chainAndKeyPEM: SecretBytes {
+            chainPEM.withUnsafeBytes { chain in keyPEM.withBytes { key in SecretBytes(concatenating: [chain, key]) } }
+        }
     }
 
     /// The root, and during a rotation the previous root too: every trust file holds them all.
@@ -48,7 +63,7 @@ public struct BundleInputs: Sendable {
             guard let key = keys[record.serial], leaves[record.identity] == nil else { continue }
             let certificate = Data(record.certificatePEM.utf8)
             let chain = certificate + (record.issuerSerial.flatMap { intermediateBySerial[$0.hex] } ?? Data())
-            leaves[record.identity] = Leaf(certificatePEM: certificate, keyPEM: key.withBytes { Data($0) }, chainPEM: chain,
+            leaves[record.identity] = Leaf(certificatePEM: certificate, keyPEM: key, chainPEM: chain,
                                            notBefore: record.notBefore, root: record.issuerSerial.flatMap { rootOf[$0.hex] })
         }
         return BundleInputs(roots: try session.trustedRoots.map { try $0.pemEncoded() }, intermediates: intermediates, leaves: leaves,

@@ -218,4 +218,8 @@ public struct BundleManifest: Codable, Sendable, Equatable {
     public static func sha256(_ data: Data) throws -> String {
         Hex.upper(try Digest.sha256(data)).lowercased()
     }
+
+    public static func sha256(_ bytes: UnsafeRawBufferPointer) throws -> String {
+        Hex.upper(try Digest.sha256(bytes)).lowercased()
+    }
 }

@@ -54,7 +54,9 @@ public struct BundlePlan: @unchecked Sendable {  // read-only after init
         }
         let names = services(of: host).map(\.name) + (minicluster ? [ServiceBundles.minicluster] : [])
         for index in files.indices where files[index].role == .leaf && files[index].root == nil {
-            files[index].root = leafRoots[Self.firstCertificate(files[index].contents)]
+            // Borrowed, not copied (HAProxy's leaf file holds its key too): only the certificate
+            // at its start is copied out.
+            files[index].root = leafRoots[files[index].withContents(Self.firstCertificate)]
         }
         return HostBundle(host: host.name, services: names, files: files, directories: directories,
                           caSHA256: facts.caSHA256, fallbackModified: facts.caCreated, operations: operations)
@@ -63,8 +65,17 @@ public struct BundlePlan: @unchecked Sendable {  // read-only after init
     /// The leaf at the start of a chain file: its first PEM block (through the line ending that
     /// follows), or its first line when it holds no PEM (the test suite's placeholders).
     static func firstCertificate(_ contents: Data) -> Data {
-        let end = Data("-----END CERTIFICATE-----".utf8)
-        var cut = contents.range(of: end)?.upperBound ?? contents.startIndex
+        contents.withUnsafeBytes(firstCertificate)
+    }
+
+    static func firstCertificate(_ contents: UnsafeRawBufferPointer) -> Data {
+        let end = Array("-----END CERTIFICATE-----".utf8)
+        var cut = contents.startIndex
+        if contents.count >= end.count, let start = (0...(contents.count - end.count)).first(where: { at in
+            contents[at] == end[0] && end.indices.allSatisfy { contents[at + $0] == end[$0] }
+        }) {
+            cut = start + end.count
+        }
         if let newline = contents[cut...].firstIndex(of: UInt8(ascii: "\n")) { cut = newline + 1 } else { cut = contents.endIndex }
         return Data(contents[contents.startIndex..<cut])
     }

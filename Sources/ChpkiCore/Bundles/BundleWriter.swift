@@ -84,14 +84,18 @@ public enum BundleWriter {
                 try writeTree(bundle, manifestJSON: manifestJSON, at: staging)
             }
             if tar {
-                let archive = try Gzip.compress(try Tar.archive(bundle.tarEntries(manifestJSON: manifestJSON)))
-                if case let .success((old, status)) = RegularFile.read(archiveTarget, limit: ReadLimits.bundleFile), old == archive, status.mode == 0o600 {
-                    // the same bytes are in place already
-                } else {
-                    let staging = Path.join(output, ".\(bundle.host).tar.gz.new-\(suffix)")
-                    staged.archive = staging
-                    // The archive holds private keys: readable by its owner only.
-                    try FreshTree.createFile(staging, archive, mode: 0o600, modified: bundle.modified)
+                // The tar and its gzip hold private keys: both in wiped buffers, released (and
+                // wiped) when this block ends; the archive in place is compared in wiped memory too.
+                let archive = try Gzip.compress(try Tar.secretArchive(bundle.tarEntries(manifestJSON: manifestJSON)))
+                try archive.withBytes { bytes in
+                    if let status = RegularFile.status(archiveTarget, ifHolding: bytes), status.mode == 0o600 {
+                        // the same bytes are in place already
+                    } else {
+                        let staging = Path.join(output, ".\(bundle.host).tar.gz.new-\(suffix)")
+                        staged.archive = staging
+                        // The archive holds private keys: readable by its owner only.
+                        try FreshTree.createFile(staging, bytes: bytes, mode: 0o600, modified: bundle.modified)
+                    }
                 }
             }
         } catch {
@@ -105,9 +109,10 @@ public enum BundleWriter {
     /// Whether the tree at `root` is exactly what `writeTree` would write: the same manifest, every
     /// file with its bytes and mode, every directory with its mode, and nothing else.
     static func holds(_ bundle: HostBundle, manifestJSON: Data, at root: String) -> Bool {
-        guard case let .success((old, _)) = RegularFile.read(Path.join(root, BundleManifest.path), limit: ReadLimits.bundleFile), old == manifestJSON else { return false }
-        var files: [String: (mode: UInt16, contents: Data)] = [BundleManifest.path: (0o644, manifestJSON)]
-        for file in bundle.files { files[file.path] = (file.mode, file.contents) }
+        let manifest = BundleFile(BundleManifest.path, manifestJSON, mode: 0o644, owner: "root", service: "")
+        guard holds(manifest, at: root) else { return false }
+        var files: [String: BundleFile] = [BundleManifest.path: manifest]
+        for file in bundle.files { files[file.path] = file }
         var directories: [String: UInt16] = [:]
         for path in Array(files.keys) + bundle.directories.map({ $0.path + "/x" }) {
             var directory = Path.parent(of: path)
@@ -124,10 +129,17 @@ public enum BundleWriter {
         }
         for (path, expected) in files {
             guard let status = (try? FileStatus.of(Path.join(root, path), followLinks: false)) ?? nil, status.kind == .regular,
-                  status.mode == expected.mode, case let .success((data, _)) = RegularFile.read(Path.join(root, path), limit: ReadLimits.bundleFile),
-                  data == expected.contents else { return false }
+                  status.mode == expected.mode, holds(expected, at: root) else { return false }
         }
         return true
+    }
+
+    /// Whether the file at `file.path` under `root` holds exactly `file`'s bytes (read into wiped
+    /// memory: the old file may hold a key).
+    private static func holds(_ file: BundleFile, at root: String) -> Bool {
+        file.withContents { bytes in
+            bytes.count <= ReadLimits.bundleFile && RegularFile.status(Path.join(root, file.path), ifHolding: bytes) != nil
+        }
     }
 
     /// The tree: parents 0755, the directories chpki owns with their modes, every file, the manifest.
@@ -149,7 +161,7 @@ public enum BundleWriter {
         }
         for file in bundle.files {
             try parents(of: file.path)
-            try FreshTree.createFile(Path.join(root, file.path), file.contents, mode: file.mode, modified: bundle.modified)
+            try file.withContents { try FreshTree.createFile(Path.join(root, file.path), bytes: $0, mode: file.mode, modified: bundle.modified) }
         }
         try parents(of: BundleManifest.path)
         try FreshTree.createFile(Path.join(root, BundleManifest.path), manifestJSON, mode: 0o644, modified: bundle.modified)

@@ -53,6 +53,11 @@ extension ServiceUserBundle {
         BundleFile(path, contents, mode: mode, owner: Self.owner, service: name, issued: issued, role: role)
     }
 
+    /// A file of the service that holds a private key (its bytes stay in wiped memory).
+    func file(_ path: String, _ secret: SecretBytes, mode: UInt16, issued: Date? = nil, role: FileRole = .config) -> BundleFile {
+        BundleFile(path, secret, mode: mode, owner: Self.owner, service: name, issued: issued, role: role)
+    }
+
     /// The host's server certificate with its chain (0644), its key (0600) and the root (0644).
     func serverFiles(_ server: BundleInputs.Leaf, chain: String, key: String, root: String, facts: ClusterFacts) -> [BundleFile] {
         [

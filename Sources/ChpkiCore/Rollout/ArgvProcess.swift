@@ -1,64 +1,21 @@
 import Foundation
-import Glibc
 
 /// Runs one argv of a rollout step on this machine (ssh, tar, a site's wrapper) and waits for it:
-/// no shell, the program looked up on PATH, chpki's environment without `CHPKI_*` (a passphrase
-/// never reaches it), its output on chpki's stderr (stdout stays the `--json` document's), and
-/// `input` (the step's archive) written to its stdin from another thread, so neither side blocks.
+/// the program looked up on PATH, then started by ChpkiPlatform's `Subprocess.runAttached` (no
+/// shell, no `CHPKI_*` variable, its output on chpki's stderr, `input` on its stdin); here only
+/// the rollout's wording of what went wrong.
 enum ArgvProcess {
     /// The exit status, or a signal as 128+N like a shell reports it.
     static func run(_ argv: [String], input: Data?) throws -> Int32 {
         guard let program = argv.first, let executable = Subprocess.find(program) else {
             throw ChpkiError(.checkRolloutFailed, "\(argv.first.map(InstallPaths.shown) ?? "(empty)"): no such program on PATH")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = Array(argv.dropFirst())
-        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("CHPKI_") }
-        process.standardOutput = FileHandle.standardError
-        process.standardError = FileHandle.standardError
-        let pipe = input.map { _ in Pipe() }
-        process.standardInput = pipe ?? FileHandle.nullDevice
-        do { try process.run() } catch {
+        do {
+            return try Subprocess.runAttached(executable, Array(argv.dropFirst()), input: input)
+        } catch let .cannotStart(path, reason) {
+            throw ChpkiError(.checkRolloutFailed, "\(path): cannot start: \(reason)")
+        } catch {
             throw ChpkiError(.checkRolloutFailed, "\(executable): cannot start: \(error)")
         }
-        if let pipe, let input {
-            let writer = pipe.fileHandleForWriting.fileDescriptor
-            let done = DispatchSemaphore(value: 0)
-            DispatchQueue.global().async {
-                // A copy command that exits before reading its stdin must cost an exit status, not
-                // chpki: SIGPIPE is blocked on this thread only (ignoring it process-wide would be
-                // inherited by every command chpki starts), and one a write raised is taken here.
-                var pipeSignal = sigset_t(), previous = sigset_t()
-                sigemptyset(&pipeSignal)
-                sigaddset(&pipeSignal, SIGPIPE)
-                pthread_sigmask(SIG_BLOCK, &pipeSignal, &previous)
-                defer {
-                    var pending = sigset_t()
-                    sigpending(&pending)
-                    if sigismember(&pending, SIGPIPE) == 1 {
-                        var now = timespec(tv_sec: 0, tv_nsec: 0)
-                        _ = sigtimedwait(&pipeSignal, nil, &now)
-                    }
-                    pthread_sigmask(SIG_SETMASK, &previous, nil)
-                }
-                input.withUnsafeBytes { raw in
-                    var offset = 0
-                    while offset < raw.count {
-                        let count = Glibc.write(writer, raw.baseAddress! + offset, raw.count - offset)
-                        if count < 0 && errno == EINTR { continue }
-                        if count <= 0 { break }
-                        offset += count
-                    }
-                }
-                try? pipe.fileHandleForWriting.close()
-                done.signal()
-            }
-            process.waitUntilExit()
-            done.wait()
-        } else {
-            process.waitUntilExit()
-        }
-        return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
     }
 }

@@ -113,7 +113,7 @@ public struct InstallPaths: Sendable {
         var leaves: [CertificateIdentity: BundleInputs.Leaf] = [:]
         for profile in NamingRules.profiles(for: inventory) {
             let placeholder = Data("\(profile.identity)\n".utf8)
-            leaves[profile.identity] = .init(certificatePEM: placeholder, keyPEM: placeholder, chainPEM: placeholder,
+            leaves[profile.identity] = .init(certificatePEM: placeholder, keyPEM: SecretBytes(placeholder), chainPEM: placeholder,
                                              notBefore: Date(timeIntervalSince1970: 1_700_000_000))
         }
         let inputs = BundleInputs(roots: [root], intermediates: [], leaves: leaves, caSHA256: String(repeating: "0", count: 64),

@@ -89,11 +89,13 @@ public enum SecretBundleArchive {
             entries.append(TarEntry(path: entry.path, kind: .file(file.data), mode: ModeText.parse(entry.mode) ?? 0o600,
                                     owner: entry.owner, group: entry.group, modified: modified))
         }
-        let tar = try Tar.archive(entries)
+        // The tar and the gzip are built in wiped buffers (they hold the secrets in clear); only
+        // the compressed bytes leave as Data, which the callers write or seal.
+        let tar = try Tar.secretArchive(entries)
         guard tar.count <= limits.archiveSize else {
             throw ChpkiError.input(.secretsTooLarge, file: source, field: nil, "the bundle would be \(tar.count) bytes, more than the \(limits.archiveSize) a secret bundle may be")
         }
-        return try Gzip.compress(tar, level: 9)
+        return try Gzip.compress(tar, level: 9).data
     }
 
     /// What `open` found: the manifest and every member by path.

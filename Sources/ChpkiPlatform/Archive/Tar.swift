@@ -6,6 +6,9 @@ import ChpkiBase
 public struct TarEntry: Sendable, Equatable {
     public enum Kind: Sendable, Equatable {
         case file(Data)
+        /// A file holding a private key: written from its wiped buffer, never copied into a `Data`.
+        /// Only written; `Tar.read` gives `.file`.
+        case secret(SecretBytes)
         case directory
     }
 
@@ -27,9 +30,31 @@ public struct TarEntry: Sendable, Equatable {
         self.modified = modified
     }
 
+    /// A file's bytes (for a `.secret` member, a copy that nothing wipes: readers never see one).
     public var data: Data? {
-        if case let .file(data) = kind { return data }
-        return nil
+        switch kind {
+        case let .file(data): return data
+        case let .secret(bytes): return bytes.data
+        case .directory: return nil
+        }
+    }
+
+    /// A file's size, 0 for a directory.
+    var size: Int {
+        switch kind {
+        case let .file(data): return data.count
+        case let .secret(bytes): return bytes.count
+        case .directory: return 0
+        }
+    }
+
+    /// A file's bytes, borrowed (nothing for a directory).
+    func withBytes<T>(_ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
+        switch kind {
+        case let .file(data): return try data.withUnsafeBytes(body)
+        case let .secret(bytes): return try bytes.withBytes(body)
+        case .directory: return try body(UnsafeRawBufferPointer(start: nil, count: 0))
+        }
     }
 }
 
@@ -39,17 +64,49 @@ public enum Tar {
     static let block = 512
 
     public static func archive(_ entries: [TarEntry]) throws -> Data {
-        var out = Data()
+        var out = Data(count: try size(of: entries))
+        _ = try out.withUnsafeMutableBytes { try write(entries, into: $0) }
+        return out
+    }
+
+    /// The same bytes in wiped memory, for archives that hold private keys: the buffer is sized
+    /// once, so no copy is left behind by a regrowth, and it is wiped when released.
+    public static func secretArchive(_ entries: [TarEntry]) throws -> SecretBytes {
+        let size = try size(of: entries)
+        return try SecretBytes(capacity: size) { try write(entries, into: $0) }
+    }
+
+    /// The archive's length: a header per member, each file padded to whole blocks, two zero blocks.
+    private static func size(of entries: [TarEntry]) throws -> Int {
+        var total = block * 2
         for entry in entries {
             try checkPath(entry.path)
-            out.append(try header(entry))
-            if let data = entry.data {
-                out.append(data)
-                out.append(Data(count: (block - data.count % block) % block))
-            }
+            total += block
+            if case .directory = entry.kind { continue }
+            guard let padded = entry.size.roundedUp(to: block) else { throw ChpkiError(.archiveTooLarge, "tar: \(entry.path) is too large") }
+            total += padded
         }
-        out.append(Data(count: block * 2))
-        return out
+        return total
+    }
+
+    /// Writes the archive of `entries` into `out`, which is exactly `size(of: entries)` bytes and
+    /// zeroed (padding and the end blocks are left as they are); returns the length written.
+    @discardableResult
+    private static func write(_ entries: [TarEntry], into out: UnsafeMutableRawBufferPointer) throws -> Int {
+        var offset = 0
+        for entry in entries {
+            try header(entry).withUnsafeBytes { header in
+                UnsafeMutableRawBufferPointer(rebasing: out[offset..<offset + block]).copyMemory(from: header)
+            }
+            offset += block
+            if case .directory = entry.kind { continue }
+            entry.withBytes { bytes in
+                if !bytes.isEmpty { UnsafeMutableRawBufferPointer(rebasing: out[offset..<offset + bytes.count]).copyMemory(from: bytes) }
+            }
+            offset += entry.size.roundedUp(to: block)!
+        }
+        precondition(offset + 2 * block == out.count, "tar: the archive's size was miscounted")
+        return out.count
     }
 
     /// How much a reader accepts: one member's size and the whole archive's, checked before any
@@ -229,7 +286,7 @@ public enum Tar {
         putOctal(Int(entry.mode), at: 100, width: 8)
         putOctal(0, at: 108, width: 8)
         putOctal(0, at: 116, width: 8)
-        putOctal(entry.data?.count ?? 0, at: 124, width: 12)
+        putOctal(entry.size, at: 124, width: 12)
         putOctal(Int(entry.modified.timeIntervalSince1970), at: 136, width: 12)
         header[156] = entry.kind == .directory ? UInt8(ascii: "5") : UInt8(ascii: "0")
         put(Array("ustar\0".utf8), at: 257, width: 6)

@@ -61,16 +61,18 @@ public enum AtomicFile {
 
     /// Writes all of `data` to `descriptor`, retrying short writes and EINTR; shared with FreshTree.
     static func writeAll(_ descriptor: Int32, _ data: Data, path: String) throws {
-        try data.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let written = Glibc.write(descriptor, raw.baseAddress! + offset, raw.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    throw POSIXFailure.last("cannot write \(path)")
-                }
-                offset += written
+        try data.withUnsafeBytes { try writeAll(descriptor, $0, path: path) }
+    }
+
+    static func writeAll(_ descriptor: Int32, _ raw: UnsafeRawBufferPointer, path: String) throws {
+        var offset = 0
+        while offset < raw.count {
+            let written = Glibc.write(descriptor, raw.baseAddress! + offset, raw.count - offset)
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw POSIXFailure.last("cannot write \(path)")
             }
+            offset += written
         }
     }
 }

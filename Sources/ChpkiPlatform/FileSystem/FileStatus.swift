@@ -115,6 +115,33 @@ public enum RegularFile {
         return data
     }
 
+    /// The status of the regular file at `path` (followed through symlinks) when it holds exactly
+    /// `expected`, else nil: a file of another size is not read at all, and one of the same size is
+    /// read into wiped memory (`SecretBytes`), so comparing an old key file leaves no copy of it.
+    public static func status(_ path: String, ifHolding expected: UnsafeRawBufferPointer) -> FileStatus? {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard descriptor >= 0 else { return nil }
+        defer { close(descriptor) }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else { return nil }
+        let status = FileStatus(info)
+        guard status.kind == .regular, status.size == expected.count else { return nil }
+        // One byte more than expected: a file that grew since fstat does not match.
+        guard let old = try? SecretBytes(capacity: expected.count + 1, filling: { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let count = Glibc.read(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
+                if count < 0 && errno == EINTR { continue }
+                guard count >= 0 else { throw POSIXFailure.last("cannot read \(path)") }
+                if count == 0 { break }
+                offset += count
+            }
+            return offset
+        }) else { return nil }
+        let same = old.withBytes { $0.count == expected.count && (expected.isEmpty || memcmp($0.baseAddress!, expected.baseAddress!, expected.count) == 0) }
+        return same ? status : nil
+    }
+
     /// The rest of an open regular file whose fstat is `status`: its size is checked first, and
     /// the read stops at `limit` too (a file may grow while it is read).
     static func read(open descriptor: CInt, status: FileStatus, limit: Int) -> Result<Data, Failure> {

@@ -11,10 +11,15 @@ import ChpkiBase
 public enum FreshTree {
     /// Creates `path` (which must not exist) with exactly `mode`, its content, and `modified` as its time.
     public static func createFile(_ path: String, _ data: Data, mode: UInt16, modified: Date) throws {
+        try data.withUnsafeBytes { try createFile(path, bytes: $0, mode: mode, modified: modified) }
+    }
+
+    /// The same from a borrowed buffer (a key's `SecretBytes`): nothing is copied on the way to write(2).
+    public static func createFile(_ path: String, bytes: UnsafeRawBufferPointer, mode: UInt16, modified: Date) throws {
         let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { throw POSIXFailure.last("cannot create \(path)") }
         defer { close(descriptor) }
-        try AtomicFile.writeAll(descriptor, data, path: path)
+        try AtomicFile.writeAll(descriptor, bytes, path: path)
         guard fchmod(descriptor, mode_t(mode)) == 0 else { throw POSIXFailure.last("cannot set the mode of \(path)") }
         var times = [timespec(modified), timespec(modified)]
         guard futimens(descriptor, &times) == 0 else { throw POSIXFailure.last("cannot set the time of \(path)") }

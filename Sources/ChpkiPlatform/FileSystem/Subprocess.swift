@@ -1,8 +1,9 @@
 import Foundation
 import ChpkiBase
 
-/// Runs another program and collects what it printed: the one place chpki starts a process
-/// (today only `ansible-inventory --list`, SPEC §2 `ansible_inventory:`).
+/// Runs another program: the one place chpki starts a process. `run` collects what it printed
+/// (`ansible-inventory --list`, SPEC §2 `ansible_inventory:`); `runAttached` passes its output
+/// through and feeds its stdin (the rollout's steps, `Subprocess+Attached.swift`).
 ///
 /// The child gets chpki's environment without any `CHPKI_*` variable, so a passphrase given as
 /// `CHPKI_CA_PASSPHRASE` never reaches it, and stdin from /dev/null.

@@ -36,7 +36,7 @@ public struct HAProxyBundle: ServiceBundle {
         var files: [BundleFile] = []
         for vip in facts.inventory.vips {
             let leaf = try facts.leaf(NamingRules.vipProfile(vip: vip, balancer: host, service: service, inventory: facts.inventory).identity)
-            files.append(BundleFile(Self.pem(vip), leaf.chainPEM + leaf.keyPEM, mode: 0o600, owner: "root", service: name, issued: leaf.notBefore,
+            files.append(BundleFile(Self.pem(vip), leaf.chainAndKeyPEM, mode: 0o600, owner: "root", service: name, issued: leaf.notBefore,
                                     role: .leaf))
         }
         files.append(BundleFile(Self.settings, try facts.render("haproxy-tls.cfg", shared.context(["host": host.name])),
