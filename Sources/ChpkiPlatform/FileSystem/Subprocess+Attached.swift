@@ -29,28 +29,16 @@ extension Subprocess {
             let done = DispatchSemaphore(value: 0)
             DispatchQueue.global().async {
                 // A copy command that exits before reading its stdin must cost an exit status, not
-                // chpki: SIGPIPE is blocked on this thread only (ignoring it process-wide would be
-                // inherited by every command chpki starts), and one a write raised is taken here.
-                var pipeSignal = sigset_t(), previous = sigset_t()
-                sigemptyset(&pipeSignal)
-                sigaddset(&pipeSignal, SIGPIPE)
-                pthread_sigmask(SIG_BLOCK, &pipeSignal, &previous)
-                defer {
-                    var pending = sigset_t()
-                    sigpending(&pending)
-                    if sigismember(&pending, SIGPIPE) == 1 {
-                        var now = timespec(tv_sec: 0, tv_nsec: 0)
-                        _ = sigtimedwait(&pipeSignal, nil, &now)
-                    }
-                    pthread_sigmask(SIG_SETMASK, &previous, nil)
-                }
-                input.withUnsafeBytes { raw in
-                    var offset = 0
-                    while offset < raw.count {
-                        let count = Glibc.write(writer, raw.baseAddress! + offset, raw.count - offset)
-                        if count < 0 && errno == EINTR { continue }
-                        if count <= 0 { break }
-                        offset += count
+                // chpki (PipeSignal: blocked on this thread only, never inherited by a command).
+                PipeSignal.blocked {
+                    input.withUnsafeBytes { raw in
+                        var offset = 0
+                        while offset < raw.count {
+                            let count = Glibc.write(writer, raw.baseAddress! + offset, raw.count - offset)
+                            if count < 0 && errno == EINTR { continue }
+                            if count <= 0 { break }
+                            offset += count
+                        }
                     }
                 }
                 try? pipe.fileHandleForWriting.close()
