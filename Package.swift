@@ -41,6 +41,10 @@ let package = Package(
         // ChpkiPlatform: the POSIX calls (atomic files, flock, rooted directories, fresh trees,
         // subprocesses, the terminal, process hygiene) and the archive formats (ustar, gzip).
         .target(name: "ChpkiPlatform", dependencies: ["ChpkiBase", "CChpkiPOSIX", "CChpkiZlib"]),
+        // ChpkiReporting: what a command prints (Reporter: human text or one JSON document, every
+        // message escaped by ControlCharacters; ProgressTicker, a ProgressSink; Table). The layers
+        // above it report through it; the wording of errors (ErrorReport) stays with the commands.
+        .target(name: "ChpkiReporting", dependencies: ["ChpkiBase", "ChpkiPlatform"]),
         // ChpkiInventory: cluster.yml and ansible-inventory read into an Inventory, every field checked.
         .target(
             name: "ChpkiInventory",
@@ -65,6 +69,7 @@ let package = Package(
                 "ChpkiPlatform",
                 "ChpkiInventory",
                 "ChpkiCA",
+                "ChpkiReporting",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Mustache", package: "swift-mustache"),
@@ -89,7 +94,10 @@ let package = Package(
         .testTarget(
             name: "ChpkiCoreTests",
             // The lower targets too: a test of their internals says `@testable import ChpkiOpenSSL`.
-            dependencies: ["ChpkiCore", "ChpkiBase", "ChpkiModel", "ChpkiOpenSSL", "ChpkiPlatform", "ChpkiInventory", "ChpkiCA"]
+            dependencies: [
+                "ChpkiCore", "ChpkiBase", "ChpkiModel", "ChpkiOpenSSL", "ChpkiPlatform", "ChpkiInventory", "ChpkiCA",
+                "ChpkiReporting",
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

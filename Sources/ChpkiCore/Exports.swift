@@ -7,6 +7,7 @@
 @_exported import ChpkiPlatform
 @_exported import ChpkiInventory
 @_exported import ChpkiCA
+@_exported import ChpkiReporting
 
 // Foundation has a `Host` too; inside one module the module's own type won, across modules the name
 // is ambiguous, so ChpkiCore names the inventory's host once.

@@ -41,11 +41,10 @@ public struct BundleInputs: Sendable {
     /// The root's notBefore: the archive time of a host whose files carry no leaf.
     public var caCreated: Date
 
-    /// Opens the CA (a read session: locked, recovered, then loaded; the passphrase opens the sealed
-    /// leaf keys), refuses when the inventory implies certificates not issued (or out of date),
-    /// notes the ones due for renewal.
-    public static func load(settings: Settings, passphraseFile: String?, inventory: Inventory, reporter: Reporter) throws -> BundleInputs {
-        let session = try settings.openCA(.read, passphraseFile: passphraseFile, reporter: reporter)
+    /// Reads the CA through `session` (a read session the command opened: locked, recovered, then
+    /// loaded; its passphrase opens the sealed leaf keys), refuses when the inventory implies
+    /// certificates not issued (or out of date), notes the ones due for renewal.
+    public static func load(from session: CASession, inventory: Inventory, reporter: Reporter) throws -> BundleInputs {
         // One read of the valid leaves serves the check and the layout (it is most of a run's fixed cost).
         let valid = try session.validLeaves()
         try checkIssued(inventory: inventory, leaves: valid, now: session.now, reporter: reporter)

@@ -6,7 +6,8 @@ import Foundation
 public enum InstalledRecords {
     public static let directoryName = "installed"
 
-    public static func defaultDirectory(_ settings: Settings) -> String {
-        Path.join(settings.caDirectory.path, directoryName)
+    /// `caDirectory`: the CA directory's path (the command's `Settings.caDirectory`).
+    public static func defaultDirectory(caDirectory: String) -> String {
+        Path.join(caDirectory, directoryName)
     }
 }

@@ -205,8 +205,8 @@ public struct SecretBundleInstallOptions: Sendable {
 
     /// The passphrase of an encrypted bundle: --passphrase-file, else CHPKI_BUNDLE_PASSPHRASE,
     /// else a prompt naming `bundle` and the file. Asked only when the bundle turns out encrypted.
-    func passphrase(for bundle: String, settings: Settings) throws -> Passphrase {
-        try PassphraseSource(file: passphraseFile, environment: settings.environment,
+    func passphrase(for bundle: String, environment: [String: String]) throws -> Passphrase {
+        try PassphraseSource(file: passphraseFile, environment: environment,
                              variable: PassphraseSource.bundleEnvironmentVariable)
             .existingPassphrase(purpose: "\(bundle) \(file)")
     }

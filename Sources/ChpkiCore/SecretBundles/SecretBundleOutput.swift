@@ -29,14 +29,14 @@ public struct SecretBundleOutput: Sendable {
 
     /// Writes `archive` (a secret bundle's tar.gz) to `out`, 0600 and atomically, sealed in a CMS
     /// password envelope when `encrypt`; `purpose` names the bundle at the passphrase prompt.
-    func write(_ archive: Data, to out: String, purpose: String, settings: Settings, reporter: Reporter) throws {
+    func write(_ archive: Data, to out: String, purpose: String, environment: [String: String], reporter: Reporter) throws {
         var archive = archive
         defer { archive.wipe() }
         guard encrypt else {
             try AtomicFile.write(archive, to: out, mode: 0o600)
             return
         }
-        let passphrase = try PassphraseSource(file: passphraseFile, environment: settings.environment,
+        let passphrase = try PassphraseSource(file: passphraseFile, environment: environment,
                                               variable: PassphraseSource.bundleEnvironmentVariable)
             .newPassphrase(purpose: purpose)
         reporter.progress("encrypting (PBKDF2, \(PasswordEnvelope.defaultIterations) iterations)")

@@ -22,11 +22,11 @@ public enum ControlCharacters {
     /// The layout characters a multi-line report (a table, a template) may keep.
     public static let layout: Set<Unicode.Scalar> = ["\n", "\t"]
 
-    static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+    package static func isControl(_ scalar: Unicode.Scalar) -> Bool {
         scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
     }
 
-    static func visible(_ scalar: Unicode.Scalar) -> String {
+    package static func visible(_ scalar: Unicode.Scalar) -> String {
         switch scalar {
         case "\n": return "\\n"
         case "\r": return "\\r"

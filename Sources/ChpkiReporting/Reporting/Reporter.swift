@@ -1,3 +1,5 @@
+import ChpkiBase
+import ChpkiPlatform
 import Foundation
 
 /// Where a command's output goes: human text or one JSON document on stdout, notes and errors on
@@ -10,8 +12,9 @@ public final class Reporter: @unchecked Sendable {
     public let verbose: Bool
     /// Whether stderr is a terminal a person watches: only then is there progress (SPEC §7).
     public let interactive: Bool
-    private let standardOutput: (String) -> Void
-    private let standardError: (String) -> Void
+    /// `package`: the command layer's `error(_:)` (ChpkiCore, beside ErrorReport) writes through them.
+    package let standardOutput: (String) -> Void
+    package let standardError: (String) -> Void
 
     public init(json: Bool, quiet: Bool, verbose: Bool,
                 interactive: Bool = Terminal.standardErrorIsATerminal,
@@ -85,15 +88,6 @@ public final class Reporter: @unchecked Sendable {
         ProgressTicker(total: total, label: label, write: !quiet && interactive && total > 0 ? standardError : nil)
     }
 
-    /// A command's failure: one `chpki: error:` line per problem on stderr (whatever --quiet
-    /// says), and with --json the `{"error": {...}}` object on stdout, so a script reading stdout
-    /// learns why too. A check that failed (exit 1) has printed its own JSON report instead.
-    public func error(_ report: ErrorReport) {
-        standardError(report.problems.map { "chpki: error: \(ControlCharacters.escaped($0))\n" }.joined())
-        guard json, !report.isCheckFailure, let document = try? Self.encodeJSON(["error": report]) else { return }
-        standardOutput(document + "\n")
-    }
-
     /// The one JSON document of `--json`, keys sorted so output is stable.
     public func emit<T: Encodable>(_ value: T) throws {
         guard json else { return }
@@ -106,7 +100,7 @@ public final class Reporter: @unchecked Sendable {
         standardOutput(String(decoding: document, as: UTF8.self) + "\n")
     }
 
-    static func encodeJSON<T: Encodable>(_ value: T) throws -> String {
+    package static func encodeJSON<T: Encodable>(_ value: T) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .custom { date, encoder in
@@ -189,7 +183,7 @@ public final class ProgressTicker: ProgressSink, @unchecked Sendable {
     }
 
     /// 7001 -> "7,001": counts an operator reads at a glance.
-    static func grouped(_ value: Int) -> String {
+    package static func grouped(_ value: Int) -> String {
         let digits = String(value.magnitude)
         var out = ""
         for (index, digit) in digits.enumerated() {
@@ -200,7 +194,7 @@ public final class ProgressTicker: ProgressSink, @unchecked Sendable {
     }
 
     /// 3.2 -> "3.2s", 221 -> "3m41s".
-    static func duration(_ seconds: Double) -> String {
+    package static func duration(_ seconds: Double) -> String {
         guard seconds.isFinite, seconds >= 0 else { return "?" }
         if seconds < 10 { return String(format: "%.1fs", seconds) }
         let whole = Int(seconds.rounded())
