@@ -60,6 +60,38 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
+        // ChpkiSecretBundles: the frontend and Chef Backend secret bundles (one SecretBundleLayout
+        // table, FrontendFlavor, the veil reader, the archive, the rooted installer).
+        .target(
+            name: "ChpkiSecretBundles",
+            dependencies: ["ChpkiBase", "ChpkiModel", "ChpkiOpenSSL", "ChpkiPlatform", "ChpkiCA", "ChpkiReporting"]
+        ),
+        // ChpkiBundles: the per-host bundles. ServiceBundle descriptors (Services/), ClusterFacts,
+        // BundlePlan, BundleWriter, BundleManifest with what it embeds (ServiceOperations,
+        // HealthCheck) and its strict reader (InstallRecord, InstallPaths), BundleVerifier, Templates.
+        // It reads FrontendFlavor (where a frontend's nginx files go) from ChpkiSecretBundles.
+        .target(
+            name: "ChpkiBundles",
+            dependencies: [
+                "ChpkiBase", "ChpkiModel", "ChpkiOpenSSL", "ChpkiPlatform", "ChpkiInventory", "ChpkiCA",
+                "ChpkiReporting", "ChpkiSecretBundles",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Mustache", package: "swift-mustache"),
+            ],
+            plugins: [.plugin(name: "EmbedTemplates")]
+        ),
+        // ChpkiRollout: `chpki rollout-plan` and `rollout-run` (ManifestDiff, RolloutPlan, the
+        // executor and its health probes, the site's operations overrides, the rotation gate).
+        // It reads ChpkiBundles' manifests; ChpkiBundles never reads it.
+        .target(
+            name: "ChpkiRollout",
+            dependencies: [
+                "ChpkiBase", "ChpkiModel", "ChpkiOpenSSL", "ChpkiPlatform", "ChpkiInventory", "ChpkiCA",
+                "ChpkiReporting", "ChpkiBundles",
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        // ChpkiCore: the commands, settings, the wording of errors, the demo and the fuzz entry points.
         .target(
             name: "ChpkiCore",
             dependencies: [
@@ -70,13 +102,13 @@ let package = Package(
                 "ChpkiInventory",
                 "ChpkiCA",
                 "ChpkiReporting",
-                .product(name: "Yams", package: "Yams"),
+                "ChpkiSecretBundles",
+                "ChpkiBundles",
+                "ChpkiRollout",
                 .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "Mustache", package: "swift-mustache"),
-            ],
-            plugins: [.plugin(name: "EmbedTemplates")]
+            ]
         ),
-        // Compiles templates/*.mustache into ChpkiCore at build time, so an installed binary needs
+        // Compiles templates/*.mustache into ChpkiBundles at build time, so an installed binary needs
         // no files beside it (SPEC §4, §7). The tool is the plugin's; it is not installed.
         .plugin(
             name: "EmbedTemplates",
@@ -96,7 +128,7 @@ let package = Package(
             // The lower targets too: a test of their internals says `@testable import ChpkiOpenSSL`.
             dependencies: [
                 "ChpkiCore", "ChpkiBase", "ChpkiModel", "ChpkiOpenSSL", "ChpkiPlatform", "ChpkiInventory", "ChpkiCA",
-                "ChpkiReporting",
+                "ChpkiReporting", "ChpkiSecretBundles", "ChpkiBundles", "ChpkiRollout",
             ]
         ),
     ],
