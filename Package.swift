@@ -41,6 +41,10 @@ let package = Package(
         // ChpkiPlatform: the POSIX calls (atomic files, flock, rooted directories, fresh trees,
         // subprocesses, the terminal, process hygiene) and the archive formats (ustar, gzip).
         .target(name: "ChpkiPlatform", dependencies: ["ChpkiBase", "CChpkiPOSIX", "CChpkiZlib"]),
+        // ChpkiReporting: what a command prints (Reporter: human text or one JSON document, every
+        // message escaped by ControlCharacters; ProgressTicker, a ProgressSink; Table). The layers
+        // above it report through it; the wording of errors (ErrorReport) stays with the commands.
+        .target(name: "ChpkiReporting", dependencies: ["ChpkiBase", "ChpkiPlatform"]),
         // ChpkiInventory: cluster.yml and ansible-inventory read into an Inventory, every field checked.
         .target(
             name: "ChpkiInventory",
@@ -56,6 +60,38 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
+        // ChpkiSecretBundles: the frontend and Chef Backend secret bundles (one SecretBundleLayout
+        // table, FrontendFlavor, the veil reader, the archive, the rooted installer).
+        .target(
+            name: "ChpkiSecretBundles",
+            dependencies: ["ChpkiBase", "ChpkiModel", "ChpkiOpenSSL", "ChpkiPlatform", "ChpkiCA", "ChpkiReporting"]
+        ),
+        // ChpkiBundles: the per-host bundles. ServiceBundle descriptors (Services/), ClusterFacts,
+        // BundlePlan, BundleWriter, BundleManifest with what it embeds (ServiceOperations,
+        // HealthCheck) and its strict reader (InstallRecord, InstallPaths), BundleVerifier, Templates.
+        // It reads FrontendFlavor (where a frontend's nginx files go) from ChpkiSecretBundles.
+        .target(
+            name: "ChpkiBundles",
+            dependencies: [
+                "ChpkiBase", "ChpkiModel", "ChpkiOpenSSL", "ChpkiPlatform", "ChpkiInventory", "ChpkiCA",
+                "ChpkiReporting", "ChpkiSecretBundles",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Mustache", package: "swift-mustache"),
+            ],
+            plugins: [.plugin(name: "EmbedTemplates")]
+        ),
+        // ChpkiRollout: `chpki rollout-plan` and `rollout-run` (ManifestDiff, RolloutPlan, the
+        // executor and its health probes, the site's operations overrides, the rotation gate).
+        // It reads ChpkiBundles' manifests; ChpkiBundles never reads it.
+        .target(
+            name: "ChpkiRollout",
+            dependencies: [
+                "ChpkiBase", "ChpkiModel", "ChpkiOpenSSL", "ChpkiPlatform", "ChpkiInventory", "ChpkiCA",
+                "ChpkiReporting", "ChpkiBundles",
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        // ChpkiCore: the commands, settings, the wording of errors, the demo and the fuzz entry points.
         .target(
             name: "ChpkiCore",
             dependencies: [
@@ -65,13 +101,14 @@ let package = Package(
                 "ChpkiPlatform",
                 "ChpkiInventory",
                 "ChpkiCA",
-                .product(name: "Yams", package: "Yams"),
+                "ChpkiReporting",
+                "ChpkiSecretBundles",
+                "ChpkiBundles",
+                "ChpkiRollout",
                 .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "Mustache", package: "swift-mustache"),
-            ],
-            plugins: [.plugin(name: "EmbedTemplates")]
+            ]
         ),
-        // Compiles templates/*.mustache into ChpkiCore at build time, so an installed binary needs
+        // Compiles templates/*.mustache into ChpkiBundles at build time, so an installed binary needs
         // no files beside it (SPEC §4, §7). The tool is the plugin's; it is not installed.
         .plugin(
             name: "EmbedTemplates",
@@ -89,7 +126,10 @@ let package = Package(
         .testTarget(
             name: "ChpkiCoreTests",
             // The lower targets too: a test of their internals says `@testable import ChpkiOpenSSL`.
-            dependencies: ["ChpkiCore", "ChpkiBase", "ChpkiModel", "ChpkiOpenSSL", "ChpkiPlatform", "ChpkiInventory", "ChpkiCA"]
+            dependencies: [
+                "ChpkiCore", "ChpkiBase", "ChpkiModel", "ChpkiOpenSSL", "ChpkiPlatform", "ChpkiInventory", "ChpkiCA",
+                "ChpkiReporting", "ChpkiSecretBundles", "ChpkiBundles", "ChpkiRollout",
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -82,7 +82,7 @@ struct RolloutPlanCommand: ParsableCommand {
         if let recorded, let newManifest {
             plan = try RolloutPlan.pair(recorded: recorded, new: newManifest, operations: overrides)
         } else {
-            plan = try RolloutPlan.make(bundles: bundles ?? "", state: state ?? InstalledRecords.defaultDirectory(global.settings),
+            plan = try RolloutPlan.make(bundles: bundles ?? "", state: state ?? InstalledRecords.defaultDirectory(caDirectory: global.settings.caDirectory.path),
                                         only: (hosts ?? "").split(separator: ",").map(String.init), force: force, operations: overrides)
         }
         let reporter = global.makeReporter()

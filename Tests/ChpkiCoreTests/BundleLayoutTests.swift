@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiSecretBundles
+@testable import ChpkiBundles
 @testable import ChpkiCA
 
 /// Host layouts from the service descriptors, without a CA: leaves are placeholders (the layout

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiSecretBundles
 @testable import ChpkiCA
 
 @Suite("veil secrets: AES-256-CBC through EVP")

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiRollout
 @testable import ChpkiCA
 @testable import ChpkiOpenSSL
 

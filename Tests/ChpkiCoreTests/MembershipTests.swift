@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiBundles
 @testable import ChpkiCA
 @testable import ChpkiInventory
 

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiReporting
 @testable import ChpkiCA
 @testable import ChpkiPlatform
 @testable import ChpkiOpenSSL

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiBundles
+@testable import ChpkiRollout
 @testable import ChpkiCA
 
 /// The rollout plan (issue 17, ROLLOUT-CONTRACT): from what each host last installed and its new

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiBundles
+@testable import ChpkiRollout
 
 /// `chpki rollout-check` (RolloutStepCheck): a plan file is read field by field; the checks of one
 /// host's step in one phase run against a real TLS server (openssl s_server) from the bundle's

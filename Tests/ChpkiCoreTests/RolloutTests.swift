@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiSecretBundles
+@testable import ChpkiBundles
+@testable import ChpkiRollout
 @testable import ChpkiCA
 
 /// The recorded-manifest reader (InstallRecord, InstallPaths) and the per-host diff (ManifestDiff)

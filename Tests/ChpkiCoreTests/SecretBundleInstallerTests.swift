@@ -4,6 +4,7 @@ import Glibc
 #endif
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiSecretBundles
 @testable import ChpkiCA
 @testable import ChpkiPlatform
 

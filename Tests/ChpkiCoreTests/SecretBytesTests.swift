@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import ChpkiBase
 @testable import ChpkiCore
+@testable import ChpkiBundles
 @testable import ChpkiPlatform
 
 /// Private keys live in `SecretBytes` from the CA to the file written (issue 19): the type wipes

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiBundles
 @testable import ChpkiCA
 
 @Suite("snippet rules: what each service must never accept")

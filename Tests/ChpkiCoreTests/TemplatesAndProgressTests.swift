@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ChpkiCore
+@testable import ChpkiReporting
 @testable import ChpkiCA
 
 @Suite("built-in templates and the override directory")

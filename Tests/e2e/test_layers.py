@@ -25,9 +25,16 @@ LAYERS = {
     "ChpkiModel": {"ChpkiBase"},
     "ChpkiOpenSSL": {"ChpkiBase", "ChpkiModel", "CChpkiOpenSSL"},
     "ChpkiPlatform": {"ChpkiBase", "CChpkiPOSIX", "CChpkiZlib"},
+    "ChpkiReporting": {"ChpkiBase", "ChpkiPlatform"},
     "ChpkiInventory": {"ChpkiBase", "ChpkiModel", "ChpkiPlatform"},
     "ChpkiCA": {"ChpkiBase", "ChpkiModel", "ChpkiOpenSSL", "ChpkiPlatform", "ChpkiInventory"},
-    "ChpkiCore": {"ChpkiBase", "ChpkiModel", "ChpkiOpenSSL", "ChpkiPlatform", "ChpkiInventory", "ChpkiCA"},
+    "ChpkiSecretBundles": {"ChpkiBase", "ChpkiModel", "ChpkiOpenSSL", "ChpkiPlatform", "ChpkiCA", "ChpkiReporting"},
+    "ChpkiBundles": {"ChpkiBase", "ChpkiModel", "ChpkiOpenSSL", "ChpkiPlatform", "ChpkiInventory", "ChpkiCA", "ChpkiReporting",
+                     "ChpkiSecretBundles"},
+    "ChpkiRollout": {"ChpkiBase", "ChpkiModel", "ChpkiOpenSSL", "ChpkiPlatform", "ChpkiInventory", "ChpkiCA", "ChpkiReporting",
+                     "ChpkiBundles"},
+    "ChpkiCore": {"ChpkiBase", "ChpkiModel", "ChpkiOpenSSL", "ChpkiPlatform", "ChpkiInventory", "ChpkiCA", "ChpkiReporting",
+                  "ChpkiSecretBundles", "ChpkiBundles", "ChpkiRollout"},
     "chpki": {"ChpkiCore"},
 }
 C_MODULES = {"CChpkiOpenSSL", "CChpkiPOSIX", "CChpkiZlib"}
@@ -79,7 +86,8 @@ def test_no_glibc_above_the_platform_layer():
     """POSIX calls through Glibc only in ChpkiPlatform (and ChpkiBase's explicit_bzero, the OpenSSL
     target's TLS socket): the layers above reach the OS through ChpkiPlatform. Foundation re-exports
     Glibc, so only the import can be checked, not every call."""
-    for name in ("ChpkiModel", "ChpkiInventory", "ChpkiCA", "ChpkiCore", "chpki"):
+    for name in ("ChpkiModel", "ChpkiReporting", "ChpkiInventory", "ChpkiCA", "ChpkiSecretBundles", "ChpkiBundles",
+                 "ChpkiRollout", "ChpkiCore", "chpki"):
         users = imports_of(REPO / "Sources" / name).get("Glibc", set())
         assert not users, f"{name} imports Glibc: {sorted(users)}; OS calls belong in ChpkiPlatform"
 

@@ -27,7 +27,7 @@ public enum BundleBackendCommand {
         defer { data.wipe() }
         let secrets = collected.secrets
         let archive = try BackendSecretsBundle.archive(data, modified: collected.modified, source: from)
-        try options.write(archive, to: out, purpose: "the backend secrets bundle", settings: settings, reporter: reporter)
+        try options.write(archive, to: out, purpose: "the backend secrets bundle", environment: settings.environment, reporter: reporter)
         let manifest = try SecretBundleArchive.manifest(BackendSecretsBundle.layout, files: [(BackendSecretsBundle.path, data)])
         try reporter.emit(Report(out: out, from: from, encrypted: options.encryptedDescription,
                                  files: manifest.files, secretsFormat: secrets.format.rawValue, credentials: secrets.names))

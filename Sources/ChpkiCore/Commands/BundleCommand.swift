@@ -40,7 +40,10 @@ public enum BundleCommand {
         let inventory = try settings.requireInventory()
         let templates = try Templates(explicit: options.templates, environment: settings.environment)
         let (services, minicluster) = try selectServices(options.services, inventory: inventory)
-        let inputs = try BundleInputs.load(settings: settings, passphraseFile: options.passphraseFile, inventory: inventory, reporter: reporter)
+        // The session lives for this statement only, as when BundleInputs opened it: the lock is
+        // not held while the bundles are written.
+        let inputs = try BundleInputs.load(from: try settings.openCA(.read, passphraseFile: options.passphraseFile, reporter: reporter),
+                                           inventory: inventory, reporter: reporter)
         // Who already runs what (membership of etcd and MinIO pools) comes from the install records.
         let installed = try InstalledServices.load(directory: options.state ?? defaultState(settings: settings), previousOutput: options.output)
         let facts = ClusterFacts(inventory: inventory, inputs: inputs, templates: templates, flavor: options.flavor, installed: installed)

@@ -29,7 +29,7 @@ public enum BundleFrontendCommand {
 
         let (bundle, notes, problems) = try FrontendCollector.bundle(root: from, flavor: options.flavor)
         guard problems.isEmpty else { throw ChpkiError(.frontendInvalid, problems: problems) }
-        try options.output.write(try bundle.archive(source: from), to: out, purpose: "the frontend bundle", settings: settings, reporter: reporter)
+        try options.output.write(try bundle.archive(source: from), to: out, purpose: "the frontend bundle", environment: settings.environment, reporter: reporter)
         for note in notes { reporter.note(note) }
         try report(bundle, from: from, out: out, options: options, reporter: reporter)
     }

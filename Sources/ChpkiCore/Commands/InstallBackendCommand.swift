@@ -22,7 +22,7 @@ public enum InstallBackendCommand {
     public static func run(_ options: Options, settings: Settings, reporter: Reporter) throws {
         let bundle = try SecretBundleArchive.readFile(options.file)
         let opened = try BackendSecretsBundle.open(bundle, file: options.file) {
-            try options.passphrase(for: "the backend secrets bundle", settings: settings)
+            try options.passphrase(for: "the backend secrets bundle", environment: settings.environment)
         }
         var data = opened.data
         defer { data.wipe() }

@@ -8,7 +8,7 @@ public enum InstallFrontendCommand {
     public static func run(_ options: Options, settings: Settings, reporter: Reporter) throws {
         let data = try SecretBundleArchive.readFile(options.file)
         let opened = try FrontendBundleReader.open(data, file: options.file) {
-            try options.passphrase(for: "the frontend bundle", settings: settings)
+            try options.passphrase(for: "the frontend bundle", environment: settings.environment)
         }
         let files = Dictionary(uniqueKeysWithValues: opened.bundle.files.map { ($0.path, $0.data) })
         let plan = try SecretBundleInstaller.install(files, layout: opened.bundle.flavor.layout, rootPath: options.root,

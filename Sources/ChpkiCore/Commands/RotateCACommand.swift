@@ -24,7 +24,7 @@ public enum RotateCACommand {
                 throw ChpkiError.input(.fileMissing, file: settings.inventoryPath, field: "--finish",
                     "missing: --finish checks each inventory host's install record (or give --force-unrecorded)")
             }
-            installed = CARotation.Installed(hosts: RotationGate.hosts(of: inventory), state: state ?? InstalledRecords.defaultDirectory(settings))
+            installed = CARotation.Installed(hosts: RotationGate.hosts(of: inventory), state: state ?? InstalledRecords.defaultDirectory(caDirectory: settings.caDirectory.path))
         }
         let session = try settings.openCA(.change, passphraseFile: passphraseFile, reporter: reporter)
         let directory = session.directory
