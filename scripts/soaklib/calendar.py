@@ -303,8 +303,12 @@ class Run:
         if "patroni" in cluster.services_of(host) and self.leader() == short:
             # the operator moves the leader away before taking its host down
             candidate = next(m for m in self.patroni_members() if m != short)
+            started = time.time()
             self.patronictl(short, "switchover", "--leader", host.fqdn, "--candidate",
                             cluster.ALL_HOSTS[candidate].fqdn, "--force")
+            # A switchover has a moment with no primary (demote, then promote): the report counts
+            # the writes that fail in it apart (report.switchover_gaps), not as the rollout's.
+            self.event("leader-switchover", host=host.fqdn, started=started)
         if "etcd" in cluster.services_of(host):
             res = self.etcdctl("member", "list", "-w", "json")
             ids = [m["ID"] for m in json.loads(res.stdout or "{}").get("members", []) if m.get("name") == host.fqdn]

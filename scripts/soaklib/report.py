@@ -29,6 +29,26 @@ def is_unavailable(reason: str | None) -> bool:
     return bool(reason) and not any(marker in reason.lower() for marker in CERTIFICATE)
 
 
+def switchover_gaps(probes: list[dict], events: list[dict]) -> set[int]:
+    """The write probes (indices) that failed in an operator's planned switchover: from its start
+    until the first write that succeeds after `patronictl switchover` returned. A switchover always
+    leaves a moment with no primary; it is the operator's step before removing the leader's host
+    (docs/growth.md), not something a certificate change did."""
+    out: set[int] = set()
+    for e in (e for e in events if e["kind"] == "leader-switchover"):
+        open_ = True
+        for i, p in enumerate(probes):
+            if not p["name"].endswith("-write") or p["t"] < e.get("started", e["t"]):
+                continue
+            if p["ok"] and p["t"] > e["t"]:
+                open_ = False
+            if not open_:
+                break
+            if not p["ok"]:
+                out.add(i)
+    return out
+
+
 def build(layout: cluster.Layout, profile: cluster.Profile, t0: float, started: str) -> dict:
     probes, weeks, events = _lines(layout.probe_log), _lines(layout.weeks), _lines(layout.events)
 
@@ -36,11 +56,14 @@ def build(layout: cluster.Layout, profile: cluster.Profile, t0: float, started: 
         return round((t - t0) / profile.week_seconds, 2)
 
     endpoints: dict[str, dict] = {}
-    for p in probes:
+    switchover = switchover_gaps(probes, events)
+    for i, p in enumerate(probes):
         e = endpoints.setdefault(p["name"], {"attempts": 0, "failures": 0, "certificate_failures": 0, "unavailable": 0,
                                              "first_failure": None, "last_failure": None})
         e["attempts"] += 1
-        if not p["ok"]:
+        if i in switchover:
+            e["in_switchover"] = e.get("in_switchover", 0) + 1
+        elif not p["ok"]:
             e["failures"] += 1
             # A certificate or trust failure (what chpki must never cause) apart from a server that
             # did not answer for a moment (a planned restart: refused, reset, timed out).
@@ -69,6 +92,7 @@ def build(layout: cluster.Layout, profile: cluster.Profile, t0: float, started: 
         "certificate_failures": sum(e["certificate_failures"] for e in endpoints.values()),
         "unavailable_probes": sum(e["unavailable"] for n, e in endpoints.items() if "@" in n),
         "failed_writes": sum(e["failures"] for n, e in endpoints.items() if n.endswith("-write")),
+        "writes_failed_in_switchover": len(switchover),
         "weeks": [{k: w[k] for k in ("week", "seconds", "exit", "renewed", "copied", "reloaded")} for w in weeks],
         "events": [{k: v for k, v in e.items() if k != "t"} for e in events],
         "longest_weekly_job_seconds": max((w["seconds"] for w in weeks), default=0),
