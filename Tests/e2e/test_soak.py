@@ -2,7 +2,8 @@
 Patroni + PostgreSQL, HAProxy, nginx), each week the real weekly job, growth, a prune, a root
 rotated start to finish and the first root expiring, a probe handshaking with every endpoint every
 second and writing through etcd and the Patroni leader. Fails on any certificate or trust failure
-the probe sees and on any failed weekly job, printing where and why (report.json's first and last
+the probe sees, on any failed write (outside the operator's leader switchover, counted apart) and
+on any failed weekly job, printing where and why (report.json's first and last
 failure). A server that did not answer for a moment during its planned restart is reported
 (unavailable_probes, longest_leader_gap_seconds), not failed on: `scripts/soak --strict` does."""
 from __future__ import annotations
