@@ -43,12 +43,13 @@ public struct ServiceOperations: Codable, Sendable, Equatable {
     /// A layout without a running service (minicluster's files, a toy): nothing to run.
     public static let none = ServiceOperations()
 
-    /// What a step runs for the service: on_start where it is new to the host, on_trust when its
-    /// trust files changed (both cover leaves and config too; a site that emptied on_trust gets
-    /// the rest), else on_config when a config file changed, else on_leaf.
-    package func commands(start: Bool = false, trust: Bool, config: Bool) -> [[String]] {
-        if start, let onStart { return onStart }
-        if trust, !onTrust.isEmpty { return onTrust }
+    /// What a host's leaves step runs for the service: where the service is new to the host,
+    /// on_start, else on_trust (it starts with every file in place; a site that emptied on_trust
+    /// gets the rest); else on_config when a config file changed; else on_leaf. (A trust step
+    /// runs on_trust as it is.)
+    package func leavesCommands(newToHost: Bool, config: Bool) -> [[String]] {
+        if newToHost, let onStart { return onStart }
+        if newToHost, !onTrust.isEmpty { return onTrust }
         if config, let onConfig { return onConfig }
         return onLeaf
     }

@@ -1,3 +1,4 @@
+import ChpkiBundles
 import ChpkiModel
 import ChpkiOpenSSL
 import ChpkiReporting
@@ -19,11 +20,8 @@ import Foundation
 /// host installed: a service that answers with another one is `Stale` (it runs on its old files:
 /// a reload it missed or merged with another), never healthy.
 public struct HealthProbe: Sendable {
-    public enum Kind: String, Sendable, CaseIterable {
-        case tls, etcd
-        case patroniREST = "patroni-rest"
-        case postgres
-    }
+    /// The kinds a manifest's check names: one list, kept with the check (ChpkiBundles).
+    public typealias Kind = HealthCheck.Kind
 
     public var kind: Kind
     public var address: String

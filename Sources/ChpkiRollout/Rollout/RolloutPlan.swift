@@ -277,7 +277,7 @@ struct HostSteps {
             let deferred = trustDeferred.contains(service)
             // A file of unknown role (none in a manifest chpki writes) counts as config: the safer command.
             let config = leafEntries.contains { $0.service == service && (role($0) == .config || role($0) == nil) }
-            let argv = operations[service]?.commands(start: deferred, trust: deferred, config: config) ?? []
+            let argv = operations[service]?.leavesCommands(newToHost: deferred, config: config) ?? []
             leafRun += commands(service, argv, entries: leafEntries + (deferred ? trustEntries : []))
         }
         // The host's own MANIFEST.json travels with its last copy (`verify --installed` reads it).
