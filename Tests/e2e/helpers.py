@@ -800,7 +800,8 @@ def db_copy(ca_dir: Path, tmp: Path) -> Path:
 
 def db_rows(ca_dir: Path, tmp: Path, where: str = "1=1", passphrase: str | None = PASSPHRASE) -> list[dict]:
     """Rows of the `certificates` table (as dicts), read from a copy of ca.db. Sealed leaf keys are
-    opened with `passphrase` (see `unseal_leaf_keys`) into `private_key_pem`, as the first release stored them."""
+    opened with `passphrase` (see `unseal_leaf_keys`) into `private_key_pem`, as the first release stored them;
+    an intermediate's sealed copy of its key (issue 19) into `sealed_issuing_key_pem`."""
     con = sqlite3.connect(db_copy(ca_dir, tmp))
     con.row_factory = sqlite3.Row
     try:
@@ -815,7 +816,9 @@ def db_rows(ca_dir: Path, tmp: Path, where: str = "1=1", passphrase: str | None 
             data_key = None
         if data_key is not None:
             for r in rows:
-                if r.get("key_sealed"):
+                if r.get("key_sealed") and r["kind"] in ("root", "intermediate"):
+                    r["sealed_issuing_key_pem"] = unseal(data_key, r["key_sealed"], r["serial"], ISSUING_KEY_AAD).decode()
+                elif r.get("key_sealed"):
                     r["private_key_pem"] = unseal(data_key, r["key_sealed"], r["serial"]).decode()
     return rows
 
@@ -824,6 +827,8 @@ def db_rows(ca_dir: Path, tmp: Path, where: str = "1=1", passphrase: str | None 
 # AES-GCM: a data key wrapped under scrypt(passphrase), each key sealed under it with its serial as AAD.
 WRAP_AAD = b"chpki leaf-key data key v1"
 KEY_AAD = b"chpki leaf key v1 serial "
+# An intermediate's second copy of its key, sealed under the same data key (docs/security.md).
+ISSUING_KEY_AAD = b"chpki issuing key v1 serial "
 
 
 def unwrap_data_key(wrap_json: str, passphrase: str) -> bytes:
@@ -840,9 +845,9 @@ def unwrap_data_key(wrap_json: str, passphrase: str) -> bytes:
     return AESGCM(kek).decrypt(box[:12], box[12:], WRAP_AAD)
 
 
-def unseal(data_key: bytes, box: bytes, serial_hex: str) -> bytes:
+def unseal(data_key: bytes, box: bytes, serial_hex: str, aad: bytes = KEY_AAD) -> bytes:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-    return AESGCM(data_key).decrypt(box[:12], box[12:], KEY_AAD + bytes.fromhex(serial_hex))
+    return AESGCM(data_key).decrypt(box[:12], box[12:], aad + bytes.fromhex(serial_hex))
 
 
 def db_integrity(ca_dir: Path, tmp: Path) -> str:

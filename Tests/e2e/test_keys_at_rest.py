@@ -17,6 +17,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 import helpers as h
@@ -104,6 +105,16 @@ def test_dump_of_ca_db_reveals_no_key_and_bundle_keys_work(site, tmp_path):
         key = serialization.load_pem_private_key(r["private_key_pem"].encode(), None)
         assert h.spki(key) == h.spki(h.row_cert(r)), r["serial"]
         assert r["private_key_pem"].startswith("-----BEGIN PRIVATE KEY-----")
+
+    # The intermediate's second copy of its key (sealed under the same data key, its own associated
+    # data) opens with the same passphrase and is the key of intermediate.pem; the root has none
+    authorities = [r for r in h.db_rows(base / "ca", tmp_path / "db3", passphrase=h.PASSPHRASE)
+                   if r["kind"] in ("root", "intermediate")]
+    assert [r["kind"] for r in authorities if r.get("key_sealed")] == ["intermediate"]
+    copy = next(r for r in authorities if r["kind"] == "intermediate")["sealed_issuing_key_pem"]
+    key = serialization.load_pem_private_key(copy.encode(), None)
+    intermediate = x509.load_pem_x509_certificate((base / "ca" / "intermediate.pem").read_bytes())
+    assert h.spki(key) == h.spki(intermediate)
 
     # ... and a wrong passphrase opens nothing
     with pytest.raises(Exception):

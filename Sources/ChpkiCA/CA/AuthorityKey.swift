@@ -30,6 +30,24 @@ enum AuthorityKey {
         return try key.encryptedPKCS8PEM(passphrase: passphrase, protection: protection)
     }
 
+    /// An issuing intermediate's key sealed under the leaf-key data key, stored beside its PKCS#8
+    /// copy: both are under the operations passphrase (SPEC §6), but a run that opens the data key
+    /// anyway (every `issue`) then needs one scrypt, not two. The PKCS#8 copy stays what
+    /// `intermediate.key`, `passphrase change` and OpenSSL use. nil without a vault (`--no-passphrase`).
+    static func sealedCopy(of key: PrivateKey, serial: SerialNumber, vault: LeafKeyVault?) throws -> Data? {
+        guard let vault else { return nil }
+        var pem = try key.pkcs8PEM()
+        return try vault.sealIssuingKey(SecretBytes(consuming: &pem), serial: serial)
+    }
+
+    /// Opens a sealed copy and checks it belongs to `certificate`; nil when it does not open or
+    /// match, and the PKCS#8 copy is used (and reports what is wrong).
+    static func openSealedCopy(_ box: Data, certificate: Certificate, vault: LeafKeyVault) -> PrivateKey? {
+        guard let pem = vault.openIssuingKey(box, serial: certificate.serial), let key = try? PrivateKey(pem: pem),
+              key.matches(certificate) else { return nil }
+        return key
+    }
+
     /// Opens a stored CA key and checks it belongs to `certificate`; `name` is the file the operator knows it by.
     /// `source` names where the passphrase came from when it does not open the key.
     static func open(_ pem: Data, certificate: Certificate, name: String, source: String = "passphrase",

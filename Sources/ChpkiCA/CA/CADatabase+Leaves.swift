@@ -26,8 +26,9 @@ extension CADatabase {
     public struct LeafRow: Sendable {
         public let serial: SerialNumber
         let supersedes: SerialNumber?
-        /// In the order of `insertLeafSQL`'s columns.
-        let values: [DatabaseValue]
+        /// In the order of `insertLeafSQL`'s columns; built where the row is (on a signing thread),
+        /// so that the one thread that records only binds them.
+        let arguments: StatementArguments
 
         public init(_ leaf: NewLeaf, now: Date) throws {
             try self.init(leaf, createdAt: CADatabase.storedDate(now))
@@ -45,16 +46,20 @@ extension CADatabase {
             }
             serial = signed.serial
             supersedes = leaf.supersedes
-            values = [
+            let subjectText = signed.subject.rfc4514
+            let sanTexts = signed.subjectAlternativeNames.map(\.description)
+            let essentials = leaf.profile.essentials(subjectText: subjectText, sanTexts: sanTexts)
+            let values: [DatabaseValue] = [
                 signed.serial.hex.databaseValue, identity.kind.rawValue.databaseValue, identity.host.databaseValue,
-                identity.service.databaseValue, identity.name.databaseValue, signed.subject.rfc4514.databaseValue,
-                signed.subjectOneLine.databaseValue, try CADatabase.essentialsJSON(leaf.profile.essentials).databaseValue,
-                try CADatabase.stringsJSON(signed.subjectAlternativeNames.map(\.description)).databaseValue,
+                identity.service.databaseValue, identity.name.databaseValue, subjectText.databaseValue,
+                signed.subjectOneLine.databaseValue, try CADatabase.essentialsJSON(essentials).databaseValue,
+                try CADatabase.stringsJSON(sanTexts).databaseValue,
                 leaf.profile.keyType.rawValue.databaseValue, leaf.issuerSerial.hex.databaseValue,
                 CADatabase.storedDate(signed.notBefore), CADatabase.storedDate(signed.notAfter), CertificateStatus.valid.rawValue.databaseValue,
                 signed.pem.databaseValue, clearKey.databaseValue, sealedKey.databaseValue, createdAt,
                 (leaf.oneOff ? CADatabase.oneOffOrigin : nil).databaseValue,
             ]
+            arguments = StatementArguments(values)
         }
     }
 
@@ -84,7 +89,7 @@ extension CADatabase {
                 try supersede.execute(arguments: [CertificateStatus.superseded.rawValue, row.serial.hex, previous.hex,
                                                   CertificateStatus.valid.rawValue])
             }
-            try insert.execute(arguments: StatementArguments(row.values))
+            try insert.execute(arguments: row.arguments)
             recorded.append(row.serial)
         }
     }
@@ -96,11 +101,13 @@ extension CADatabase {
     public func recordIssued(addingAuthority authority: NewAuthority? = nil, now: Date,
                              _ produce: (_ record: (LeafRow) throws -> Void) throws -> Void) throws {
         let intermediate = authority.map { "the intermediate \($0.certificate.serial.hex) and " } ?? ""
-        try change({ serials in "\(intermediate)certificates \(Self.describe(serials))" }) { db in
-            if let authority { try Self.insert(authority, db: db, now: now) }
-            let recorder = try LeafRecorder(db)
-            try produce(recorder.record)
-            return recorder.recorded
+        _ = try withoutAutocheckpoint {
+            try change({ serials in "\(intermediate)certificates \(Self.describe(serials))" }) { db in
+                if let authority { try Self.insert(authority, db: db, now: now) }
+                let recorder = try LeafRecorder(db)
+                try produce(recorder.record)
+                return recorder.recorded
+            }
         }
     }
 

@@ -156,6 +156,8 @@ public enum CAInitializer {
                                              protection: request.protection), role: .current)]
         var fileNames = [CADirectory.rootKey, CADirectory.rootCertificate]
 
+        // Leaf keys are sealed under the passphrase; a --no-passphrase CA keeps them in clear, as its CA key.
+        let vault = try request.passphrase.map { try LeafKeyVault.create(passphrase: $0) }
         var intermediate: Certificate?
         var crlSigner = Signer(certificate: root, key: rootKey)
         if request.intermediate {
@@ -163,6 +165,7 @@ public enum CAInitializer {
                                                                   constraints: request.nameConstraints, by: crlSigner)
             authorities.append(.init(certificate: certificate, kind: .intermediate, issuerSerial: root.serial,
                                      keyPEM: try AuthorityKey.protect(key, passphrase: request.passphrase, protection: request.protection),
+                                     sealedKey: try AuthorityKey.sealedCopy(of: key, serial: certificate.serial, vault: vault?.0),
                                      role: .current))
             fileNames += [CADirectory.intermediateKey, CADirectory.intermediateCertificate]
             intermediate = certificate
@@ -173,10 +176,8 @@ public enum CAInitializer {
             entries: [], number: 1, thisUpdate: notBefore, nextUpdate: CRLPolicy.nextUpdate(after: request.now),
             issuer: crlSigner.certificate!, key: crlSigner.key)
         fileNames += [CADirectory.crl, OpenSSLIndex.fileName, OpenSSLIndex.attributesFileName]
-        // Leaf keys are sealed under the passphrase; a --no-passphrase CA keeps them in clear, as its CA key.
-        let wrap = try request.passphrase.map { try LeafKeyVault.create(passphrase: $0).1 }
         return Materials(root: root, intermediate: intermediate, authorities: authorities,
-                         crl: .init(number: 1, pem: try crl.pemEncoded()), leafKeyWrap: wrap, fileNames: fileNames,
+                         crl: .init(number: 1, pem: try crl.pemEncoded()), leafKeyWrap: vault?.1, fileNames: fileNames,
                          rootKeyApart: rootKeyApart)
     }
 

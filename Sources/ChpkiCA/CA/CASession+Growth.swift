@@ -38,7 +38,10 @@ extension CASession {
             : IssuingIntermediate.subject(below: root.subject)
         let (key, certificate) = try IssuingIntermediate.sign(subject: subject, now: now, constraints: constraints, by: rootSigner)
         let authority = CADatabase.NewAuthority(certificate: certificate, kind: .intermediate, issuerSerial: root.serial,
-                                                keyPEM: try AuthorityKey.protect(key, passphrase: passphrase), role: .current)
+                                                keyPEM: try AuthorityKey.protect(key, passphrase: passphrase),
+                                                sealedKey: try AuthorityKey.sealedCopy(of: key, serial: certificate.serial,
+                                                                                       vault: passphrase == nil ? nil : try unlockVault()),
+                                                role: .current)
         let signer = Signer(certificate: certificate, key: key)
         phaseDone("signed a new issuing intermediate with the root")
         let issued = try sign(items, signer: signer, issuer: certificate, progress: progress, phaseDone: phaseDone) { produce in

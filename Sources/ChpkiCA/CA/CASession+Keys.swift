@@ -16,6 +16,17 @@ struct UnlockedKeys {
     /// Whether the vault below was looked for: it stays nil for a CA whose leaf keys are in clear.
     var vaultLoaded = false
     var vault: LeafKeyVault?
+    /// The operations keys being opened on another thread (`startUnlockingOperations`).
+    var pending: PendingUnlock?
+}
+
+/// What `startUnlockingOperations` opens on other threads while the command plans: the data key,
+/// and the issuing key (from its sealed copy once the data key is open, else from its PKCS#8).
+/// Only values cross threads; the session takes the results in `collectPendingUnlock`.
+final class PendingUnlock: Sendable {
+    let group = DispatchGroup()
+    let vault = Mutex<LeafKeyVault?>(nil)
+    let signingKey = Mutex<PrivateKey?>(nil)
 }
 
 extension CASession {
@@ -56,29 +67,55 @@ extension CASession {
 
     /// Opens the issuing key and the leaf-key data key now, so that a missing or wrong operations
     /// passphrase is refused before the command does anything, even when nothing is due.
-    /// The two KDFs of a run, the issuing key's and the data key's (scrypt, ~0.1 s each on one
-    /// core), run side by side when both are under the operations passphrase.
     public func unlockOperations() throws {
-        let opening = DispatchGroup()
-        let early = Mutex<Result<LeafKeyVault, any Error>?>(nil)
-        if unlocked.signer == nil, !unlocked.vaultLoaded, AuthorityKey.secret(of: issuing.kind, rootApart: try rootKeyApart()) == .operations,
-           let wrap = try database.publishedState().leafKeyWrap {
-            let passphrase = try passphrase()
-            let source = passphrases.operationsField
-            DispatchQueue.global(qos: .userInitiated).async(group: opening) {
-                let result = Result { try LeafKeyVault.open(wrap, passphrase: passphrase, source: source) }
-                early.withLock { $0 = result }
+        if unlocked.pending == nil { try startUnlockingOperations() }
+        _ = try unlockSigner()
+        _ = try unlockVault()
+    }
+
+    /// Starts opening the operations keys on other threads and returns at once, so that their KDF
+    /// (scrypt, about 0.25 s of one core) overlaps what the command does next (`issue` plans);
+    /// `unlockOperations` (or any unlock) then collects them. It asks for the passphrase now.
+    /// The data key's KDF also opens the issuing key's sealed copy; a CA made before those copies
+    /// runs the issuing key's own KDF beside it. Nothing fails here: a wrong passphrase, or a copy
+    /// that does not open, is reported (or bypassed) by the plain unlocking the collection falls back to.
+    public func startUnlockingOperations() throws {
+        guard unlocked.pending == nil, unlocked.signer == nil, !unlocked.vaultLoaded,
+              AuthorityKey.secret(of: issuing.kind, rootApart: try rootKeyApart()) == .operations,
+              let wrap = try database.publishedState().leafKeyWrap else { return }
+        let passphrase = try passphrase()
+        let source = passphrases.operationsField
+        let certificate = issuingCertificate
+        let sealedKey = try database.authoritySealedKey(serial: issuing.serial)
+        let pending = PendingUnlock()
+        DispatchQueue.global(qos: .userInitiated).async(group: pending.group) {
+            guard let vault = try? LeafKeyVault.open(wrap, passphrase: passphrase, source: source) else { return }
+            pending.vault.withLock { $0 = vault }
+            if let sealedKey, let key = AuthorityKey.openSealedCopy(sealedKey, certificate: certificate, vault: vault) {
+                pending.signingKey.withLock { $0 = key }
             }
         }
-        defer { opening.wait() }
-        _ = try unlockSigner()
-        opening.wait()
-        // A failure is left for unlockVault() to report, as it would have without the early start.
-        if !unlocked.vaultLoaded, case let .success(vault)? = early.withLock({ $0 }) {
+        if sealedKey == nil, let pem = try issuingKeyPEM() {
+            DispatchQueue.global(qos: .userInitiated).async(group: pending.group) {
+                let key = try? AuthorityKey.open(pem, certificate: certificate, name: "", passphrase: { passphrase })
+                pending.signingKey.withLock { $0 = key }
+            }
+        }
+        unlocked.pending = pending
+    }
+
+    /// Waits for `startUnlockingOperations`' threads and keeps what they opened.
+    private func collectPendingUnlock() {
+        guard let pending = unlocked.pending else { return }
+        unlocked.pending = nil
+        pending.group.wait()
+        if !unlocked.vaultLoaded, let vault = pending.vault.withLock({ $0 }) {
             unlocked.vault = vault
             unlocked.vaultLoaded = true
         }
-        _ = try unlockVault()
+        if unlocked.signer == nil, let key = pending.signingKey.withLock({ $0 }) {
+            unlocked.signer = Signer(certificate: issuingCertificate, key: key)
+        }
     }
 
     func issuingKeyPEM() throws -> Data? {
@@ -97,6 +134,7 @@ extension CASession {
     /// first-release CA's passphrase is proven this way, its clear leaf keys are sealed (upgrading
     /// the lock to exclusive for that one transaction): the earliest moment chpki can, in any command.
     public func unlockSigner() throws -> Signer {
+        collectPendingUnlock()
         if let signer = unlocked.signer { return signer }
         let name = directory.file(issuing.kind == .root ? CADirectory.rootKey : CADirectory.intermediateKey)
         guard let pem = try issuingKeyPEM() else { throw ChpkiError.input(.caKeyUnavailable, file: name, field: nil, "cannot read the CA key") }
@@ -127,6 +165,7 @@ extension CASession {
     /// Opens the leaf-key vault (the data key's KDF, once per run): nil for a `--no-passphrase` CA,
     /// whose leaf keys stay in clear. A first-release CA gets its vault from `unlockSigner`'s sealing.
     func unlockVault() throws -> LeafKeyVault? {
+        collectPendingUnlock()
         if unlocked.vaultLoaded { return unlocked.vault }
         if let wrap = try database.publishedState().leafKeyWrap {
             unlocked.vault = try LeafKeyVault.open(wrap, passphrase: try passphrase(), source: passphrases.operationsField)

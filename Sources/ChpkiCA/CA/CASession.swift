@@ -115,7 +115,13 @@ public final class CASession {
     /// After a committed change: reload the CA and write the derived files (index.txt, crl.pem, CA files).
     package func publish() throws {
         (authorities, root, issuing, issuingCertificate, previousRoot) = try Self.load(database, directory)
-        try CAFiles.write(try renderView(), to: directory, committed: database.lastCommitted)
+        let view = try renderView()
+        // The WAL is copied into ca.db (after a batch of leaves, 10 MB and two fsyncs) on another
+        // thread while the files are written: nothing below reads the database.
+        let checkpointing = DispatchGroup()
+        database.checkpoint(in: checkpointing)
+        defer { checkpointing.wait() }
+        try CAFiles.write(view, to: directory, committed: database.lastCommitted)
     }
 
     // MARK: - The lock

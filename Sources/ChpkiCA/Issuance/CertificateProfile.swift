@@ -40,8 +40,13 @@ public struct CertificateProfile: Sendable, Equatable {
     }
 
     public var essentials: Essentials {
-        Essentials(subject: subject.rfc4514, sans: subjectAlternativeNames.map(\.description).sorted(),
-                   eku: extendedKeyUsage.map(\.rawValue), key: keyType.rawValue)
+        essentials(subjectText: subject.rfc4514, sanTexts: subjectAlternativeNames.map(\.description))
+    }
+
+    /// The same from the subject's and SANs' texts already rendered: a leaf's database row stores
+    /// them too, and rendering them once per leaf instead of twice is a tenth of the row's cost.
+    package func essentials(subjectText: String, sanTexts: [String]) -> Essentials {
+        Essentials(subject: subjectText, sans: sanTexts.sorted(), eku: extendedKeyUsage.map(\.rawValue), key: keyType.rawValue)
     }
 
     /// The template for signing at `now`, capped at the issuer's notAfter (SPEC §3).

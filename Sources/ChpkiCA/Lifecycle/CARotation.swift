@@ -56,8 +56,11 @@ public enum CARotation {
         if hasIntermediate {
             let (intermediateKey, certificate) = try IssuingIntermediate.sign(subject: nextGeneration(of: session.issuingCertificate.subject),
                                                                               now: now, constraints: constraints, by: Signer(certificate: root, key: key))
+            let passphrase = try session.newKeyPassphrase(for: .intermediate)
             authorities.append(.init(certificate: certificate, kind: .intermediate, issuerSerial: root.serial,
-                                     keyPEM: try AuthorityKey.protect(intermediateKey, passphrase: try session.newKeyPassphrase(for: .intermediate)),
+                                     keyPEM: try AuthorityKey.protect(intermediateKey, passphrase: passphrase),
+                                     sealedKey: try AuthorityKey.sealedCopy(of: intermediateKey, serial: certificate.serial,
+                                                                            vault: passphrase == nil ? nil : try session.unlockVault()),
                                      role: .current))
             intermediate = certificate
         }

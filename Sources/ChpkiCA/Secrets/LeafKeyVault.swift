@@ -34,6 +34,7 @@ public final class LeafKeyVault: Sendable {
 
     static let wrapContext = Array("chpki leaf-key data key v1".utf8)
     static let keyContext = Array("chpki leaf key v1 serial ".utf8)
+    static let issuingKeyContext = Array("chpki issuing key v1 serial ".utf8)
 
     /// A new data key, wrapped under `passphrase`.
     public static func create(passphrase: Passphrase, parameters: Scrypt.Parameters = .default) throws -> (LeafKeyVault, Wrap) {
@@ -68,6 +69,16 @@ public final class LeafKeyVault: Sendable {
 
     public func seal(_ keyPEM: SecretBytes, serial: SerialNumber) throws -> Data {
         try keyPEM.withBytes { try AES256GCM.seal($0, key: dataKey, associatedData: Self.keyContext + serial.bytes) }
+    }
+
+    /// An issuing intermediate's key, sealed beside its PKCS#8 copy (`AuthorityKey.sealedCopy`).
+    func sealIssuingKey(_ keyPEM: SecretBytes, serial: SerialNumber) throws -> Data {
+        try keyPEM.withBytes { try AES256GCM.seal($0, key: dataKey, associatedData: Self.issuingKeyContext + serial.bytes) }
+    }
+
+    /// Opens what `sealIssuingKey` sealed; nil when it does not authenticate (the caller then opens the PKCS#8 copy).
+    func openIssuingKey(_ box: Data, serial: SerialNumber) -> SecretBytes? {
+        try? AES256GCM.open(box, key: dataKey, associatedData: Self.issuingKeyContext + serial.bytes)
     }
 
     public func open(_ box: Data, serial: SerialNumber) throws -> SecretBytes {

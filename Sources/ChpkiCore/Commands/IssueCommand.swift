@@ -18,14 +18,17 @@ public enum IssueCommand {
         var clock = Stopwatch()
         let inventory = try settings.requireInventory()
         reporter.detail("read \(settings.inventoryPath): \(clock.lap())")
-        let profiles = NamingRules.profiles(for: inventory)
         let session = try settings.openCA(options.dryRun ? .read : .change, passphraseFile: options.passphraseFile, reporter: reporter)
-        // A missing or wrong passphrase is refused now, not on the day something is due.
-        if !options.dryRun { try session.unlockOperations() }
+        // The keys' KDF runs on another core while the plan is made (read-only) ...
+        if !options.dryRun { try session.startUnlockingOperations() }
+        let profiles = NamingRules.profiles(for: inventory)
         let valid = try session.validLeaves()
         let oneOffs = try session.oneOffSerials()
         let growth = try IssuingAuthorities.decide(session, profiles: profiles, inventory: inventory,
                                                    live: valid.filter { oneOffs.contains($0.serial) }, source: inventory.path)
+        // ... and a missing or wrong passphrase is refused here, before anything is signed, even
+        // when nothing is due (not on the day something is).
+        if !options.dryRun { try session.unlockOperations() }
         if !options.dryRun, case .newIntermediate = growth { _ = try session.unlockRootSigner(purpose: IssuingAuthorities.growthPurpose) }
         reporter.detail("opened the CA, \(profiles.count) certificates in the inventory: \(clock.lap())")
         let plan = IssuancePlan(profiles: profiles, existing: valid, now: session.now, acceptedIssuers: session.currentAuthoritySerials,

@@ -74,6 +74,17 @@ public final class PrivateKey: @unchecked Sendable {
         self.init(takingOwnershipOf: key)
     }
 
+    /// Reads an unencrypted PEM key straight from a wiped buffer, without a copy that would not be.
+    public convenience init(pem: SecretBytes) throws {
+        let key: OpaquePointer? = try pem.withBytes { bytes in
+            let bio = try checkNotNil(BIO_new_mem_buf(bytes.baseAddress, Int32(bytes.count)), "BIO_new_mem_buf")
+            defer { BIO_free(bio) }
+            return PEM_read_bio_PrivateKey(bio, nil, chpki_pem_password_callback(), nil)
+        }
+        guard let key else { throw OpenSSLError.drain("cannot read the private key") }
+        self.init(takingOwnershipOf: key)
+    }
+
     /// The key type chpki would name it by, or nil for anything else (e.g. RSA-1024, P-521).
     public var keyType: KeyType? {
         switch EVP_PKEY_get_base_id(pointer) {
