@@ -16,11 +16,17 @@ public final class ParallelResults<Value: Sendable>: Sendable {
         var stopped = false
         /// A worker that could not make its context has no slot to fail.
         var contextFailure: (any Error)?
+        /// `take` sleeps until this many slots are filled (nil: nobody waits).
+        var wakeWhenFinished: Int?
     }
+
+    /// A consumer that has caught up with the workers sleeps until this many more slots are filled,
+    /// not one: a wake-up per slot cost a batch of 5,000 leaves two context switches each.
+    static var takeBatch: Int { 32 }
 
     public let count: Int
     private let state: Mutex<State>
-    /// Signalled once per slot filled and once per stop, for `take`.
+    /// Signalled when `wakeWhenFinished` is reached, and on a stop, for `take`.
     private let progress = DispatchSemaphore(value: 0)
     private let workers = DispatchGroup()
 
@@ -63,10 +69,16 @@ public final class ParallelResults<Value: Sendable>: Sendable {
     /// Slot `index` once its worker has filled it; nil when the batch stopped (a failure: `values()` throws it) first.
     public func take(_ index: Int) -> Result<Value, any Error>? {
         while true {
-            let (slot, stopped) = state.withLock { ($0.slots[index], $0.stopped) }
+            // Set under the lock the workers count under: a target already reached is never waited for.
+            let (slot, stopped, waits) = state.withLock { state in
+                guard state.slots[index] == nil, !state.stopped else { return (state.slots[index], state.stopped, false) }
+                let target = min(count, max(state.finished, index) + Self.takeBatch)
+                state.wakeWhenFinished = target
+                return (nil, false, true)
+            }
             if let slot { return slot }
             if stopped { return nil }
-            progress.wait()
+            if waits { progress.wait() }
         }
     }
 
@@ -107,13 +119,15 @@ public final class ParallelResults<Value: Sendable>: Sendable {
         var index = worker
         while index < count, !failed {
             let result = Result { try work(context, index) }
-            let done = state.withLock { state in
+            let (done, wake) = state.withLock { state in
                 state.slots[index] = result
                 state.finished += 1
                 if case .failure = result { state.stopped = true }
-                return state.finished
+                let wake = state.stopped || state.wakeWhenFinished.map { state.finished >= $0 } ?? false
+                if wake { state.wakeWhenFinished = nil }
+                return (state.finished, wake)
             }
-            progress.signal()
+            if wake { progress.signal() }
             filled(done)
             index += width
         }

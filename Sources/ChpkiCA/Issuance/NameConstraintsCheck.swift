@@ -79,10 +79,18 @@ public struct NameConstraintsCheck {
     public static func violations(_ profiles: [CertificateProfile], against constraints: [NameConstraints]) -> [Violation] {
         let checks = constraints.map(NameConstraintsCheck.init)
         guard !checks.isEmpty else { return [] }
+        // Each distinct name is checked once: most recur (a host's names in each of its services'
+        // certificates, `localhost` and the loopback addresses in all of them).
+        var permitted: [GeneralName: Bool] = [:]
         var found: [Violation] = []
         for profile in profiles {
-            for name in constrainedNames(of: profile) where !checks.allSatisfy({ $0.isPermitted(name) }) {
-                found.append(Violation(profile: profile, name: name))
+            for name in constrainedNames(of: profile) {
+                let isPermitted = permitted[name] ?? {
+                    let answer = checks.allSatisfy { $0.isPermitted(name) }
+                    permitted[name] = answer
+                    return answer
+                }()
+                if !isPermitted { found.append(Violation(profile: profile, name: name)) }
             }
         }
         return found

@@ -24,19 +24,25 @@ public struct SerialNumber: Sendable, Hashable, Comparable, CustomStringConverti
 
     /// Parses hex as `openssl` prints it, with or without colons and `0x`. ASCII digits only:
     /// `isHexDigit` also holds for fullwidth `０`-`９` and `Ａ`-`Ｆ`, which `UInt8(_:radix:)` refuses.
+    /// Hex digits in either case, `:` separators anywhere, an optional `0x`; at most 42 digits.
+    /// Read byte by byte: every row of ca.db is named by its serial, 10,000 of them per index.txt.
     public init?(hex: String) {
-        var digits = hex.lowercased().replacingOccurrences(of: ":", with: "")
-        if digits.hasPrefix("0x") { digits.removeFirst(2) }
-        guard !digits.isEmpty, digits.count <= 42, digits.allSatisfy({ $0.isASCII && $0.isHexDigit }) else { return nil }
-        if digits.count % 2 == 1 { digits = "0" + digits }
-        var bytes: [UInt8] = []
-        var index = digits.startIndex
-        while index < digits.endIndex {
-            let next = digits.index(index, offsetBy: 2)
-            bytes.append(UInt8(digits[index..<next], radix: 16)!)
-            index = next
+        var nibbles: [UInt8] = []
+        nibbles.reserveCapacity(hex.utf8.count)
+        for byte in hex.utf8 where byte != UInt8(ascii: ":") {
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): nibbles.append(byte - UInt8(ascii: "0"))
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): nibbles.append(byte - UInt8(ascii: "a") + 10)
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): nibbles.append(byte - UInt8(ascii: "A") + 10)
+            // "0x" or "0X" before the digits: kept as a marker, checked below.
+            case UInt8(ascii: "x"), UInt8(ascii: "X"): nibbles.append(0xFF)
+            default: return nil
+            }
         }
-        self.init(bytes: bytes)
+        if nibbles.count >= 2, nibbles[0] == 0, nibbles[1] == 0xFF { nibbles.removeFirst(2) }
+        guard !nibbles.isEmpty, nibbles.count <= 42, !nibbles.contains(0xFF) else { return nil }
+        if nibbles.count % 2 == 1 { nibbles.insert(0, at: 0) }
+        self.init(bytes: stride(from: 0, to: nibbles.count, by: 2).map { nibbles[$0] << 4 | nibbles[$0 + 1] })
     }
 
     /// Upper-case hex, even length, no separators: the form `index.txt` and `chpki list` use.

@@ -11,11 +11,20 @@ public enum AES256GCM {
     public static let nonceLength = 12
     public static let tagLength = 16
 
+    /// Fetched once: `EVP_aes_256_gcm()` makes every init look the cipher up again in the shared
+    /// provider store, under the lock the signing workers would otherwise take for each leaf key.
+    /// A fetched cipher is immutable and may be used by any thread.
+    nonisolated(unsafe) private static let cipher: OpaquePointer? = EVP_CIPHER_fetch(nil, "AES-256-GCM", nil)
+
+    private static func fetchedCipher() throws -> OpaquePointer {
+        try checkNotNil(cipher, "EVP_CIPHER_fetch(AES-256-GCM)")
+    }
+
     public static func seal(_ plaintext: UnsafeRawBufferPointer, key: SecretBytes, associatedData: [UInt8]) throws -> Data {
         let nonce = try randomBytes(nonceLength)
         let context = try checkNotNil(EVP_CIPHER_CTX_new(), "EVP_CIPHER_CTX_new")
         defer { EVP_CIPHER_CTX_free(context) }
-        try check(EVP_EncryptInit_ex(context, EVP_aes_256_gcm(), nil, nil, nil), "AES-256-GCM init")
+        try check(EVP_EncryptInit_ex(context, try fetchedCipher(), nil, nil, nil), "AES-256-GCM init")
         try key.withBytes { keyBytes in
             guard keyBytes.count == keyLength else { throw OpenSSLError(operation: "AES-256-GCM needs a 32-byte key", reasons: []) }
             try check(EVP_EncryptInit_ex(context, nil, nil, keyBytes.bindMemory(to: UInt8.self).baseAddress, nonce), "AES-256-GCM key")
@@ -46,7 +55,7 @@ public enum AES256GCM {
         let ciphertext = Array(bytes[nonceLength..<(bytes.count - tagLength)])
         let context = try checkNotNil(EVP_CIPHER_CTX_new(), "EVP_CIPHER_CTX_new")
         defer { EVP_CIPHER_CTX_free(context) }
-        try check(EVP_DecryptInit_ex(context, EVP_aes_256_gcm(), nil, nil, nil), "AES-256-GCM init")
+        try check(EVP_DecryptInit_ex(context, try fetchedCipher(), nil, nil, nil), "AES-256-GCM init")
         try key.withBytes { keyBytes in
             guard keyBytes.count == keyLength else { throw OpenSSLError(operation: "AES-256-GCM needs a 32-byte key", reasons: []) }
             try check(EVP_DecryptInit_ex(context, nil, nil, keyBytes.bindMemory(to: UInt8.self).baseAddress, nonce), "AES-256-GCM key")

@@ -62,14 +62,19 @@ extension CertificateTemplate {
     /// Fills a new X509 from the template and hands it to `signWith`; `issuer` nil means self-signed.
     /// With `encodePublicKeyDirectly` the result is only good for encoding: OpenSSL holds no decoded
     /// public key for it (see `setPublicKeyDirectly`).
+    /// `constants`, given by a signing worker (one issuer, one thread), keeps the extensions that are
+    /// the same in each of its certificates.
     func build(publicKeyOf subjectKey: PrivateKey, issuer: OpaquePointer?, libraryContext: OpaquePointer?,
-               encodePublicKeyDirectly: Bool, signWith: (OpaquePointer) throws -> Void) throws -> Certificate {
+               encodePublicKeyDirectly: Bool, constants: ConstantExtensions? = nil,
+               signWith: (OpaquePointer) throws -> Void) throws -> Certificate {
         let certificate = try checkNotNil(X509_new_ex(libraryContext, nil), "X509_new")
         let result = Certificate(takingOwnershipOf: certificate)  // frees on any throw below
         try check(X509_set_version(certificate, Int(X509_VERSION_3)), "X509_set_version")
         try setSerial(certificate)
         try setValidity(certificate)
-        try withX509Name(subject) { name in try check(X509_set_subject_name(certificate, name), "X509_set_subject_name") }
+        // Written into the certificate's own name: X509_set_subject_name would copy a built name by an
+        // encode and decode round trip, which cost a leaf as much as its signature.
+        try appendAttributes(of: subject, to: try checkNotNil(X509_get_subject_name(certificate), "X509_get_subject_name"))
         let issuerName = issuer.map { X509_get_subject_name($0) } ?? X509_get_subject_name(certificate)
         try check(X509_set_issuer_name(certificate, issuerName), "X509_set_issuer_name")
         if encodePublicKeyDirectly {
@@ -84,18 +89,19 @@ extension CertificateTemplate {
 
         if let certificateAuthority {
             let pathLength = certificateAuthority.pathLength.map { ",pathlen:\($0)" } ?? ""
-            try addExtension(certificate, &context, NID_basic_constraints, "critical,CA:TRUE" + pathLength)
+            try addExtension(certificate, &context, NID_basic_constraints, "critical,CA:TRUE" + pathLength, constants)
         } else {
-            try addExtension(certificate, &context, NID_basic_constraints, "critical,CA:FALSE")
+            try addExtension(certificate, &context, NID_basic_constraints, "critical,CA:FALSE", constants)
         }
         if !keyUsage.isEmpty {
-            try addExtension(certificate, &context, NID_key_usage, "critical," + keyUsage.names.joined(separator: ","))
+            try addExtension(certificate, &context, NID_key_usage, "critical," + keyUsage.names.joined(separator: ","), constants)
         }
         if !extendedKeyUsage.isEmpty {
-            try addExtension(certificate, &context, NID_ext_key_usage, extendedKeyUsage.map(\.rawValue).joined(separator: ","))
+            try addExtension(certificate, &context, NID_ext_key_usage, extendedKeyUsage.map(\.rawValue).joined(separator: ","), constants)
         }
-        try addExtension(certificate, &context, NID_subject_key_identifier, "hash")
-        try addExtension(certificate, &context, NID_authority_key_identifier, "keyid:always")
+        // The key identifier is a hash of this certificate's own key: never a constant.
+        try addExtension(certificate, &context, NID_subject_key_identifier, "hash", nil)
+        try addExtension(certificate, &context, NID_authority_key_identifier, "keyid:always", issuer == nil ? nil : constants)
         if !subjectAlternativeNames.isEmpty {
             let names = try makeGeneralNames(subjectAlternativeNames)
             defer { chpki_general_names_free(names) }
@@ -163,11 +169,20 @@ extension CertificateTemplate {
         }
     }
 
-    /// Extensions whose value is a constant chpki wrote: OpenSSL's own config syntax builds them.
-    private func addExtension(_ certificate: OpaquePointer, _ context: inout X509V3_CTX, _ nid: Int32, _ value: String) throws {
-        let ext = try checkNotNil(X509V3_EXT_nconf_nid(nil, &context, nid, value), "extension \(objectName(OBJ_nid2obj(nid)))=\(value)")
-        defer { X509_EXTENSION_free(ext) }
-        try check(X509_add_ext(certificate, ext, -1), "X509_add_ext")
+    /// Extensions whose value is a constant chpki wrote: OpenSSL's own config syntax builds them,
+    /// once per worker for those in `constants`.
+    private func addExtension(_ certificate: OpaquePointer, _ context: inout X509V3_CTX, _ nid: Int32, _ value: String,
+                              _ constants: ConstantExtensions?) throws {
+        func make() throws -> OpaquePointer {
+            try checkNotNil(X509V3_EXT_nconf_nid(nil, &context, nid, value), "extension \(objectName(OBJ_nid2obj(nid)))=\(value)")
+        }
+        if let constants {
+            try check(X509_add_ext(certificate, try constants.extensionFor(nid: nid, value: value, make: make), -1), "X509_add_ext")
+        } else {
+            let ext = try make()
+            defer { X509_EXTENSION_free(ext) }
+            try check(X509_add_ext(certificate, ext, -1), "X509_add_ext")
+        }
     }
 
     private func addNameConstraints(_ certificate: OpaquePointer, _ constraints: NameConstraints) throws {
@@ -194,14 +209,35 @@ extension CertificateTemplate {
     }
 }
 
-/// Runs `body` with a temporary X509_NAME built from `name` (UTF8String values; C as PrintableString).
-func withX509Name<T>(_ name: DistinguishedName, _ body: (OpaquePointer) throws -> T) throws -> T {
-    let x509Name = try checkNotNil(X509_NAME_new(), "X509_NAME_new")
-    defer { X509_NAME_free(x509Name) }
+/// Appends `name`'s attributes to `x509Name`, in order (UTF8String values; C as PrintableString).
+func appendAttributes(of name: DistinguishedName, to x509Name: OpaquePointer) throws {
     for attribute in name.attributes {
         let bytes = Array(attribute.value.utf8)
         try check(X509_NAME_add_entry_by_txt(x509Name, attribute.type, MBSTRING_UTF8, bytes, Int32(bytes.count), -1, 0),
                   "subject attribute \(attribute.type)")
     }
-    return try body(x509Name)
+}
+
+/// Extensions a signing worker writes unchanged into each of its certificates (basicConstraints,
+/// key usages, and its one issuer's authorityKeyIdentifier), each built once from OpenSSL's config
+/// syntax and then copied by X509_add_ext. Not thread-safe: one per worker.
+final class ConstantExtensions {
+    private struct Key: Hashable {
+        var nid: Int32
+        var value: String
+    }
+
+    private var built: [Key: OpaquePointer] = [:]
+
+    deinit {
+        for ext in built.values { X509_EXTENSION_free(ext) }
+    }
+
+    func extensionFor(nid: Int32, value: String, make: () throws -> OpaquePointer) throws -> OpaquePointer {
+        let key = Key(nid: nid, value: value)
+        if let ext = built[key] { return ext }
+        let ext = try make()
+        built[key] = ext
+        return ext
+    }
 }

@@ -14,6 +14,7 @@ public final class SigningWorker {
     private let issuerKey: OpaquePointer
     private let issuerCertificate: OpaquePointer?
     private let digestName: String?
+    private let constants = ConstantExtensions()
 
     /// `signer`'s key and certificate copied into a fresh library context.
     public init(signer: Signer) throws {
@@ -65,13 +66,13 @@ public final class SigningWorker {
         let key = issuerKey
         let digest = digestName
         let certificate = try template.build(publicKeyOf: subjectKey, issuer: issuerCertificate, libraryContext: context,
-                                             encodePublicKeyDirectly: true) { certificate in
+                                             encodePublicKeyDirectly: true, constants: constants) { certificate in
             let digestContext = try checkNotNil(EVP_MD_CTX_new(), "EVP_MD_CTX_new")
             defer { EVP_MD_CTX_free(digestContext) }
             try check(EVP_DigestSignInit_ex(digestContext, nil, digest, context, nil, key, nil), "EVP_DigestSignInit_ex")
             guard X509_sign_ctx(certificate, digestContext) > 0 else { throw OpenSSLError.drain("X509_sign_ctx") }
         }
-        return SignedCertificate(pem: String(decoding: try certificate.pemEncoded(), as: UTF8.self), serial: template.serial,
+        return SignedCertificate(pem: try certificate.pemText(), serial: template.serial,
                                  subject: template.subject, subjectOneLine: certificate.subjectOneLine,
                                  subjectAlternativeNames: template.subjectAlternativeNames,
                                  notBefore: certificate.notBefore, notAfter: certificate.notAfter)
