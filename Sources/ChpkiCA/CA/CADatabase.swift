@@ -158,7 +158,7 @@ public final class CADatabase {
         }
     }
 
-    /// Runs `body` with the commit's own checkpoint off (see `checkpoint()`).
+    /// Runs `body` with the commit's own checkpoint off (see `checkpoint(in:)`).
     package func withoutAutocheckpoint<T>(_ body: () throws -> T) throws -> T {
         try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_autocheckpoint = 0") }
         defer { try? queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_autocheckpoint = \(Self.autocheckpointPages)") } }
