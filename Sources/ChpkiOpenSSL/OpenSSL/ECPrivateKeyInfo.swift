@@ -34,7 +34,7 @@ extension PrivateKey {
         defer { SecureMemory.cleanse(&ecPrivateKey) }
         var info = DER.sequence([0x02, 0x01, 0x00] + DER.sequence(idECPublicKey + curve.oid) + DER.element(0x04, ecPrivateKey))
         defer { SecureMemory.cleanse(&info) }
-        return PEMText.secret(label: "PRIVATE KEY", der: info)
+        return info.withUnsafeBytes { PEMText.secret(label: "PRIVATE KEY", der: $0) }
     }
 }
 
@@ -53,46 +53,4 @@ enum DER {
         if count < 0x100 { return [0x81, UInt8(count)] }
         return [0x82, UInt8(count >> 8), UInt8(count & 0xFF)]
     }
-}
-
-/// PEM text (RFC 7468: base64 in lines of 64) written straight into wiped memory.
-enum PEMText {
-    static func secret(label: String, der: [UInt8]) -> SecretBytes {
-        let header = Array("-----BEGIN \(label)-----\n".utf8)
-        let footer = Array("-----END \(label)-----\n".utf8)
-        let encodedCount = (der.count + 2) / 3 * 4
-        let lines = (encodedCount + 63) / 64
-        let result = SecretBytes(count: header.count + encodedCount + lines + footer.count)
-        result.withMutableBytes { buffer in
-            var out = 0
-            func put(_ byte: UInt8) {
-                buffer[out] = byte
-                out += 1
-            }
-            for byte in header { put(byte) }
-            var column = 0
-            func putEncoded(_ byte: UInt8) {
-                put(alphabet[Int(byte)])
-                column += 1
-                if column == 64 {
-                    put(0x0A)
-                    column = 0
-                }
-            }
-            var index = 0
-            while index < der.count {
-                let b0 = der[index], b1 = index + 1 < der.count ? der[index + 1] : 0, b2 = index + 2 < der.count ? der[index + 2] : 0
-                putEncoded(b0 >> 2)
-                putEncoded((b0 & 0x03) << 4 | b1 >> 4)
-                if index + 1 < der.count { putEncoded((b1 & 0x0F) << 2 | b2 >> 6) } else { put(0x3D); column += 1 }
-                if index + 2 < der.count { putEncoded(b2 & 0x3F) } else { put(0x3D); column += 1 }
-                index += 3
-            }
-            if column != 0 { put(0x0A) }
-            for byte in footer { put(byte) }
-        }
-        return result
-    }
-
-    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 }
