@@ -126,13 +126,9 @@ extension CADatabase {
     static func storedDate(_ date: Date) -> DatabaseValue {
         let seconds = date.timeIntervalSince1970
         guard seconds == seconds.rounded(.down), abs(seconds) < 1e12 else { return date.databaseValue }
-        var time = time_t(seconds)
-        var parts = tm()
-        guard gmtime_r(&time, &parts) != nil else { return date.databaseValue }
-        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        var year = String(parts.tm_year + 1900)
-        while year.count < 4 { year = "0" + year }
-        return "\(year)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday)) \(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).000".databaseValue
+        let time = UTCFields(wholeSeconds: Int(seconds))
+        let two = UTCFields.twoDigits
+        return "\(time.fourDigitYear)-\(two(time.month))-\(two(time.day)) \(two(time.hour)):\(two(time.minute)):\(two(time.second)).000".databaseValue
     }
 
     /// `[String]` as JSONEncoder writes it, by hand when every string is plain (printable ASCII

@@ -44,14 +44,11 @@ public enum OpenSSLIndex {
     }
 
     /// `YYMMDDHHMMSSZ` (UTCTime) before 2050, `YYYYMMDDHHMMSSZ` after, as OpenSSL writes them.
-    /// From the C library's UTC calendar: Foundation's cost a tenth of a second for 10,000 lines.
+    /// From `UTCFields`: Foundation's calendar cost a tenth of a second for 10,000 lines.
     static func asn1Time(_ date: Date) -> String {
-        var time = time_t(date.timeIntervalSince1970.rounded(.down))
-        var parts = tm()
-        gmtime_r(&time, &parts)
-        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        let year = parts.tm_year + 1900
-        let yearText = year < 2050 ? two(year % 100) : String(year)
-        return yearText + two(parts.tm_mon + 1) + two(parts.tm_mday) + two(parts.tm_hour) + two(parts.tm_min) + two(parts.tm_sec) + "Z"
+        let time = UTCFields(wholeSeconds: Int(date.timeIntervalSince1970.rounded(.down)))
+        let two = UTCFields.twoDigits
+        let yearText = time.year < 2050 ? two(time.year % 100) : String(time.year)
+        return yearText + two(time.month) + two(time.day) + two(time.hour) + two(time.minute) + two(time.second) + "Z"
     }
 }
