@@ -96,8 +96,10 @@ extension CASession {
             }
         }
         if sealedKey == nil, let pem = try issuingKeyPEM() {
+            let name = directory.file(issuingKeyFileName)
             DispatchQueue.global(qos: .userInitiated).async(group: pending.group) {
-                let key = try? AuthorityKey.open(pem, certificate: certificate, name: "", passphrase: { passphrase })
+                // Its refusal is not kept: unlockSigner opens the key again and reports it.
+                let key = try? AuthorityKey.open(pem, certificate: certificate, name: name, passphrase: { passphrase })
                 pending.signingKey.withLock { $0 = key }
             }
         }
@@ -118,8 +120,11 @@ extension CASession {
         }
     }
 
+    /// The file the operator knows the issuing key by.
+    private var issuingKeyFileName: String { issuing.kind == .root ? CADirectory.rootKey : CADirectory.intermediateKey }
+
     func issuingKeyPEM() throws -> Data? {
-        try keyPEM(of: issuing, fileName: issuing.kind == .root ? CADirectory.rootKey : CADirectory.intermediateKey)
+        try keyPEM(of: issuing, fileName: issuingKeyFileName)
     }
 
     /// A CA key from the database; a first-release CA whose key was never adopted is read from its file.
@@ -136,7 +141,7 @@ extension CASession {
     public func unlockSigner() throws -> Signer {
         collectPendingUnlock()
         if let signer = unlocked.signer { return signer }
-        let name = directory.file(issuing.kind == .root ? CADirectory.rootKey : CADirectory.intermediateKey)
+        let name = directory.file(issuingKeyFileName)
         guard let pem = try issuingKeyPEM() else { throw ChpkiError.input(.caKeyUnavailable, file: name, field: nil, "cannot read the CA key") }
         let key = try AuthorityKey.open(pem, certificate: issuingCertificate, name: name, source: try passphraseField(for: issuing.kind)) {
             try passphrase(for: issuing.kind)
